@@ -1,0 +1,39 @@
+"""Settings shared by every part of openlfr.
+
+Read from environment variables prefixed ``OPENLFR_`` (for example ``OPENLFR_DATA_DIR``,
+``OPENLFR_BACKEND``) with sensible embedded defaults: everything lives in one data
+directory in the user's data folder.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "cpu", "cuda", "dlib"]
+
+
+class Settings(BaseSettings):
+    """openlfr's configuration; every field can be set as ``OPENLFR_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLFR_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("openlfr", appauthor=False)))
+    backend: Backend = "auto"
+    detector: str = "hog"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where converted models (ONNX graphs) are cached."""
+        return self.data_dir / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""openlfr.face"""
