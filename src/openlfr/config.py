@@ -26,11 +26,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("openlfr", appauthor=False)))
     backend: Backend = "auto"
     detector: str = "hog"
+    model_cache_dir_override: Path | None = Field(default=None, alias="OPENLFR_MODEL_CACHE_DIR")
 
     @property
     def model_cache_dir(self) -> Path:
-        """Where converted models (ONNX graphs) are cached."""
-        return self.data_dir / "models"
+        """Where converted models (ONNX graphs) are cached: ``<data_dir>/models`` by default."""
+        return self.model_cache_dir_override or self.data_dir / "models"
 
 
 @lru_cache(maxsize=1)
