@@ -1,0 +1,64 @@
+"""Reading a video file frame by frame, optionally sampled to fewer frames per second."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own warnings: we report errors ourselves
+import cv2  # noqa: E402
+
+from openlfr.errors import InputError
+from openlfr.video.frames import Frame
+
+
+class VideoFileSource:
+    """Frames of a video file (anything FFmpeg decodes), with their time in the video.
+
+    ``sample_fps`` keeps about that many frames per second of video (all when ``None``).
+    """
+
+    def __init__(self, path: str | Path, sample_fps: float | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such video file")
+        cap = cv2.VideoCapture(str(self.path))
+        ok = cap.isOpened()
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) if ok else 0.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if ok else 0
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0) if ok else 0
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0) if ok else 0
+        readable = ok and cap.read()[0]
+        cap.release()
+        if not readable or self.fps <= 0 or self.width <= 0:
+            raise InputError(f"{self.path}: not a readable video")
+        if self.frame_count <= 1:
+            raise InputError(f"{self.path}: not a video (a single still image?)")
+        self.sample_fps = sample_fps
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps if self.fps else 0.0
+
+    def __iter__(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            step = 1.0 if not self.sample_fps else max(1.0, self.fps / self.sample_fps)
+            next_keep = 0.0
+            index = 0
+            while True:
+                if index + 1 < next_keep:
+                    # grab() skips decoding work for frames we will not use
+                    if not cap.grab():
+                        break
+                    index += 1
+                    continue
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, index / self.fps)
+                next_keep += step
+                index += 1
+        finally:
+            cap.release()

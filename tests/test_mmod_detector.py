@@ -1,0 +1,260 @@
+"""The MMOD detector without dlib gives dlib's boxes (within 2 px) and scores on real images.
+
+The equivalence tests need dlib (the reference) and the shared data; they skip without
+them. dlib-bin's CNN is slow (~2.7 s per 512x512 image), so the image set is kept small:
+40 LFW images, three photographs and one street-video frame at half size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openlfr.errors import InputError
+from openlfr.face.mmod_detector import (
+    MMODDecoding,
+    MMODDetector,
+    decode_output,
+    nms,
+    pyramid_layout,
+    resize_bilinear,
+    tiled_pyramid,
+)
+from openlfr.face.types import Detection, Detector
+
+MAX_PX = 2  # allowed deviation of each box side from dlib's
+SCORE_TOL = 1e-3  # allowed deviation of the confidence (measured: ~1e-5)
+
+
+# ----------------------------------------------------------------------------- no weights needed
+
+
+def test_pyramid_layout_matches_dlib_rules() -> None:
+    layout = pyramid_layout(250, 250)
+    rects = layout.rects
+    # level 0 at the outer padding, full size
+    assert tuple(rects[0]) == (11, 11, 260, 260)
+    # each level is floor(5/6) of the previous one and lies inside the tiled image
+    h, w = 250, 250
+    for l, t, r, b in rects[1:]:
+        h, w = int(5.0 / 6.0 * h), int(5.0 / 6.0 * w)
+        assert (b - t + 1, r - l + 1) == (h, w)
+        assert 0 <= l and 0 <= t and r < layout.width and b < layout.height
+    assert layout.width == 250 + 22
+    # tiles never overlap one another
+    for i in range(len(rects)):
+        for j in range(i + 1, len(rects)):
+            a, c = rects[i], rects[j]
+            assert max(a[0], c[0]) > min(a[2], c[2]) or max(a[1], c[1]) > min(a[3], c[3])
+
+
+def test_pyramid_stops_at_five_rows() -> None:
+    layout = pyramid_layout(40, 300)
+    heights = layout.rects[:, 3] - layout.rects[:, 1] + 1
+    assert heights.min() >= 5
+
+
+def test_resize_bilinear_keeps_corners_and_constants() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.random((3, 17, 23), dtype=np.float32)
+    out = resize_bilinear(src, 14, 19)
+    assert out.shape == (3, 14, 19)
+    # corner-aligned: the four corners are copied exactly
+    for y, x, ys, xs in [(0, 0, 0, 0), (-1, -1, -1, -1), (0, -1, 0, -1), (-1, 0, -1, 0)]:
+        np.testing.assert_allclose(out[:, y, x], src[:, ys, xs], rtol=0, atol=1e-6)
+    const = np.full((1, 9, 9), 0.25, np.float32)
+    np.testing.assert_allclose(resize_bilinear(const, 7, 7), 0.25, atol=1e-7)
+
+
+def test_tiled_pyramid_normalises_and_pads_with_zero() -> None:
+    img = np.full((60, 80, 3), 200, np.uint8)
+    tensor, layout = tiled_pyramid(img)
+    assert tensor.shape == (3, layout.height, layout.width)
+    l, t, r, b = layout.rects[0]
+    np.testing.assert_allclose(tensor[0, t, l], (200 - 122.782) / 256, rtol=1e-6)
+    assert tensor[:, 0, :].max() == 0 and tensor[:, :, 0].max() == 0  # outer padding
+
+
+def test_nms_drops_overlapping_boxes_in_order() -> None:
+    boxes = np.array([[0, 0, 99, 99], [5, 5, 104, 104], [200, 200, 260, 260], [10, 10, 40, 40]])
+    keep = nms(boxes, iou_thresh=0.5, covered_thresh=0.95)
+    # box 1 overlaps box 0 heavily; box 3 lies entirely inside box 0 (covered 100%)
+    assert keep == [0, 2]
+
+
+def test_decode_maps_output_to_image_like_dlib() -> None:
+    """One score at output (3, 3) of a 250x250 image's pyramid: level 0, input point
+    8*3+14 = 38, an 80x80 window centred there (edges at +-39.5), minus the 11 px outer
+    padding, rounded halves away from zero as dlib's rectangle conversion does."""
+    layout = pyramid_layout(250, 250)
+    decoding = MMODDecoding(windows=((80.0, 80.0),), stride=8.0, offset=14.0, iou_thresh=0.34, covered_thresh=1.0)
+    scores = np.full((1, 40, 40), -1.0, np.float32)
+    scores[0, 3, 3] = 0.5
+    boxes, conf = decode_output(scores, layout, decoding)
+    assert boxes.tolist() == [[-13, -13, 67, 67]]
+    assert conf.tolist() == [0.5]
+    # a point inside level 1's tile maps back up by 6/5 per level (p * 1.2 + 0.3)
+    l1, t1 = layout.rects[1][:2]
+    scores[:] = -1.0
+    r, c = (t1 + 60 - 14) // 8, (l1 + 60 - 14) // 8
+    scores[0, r, c] = 1.0
+    (box,), _ = decode_output(scores, layout, decoding)
+    px, py = c * 8 + 14 - l1, r * 8 + 14 - t1
+    expect = [(px - 39.5) * 1.2 + 0.3, (py - 39.5) * 1.2 + 0.3, (px + 39.5) * 1.2 + 0.3, (py + 39.5) * 1.2 + 0.3]
+    assert box.tolist() == [int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in expect]
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(InputError):
+        MMODDetector(backend="tpu")
+
+
+# ----------------------------------------------------------------------------- with weights
+
+
+@pytest.fixture(scope="module")
+def ours() -> MMODDetector:
+    return MMODDetector(backend="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference() -> MMODDetector:
+    pytest.importorskip("dlib")
+    return MMODDetector(backend="dlib")
+
+
+def _load(path: Path) -> np.ndarray:
+    from openlfr.face.image import load_image
+
+    return load_image(path)
+
+
+def _street_frame(data: Path) -> np.ndarray:
+    import cv2
+
+    cap = cv2.VideoCapture(str(data / "video" / "street_1080p.mp4"))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok:
+        pytest.skip("cannot decode street_1080p.mp4 here")
+    # half size keeps dlib-bin's run short; the detector is size-agnostic
+    frame = cv2.resize(frame, (960, 540), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(frame[:, :, ::-1])
+
+
+def _real_images(data: Path) -> list[tuple[str, np.ndarray]]:
+    people = sorted(p for p in (data / "lfw").iterdir() if p.is_dir())
+    step = max(1, len(people) // 40)
+    images = []
+    for person in people[::step][:40]:
+        first = sorted(person.glob("*.jpg"))[0]
+        images.append((first.name, _load(first)))
+    for name in ("two_people.jpg", "multiface.jpg", "obama.jpg"):
+        images.append((name, _load(data / "misc" / name)))
+    images.append(("street_1080p.mp4@30 (960x540)", _street_frame(data)))
+    return images
+
+
+def _match(ours: list[Detection], ref: list[Detection]) -> float:
+    """Assert same count and pairwise boxes within MAX_PX; return the largest deviation."""
+    assert len(ours) == len(ref), f"{len(ours)} faces vs dlib's {len(ref)}"
+    worst = 0.0
+    left = list(ref)
+    for d in ours:
+        # pair each of ours with dlib's closest box (order can differ on near-equal scores)
+        dev = [max(abs(a - b) for a, b in zip(d.box.as_list(), r.box.as_list())) for r in left]
+        j = int(np.argmin(dev))
+        r = left.pop(j)
+        assert dev[j] <= MAX_PX, f"box {d.box} vs dlib {r.box}"
+        assert abs(d.score - r.score) <= SCORE_TOL, f"score {d.score} vs dlib {r.score}"
+        worst = max(worst, dev[j])
+    return worst
+
+
+def test_same_boxes_as_dlib_on_real_images(data_dir: Path, ours: MMODDetector, reference: MMODDetector) -> None:
+    worst = 0.0
+    faces = 0
+    failures = []
+    for name, img in _real_images(data_dir):
+        mine, ref = ours.detect(img), reference.detect(img)
+        faces += len(ref)
+        try:
+            worst = max(worst, _match(mine, ref))
+        except AssertionError as exc:
+            failures.append(f"{name}: {exc}")
+    print(f"\nMMOD vs dlib: {faces} faces, max box deviation {worst:.0f} px")
+    assert not failures, "\n".join(failures)
+    assert faces >= 40  # the set really has faces in it
+
+
+def test_detections_are_best_first_and_typed(data_dir: Path, ours: MMODDetector) -> None:
+    img = _load(data_dir / "misc" / "two_people.jpg")
+    dets = ours.detect(img)
+    assert isinstance(ours, Detector)
+    assert len(dets) >= 2
+    assert all(isinstance(d, Detection) and d.detector == "mmod" for d in dets)
+    assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
+
+
+def test_batch_equals_single(data_dir: Path, ours: MMODDetector) -> None:
+    people = sorted(p for p in (data_dir / "lfw").iterdir() if p.is_dir())[:3]
+    imgs = [_load(sorted(p.glob("*.jpg"))[0]) for p in people]
+    batch = ours.detect_batch(imgs)
+    for img, dets in zip(imgs, batch):
+        single = ours.detect(img)
+        assert [d.box for d in dets] == [d.box for d in single]
+        np.testing.assert_allclose([d.score for d in dets], [d.score for d in single], atol=1e-4)
+
+
+def test_grey_and_rgba_inputs(data_dir: Path, ours: MMODDetector) -> None:
+    rgb = _load(data_dir / "misc" / "obama_small.jpg")
+    grey = rgb.mean(axis=2).astype(np.uint8)
+    from_grey = ours.detect(grey)
+    assert from_grey == ours.detect(np.repeat(grey[:, :, None], 3, axis=2))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    assert [d.box for d in ours.detect(rgba)] == [d.box for d in ours.detect(rgb)]
+
+
+def test_bad_inputs_are_refused(ours: MMODDetector) -> None:
+    with pytest.raises(InputError):
+        ours.detect(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(InputError):
+        ours.detect(np.zeros((50, 50, 2), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (8, 8, 3), (30, 30, 3), (5, 400, 3), (0, 0, 3)])
+def test_tiny_images_have_no_faces(ours: MMODDetector, shape: tuple[int, int, int]) -> None:
+    assert ours.detect(np.full(shape, 128, np.uint8)) == []
+
+
+def test_torch_module_matches_onnx(data_dir: Path, ours: MMODDetector) -> None:
+    """The PyTorch path (pyramid and network, here on the CPU) gives the ONNX path's scores."""
+    pytest.importorskip("torch")
+    from openlfr.face.nets.mmod import TorchMMOD, load_spec
+
+    img = _load(data_dir / "misc" / "obama_small.jpg")
+    layout = pyramid_layout(*img.shape[:2])
+    spec = load_spec()
+    onnx_scores = ours._runner.run_images([img], layout, spec.means)
+    torch_scores = TorchMMOD(spec, device="cpu").run_images([img], layout, spec.means)
+    assert torch_scores.shape == onnx_scores.shape
+    np.testing.assert_allclose(torch_scores, onnx_scores, atol=2e-3)
+    # and the torch pyramid equals the numpy one (float rounding of the sample positions aside)
+    import torch
+
+    tp = TorchMMOD(spec, device="cpu").pyramid(torch.from_numpy(img[None]), layout)[0].numpy()
+    np.testing.assert_allclose(tp, tiled_pyramid(img, layout, spec.means)[0], atol=5e-5)
+
+
+def test_upsampled_same_as_dlib(data_dir: Path, ours: MMODDetector, reference: MMODDetector) -> None:
+    """``upsample=1`` (dlib's pyramid_up, then boxes mapped back) gives dlib's boxes too."""
+    mine = MMODDetector(backend="cpu", upsample=1)
+    ref = MMODDetector(backend="dlib", upsample=1)
+    for path in [data_dir / "misc" / "obama_small.jpg", sorted((data_dir / "lfw").glob("A*/*_0001.jpg"))[0]]:
+        img = _load(path)
+        _match(mine.detect(img), ref.detect(img))
