@@ -33,22 +33,46 @@ def default_data_dir() -> Path:
 
 
 def lfw_chips(lfw: Path, count: int) -> np.ndarray:
-    """Chips of the first image of each sorted LFW person where dlib finds a face."""
-    import dlib
+    """Chips of the first image of each sorted LFW person where a face is found.
 
+    With dlib installed: dlib's HOG detector, 5-point landmarks and ``get_face_chip`` (the
+    reference). Without it (e.g. on a GPU machine): openlfr's dlib-free MMOD detector,
+    landmarks and alignment, which reproduce dlib's exactly (see the tests).
+    """
+    try:
+        import dlib
+    except ImportError:
+        dlib = None
+
+    from openlfr.face.image import load_image
     from openlfr.face.model_files import SHAPE5, model_path
 
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(model_path(SHAPE5)))
+    if dlib is not None:
+        detector = dlib.get_frontal_face_detector()
+        predictor = dlib.shape_predictor(str(model_path(SHAPE5)))
+
+        def chip_of(img: np.ndarray) -> np.ndarray | None:
+            dets = detector(img, 1)
+            return dlib.get_face_chip(img, predictor(img, dets[0]), size=150, padding=0.25) if dets else None
+    else:
+        from openlfr.face.align import face_chip
+        from openlfr.face.mmod_detector import MMODDetector
+        from openlfr.face.shape_predictor import ShapePredictor5
+
+        mmod, marks = MMODDetector(backend="cpu"), ShapePredictor5()
+
+        def chip_of(img: np.ndarray) -> np.ndarray | None:
+            dets = mmod.detect(img)
+            return face_chip(img, marks.landmarks(img, [dets[0].box])[0]) if dets else None
+
     chips = []
     for person in sorted(p for p in lfw.iterdir() if p.is_dir()):
         images = sorted(person.glob("*.jpg"))
         if not images:
             continue
-        img = dlib.load_rgb_image(str(images[0]))
-        dets = detector(img, 1)
-        if dets:
-            chips.append(dlib.get_face_chip(img, predictor(img, dets[0]), size=150, padding=0.25))
+        chip = chip_of(load_image(images[0]))
+        if chip is not None:
+            chips.append(chip)
         if len(chips) == count:
             break
     return np.stack(chips)
@@ -65,11 +89,8 @@ def synthetic_chips(count: int, seed: int = 0) -> np.ndarray:
 def get_chips(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     lfw = Path(args.data) / "lfw"
     if lfw.is_dir() and not args.synthetic:
-        try:
-            return lfw_chips(lfw, args.faces), f"LFW ({lfw})"
-        except ImportError:
-            pass
-    return synthetic_chips(args.faces), "synthetic (LFW or dlib not available)"
+        return lfw_chips(lfw, args.faces), f"LFW ({lfw})"
+    return synthetic_chips(args.faces), "synthetic (LFW not available)"
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
