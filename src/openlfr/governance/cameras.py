@@ -1,0 +1,55 @@
+"""Cameras and their public-notice (signage) records."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from openlfr.errors import InputError
+from openlfr.governance.context import Ctx
+from openlfr.governance.errors import DuplicateError
+from openlfr.governance.schemas import CameraCreate, Role, SignageCreate
+from openlfr.store.models import Camera, SignageRecord
+
+
+def add_camera(ctx: Ctx, actor: str, data: CameraCreate) -> Camera:
+    """Register a camera (operator admin)."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.add", "camera", data.name)
+    if ctx.session.execute(select(Camera.id).where(Camera.name == data.name)).first() is not None:
+        raise DuplicateError(f"a camera named {data.name!r} already exists")
+    row = Camera(name=data.name, location=data.location, zone=data.zone, stream_url=data.stream_url,
+                 created_at=ctx.now())
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "camera.add", "camera", row.id, name=row.name, location=row.location, zone=row.zone)
+    return row
+
+
+def record_signage(ctx: Ctx, actor: str, data: SignageCreate) -> SignageRecord:
+    """Record that the notice at a camera was checked (operator admin)."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "signage.record", "camera", data.camera_id)
+    camera = ctx.get(Camera, data.camera_id, "camera")
+    if data.checked_on > ctx.now().date():
+        raise InputError(f"signage check date {data.checked_on} is in the future")
+    row = SignageRecord(camera_id=camera.id, text=data.text, checked_on=data.checked_on,
+                        recorded_by_id=user.id, recorded_at=ctx.now())
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "signage.record", "camera", camera.id, text=data.text, checked_on=data.checked_on)
+    return row
+
+
+def current_signage(ctx: Ctx, camera_id: int, on: date) -> SignageRecord | None:
+    """The newest signage check no later than ``on`` and no older than the policy allows."""
+    oldest = on - timedelta(days=ctx.policy.signage_max_age_days)
+    return ctx.session.execute(
+        select(SignageRecord)
+        .where(SignageRecord.camera_id == camera_id, SignageRecord.checked_on <= on, SignageRecord.checked_on >= oldest)
+        .order_by(SignageRecord.checked_on.desc(), SignageRecord.id.desc())
+    ).scalars().first()
+
+
+def list_cameras(ctx: Ctx) -> list[Camera]:
+    """Every camera, oldest first."""
+    return list(ctx.session.execute(select(Camera).order_by(Camera.id)).scalars())

@@ -1,0 +1,264 @@
+"""Deployments: request, authorise (freezing the watchlist), start, end, and the live watchlist.
+
+Matching code gets templates only through :func:`live_watchlist`, which refuses outside a
+live deployment's window, on a camera not in the deployment, or once the snapshot is gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from openlfr.errors import InputError
+from openlfr.governance.cameras import current_signage
+from openlfr.governance.context import Ctx
+from openlfr.governance.errors import PermissionDenied, RuleViolation
+from openlfr.governance.schemas import DeploymentRequest, Role
+from openlfr.store.models import Camera, Deployment, SnapshotItem, Watchlist, WatchlistEntry
+
+OPEN_STATUSES = ("requested", "authorised", "live")
+
+
+@dataclass(frozen=True)
+class LiveWatchlist:
+    """What matching code may use during a live deployment."""
+
+    deployment_id: int
+    camera_id: int
+    entry_ids: list[int]
+    labels: list[str]
+    templates: np.ndarray  # (N, 128) float32, unit rows
+    threshold: float
+    snapshot_hash: str
+    valid_until: datetime
+
+
+def request(ctx: Ctx, actor: str, data: DeploymentRequest) -> Deployment:
+    """An operator admin (or an authorising officer) asks for a deployment; refused on unknown
+    ids, a window in the past or a camera already booked by another open deployment in an
+    overlapping window. Whoever requests it cannot be the one who authorises it."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.request", "deployment", "")
+    watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
+    cameras = [ctx.get(Camera, cid, "camera") for cid in data.camera_ids]
+    if data.end <= ctx.now():
+        raise InputError("the deployment would end in the past")
+    for cam in cameras:
+        clash = ctx.session.execute(
+            select(Deployment.id).join(Deployment.cameras).where(
+                Camera.id == cam.id, Deployment.status.in_(OPEN_STATUSES),
+                Deployment.start < data.end, Deployment.end > data.start,
+            )
+        ).scalars().first()
+        if clash is not None:
+            raise RuleViolation(f"camera {cam.name!r} is already in deployment {clash} at overlapping times")
+    row = Deployment(
+        purpose=data.purpose, watchlist_id=watchlist.id, start=data.start, end=data.end, threshold=data.threshold,
+        dpia_ref=data.dpia_ref, necessity=data.necessity, status="requested", requested_by_id=user.id,
+        requested_at=ctx.now(), cameras=cameras,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "deployment.request", "deployment", row.id, purpose=row.purpose, watchlist=watchlist.id,
+              cameras=[c.id for c in cameras], start=row.start, end=row.end, threshold=row.threshold,
+              dpia_ref=row.dpia_ref, necessity=row.necessity)
+    return row
+
+
+def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, Any]]]:
+    entries = ctx.session.execute(
+        select(WatchlistEntry).where(WatchlistEntry.watchlist_id == dep.watchlist_id, WatchlistEntry.removed_at.is_(None))
+        .order_by(WatchlistEntry.id)
+    ).scalars().all()
+    if not entries:
+        raise RuleViolation(f"watchlist {dep.watchlist_id} has no entries to deploy")
+    items = []
+    for e in entries:
+        image = e.shared_image
+        if image.template_blob is None:
+            raise RuleViolation(f"entry {e.id} refers to deleted image {image.id}")
+        agreement = image.agreement
+        if agreement.status != "active" or agreement.valid_until <= ctx.now():
+            raise RuleViolation(f"entry {e.id} comes from agreement {agreement.id}, which is not active")
+        if e.review_date < dep.start.date():
+            raise RuleViolation(f"entry {e.id} was due for review on {e.review_date}, before the deployment starts")
+        template = ctx.blobs.get(image.template_blob)
+        items.append({
+            "entry_id": e.id, "shared_image_id": image.id, "label": e.label, "subject_ref": image.subject_ref,
+            "sha256": image.sha256, "agreement_id": agreement.id, "quality": round(e.quality, 6),
+            "template_f32le": base64.b64encode(np.frombuffer(template, dtype="<f4").tobytes()).decode(),
+        })
+    doc = {"deployment_id": dep.id, "watchlist_id": dep.watchlist_id, "entries": items}
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return body, items
+
+
+def authorise(ctx: Ctx, actor: str, deployment_id: int, note: str = "") -> Deployment:
+    """An authorising officer (never the requester) approves the deployment; the watchlist is
+    frozen into an encrypted snapshot whose SHA-256 is recorded in the audit log."""
+    user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.authorise", "deployment", deployment_id)
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if dep.requested_by_id == user.id:
+        raise PermissionDenied("the requester of a deployment cannot authorise it")
+    if dep.status != "requested":
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only a requested one can be authorised")
+    if dep.end <= ctx.now():
+        raise RuleViolation(f"deployment {deployment_id}'s window has already passed")
+    body, items = _snapshot_bytes(ctx, dep)
+    dep.snapshot_hash = hashlib.sha256(body).hexdigest()
+    dep.snapshot_blob = ctx.blobs.put(body)
+    dep.snapshot_size = len(items)
+    for item in items:
+        ctx.session.add(SnapshotItem(deployment_id=dep.id, shared_image_id=item["shared_image_id"]))
+    dep.status, dep.authorised_by_id, dep.authorised_at = "authorised", user.id, ctx.now()
+    ctx.audit(actor, "deployment.authorise", "deployment", dep.id, note=note, snapshot_sha256=dep.snapshot_hash,
+              entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold)
+    return dep
+
+
+def start(ctx: Ctx, actor: str, deployment_id: int) -> Deployment:
+    """Go live: only an authorised deployment, inside its window, on cameras with current signage."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.start", "deployment", deployment_id)
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    now = ctx.now()
+    if dep.status != "authorised":
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only an authorised one can start")
+    if not dep.start <= now < dep.end:
+        raise RuleViolation(f"deployment {deployment_id} may run only from {dep.start:%Y-%m-%d %H:%M} "
+                            f"to {dep.end:%Y-%m-%d %H:%M} UTC")
+    if dep.snapshot_blob is None:
+        raise RuleViolation(f"deployment {deployment_id}'s watchlist snapshot has been deleted")
+    for cam in dep.cameras:
+        if current_signage(ctx, cam.id, now.date()) is None:
+            raise RuleViolation(f"camera {cam.name!r} has no signage check in the last "
+                                f"{ctx.policy.signage_max_age_days} days: deployment cannot start")
+    dep.status, dep.started_at = "live", now
+    ctx.audit(actor, "deployment.start", "deployment", dep.id, cameras=[c.id for c in dep.cameras])
+    return dep
+
+
+def end(ctx: Ctx, actor: str, deployment_id: int, reason: str = "") -> Deployment:
+    """Stop a deployment (or cancel one not yet live)."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.end", "deployment", deployment_id)
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if dep.status not in OPEN_STATUSES:
+        raise RuleViolation(f"deployment {deployment_id} is already {dep.status}")
+    dep.status = "ended" if dep.status == "live" else "cancelled"
+    dep.ended_at = ctx.now()
+    ctx.audit(actor, f"deployment.{'end' if dep.status == 'ended' else 'cancel'}", "deployment", dep.id, reason=reason)
+    return dep
+
+
+def set_threshold(ctx: Ctx, actor: str, deployment_id: int, threshold: float) -> Deployment:
+    """Change the threshold; allowed only before authorisation (it is part of what is authorised)."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN}, "deployment.threshold", "deployment", deployment_id)
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if dep.status != "requested":
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}: its threshold is locked")
+    if not 0 < threshold <= 1:
+        raise InputError("threshold must be in (0, 1]")
+    old, dep.threshold = dep.threshold, threshold
+    ctx.audit(actor, "deployment.threshold", "deployment", dep.id, old=old, new=threshold)
+    return dep
+
+
+def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, worker: str = "matcher") -> LiveWatchlist:
+    """The frozen templates of a live deployment, for one of its cameras, at time ``at``.
+
+    Refused (:class:`RuleViolation`) unless the deployment is live, ``at`` lies in its
+    window, the camera belongs to it and the snapshot still exists and matches its hash.
+    """
+    ctx.attempt = (worker, "deployment.watchlist", "deployment", str(deployment_id))
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if dep.status != "live":
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}, not live: no templates")
+    if not dep.start <= at < dep.end:
+        raise RuleViolation(f"{at:%Y-%m-%d %H:%M} UTC is outside deployment {deployment_id}'s window: no templates")
+    if camera_id not in {c.id for c in dep.cameras}:
+        raise RuleViolation(f"camera {camera_id} is not part of deployment {deployment_id}: no templates")
+    if dep.snapshot_blob is None:
+        raise RuleViolation(f"deployment {deployment_id}'s snapshot has been deleted: no templates")
+    body = ctx.blobs.get(dep.snapshot_blob)
+    if hashlib.sha256(body).hexdigest() != dep.snapshot_hash:
+        raise RuleViolation(f"deployment {deployment_id}'s snapshot does not match its recorded hash")
+    items = json.loads(body)["entries"]
+    templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
+    ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(items))
+    return LiveWatchlist(
+        deployment_id=dep.id, camera_id=camera_id, entry_ids=[i["entry_id"] for i in items],
+        labels=[i["label"] for i in items], templates=templates.astype(np.float32), threshold=dep.threshold,
+        snapshot_hash=dep.snapshot_hash or "", valid_until=dep.end,
+    )
+
+
+def delete_snapshot(ctx: Ctx, dep: Deployment, actor: str, reason: str) -> None:
+    """Delete a deployment's snapshot blob; its hash stays as proof of what was used."""
+    if dep.snapshot_blob is None:
+        return
+    ctx.blobs.delete(dep.snapshot_blob)
+    dep.snapshot_blob, dep.snapshot_deleted_at = None, ctx.now()
+    ctx.audit(actor, "deployment.snapshot_delete", "deployment", dep.id, snapshot_sha256=dep.snapshot_hash, reason=reason)
+
+
+def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: str, reason: str) -> None:
+    """An image is being deleted: delete every snapshot still holding its template, ending
+    any live deployment that used it (its authorised watchlist no longer exists)."""
+    deps = ctx.session.execute(
+        select(Deployment).join(SnapshotItem, SnapshotItem.deployment_id == Deployment.id)
+        .where(SnapshotItem.shared_image_id == image_id, Deployment.snapshot_blob.is_not(None))
+    ).scalars().all()
+    for dep in deps:
+        if dep.status in OPEN_STATUSES:
+            dep.status = "ended" if dep.status == "live" else "cancelled"
+            dep.ended_at = ctx.now()
+            ctx.audit(actor, "deployment.stop_on_purge", "deployment", dep.id, image=image_id, reason=reason)
+        delete_snapshot(ctx, dep, actor, reason)
+
+
+def sweep(ctx: Ctx, actor: str = "system:retention") -> tuple[list[int], list[int]]:
+    """End live deployments past their end; delete snapshots past end + retention.
+
+    Returns (ended ids, ids whose snapshot was deleted).
+    """
+    now = ctx.now()
+    ended = []
+    for dep in ctx.session.execute(
+        select(Deployment).where(Deployment.status.in_(OPEN_STATUSES), Deployment.end <= now)
+    ).scalars():
+        dep.status = "ended" if dep.status == "live" else "cancelled"
+        dep.ended_at = dep.end
+        ended.append(dep.id)
+        ctx.audit(actor, "deployment.expire", "deployment", dep.id)
+    keep = timedelta(hours=ctx.policy.snapshot_retention_hours)
+    deleted = []
+    for dep in ctx.session.execute(
+        select(Deployment).where(Deployment.status.in_(("ended", "cancelled")), Deployment.snapshot_blob.is_not(None))
+    ).scalars():
+        if (dep.ended_at or dep.end) + keep <= now:
+            delete_snapshot(ctx, dep, actor, f"{ctx.policy.snapshot_retention_hours:g} h after the deployment ended")
+            deleted.append(dep.id)
+    return ended, deleted
+
+
+def list_deployments(ctx: Ctx) -> list[Deployment]:
+    """Every deployment, oldest first."""
+    return list(ctx.session.execute(select(Deployment).order_by(Deployment.id)).scalars())
+
+
+def used_image(ctx: Ctx, image_id: int) -> list[int]:
+    """Ids of deployments whose snapshot included a shared image (proof kept after deletion)."""
+    return list(ctx.session.execute(
+        select(SnapshotItem.deployment_id).where(SnapshotItem.shared_image_id == image_id)
+    ).scalars())
+
+
+__all__ = [
+    "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end", "list_deployments",
+    "live_watchlist", "request", "set_threshold", "start", "sweep", "used_image",
+]

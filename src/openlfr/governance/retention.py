@@ -1,0 +1,110 @@
+"""Retention: alerts, face crops and footage deleted when their time is up, every deletion audited.
+
+Defaults (see :class:`~openlfr.governance.settings.Policy`): alerts and the crops/footage
+attached to them 31 days; crops/footage tied to no alert are due at once (the next sweep).
+The sweep also expires agreements (purging their images) and ends overdue deployments,
+deleting their watchlist snapshots 24 h after the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from openlfr.errors import InputError
+from openlfr.governance import agreements, deployments
+from openlfr.governance.context import Ctx
+from openlfr.governance.errors import RuleViolation
+from openlfr.store.models import Alert, Camera, Deployment, MediaItem
+
+SYSTEM = "system:retention"
+
+
+def record_alert(ctx: Ctx, deployment_id: int, camera_id: int, score: float, at: datetime,
+                 entry_id: int | None = None, worker: str = "matcher") -> Alert:
+    """Store an alert of a live deployment with its retention deadline."""
+    ctx.attempt = (worker, "alert.record", "deployment", str(deployment_id))
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    ctx.get(Camera, camera_id, "camera")
+    if dep.status != "live" or not dep.start <= at < dep.end:
+        raise RuleViolation(f"deployment {deployment_id} is not live at {at:%Y-%m-%d %H:%M}: alert refused")
+    row = Alert(deployment_id=dep.id, camera_id=camera_id, entry_id=entry_id, score=score, at=at,
+                retain_until=at + timedelta(days=ctx.policy.alert_retention_days))
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(worker, "alert.record", "alert", row.id, deployment=dep.id, camera=camera_id, entry=entry_id,
+              score=round(score, 4), retain_until=row.retain_until)
+    return row
+
+
+def record_media(ctx: Ctx, kind: str, deployment_id: int, camera_id: int, data: bytes, at: datetime,
+                 alert_id: int | None = None, worker: str = "matcher") -> MediaItem:
+    """Store an encrypted face crop or footage clip; kept as long as its alert, else due at once."""
+    if kind not in ("crop", "footage"):
+        raise InputError(f"media kind must be crop or footage, not {kind!r}")
+    ctx.attempt = (worker, f"{kind}.record", "deployment", str(deployment_id))
+    ctx.get(Deployment, deployment_id, "deployment")
+    ctx.get(Camera, camera_id, "camera")
+    if alert_id is not None:
+        alert = ctx.get(Alert, alert_id, "alert")
+        until = alert.retain_until
+    else:
+        until = at + timedelta(seconds=ctx.policy.non_alert_retention_seconds)
+    row = MediaItem(kind=kind, deployment_id=deployment_id, camera_id=camera_id, alert_id=alert_id,
+                    blob=ctx.blobs.put(data), created_at=at, retain_until=until)
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(worker, f"{kind}.record", "media", row.id, deployment=deployment_id, alert=alert_id, retain_until=until)
+    return row
+
+
+@dataclass
+class SweepReport:
+    """What one sweep deleted or closed."""
+
+    agreements_expired: list[int] = field(default_factory=list)
+    deployments_ended: list[int] = field(default_factory=list)
+    snapshots_deleted: list[int] = field(default_factory=list)
+    alerts_deleted: list[int] = field(default_factory=list)
+    media_deleted: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (f"{len(self.agreements_expired)} agreements expired, {len(self.deployments_ended)} deployments ended, "
+                f"{len(self.snapshots_deleted)} snapshots, {len(self.alerts_deleted)} alerts and "
+                f"{len(self.media_deleted)} crops/footage deleted")
+
+
+def sweep(ctx: Ctx) -> SweepReport:
+    """Apply every retention rule due at ``ctx.now()``; each deletion is an audit event."""
+    now = ctx.now()
+    report = SweepReport()
+    report.agreements_expired = [a.id for a in agreements.expire_due(ctx, SYSTEM)]
+    report.deployments_ended, report.snapshots_deleted = deployments.sweep(ctx, SYSTEM)
+    for media in ctx.session.execute(
+        select(MediaItem).where(MediaItem.deleted_at.is_(None), MediaItem.retain_until <= now).order_by(MediaItem.id)
+    ).scalars():
+        _delete_media(ctx, media, "retention period over")
+        report.media_deleted.append(media.id)
+    for alert in ctx.session.execute(
+        select(Alert).where(Alert.deleted_at.is_(None), Alert.retain_until <= now).order_by(Alert.id)
+    ).scalars():
+        for media in ctx.session.execute(
+            select(MediaItem).where(MediaItem.alert_id == alert.id, MediaItem.deleted_at.is_(None))
+        ).scalars():
+            _delete_media(ctx, media, f"alert {alert.id} deleted")
+            report.media_deleted.append(media.id)
+        alert.deleted_at = now
+        ctx.audit(SYSTEM, "alert.delete", "alert", alert.id, retain_until=alert.retain_until)
+        report.alerts_deleted.append(alert.id)
+    ctx.audit(SYSTEM, "retention.sweep", "store", "-", summary=report.summary())
+    return report
+
+
+def _delete_media(ctx: Ctx, media: MediaItem, reason: str) -> None:
+    if media.blob:
+        ctx.blobs.delete(media.blob)
+    media.blob, media.deleted_at = None, ctx.now()
+    ctx.audit(SYSTEM, f"{media.kind}.delete", "media", media.id, reason=reason)

@@ -1,0 +1,23 @@
+"""Governance policy defaults, each overridable as ``OPENLFR_<FIELD>``.
+
+Suggested to move into :mod:`openlfr.config` once the settings there settle.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Policy(BaseSettings):
+    """Retention periods, limits and checks the services enforce."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLFR_", extra="ignore")
+
+    alert_retention_days: float = Field(31, ge=0, description="alerts and their crops/footage are kept this long")
+    non_alert_retention_seconds: float = Field(0, ge=0, description="crops/footage not tied to an alert: 0 = next sweep")
+    snapshot_retention_hours: float = Field(
+        24, ge=0, description="a deployment's watchlist snapshot is deleted this long after its end")
+    signage_max_age_days: int = Field(90, ge=0, description="a signage check older than this is not current")
+    watchlist_max_size: int = Field(2000, gt=0, description="no watchlist may have a size cap above this")
+    min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")

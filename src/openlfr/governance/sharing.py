@@ -1,0 +1,205 @@
+"""Sharing images under an agreement, the append-only ledger, and the supplier's view."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+from sqlalchemy import func, select
+
+from openlfr.errors import InputError
+from openlfr.governance.context import Ctx
+from openlfr.governance.deployments import drop_snapshots_with_image
+from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
+from openlfr.governance.schemas import Role, ShareImage
+from openlfr.store.models import Agreement, LedgerEntry, SharedImage, User, WatchlistEntry
+
+TEMPLATE_DIM = 128
+
+
+def check_sharing_allowed(agreement: Agreement, at: datetime) -> None:
+    """Refuse unless ``agreement`` is active and ``at`` lies in its validity window."""
+    if agreement.status != "active":
+        raise RuleViolation(f"agreement {agreement.id} is {agreement.status}, not active: sharing refused")
+    if not agreement.valid_from <= at < agreement.valid_until:
+        raise RuleViolation(
+            f"agreement {agreement.id} is valid {agreement.valid_from:%Y-%m-%d %H:%M} to "
+            f"{agreement.valid_until:%Y-%m-%d %H:%M} UTC, not at {at:%Y-%m-%d %H:%M}: sharing refused"
+        )
+
+
+def live_image_count(ctx: Ctx, agreement_id: int) -> int:
+    """Images shared under the agreement and not deleted."""
+    return ctx.session.execute(
+        select(func.count()).select_from(SharedImage)
+        .where(SharedImage.agreement_id == agreement_id, SharedImage.deleted_at.is_(None))
+    ).scalar_one()
+
+
+def _check_template(template: np.ndarray, quality: float) -> np.ndarray:
+    vec = np.asarray(template, dtype=np.float32).reshape(-1)
+    if vec.shape != (TEMPLATE_DIM,) or not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3:
+        raise InputError("the template function returned something other than a unit-length 128-D template")
+    if not 0.0 <= quality <= 1.0:
+        raise InputError(f"the template function returned a quality of {quality}, outside 0..1")
+    return vec
+
+
+def share_image(ctx: Ctx, actor: str, data: ShareImage, image: bytes) -> SharedImage:
+    """Share one image under an agreement: checks, encrypted storage, ledger row, audit event.
+
+    Refused unless the actor is the agreement's supplier, the agreement is active and in its
+    window, the category is allowed, an under-18 image is allowed, the limit is not reached
+    and the same image (SHA-256) was not already shared under this agreement.
+    """
+    user = ctx.require(actor, {Role.SUPPLIER}, "image.share", "agreement", data.agreement_id)
+    agreement = ctx.get(Agreement, data.agreement_id, "agreement")
+    if agreement.supplier_id != user.id:
+        raise PermissionDenied(f"{actor} is not the supplier of agreement {agreement.id}")
+    now = ctx.now()
+    check_sharing_allowed(agreement, now)
+    if data.category not in agreement.allowed_categories:
+        raise RuleViolation(f"category {data.category!r} is not allowed by agreement {agreement.id} "
+                            f"(allowed: {', '.join(agreement.allowed_categories)})")
+    if data.under_18 and not agreement.allow_under_18:
+        raise RuleViolation(f"agreement {agreement.id} does not allow images of under-18s")
+    if data.image_date > now.date():
+        raise InputError(f"image date {data.image_date} is in the future")
+    if not image:
+        raise InputError("the image is empty")
+    if live_image_count(ctx, agreement.id) >= agreement.image_limit:
+        raise RuleViolation(f"agreement {agreement.id} allows at most {agreement.image_limit} images: limit reached")
+    digest = hashlib.sha256(image).hexdigest()
+    dup = ctx.session.execute(
+        select(SharedImage.id).where(SharedImage.agreement_id == agreement.id, SharedImage.sha256 == digest)
+    ).scalar_one_or_none()
+    if dup is not None:
+        raise DuplicateError(f"this image (sha256 {digest[:12]}...) was already shared under agreement "
+                             f"{agreement.id} as image {dup}")
+    if ctx.template_fn is None:
+        raise InputError("no template function was given: cannot turn the image into a template")
+    template, quality = ctx.template_fn(image)
+    vec = _check_template(template, float(quality))
+
+    row = SharedImage(
+        agreement_id=agreement.id, sha256=digest, category=data.category, reason=data.reason,
+        subject_ref=data.subject_ref, image_date=data.image_date, under_18=data.under_18,
+        quality=float(quality), shared_by_id=user.id, shared_at=now,
+        image_blob=ctx.blobs.put(image), template_blob=ctx.blobs.put(vec.tobytes()),
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    _ledger(ctx, "shared", row, agreement, actor, now)
+    ctx.audit(actor, "image.share", "shared_image", row.id, agreement=agreement.id, sha256=digest,
+              category=data.category, subject_ref=data.subject_ref, quality=round(float(quality), 4))
+    return row
+
+
+def _ledger(ctx: Ctx, kind: str, row: SharedImage, agreement: Agreement, actor: str, at: datetime) -> None:
+    ctx.session.add(LedgerEntry(
+        kind=kind, shared_image_id=row.id, agreement_id=agreement.id, supplier_id=agreement.supplier_id,
+        sha256=row.sha256, category=row.category, reason=row.reason if kind == "shared" else (row.deleted_reason or ""),
+        subject_ref=row.subject_ref, image_date=row.image_date, actor=actor, at=at,
+    ))
+
+
+def delete_shared_image(ctx: Ctx, row: SharedImage, actor: str, reason: str) -> None:
+    """Delete an image's encrypted image and template, take it off watchlists and snapshots,
+    and record the deletion in the ledger and the audit log. No role check: callers do it."""
+    if row.deleted_at is not None:
+        return
+    now = ctx.now()
+    for blob in (row.image_blob, row.template_blob):
+        if blob:
+            ctx.blobs.delete(blob)
+    row.image_blob = row.template_blob = None
+    row.deleted_at, row.deleted_reason = now, reason
+    entries = ctx.session.execute(
+        select(WatchlistEntry).where(WatchlistEntry.shared_image_id == row.id, WatchlistEntry.removed_at.is_(None))
+    ).scalars()
+    for entry in entries:
+        entry.removed_at = now
+    drop_snapshots_with_image(ctx, row.id, actor, f"image {row.id} deleted: {reason}")
+    _ledger(ctx, "deleted", row, row.agreement, actor, now)
+    ctx.audit(actor, "image.delete", "shared_image", row.id, agreement=row.agreement_id, sha256=row.sha256, reason=reason)
+
+
+def revoke_image(ctx: Ctx, actor: str, image_id: int, reason: str) -> SharedImage:
+    """The supplier withdraws one image it shared: deleted everywhere, ledger row kept."""
+    user = ctx.require(actor, {Role.SUPPLIER}, "image.revoke", "shared_image", image_id)
+    row = ctx.get(SharedImage, image_id, "shared image")
+    if row.agreement.supplier_id != user.id:
+        raise PermissionDenied(f"{actor} did not supply image {image_id}")
+    if row.deleted_at is not None:
+        raise RuleViolation(f"image {image_id} was already deleted on {row.deleted_at:%Y-%m-%d %H:%M}")
+    if not reason.strip():
+        raise InputError("a reason for revoking is required")
+    delete_shared_image(ctx, row, actor, f"revoked by supplier: {reason.strip()}")
+    return row
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """One shared image as its supplier sees it: where it went and whether it is gone."""
+
+    image_id: int
+    agreement_id: int
+    operator: str
+    sha256: str
+    category: str
+    reason: str
+    subject_ref: str
+    image_date: date
+    shared_by: str
+    shared_at: datetime
+    deleted_at: datetime | None
+    deleted_by: str | None
+    deletion_reason: str | None
+
+    @property
+    def status(self) -> str:
+        """``live`` or ``purged``."""
+        return "live" if self.deleted_at is None else "purged"
+
+
+def supplier_view(ctx: Ctx, actor: str, supplier: str | None = None) -> list[LedgerView]:
+    """Every image a supplier has shared under every agreement, live or purged, from the ledger.
+
+    A supplier sees its own; an auditor may name any supplier.
+    """
+    user = ctx.require(actor, {Role.SUPPLIER, Role.AUDITOR}, "ledger.view")
+    if Role(user.role) is Role.SUPPLIER:
+        target = user
+    else:
+        if not supplier:
+            raise InputError("an auditor must name the supplier whose ledger to view")
+        target = ctx.session.execute(select(User).where(User.name == supplier)).scalar_one_or_none()
+        if target is None:
+            raise InputError(f"no user named {supplier!r}")
+    rows = ctx.session.execute(
+        select(LedgerEntry, Agreement.operator).join(Agreement, Agreement.id == LedgerEntry.agreement_id)
+        .where(LedgerEntry.supplier_id == target.id).order_by(LedgerEntry.id)
+    ).all()
+    deleted = {e.shared_image_id: e for e, _ in rows if e.kind == "deleted"}
+    out = []
+    for e, operator in rows:
+        if e.kind != "shared":
+            continue
+        d = deleted.get(e.shared_image_id)
+        out.append(LedgerView(
+            image_id=e.shared_image_id, agreement_id=e.agreement_id, operator=operator, sha256=e.sha256,
+            category=e.category, reason=e.reason, subject_ref=e.subject_ref, image_date=e.image_date,
+            shared_by=e.actor, shared_at=e.at, deleted_at=d.at if d else None, deleted_by=d.actor if d else None,
+            deletion_reason=d.reason if d else None,
+        ))
+    ctx.audit(actor, "ledger.view", "user", target.id, rows=len(out))
+    return out
+
+
+def load_template(ctx: Ctx, row: SharedImage) -> np.ndarray:
+    """The decrypted template of a live shared image."""
+    if row.template_blob is None:
+        raise RuleViolation(f"image {row.id} has been deleted; its template is gone")
+    return np.frombuffer(ctx.blobs.get(row.template_blob), dtype=np.float32).copy()

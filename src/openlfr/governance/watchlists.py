@@ -1,0 +1,105 @@
+"""Governed watchlists, built only from images shared under an agreement."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from openlfr.errors import InputError
+from openlfr.governance.context import Ctx
+from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
+from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
+from openlfr.governance.sharing import check_sharing_allowed
+from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
+
+
+def create_watchlist(ctx: Ctx, actor: str, data: WatchlistCreate) -> Watchlist:
+    """A new, empty watchlist with its inclusion criteria and size cap (operator admin)."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.create", "watchlist", data.name)
+    if data.size_cap > ctx.policy.watchlist_max_size:
+        raise RuleViolation(f"size cap {data.size_cap} exceeds the policy maximum of {ctx.policy.watchlist_max_size}")
+    if ctx.session.execute(select(Watchlist.id).where(Watchlist.name == data.name)).first() is not None:
+        raise DuplicateError(f"a watchlist named {data.name!r} already exists")
+    row = Watchlist(name=data.name, criteria=data.criteria, size_cap=data.size_cap, created_by_id=user.id,
+                    created_at=ctx.now())
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "watchlist.create", "watchlist", row.id, name=row.name, criteria=row.criteria, size_cap=row.size_cap)
+    return row
+
+
+def active_entries(ctx: Ctx, watchlist_id: int) -> list[WatchlistEntry]:
+    """Entries not removed, oldest first."""
+    return list(ctx.session.execute(
+        select(WatchlistEntry).where(WatchlistEntry.watchlist_id == watchlist_id, WatchlistEntry.removed_at.is_(None))
+        .order_by(WatchlistEntry.id)
+    ).scalars())
+
+
+def add_entry(ctx: Ctx, actor: str, data: WatchlistAdd) -> WatchlistEntry:
+    """Put a shared image on a watchlist (operator admin of the agreement's operator).
+
+    Refused if the image was deleted or its agreement is not active now, the image was
+    shared with another organisation, the entry is of an under-18 and the agreement does
+    not allow it, the quality is below policy, the review date has passed, the watchlist is
+    full, or the image is already on it.
+    """
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.add", "watchlist", data.watchlist_id)
+    watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
+    image = ctx.get(SharedImage, data.shared_image_id, "shared image")
+    agreement = image.agreement
+    if image.deleted_at is not None:
+        raise RuleViolation(f"image {image.id} has been deleted and cannot be put on a watchlist")
+    if agreement.operator != user.organisation:
+        raise PermissionDenied(f"image {image.id} was shared with {agreement.operator!r}, not {user.organisation!r}")
+    check_sharing_allowed(agreement, ctx.now())
+    under_18 = data.under_18 or image.under_18
+    if under_18 and not agreement.allow_under_18:
+        raise RuleViolation(f"agreement {agreement.id} does not allow under-18s on a watchlist")
+    if image.quality < ctx.policy.min_entry_quality:
+        raise RuleViolation(f"image {image.id} quality {image.quality:.2f} is below the minimum "
+                            f"{ctx.policy.min_entry_quality:.2f}")
+    if data.review_date < ctx.now().date():
+        raise InputError(f"review date {data.review_date} is in the past")
+    if any(e.shared_image_id == image.id for e in active_entries(ctx, watchlist.id)):
+        raise DuplicateError(f"image {image.id} is already on watchlist {watchlist.name!r}")
+    count = ctx.session.execute(
+        select(func.count()).select_from(WatchlistEntry)
+        .where(WatchlistEntry.watchlist_id == watchlist.id, WatchlistEntry.removed_at.is_(None))
+    ).scalar_one()
+    if count >= watchlist.size_cap:
+        raise RuleViolation(f"watchlist {watchlist.name!r} is full ({watchlist.size_cap} entries)")
+    # A removed entry of the same image is replaced: the unique key is (watchlist, image).
+    old = ctx.session.execute(
+        select(WatchlistEntry).where(WatchlistEntry.watchlist_id == watchlist.id,
+                                     WatchlistEntry.shared_image_id == image.id)
+    ).scalar_one_or_none()
+    if old is not None:
+        ctx.session.delete(old)
+        ctx.session.flush()
+    row = WatchlistEntry(
+        watchlist_id=watchlist.id, shared_image_id=image.id, label=data.label, reason=data.reason,
+        quality=image.quality, under_18=under_18, review_date=data.review_date, added_by_id=user.id,
+        added_at=ctx.now(),
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "watchlist.add", "watchlist_entry", row.id, watchlist=watchlist.id, image=image.id,
+              sha256=image.sha256, label=data.label, reason=data.reason, under_18=under_18,
+              quality=round(image.quality, 4), review_date=data.review_date)
+    return row
+
+
+def remove_entry(ctx: Ctx, actor: str, entry_id: int, reason: str) -> WatchlistEntry:
+    """Take an entry off its watchlist (operator admin). Frozen snapshots are not changed."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.remove", "watchlist_entry", entry_id)
+    row = ctx.get(WatchlistEntry, entry_id, "watchlist entry")
+    if row.removed_at is not None:
+        raise RuleViolation(f"entry {entry_id} was already removed")
+    row.removed_at = ctx.now()
+    ctx.audit(actor, "watchlist.remove", "watchlist_entry", row.id, reason=reason)
+    return row
+
+
+def list_watchlists(ctx: Ctx) -> list[Watchlist]:
+    """Every watchlist, oldest first."""
+    return list(ctx.session.execute(select(Watchlist).order_by(Watchlist.id)).scalars())

@@ -1,0 +1,273 @@
+"""Database tables of the governance store (SQLAlchemy 2 declarative models).
+
+The schema is created and upgraded by the Alembic migrations in ``store/migrations``; a
+test checks that the migrations and these models agree. Biometric data (images,
+templates, snapshots, crops) never sits in the database: rows hold the id of an encrypted
+blob (see :mod:`openlfr.store.blobs`), set to ``None`` once the blob is deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from openlfr.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every openlfr table."""
+
+
+class User(Base):
+    """A person acting on the system, with exactly one role."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Agreement(Base):
+    """A data-sharing agreement between a supplier and an operator organisation."""
+
+    __tablename__ = "agreements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    operator: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    lawful_basis: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    image_limit: Mapped[int] = mapped_column(Integer)
+    allowed_categories: Mapped[list[str]] = mapped_column(JSON)
+    allow_under_18: Mapped[bool] = mapped_column(Boolean, default=False)
+    # draft -> active -> (suspended <-> active) -> ended | expired
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    supplier: Mapped[User] = relationship(foreign_keys=[supplier_id])
+
+
+class SharedImage(Base):
+    """One image shared under an agreement; its blobs are purged when sharing ends."""
+
+    __tablename__ = "shared_images"
+    __table_args__ = (UniqueConstraint("agreement_id", "sha256", name="uq_shared_image_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    subject_ref: Mapped[str] = mapped_column(String(120))
+    image_date: Mapped[date] = mapped_column(Date)
+    under_18: Mapped[bool] = mapped_column(Boolean, default=False)
+    quality: Mapped[float] = mapped_column(Float)
+    shared_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    shared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    image_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    template_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    agreement: Mapped[Agreement] = relationship()
+
+
+class LedgerEntry(Base):
+    """Append-only sharing ledger: one row per image shared and one per image deleted.
+
+    Rows copy what they describe (hash, category, subject...) so the ledger stays complete
+    after the image itself is purged. Database triggers refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "shared" | "deleted"
+    shared_image_id: Mapped[int] = mapped_column(ForeignKey("shared_images.id"))
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    subject_ref: Mapped[str] = mapped_column(String(120))
+    image_date: Mapped[date] = mapped_column(Date)
+    actor: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Watchlist(Base):
+    """A governed watchlist: entries built only from shared images."""
+
+    __tablename__ = "watchlists"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    criteria: Mapped[str] = mapped_column(Text)
+    size_cap: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WatchlistEntry(Base):
+    """One shared image put on a watchlist, with the reason and its review date."""
+
+    __tablename__ = "watchlist_entries"
+    __table_args__ = (UniqueConstraint("watchlist_id", "shared_image_id", name="uq_entry_image"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id"))
+    shared_image_id: Mapped[int] = mapped_column(ForeignKey("shared_images.id"))
+    label: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(Text)
+    quality: Mapped[float] = mapped_column(Float)
+    under_18: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_date: Mapped[date] = mapped_column(Date)
+    added_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    shared_image: Mapped[SharedImage] = relationship()
+
+
+class Camera(Base):
+    """A camera: where it is and how to read it."""
+
+    __tablename__ = "cameras"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    location: Mapped[str] = mapped_column(Text)
+    zone: Mapped[str] = mapped_column(String(120), default="")
+    stream_url: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignageRecord(Base):
+    """A check that the public notice at a camera is up: its text and when it was checked."""
+
+    __tablename__ = "signage_records"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    text: Mapped[str] = mapped_column(Text)
+    checked_on: Mapped[date] = mapped_column(Date)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+deployment_cameras = Table(
+    "deployment_cameras",
+    Base.metadata,
+    Column("deployment_id", ForeignKey("deployments.id"), primary_key=True),
+    Column("camera_id", ForeignKey("cameras.id"), primary_key=True),
+)
+
+
+class Deployment(Base):
+    """An authorised, time-boxed use of LFR on some cameras with a frozen watchlist."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id"))
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    end: Mapped[datetime] = mapped_column(UTCDateTime())
+    threshold: Mapped[float] = mapped_column(Float)
+    dpia_ref: Mapped[str] = mapped_column(String(200))
+    necessity: Mapped[str] = mapped_column(Text)
+    # requested -> authorised -> live -> ended ; requested|authorised -> cancelled
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    authorised_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    authorised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    snapshot_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    snapshot_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    snapshot_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    snapshot_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    cameras: Mapped[list[Camera]] = relationship(secondary=deployment_cameras, order_by=Camera.id)
+    watchlist: Mapped[Watchlist] = relationship()
+
+
+class SnapshotItem(Base):
+    """Which shared image went into which deployment's frozen snapshot."""
+
+    __tablename__ = "snapshot_items"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    shared_image_id: Mapped[int] = mapped_column(ForeignKey("shared_images.id"), primary_key=True)
+
+
+class Alert(Base):
+    """A match above threshold during a deployment, kept until its retention deadline."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("watchlist_entries.id"), nullable=True)
+    score: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class MediaItem(Base):
+    """A face crop or a piece of footage held as an encrypted blob until its retention ends."""
+
+    __tablename__ = "media_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "crop" | "footage"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), nullable=True)
+    blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEvent(Base):
+    """One event of the hash-chained audit log (see :mod:`openlfr.audit.chain`).
+
+    ``at`` is kept as the exact ISO text that was hashed, so verification never depends on
+    how a database round-trips timestamps. ``details`` is canonical JSON text.
+    """
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(80))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(80))
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The latest event's sequence number and hash (one row), so a cut tail is detected."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,128 @@
+"""Helpers for the governance tests: a settable clock, a fast fake template function and an
+:class:`Estate` that builds the usual actors and objects."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from openlfr.errors import NoFaceError
+from openlfr.governance import Governance, Role, parse
+from openlfr.governance import agreements, cameras, deployments, sharing, users, watchlists
+from openlfr.governance.schemas import (
+    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
+    WatchlistCreate,
+)
+
+T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
+KEY = bytes(range(32))
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+def fake_template(image: bytes) -> tuple[np.ndarray, float]:
+    """A deterministic unit vector from the bytes; ``b"noface"`` images have no face."""
+    if image.startswith(b"noface"):
+        raise NoFaceError("no face found in the image")
+    seed = int.from_bytes(hashlib.sha256(image).digest()[:8], "little")
+    vec = np.random.default_rng(seed).standard_normal(128).astype(np.float32)
+    return vec / np.linalg.norm(vec), 0.9
+
+
+@dataclass
+class Estate:
+    """Builds the usual cast and objects; names are the users' names."""
+
+    gov: Governance
+    clock: Clock
+    admin: str = "admin"
+    supplier: str = "met"
+    officer: str = "officer"
+    officer2: str = "officer2"
+    auditor: str = "dpo"
+    reviewer: str = "reviewer"
+    operator: str = "Estate Ltd"
+
+    def setup_users(self) -> None:
+        with self.gov.transaction() as ctx:
+            users.create_user(ctx, "setup", UserCreate(name=self.admin, role=Role.OPERATOR_ADMIN, organisation=self.operator))
+            for name, role, org in [
+                (self.supplier, Role.SUPPLIER, "Met Police"),
+                (self.officer, Role.AUTHORISING_OFFICER, "Met Police"),
+                (self.officer2, Role.AUTHORISING_OFFICER, self.operator),
+                (self.auditor, Role.AUDITOR, "ICO"),
+                (self.reviewer, Role.REVIEWER, self.operator),
+            ]:
+                users.create_user(ctx, self.admin, UserCreate(name=name, role=role, organisation=org))
+
+    def agreement(self, *, days: float = 30, limit: int = 10, categories: tuple[str, ...] = ("wanted",),
+                  under_18: bool = False, approve: bool = True, start_offset_days: float = 0) -> int:
+        start = self.clock.now + timedelta(days=start_offset_days)
+        data = parse(AgreementCreate, operator=self.operator, purpose="locate people wanted on warrant",
+                     lawful_basis="DPA 2018 s.35", valid_from=start, valid_until=start + timedelta(days=days),
+                     image_limit=limit, allowed_categories=list(categories), allow_under_18=under_18)
+        with self.gov.transaction() as ctx:
+            row = agreements.create(ctx, self.supplier, data)
+            if approve:
+                agreements.approve(ctx, self.officer, row.id)
+            return row.id
+
+    def share(self, agreement_id: int, image: bytes, *, category: str = "wanted", subject: str = "S-1",
+              under_18: bool = False) -> int:
+        data = ShareImage(agreement_id=agreement_id, category=category, reason="warrant 123",
+                          subject_ref=subject, image_date=date(2029, 12, 1), under_18=under_18)
+        with self.gov.transaction() as ctx:
+            return sharing.share_image(ctx, self.supplier, data, image).id
+
+    def watchlist(self, image_ids: list[int], *, name: str = "wl", cap: int = 100) -> int:
+        with self.gov.transaction() as ctx:
+            wl = watchlists.create_watchlist(ctx, self.admin, WatchlistCreate(name=name, criteria="warrant", size_cap=cap))
+            for i, image_id in enumerate(image_ids):
+                watchlists.add_entry(ctx, self.admin, WatchlistAdd(
+                    watchlist_id=wl.id, shared_image_id=image_id, label=f"person {i}", reason="warrant",
+                    review_date=(self.clock.now + timedelta(days=14)).date()))
+            return wl.id
+
+    def camera(self, name: str = "cam1", *, signage: bool = True) -> int:
+        with self.gov.transaction() as ctx:
+            cam = cameras.add_camera(ctx, self.admin, CameraCreate(name=name, location="north gate"))
+            if signage:
+                cameras.record_signage(ctx, self.admin, SignageCreate(
+                    camera_id=cam.id, text="Live facial recognition in use", checked_on=self.clock.now.date()))
+            return cam.id
+
+    def request(self, watchlist_id: int, camera_ids: list[int], *, hours: float = 8, offset_hours: float = 0,
+                threshold: float = 0.6) -> int:
+        start = self.clock.now + timedelta(hours=offset_hours)
+        data = parse(DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=watchlist_id,
+                     camera_ids=camera_ids, start=start, end=start + timedelta(hours=hours), threshold=threshold,
+                     dpia_ref="DPIA-2030-01", necessity="Serious offences in the area; less intrusive means failed.")
+        with self.gov.transaction() as ctx:
+            return deployments.request(ctx, self.admin, data).id
+
+    def live_deployment(self, n_images: int = 3) -> tuple[int, int, list[int]]:
+        """(deployment id, camera id, shared image ids) of a deployment that is live now."""
+        ag = self.agreement()
+        images = [self.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(n_images)]
+        wl = self.watchlist(images)
+        cam = self.camera()
+        dep = self.request(wl, [cam])
+        with self.gov.transaction() as ctx:
+            deployments.authorise(ctx, self.officer2, dep)
+            deployments.start(ctx, self.admin, dep)
+        return dep, cam, images
