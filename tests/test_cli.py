@@ -48,7 +48,7 @@ def test_scan_alerts_on_enrolled_person_and_not_on_stranger(data_dir: Path, home
 
     alerts = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [a["name"] for a in alerts] == ["Lin-Manuel Miranda"]
-    assert alerts[0]["time"] < 2.0 and alerts[0]["score"] >= 0.9
+    assert alerts[0]["score"] >= 0.94  # the default threshold
 
     listing = run(["watchlist", "list", "--json"], home)
     assert {r["name"] for r in json.loads(listing.stdout)} == {"Alex Lacamoire", "Lin-Manuel Miranda"}

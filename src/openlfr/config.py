@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("openlfr", appauthor=False)))
     backend: Backend = "auto"
-    detector: str = "hog"
+    detector: str = "mmod"
     model_cache_dir_override: Path | None = Field(default=None, alias="OPENLFR_MODEL_CACHE_DIR")
 
     @property

@@ -52,15 +52,17 @@ def build_stage(detector: str | None = None, backend: str | None = None) -> Face
 class FaceAnalyzer:
     """Detect, align, embed and score faces.
 
-    ``flip`` averages each face's embedding with that of its mirror image, a cheap
-    test-time augmentation measured in ``openlfr evaluate`` (on by default only if it helps).
+    ``flip`` averages each face's template with that of its mirror image: a test-time
+    augmentation that costs a second embedding per face and, measured with
+    ``openlfr evaluate lfw``, raises LFW verification accuracy from 98.60% to 99.10% and
+    cuts the 1:N miss rate at FPIR 0.1% from 76.9% to 64.3% (see the README).
     """
 
     def __init__(
         self,
         stage: FaceStage | None = None,
         *,
-        flip: bool = False,
+        flip: bool = True,
         policy: QualityPolicy = DEFAULT_POLICY,
     ) -> None:
         self.stage = stage or build_stage()
@@ -72,12 +74,13 @@ class FaceAnalyzer:
         return self.stage.detector.detect(as_rgb(image))
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Raw embeddings of aligned chips (flip-averaged if enabled)."""
+        """Embeddings of aligned chips; with ``flip``, the mean of the chip's and its mirror's
+        unit templates (so the result is a template direction, not a raw embedding)."""
         if len(chips) == 0:
             return np.zeros((0, self.stage.embedder.dim), np.float32)
         if not self.flip:
             return self.stage.embedder.embed(chips)
-        both = self.stage.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]]))
+        both = to_template(self.stage.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]])))
         return (both[: len(chips)] + both[len(chips) :]) / 2.0
 
     def align(self, image: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], np.ndarray]:

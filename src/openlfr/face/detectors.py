@@ -1,9 +1,10 @@
 """Face detectors behind one small interface (:class:`openlfr.face.types.Detector`).
 
-* ``hog``  — dlib's HOG + linear SVM frontal face detector: fast on a CPU, frontal faces
-  from about 80 px (40 px with one upsampling).
-* ``mmod`` — dlib's MMOD CNN detector (bundled weights), run by ONNX Runtime or PyTorch
-  (see :mod:`openlfr.face.mmod_detector`): more pose-tolerant and finds smaller faces.
+* ``mmod`` (default) — dlib's MMOD CNN detector (bundled weights), run by ONNX Runtime or
+  PyTorch without dlib (see :mod:`openlfr.face.mmod_detector`): pose-tolerant, faces from
+  about 80 px (40 px with one upsampling).
+* ``hog`` — dlib's HOG + linear SVM frontal face detector, when dlib is installed
+  (``pip install 'openlfr[dlib]'``): cheaper on a CPU, frontal faces only.
 
 (OpenCV 5 no longer ships Haar cascades, and its ``FaceDetectorYN`` comes without a model
 file, so neither is a bundled option.)
@@ -14,10 +15,9 @@ file, so neither is a bundled option.)
 
 from __future__ import annotations
 
-from functools import lru_cache
 import numpy as np
 
-from openlfr.errors import InputError
+from openlfr.errors import InputError, ModelError
 from openlfr.face.image import as_rgb
 from openlfr.face.types import Box, Detection, Detector
 
@@ -40,7 +40,10 @@ class HogDetector:
     name = "hog"
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0) -> None:
-        import dlib
+        try:
+            import dlib
+        except ImportError as exc:
+            raise ModelError("the hog detector needs dlib: pip install 'openlfr[dlib]'") from exc
 
         self.upsample = upsample
         self.threshold = threshold
@@ -57,7 +60,7 @@ class HogDetector:
         return out
 
 
-def make_detector(name: str = "hog", backend: str = "auto", upsample: int | None = None) -> Detector:
+def make_detector(name: str = "mmod", backend: str = "auto", upsample: int | None = None) -> Detector:
     """Build a detector by name (``hog`` or ``mmod``).
 
     ``upsample`` applies to ``hog`` (default 1) and ``mmod`` (default 0); ``backend``
@@ -70,9 +73,3 @@ def make_detector(name: str = "hog", backend: str = "auto", upsample: int | None
 
         return MMODDetector(backend=backend, upsample=0 if upsample is None else upsample)
     raise InputError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
-
-
-@lru_cache(maxsize=8)
-def cached_detector(name: str = "hog", backend: str = "auto", upsample: int | None = None) -> Detector:
-    """A process-wide shared detector (model loading is the slow part)."""
-    return make_detector(name, backend, upsample)
