@@ -16,6 +16,7 @@ from openlfr.errors import InputError
 from openlfr.face.mmod_detector import (
     MMODDecoding,
     MMODDetector,
+    decode_candidates,
     decode_output,
     nms,
     pyramid_layout,
@@ -104,6 +105,65 @@ def test_decode_maps_output_to_image_like_dlib() -> None:
     px, py = c * 8 + 14 - l1, r * 8 + 14 - t1
     expect = [(px - 39.5) * 1.2 + 0.3, (py - 39.5) * 1.2 + 0.3, (px + 39.5) * 1.2 + 0.3, (py + 39.5) * 1.2 + 0.3]
     assert box.tolist() == [int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in expect]
+
+
+def _nms_reference(boxes: np.ndarray, iou: float, covered: float) -> list[int]:
+    """The plain greedy loop: each candidate against every box kept so far."""
+    keep: list[int] = []
+    b = boxes.astype(np.float64)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    for i in range(len(b)):
+        hit = False
+        for j in keep:
+            iw = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + 1
+            ih = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + 1
+            inner = iw * ih if iw > 0 and ih > 0 else 0.0
+            ow = max(b[i, 2], b[j, 2]) - min(b[i, 0], b[j, 0]) + 1
+            oh = max(b[i, 3], b[j, 3]) - min(b[i, 1], b[j, 1]) + 1
+            if inner > 0 and (inner / (ow * oh) > iou or inner / area[i] > covered or inner / area[j] > covered):
+                hit = True
+                break
+        if not hit:
+            keep.append(i)
+    return keep
+
+
+def test_nms_equals_the_plain_greedy_loop() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(0, 40))
+        corner = rng.integers(0, 150, (n, 2))
+        boxes = np.concatenate([corner, corner + rng.integers(0, 80, (n, 2))], axis=1)
+        for iou, covered in ((0.338, 1.0), (0.5, 0.95), (0.1, 0.3)):
+            assert nms(boxes, iou, covered) == _nms_reference(boxes, iou, covered)
+
+
+def test_decode_candidates_equals_decode_output() -> None:
+    layout = pyramid_layout(300, 400)
+    decoding = MMODDecoding(windows=((80.0, 80.0), (60.0, 90.0)), stride=8.0, offset=14.0, iou_thresh=0.34, covered_thresh=1.0)
+    h, w = (layout.height - 28) // 8 + 1, (layout.width - 28) // 8 + 1
+    rng = np.random.default_rng(5)
+    scores = rng.normal(-1.0, 0.8, (2, h, w)).astype(np.float32)
+    scores[0, 2:4, 5:7] = 0.75  # equal scores: their order must follow the map's
+    k, rr, cc = np.nonzero(scores > 0.1)
+    got = decode_candidates(k, rr, cc, scores[k, rr, cc], layout, decoding)
+    want = decode_output(scores, layout, decoding, 0.1)
+    assert len(want[0]) > 10
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_threshold_below_keeps_every_score_above() -> None:
+    from openlfr.face.nets.mmod import _threshold_below
+
+    for t in (0.0, 0.1, -0.3, 1e-9, 2.5, 1 / 3):
+        lo = _threshold_below(t)
+        assert lo <= t and float(np.float32(lo)) == lo
+        # every float32 near t that is above it (in float32 or exactly) passes ">= lo"
+        grid = np.float32(t) + np.arange(-50, 50, dtype=np.float32) * np.spacing(np.float32(t))
+        above = (grid > t) | (grid.astype(np.float64) > t)
+        assert np.all(grid[above] >= np.float32(lo))
+        assert not np.all(grid >= np.float32(lo))  # and it is a tight bound
 
 
 def test_unknown_backend_is_refused() -> None:
@@ -258,3 +318,35 @@ def test_upsampled_same_as_dlib(data_dir: Path, ours: MMODDetector, reference: M
     for path in [data_dir / "misc" / "obama_small.jpg", sorted((data_dir / "lfw").glob("A*/*_0001.jpg"))[0]]:
         img = _load(path)
         _match(mine.detect(img), ref.detect(img))
+
+
+def test_torch_pipelined_path_equals_full_map_path(data_dir: Path) -> None:
+    """The cuda backend's fast path (device thresholding, chunked, here on the CPU) gives
+    exactly the detections that decoding the whole score map gives, whatever the chunking,
+    with mixed image sizes, and when a chunk has more candidates than fetched at once."""
+    pytest.importorskip("torch")
+    people = sorted(p for p in (data_dir / "lfw").iterdir() if p.is_dir())[:3]
+    imgs = [_load(sorted(p.glob("*.jpg"))[0]) for p in people] + [_load(data_dir / "misc" / "obama_small.jpg")]
+    det = MMODDetector(backend="cuda", device="cpu", threshold=-0.5, chunk=2)
+    full: list[list[Detection]] = []
+    for img in imgs:
+        layout = pyramid_layout(*img.shape[:2])
+        full.append(det._finish(det._runner.run_images([img], layout, det._means)[0], layout))
+    assert sum(len(d) for d in full) >= 4
+    assert det.detect_batch(imgs) == full
+    det._runner.chunk = 1
+    det._runner.CANDIDATES_PER_IMAGE = 1  # force the exact fallback
+    assert det.detect_batch(imgs) == full
+
+
+def test_torch_channel_padding_keeps_the_function() -> None:
+    """Zero filters added for tensor-core-friendly channel counts change nothing."""
+    torch = pytest.importorskip("torch")
+    from openlfr.face.nets.mmod import TorchMMOD, load_spec
+
+    spec = load_spec()
+    plain = TorchMMOD(spec, device="cpu")
+    padded = TorchMMOD(spec, device="cpu", channel_multiple=8, channels_last=True)
+    assert [m.out_channels for m in padded.module if hasattr(m, "out_channels")][:-1] == [16, 32, 32, 48, 48, 48]
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (1, 3, 100, 120)).astype(np.float32))
+    np.testing.assert_allclose(padded.run_tensor(x).numpy(), plain.run_tensor(x).numpy(), atol=1e-5)

@@ -266,7 +266,23 @@ def decode_output(
     """Boxes (``(N, 4)`` int64 ``l, t, r, b`` in the image) and scores above ``threshold``,
     best first, before non-max suppression. ``scores`` is one image's ``(K, Ho, Wo)`` output."""
     k, rr, cc = np.nonzero(scores > threshold)
-    conf = scores[k, rr, cc].astype(np.float64)
+    return decode_candidates(k, rr, cc, scores[k, rr, cc], layout, decoding)
+
+
+def decode_candidates(
+    k: np.ndarray,
+    rr: np.ndarray,
+    cc: np.ndarray,
+    conf: np.ndarray,
+    layout: PyramidLayout,
+    decoding: MMODDecoding,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decode_output` from the output positions already above the threshold:
+    channel ``k``, row ``rr``, column ``cc`` and score ``conf`` (float32, as in the map),
+    listed in the map's row-major order (as ``np.nonzero`` gives them: equal scores keep
+    that order, so the boxes and their order are those of :func:`decode_output`)."""
+    k, rr, cc = (np.asarray(v, dtype=np.int64) for v in (k, rr, cc))
+    conf = np.asarray(conf).astype(np.float64)
     if conf.size == 0 or len(layout.rects) == 0:
         return np.zeros((0, 4), np.int64), np.zeros((0,), np.float64)
     order = np.argsort(-conf, kind="stable")
@@ -287,37 +303,50 @@ def decode_output(
     box[:, 0::2] -= origin[:, :1]
     box[:, 1::2] -= origin[:, 1:2]
     ratio = decoding.pyramid_n / (decoding.pyramid_n - 1.0)
-    for i in range(int(level.max(initial=0))):
-        up = level > i
-        box[up] = box[up] * ratio + 0.3
+    top = int(level.max(initial=0))
+    if top:
+        # point_up once per level below the box's: with the boxes sorted by level, highest
+        # first, the ones still to map up at step i are a leading slice (no masks)
+        order = np.argsort(-level, kind="stable")
+        up = box[order]
+        still = np.count_nonzero(level[None, :] > np.arange(top)[:, None], axis=1)
+        for n in still:
+            up[:n] = up[:n] * ratio + 0.3
+        box[order] = up
     return _round(box), conf
 
 
 def nms(boxes: np.ndarray, iou_thresh: float, covered_thresh: float) -> list[int]:
     """Greedy suppression in the given (best-first) order with dlib's ``test_box_overlap``:
     a box is dropped if, against any kept one, intersection / area of the pair's bounding
-    box exceeds ``iou_thresh`` or intersection / either box's area exceeds ``covered_thresh``."""
+    box exceeds ``iou_thresh`` or intersection / either box's area exceeds ``covered_thresh``.
+
+    The test is symmetric in the pair, so each newly kept box marks all later boxes it
+    overlaps at once (one vectorised pass per *kept* box, not per candidate).
+    """
     keep: list[int] = []
-    if len(boxes) == 0:
+    n = len(boxes)
+    if n == 0:
         return keep
     b = boxes.astype(np.float64)
     area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    for i in range(len(b)):
-        if keep:
-            kb = b[keep]
-            iw = np.minimum(kb[:, 2], b[i, 2]) - np.maximum(kb[:, 0], b[i, 0]) + 1
-            ih = np.minimum(kb[:, 3], b[i, 3]) - np.maximum(kb[:, 1], b[i, 1]) + 1
-            inner = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-            ow = np.maximum(kb[:, 2], b[i, 2]) - np.minimum(kb[:, 0], b[i, 0]) + 1
-            oh = np.maximum(kb[:, 3], b[i, 3]) - np.minimum(kb[:, 1], b[i, 1]) + 1
-            hit = (inner > 0) & (
-                (inner / (ow * oh) > iou_thresh)
-                | (inner / area[keep] > covered_thresh)
-                | (inner / area[i] > covered_thresh)
-            )
-            if hit.any():
-                continue
+    dropped = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if dropped[i]:
+            continue
         keep.append(i)
+        rest = b[i + 1 :]
+        if len(rest) == 0:
+            break
+        iw = np.minimum(rest[:, 2], b[i, 2]) - np.maximum(rest[:, 0], b[i, 0]) + 1
+        ih = np.minimum(rest[:, 3], b[i, 3]) - np.maximum(rest[:, 1], b[i, 1]) + 1
+        inner = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+        ow = np.maximum(rest[:, 2], b[i, 2]) - np.minimum(rest[:, 0], b[i, 0]) + 1
+        oh = np.maximum(rest[:, 3], b[i, 3]) - np.minimum(rest[:, 1], b[i, 1]) + 1
+        hit = (inner > 0) & (
+            (inner / (ow * oh) > iou_thresh) | (inner / area[i] > covered_thresh) | (inner / area[i + 1 :] > covered_thresh)
+        )
+        dropped[i + 1 :] |= hit
     return keep
 
 
@@ -352,7 +381,10 @@ class MMODDetector:
     ``threshold`` is dlib's ``adjust_threshold`` on the detector's score;
     ``precision`` (``cuda`` only): ``fp32`` (exact), ``tf32`` or ``fp16`` (faster);
     ``device`` (``cuda`` only): the PyTorch device, ``"cuda"`` by default (``"cpu"`` runs the
-    PyTorch path on the CPU, for checks without a GPU).
+    PyTorch path on the CPU, for checks without a GPU);
+    ``chunk`` (``cuda`` only): frames per network run; a batch is cut into chunks so that
+    uploading and decoding one overlaps the device's work on the next;
+    ``channels_last`` (``cuda`` only): NHWC convolutions (may be faster with ``fp16``).
     """
 
     name = "mmod"
@@ -364,6 +396,8 @@ class MMODDetector:
         threshold: float = 0.0,
         precision: str = "fp32",
         device: str = "cuda",
+        chunk: int = 4,
+        channels_last: bool = False,
     ) -> None:
         if upsample < 0:
             raise InputError("upsample must be 0 or more")
@@ -390,7 +424,9 @@ class MMODDetector:
             if self.backend == "cpu":
                 self._runner = net.OnnxMMOD(spec)
             else:
-                self._runner = net.TorchMMOD(spec, device=device, precision=precision)
+                self._runner = net.TorchMMOD(
+                    spec, device=device, precision=precision, chunk=chunk, channels_last=channels_last
+                )
 
     # -- one image -------------------------------------------------------------------
 
@@ -424,15 +460,27 @@ class MMODDetector:
             layout = pyramid_layout(h, w, self._decoding.pyramid_n)
             if len(layout.rects) == 0 or not self._runner.fits(layout.height, layout.width):
                 continue  # too small for the network: no faces, as dlib
-            outputs = self._runner.run_images([prepared[i] for i in idxs], layout, self._means)
+            group = [prepared[i] for i in idxs]
+            if self.backend == "cuda":
+                # thresholded on the device; only the positions above it come back, chunk by
+                # chunk, each decoded here while the device runs the next
+                for j, k, rr, cc, conf in self._runner.iter_candidates(group, layout, self.threshold):
+                    boxes, conf64 = decode_candidates(k, rr, cc, conf, layout, self._decoding)
+                    results[idxs[j]] = self._finish_boxes(boxes, conf64)
+                continue
+            outputs = self._runner.run_images(group, layout, self._means)
             for i, scores in zip(idxs, outputs):
                 results[i] = self._finish(scores, layout)
         return results
 
     def _finish(self, scores: np.ndarray, layout: PyramidLayout) -> list[Detection]:
         assert self._decoding is not None
+        return self._finish_boxes(*decode_output(scores, layout, self._decoding, self.threshold))
+
+    def _finish_boxes(self, boxes: np.ndarray, conf: np.ndarray) -> list[Detection]:
+        """Non-max suppression of decoded (best-first) boxes, mapped back through upsampling."""
+        assert self._decoding is not None
         d = self._decoding
-        boxes, conf = decode_output(scores, layout, d, self.threshold)
         keep = nms(boxes, d.iou_thresh, d.covered_thresh)
         boxes, conf = boxes[keep], conf[keep]
         if self.upsample:
@@ -449,5 +497,6 @@ __all__ = [
     "resize_bilinear",
     "upsample_image",
     "decode_output",
+    "decode_candidates",
     "nms",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -330,25 +330,60 @@ class TorchMMOD:
     (``F.interpolate(..., align_corners=True)``), the same arithmetic as dlib's float pyramid.
     ``precision``: ``"fp32"`` (exact float32 convolutions: turns cuDNN's TF32 off, a global
     PyTorch setting), ``"tf32"`` (TF32 allowed) or ``"fp16"`` (half-precision network).
+    ``channels_last`` runs the network in NHWC memory format (often faster for fp16 on
+    tensor cores; the same function, cuDNN may pick other kernels); ``channel_multiple``
+    pads the hidden layers with zero filters to a multiple of that many channels
+    (:func:`pad_channels`: the same function; tensor-core kernels like multiples of 8).
+
+    :meth:`iter_candidates` is the fast end-to-end path: frames go up through reusable
+    pinned host buffers, the scores are thresholded on the device and only the positions
+    above the threshold come back; batches are cut into ``chunk``-frame pieces so that the
+    host copies and decoding of one piece overlap the device's work on the previous one.
     """
 
-    def __init__(self, spec: MMODSpec, device: str = "cuda", precision: str = "fp32") -> None:
+    # candidate rows fetched per image without a second look; more fall back to an exact
+    # (synchronous) ``nonzero`` for that chunk
+    CANDIDATES_PER_IMAGE = 4096
+
+    def __init__(
+        self,
+        spec: MMODSpec,
+        device: str = "cuda",
+        precision: str = "fp32",
+        chunk: int = 4,
+        channels_last: bool = False,
+        channel_multiple: int = 1,
+    ) -> None:
+        import dataclasses
+
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError("the cuda backend needs PyTorch with a CUDA GPU; none is available")
         if precision not in ("fp32", "tf32", "fp16"):
             raise ModelError(f"unknown precision {precision!r} (fp32, tf32 or fp16)")
+        if chunk < 1:
+            raise ModelError("chunk must be 1 or more")
         self.spec = spec
         self.device = torch.device(device)
         self.precision = precision
-        self.module = torch_module(spec).to(self.device)
+        self.chunk = int(chunk)
+        self.channels_last = bool(channels_last)
+        net_spec = spec
+        if channel_multiple > 1:
+            net_spec = dataclasses.replace(spec, convs=tuple(pad_channels(spec.convs, channel_multiple)))
+        self.module = torch_module(net_spec).to(self.device)
         if precision == "fp16":
             self.module = self.module.half()
-        if self.device.type == "cuda":
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self._cuda = self.device.type == "cuda"
+        if self._cuda:
             torch.backends.cudnn.benchmark = True
             torch.backends.cudnn.allow_tf32 = precision == "tf32"
         self._mean = torch.tensor(spec.means, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._slots: list[_Slot] = [_Slot(), _Slot()]  # ring of pinned staging buffers
+        self._has_nonzero_static = hasattr(torch, "nonzero_static")
 
     def fits(self, height: int, width: int) -> bool:
         return min(height, width) >= self.spec.min_input
@@ -376,16 +411,172 @@ class TorchMMOD:
 
         with torch.inference_mode():
             if self.precision == "fp16":
-                return self.module(batch.half()).float()
-            return self.module(batch)
+                batch = batch.half()
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            return self.module(batch).float().contiguous()
 
     def run_images(self, images: Sequence[np.ndarray], layout: PyramidLayout, means: Sequence[float]) -> np.ndarray:
-        """Upload same-size RGB images, build their pyramids and run the network."""
+        """Upload same-size RGB images, build their pyramids and run the network: the whole
+        ``(N, K, h, w)`` score map (the simple path; :meth:`iter_candidates` is faster)."""
         import torch
 
         with torch.inference_mode():
             t = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
             return self.run_tensor(self.pyramid(t, layout)).cpu().numpy()
+
+    # -- the pipelined path ---------------------------------------------------------
+
+    def iter_candidates(
+        self, images: Sequence[np.ndarray], layout: PyramidLayout, threshold: float
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """For same-size RGB ``uint8`` images, yield ``(i, k, rows, cols, scores)`` per image
+        (in order): the output positions whose float32 score is ``> threshold``, in the score
+        map's row-major order, exactly the entries ``np.nonzero(scores > threshold)`` of the
+        whole map would give. Chunk ``c + 1`` is submitted before chunk ``c`` is collected,
+        so the caller's work between items overlaps the device's."""
+        import torch
+
+        n = len(images)
+        lo = _threshold_below(threshold)
+        pending: list[_Pending] = []
+        for c, start in enumerate(range(0, n, self.chunk)):
+            # two chunks in flight at most, each with its own staging slot; inference mode
+            # only around torch work, not across the yields to the caller
+            with torch.inference_mode():
+                pending.append(self._submit(images, start, min(start + self.chunk, n), layout, lo, c % 2))
+            if len(pending) > 1:
+                yield from self._collect(pending.pop(0), threshold)
+        while pending:
+            yield from self._collect(pending.pop(0), threshold)
+
+    def _submit(self, images: Sequence[np.ndarray], start: int, stop: int, layout: PyramidLayout, lo: float, slot_i: int) -> "_Pending":
+        """Upload frames ``start:stop``, queue pyramid, network and thresholding (no sync)."""
+        import torch
+
+        count = stop - start
+        h, w = images[start].shape[:2]
+        slot = self._slots[slot_i]
+        if self._cuda:
+            slot.wait()  # its previous transfers have finished before it is overwritten
+            host = slot.frames(count, h, w)
+            dev = torch.empty((count, h, w, 3), dtype=torch.uint8, device=self.device)
+            for j in range(count):
+                # copy straight into page-locked memory (torch copies with its threads),
+                # then let the DMA run while the next frame is copied
+                host[j].copy_(torch.from_numpy(np.ascontiguousarray(images[start + j])))
+                dev[j].copy_(host[j], non_blocking=True)
+        else:
+            dev = torch.from_numpy(np.stack(images[start:stop]))
+        scores = self.run_tensor(self.pyramid(dev, layout))
+        mask = scores >= lo  # a superset of "> threshold"; the host applies the exact test
+        cap = count * self.CANDIDATES_PER_IMAGE
+        idx = None
+        if self._has_nonzero_static:
+            try:
+                idx = torch.nonzero_static(mask, size=cap, fill_value=0)
+            except (NotImplementedError, RuntimeError):
+                self._has_nonzero_static = False  # older torch: fall back to nonzero
+        if idx is None:
+            idx = torch.nonzero(mask)  # synchronises; exact
+            total = torch.tensor([idx.shape[0]], dtype=torch.int64)
+            vals = scores[mask]
+            return _Pending(start, count, idx.cpu(), vals.cpu(), total, None, None, None)
+        total = mask.sum().view(1)
+        vals = scores[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]]
+        if self._cuda:
+            h_idx, h_vals, h_total = slot.results(cap)
+            h_idx.copy_(idx, non_blocking=True)
+            h_vals.copy_(vals, non_blocking=True)
+            h_total.copy_(total, non_blocking=True)
+            slot.record(self.device)
+            idx, vals, total = h_idx, h_vals, h_total
+        return _Pending(start, count, idx, vals, total, slot if self._cuda else None, scores, mask)
+
+    def _collect(self, p: "_Pending", threshold: float) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Wait for a submitted chunk and split its candidates per image."""
+        import torch
+
+        if p.slot is not None:
+            p.slot.wait()
+        total = int(p.total[0])
+        if total > p.idx.shape[0]:  # more candidates than fetched: take them all, exactly
+            with torch.inference_mode():
+                idx = torch.nonzero(p.mask).cpu().numpy()
+                vals = p.scores[p.mask].cpu().numpy()
+        else:
+            idx = p.idx[:total].numpy().copy()
+            vals = p.vals[:total].numpy().copy()
+        keep = vals > threshold  # numpy's float32 comparison, as decode_output makes it
+        idx, vals = idx[keep], vals[keep]
+        bounds = np.searchsorted(idx[:, 0], np.arange(p.count + 1))
+        for j in range(p.count):
+            a, b = bounds[j], bounds[j + 1]
+            yield p.start + j, idx[a:b, 1], idx[a:b, 2], idx[a:b, 3], vals[a:b]
+
+
+def _threshold_below(threshold: float) -> float:
+    """The largest float32 value ``<=`` ``threshold``: ``score >= it`` on the device keeps
+    every float32 score that is ``> threshold`` however the comparison is rounded."""
+    lo = np.float32(threshold)
+    if float(lo) > threshold:
+        lo = np.nextafter(lo, np.float32(-np.inf))
+    return float(lo)
+
+
+class _Slot:
+    """Reusable page-locked host buffers for one chunk in flight, and the CUDA event
+    recorded after its last transfer."""
+
+    def __init__(self) -> None:
+        self._frames: Any = None
+        self._results: Any = None
+        self._event: Any = None
+
+    def frames(self, n: int, h: int, w: int) -> Any:
+        import torch
+
+        need = n * h * w * 3
+        if self._frames is None or self._frames.numel() < need:
+            self._frames = torch.empty(need, dtype=torch.uint8, pin_memory=True)
+        return self._frames[:need].view(n, h, w, 3)
+
+    def results(self, cap: int) -> tuple[Any, Any, Any]:
+        import torch
+
+        if self._results is None or self._results[1].numel() < cap:
+            self._results = (
+                torch.empty((cap, 4), dtype=torch.int64, pin_memory=True),
+                torch.empty(cap, dtype=torch.float32, pin_memory=True),
+                torch.empty(1, dtype=torch.int64, pin_memory=True),
+            )
+        i, v, t = self._results
+        return i[:cap], v[:cap], t
+
+    def record(self, device: Any) -> None:
+        import torch
+
+        self._event = torch.cuda.Event()
+        self._event.record(torch.cuda.current_stream(device))
+
+    def wait(self) -> None:
+        if self._event is not None:
+            self._event.synchronize()
+
+
+@dataclass
+class _Pending:
+    """A submitted chunk: candidate rows (host, or pinned and in flight) and what an exact
+    fallback needs."""
+
+    start: int
+    count: int
+    idx: Any  # (cap, 4) int64: image, channel, row, column
+    vals: Any  # (cap,) float32
+    total: Any  # (1,) int64: rows that really are candidates
+    slot: _Slot | None
+    scores: Any
+    mask: Any
 
 
 __all__ = [
