@@ -18,14 +18,10 @@ from rich.console import Console
 
 from openlfr.config import get_settings
 from openlfr.errors import OpenLFRError
+from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
-console = Console()
 err_console = Console(stderr=True)
 
-# About 1 false match in 10,000 comparisons with a stranger, measured on LFW (README,
-# "Similarity scale"): a fair default for a small local watchlist. Large watchlists need a
-# threshold calibrated for their size and the tolerated false-alert rate.
-DEFAULT_THRESHOLD = 0.94
 
 
 class UserError(OpenLFRError):
@@ -89,7 +85,7 @@ def watchlist_add(
         entries.append((str(path), path.read_bytes(), face.template, face.quality.score))
     subject = wl.add(name, entries)
     wl.save()
-    console.print(f"enrolled {name!r}: {len(entries)} image(s) added, {len(subject.images)} in total")
+    typer.echo(f"enrolled {name!r}: {len(entries)} image(s) added, {len(subject.images)} in total")
 
 
 @watchlist_app.command("list")
@@ -101,9 +97,9 @@ def watchlist_list(json_out: Annotated[bool, typer.Option("--json", help="Machin
         _print_json(rows)
         return
     if not rows:
-        console.print("the watchlist is empty")
+        typer.echo("the watchlist is empty")
     for r in rows:
-        console.print(f"{r['name']}\t{r['images']} image(s)")
+        typer.echo(f"{r['name']}\t{r['images']} image(s)")
 
 
 @watchlist_app.command("remove")
@@ -112,7 +108,7 @@ def watchlist_remove(name: Annotated[str, typer.Argument(help="Name of the perso
     wl = _watchlist()
     subject = wl.remove(name)
     wl.save()
-    console.print(f"removed {subject.name!r} ({len(subject.images)} template(s))")
+    typer.echo(f"removed {subject.name!r} ({len(subject.images)} template(s))")
 
 
 @app.command()
@@ -146,10 +142,10 @@ def identify(
         _print_json({"image": str(image), "faces": out})
         return
     if not out:
-        console.print(f"{image}: no face found")
+        typer.echo(f"{image}: no face found")
     for k, f in enumerate(out, 1):
         cands = ", ".join(f"{c['name']} {c['score']:.3f}{' MATCH' if c['match'] else ''}" for c in f["candidates"])
-        console.print(f"face {k}: box {f['box']} quality {f['quality']:.2f}  candidates: {cands or '(watchlist empty)'}")
+        typer.echo(f"face {k}: box {f['box']} quality {f['quality']:.2f}  candidates: {cands or '(watchlist empty)'}")
 
 
 @app.command()
@@ -214,14 +210,14 @@ def evaluate_lfw(
     if json_out:
         _print_json(result)
         return
-    console.print(
+    typer.echo(
         f"verification: {ver.accuracy_mean * 100:.2f}% ± {ver.accuracy_std * 100:.2f} over {ver.folds} folds "
         f"({ver.pairs} pairs), ROC AUC {ver.roc_auc:.4f}, TAR {ver.tar_at_far_0_1pct * 100:.1f}% at FAR 0.1%"
     )
-    console.print(f"images without a face: {len(ts.failed)} of {len(paths)}")
+    typer.echo(f"images without a face: {len(ts.failed)} of {len(paths)}")
     if split is not None:
         ident = result["identification"]
-        console.print(
+        typer.echo(
             f"1:N: gallery {ident['gallery_size']}, {ident['mated_searches']} mated / {ident['non_mated_searches']} "
             f"non-mated searches; rank-1 {ident['rank1'] * 100:.1f}%; FNIR {ident['fnir_at_fpir_1pct'] * 100:.1f}% at "
             f"FPIR 1% (threshold {ident['threshold_at_fpir_1pct']:.3f}), {ident['fnir_at_fpir_0_1pct'] * 100:.1f}% at "

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 
 from openlfr.errors import InputError, OpenLFRError
+from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -471,7 +472,7 @@ def _demo_images(folder: Optional[Path], count: int) -> list[Path]:
 def demo_setup(
     images: Annotated[Optional[Path], typer.Option(help="Folder of face photos (default ../shared/data/lfw).")] = None,
     count: Annotated[int, typer.Option(help="How many images to share.")] = 5,
-    threshold: Annotated[float, typer.Option(help="Deployment threshold.")] = 0.9,
+    threshold: Annotated[float, typer.Option(help="Deployment threshold (cosine similarity).")] = DEFAULT_THRESHOLD,
 ) -> None:
     """Create a small example estate: users, an approved agreement, shared images, a watchlist,
     two cameras with signage and a live 8-hour deployment; then verify the audit log."""
