@@ -103,3 +103,31 @@ def test_bad_inputs_are_refused_and_nothing_is_half_written(data_dir: Path, home
     assert_clean_error(run(["watchlist", "add", "Lin", str(good)], home), "already enrolled")
     assert (home / "watchlist.npz").read_bytes() == before
     assert oct((home / "watchlist.npz").stat().st_mode & 0o777) == "0o600"
+
+
+def test_evaluate_lfw_on_a_few_pairs(data_dir: Path, home: Path, tmp_path: Path):
+    import json
+
+    lines = (data_dir / "lfw_pairs.txt").read_text().splitlines()
+    # two folds of 10 same-person and 10 different-person pairs each
+    fold1, fold2 = lines[1:11] + lines[301:311], lines[601:611] + lines[901:911]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(["2\t10", *fold1, *fold2]) + "\n")
+    proc = run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(pairs), "--no-identification", "--json"], home)
+    assert proc.returncode == 0, proc.stderr
+    ver = json.loads(proc.stdout)["verification"]
+    assert ver["pairs"] == 40 and ver["folds"] == 2
+    assert ver["roc_auc"] > 0.97
+    assert ver["images_without_face"] == 0
+    bad = tmp_path / "bad_pairs.txt"
+    bad.write_text("not a pairs file\n")
+    assert_clean_error(
+        run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(bad), "--no-identification"], home),
+        "not an LFW pairs file",
+    )
+    one_fold = tmp_path / "one_fold.txt"
+    one_fold.write_text("\n".join(["1\t10", *fold1]) + "\n")
+    assert_clean_error(
+        run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(one_fold), "--no-identification"], home),
+        "at least 2 folds",
+    )

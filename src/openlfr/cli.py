@@ -184,9 +184,9 @@ def evaluate_lfw(
     from rich.progress import Progress
 
     from openlfr.evaluation import lfw as ev
+    from openlfr.evaluation.facecache import face_data
 
     analyzer = _analyzer()
-    analyzer.flip = flip
     pair_list = ev.read_pairs(pairs, lfw)
     paths = sorted({p.a for p in pair_list} | {p.b for p in pair_list})
     split = None
@@ -197,12 +197,13 @@ def evaluate_lfw(
     if missing:
         raise UserError(f"{len(missing)} image(s) named by the pairs file are missing, e.g. {missing[0]}")
     settings = get_settings()
-    key = f"{settings.backend}|{settings.detector}|flip={flip}|{type(analyzer.stage.embedder).__name__}"
+    key = f"{settings.backend}|{settings.detector}|{type(analyzer.stage.embedder).__name__}"
     with Progress(console=err_console, transient=True, disable=json_out and not sys.stderr.isatty()) as bar:
         task = bar.add_task("computing templates", total=len(paths))
-        ts = ev.compute_templates(
-            paths, analyzer, progress=lambda n: bar.advance(task, n), cache_dir=settings.data_dir / "eval-cache", cache_key=key
+        data = face_data(
+            paths, analyzer, cache_dir=settings.data_dir / "eval-cache", key=key, progress=lambda n: bar.advance(task, n)
         )
+    ts = ev.TemplateSet.from_face_data(data, flip)
     ver = ev.verification(ts, pair_list)
     result: dict = {"verification": asdict(ver), "images": len(paths), "images_without_face": len(ts.failed)}
     if split is not None:
@@ -226,11 +227,12 @@ def evaluate_lfw(
 
 
 def _register_extensions() -> None:
-    import importlib
-    import importlib.util
+    # each command group lives beside the part of openlfr it drives
+    from openlfr import cli_effectiveness, cli_governance, cli_pipeline
 
-    if importlib.util.find_spec("openlfr.cli_governance") is not None:
-        importlib.import_module("openlfr.cli_governance").register(app)
+    cli_governance.register(app)
+    cli_pipeline.register(app)
+    cli_effectiveness.register(app, evaluate_app)
 
 
 _register_extensions()

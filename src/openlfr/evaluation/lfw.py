@@ -7,20 +7,19 @@ nearest the image centre is used (the protocol's convention, not a tuning choice
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openlfr.errors import InputError
 from openlfr.evaluation import metrics
-from openlfr.face.analyzer import FaceAnalyzer
-from openlfr.face.image import load_image
-from openlfr.face.quality import assess
 from openlfr.face.types import Detection
-from openlfr.matching.similarity import similarity, to_template
+from openlfr.matching.similarity import similarity
+
+if TYPE_CHECKING:
+    from openlfr.evaluation.facecache import FaceData
 
 
 @dataclass
@@ -80,67 +79,21 @@ class TemplateSet:
     def row(self) -> dict[Path, int]:
         return {p: i for i, p in enumerate(self.paths)}
 
+    @classmethod
+    def from_face_data(cls, data: FaceData, flip: bool) -> TemplateSet:
+        """Templates (flip-averaged or not) of :mod:`openlfr.evaluation.facecache` data."""
+        return cls(
+            list(data.paths),
+            data.templates(flip),
+            np.asarray(data.quality, np.float32),
+            [str(p) for p, ok in zip(data.paths, data.found) if not ok],
+        )
+
 
 def central(detections: list[Detection], shape: tuple[int, ...]) -> Detection:
     """The detection whose box centre is nearest the image centre."""
     cy, cx = shape[0] / 2.0, shape[1] / 2.0
     return min(detections, key=lambda d: (d.box.center[0] - cx) ** 2 + (d.box.center[1] - cy) ** 2)
-
-
-def compute_templates(
-    paths: Iterable[Path],
-    analyzer: FaceAnalyzer,
-    progress: Callable[[int], None] | None = None,
-    cache_dir: Path | None = None,
-    cache_key: str = "",
-    batch_size: int = 32,
-) -> TemplateSet:
-    """Template of the central face of each image (NaN where no face is found).
-
-    With ``cache_dir``, results are kept in ``<cache_dir>/<hash>.npz`` keyed by the image
-    list and ``cache_key`` (which should name the pipeline configuration).
-    """
-    paths = list(paths)
-    cache_file = None
-    if cache_dir is not None:
-        digest = hashlib.sha256(("\n".join(map(str, paths)) + "|" + cache_key).encode()).hexdigest()[:24]
-        cache_file = Path(cache_dir) / f"templates-{digest}.npz"
-        if cache_file.exists():
-            with np.load(cache_file, allow_pickle=False) as data:
-                if progress:
-                    progress(len(paths))
-                return TemplateSet(paths, data["templates"], data["qualities"], list(data["failed"]))
-    templates = np.full((len(paths), analyzer.stage.embedder.dim), np.nan, np.float32)
-    qualities = np.zeros(len(paths), np.float32)
-    failed: list[str] = []
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (row, landmarks, chip)
-
-    def flush() -> None:
-        # embedding in batches is several times faster than one chip at a time
-        if pending:
-            emb = analyzer.embed_chips(np.stack([c for _, _, c in pending]))
-            for (i, m, c), e in zip(pending, emb):
-                templates[i] = to_template(e)
-                qualities[i] = assess(m, c, analyzer.policy).score
-            pending.clear()
-
-    for i, path in enumerate(paths):
-        image = load_image(path)
-        dets = analyzer.detect(image)
-        if dets:
-            marks, chips = analyzer.align(image, [central(dets, image.shape)])
-            pending.append((i, marks[0], chips[0]))
-            if len(pending) >= batch_size:
-                flush()
-        else:
-            failed.append(str(path))
-        if progress:
-            progress(1)
-    flush()
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_file, templates=templates, qualities=qualities, failed=np.asarray(failed, dtype=str))
-    return TemplateSet(paths, templates, qualities, failed)
 
 
 def pair_scores(ts: TemplateSet, pairs: list[Pair]) -> np.ndarray:

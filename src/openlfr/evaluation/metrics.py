@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openlfr.errors import InputError
+
 
 def roc_auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
     """Area under the ROC curve: P(genuine score > impostor score), ties counting half."""
@@ -63,6 +65,8 @@ class CrossValidated:
 
 def cross_validated_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> CrossValidated:
     """Pick the threshold on all other folds, measure accuracy on each fold in turn."""
+    if len(np.unique(folds)) < 2:
+        raise InputError("cross-validated accuracy needs pairs from at least 2 folds")
     accs, ths = [], []
     for f in np.unique(folds):
         train, test = folds != f, folds == f

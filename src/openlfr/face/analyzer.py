@@ -20,6 +20,12 @@ from openlfr.face.types import Detection, Detector, Embedder, Face, Landmarker
 from openlfr.matching.similarity import to_template
 
 
+def flip_fuse(embeddings: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """One face's template direction from its chip's and its mirror image's embeddings
+    (the mean of their unit templates)."""
+    return (to_template(embeddings) + to_template(mirrored)) / 2.0
+
+
 @dataclass
 class FaceStage:
     """The chain's parts; built by :func:`build_stage` from settings."""
@@ -80,8 +86,8 @@ class FaceAnalyzer:
             return np.zeros((0, self.stage.embedder.dim), np.float32)
         if not self.flip:
             return self.stage.embedder.embed(chips)
-        both = to_template(self.stage.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]])))
-        return (both[: len(chips)] + both[len(chips) :]) / 2.0
+        both = self.stage.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]]))
+        return flip_fuse(both[: len(chips)], both[len(chips) :])
 
     def align(self, image: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], np.ndarray]:
         """Landmarks and aligned chips ``(N, 150, 150, 3)`` for the given detections."""

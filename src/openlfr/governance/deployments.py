@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,9 +22,14 @@ from openlfr.governance.cameras import current_signage
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.schemas import DeploymentRequest, Role
-from openlfr.store.models import Camera, Deployment, SnapshotItem, Watchlist, WatchlistEntry
+from openlfr.store.models import Alert, Camera, Deployment, SnapshotItem, Watchlist, WatchlistEntry
 
 OPEN_STATUSES = ("requested", "authorised", "live")
+REVIEW_OUTCOMES = ("true", "false", "unsure")
+
+# (watchlist size, target false-alert rate) -> calibration record with at least "threshold"
+# and "predicted_fnir" (see openlfr.evaluation.cohort.size_calibrator)
+Calibrator = Callable[[int, float], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,14 @@ class LiveWatchlist:
     valid_until: datetime
 
 
-def request(ctx: Ctx, actor: str, data: DeploymentRequest) -> Deployment:
+def request(ctx: Ctx, actor: str, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
     """An operator admin (or an authorising officer) asks for a deployment; refused on unknown
     ids, a window in the past or a camera already booked by another open deployment in an
-    overlapping window. Whoever requests it cannot be the one who authorises it."""
+    overlapping window. Whoever requests it cannot be the one who authorises it.
+
+    A request with a target false-alert rate instead of a threshold needs ``calibrate``: the
+    threshold it returns for the watchlist's current size is stored with the target and the
+    prediction, and all three are audited and shown on the public record."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.request", "deployment", "")
     watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
     cameras = [ctx.get(Camera, cid, "camera") for cid in data.camera_ids]
@@ -58,16 +68,31 @@ def request(ctx: Ctx, actor: str, data: DeploymentRequest) -> Deployment:
         ).scalars().first()
         if clash is not None:
             raise RuleViolation(f"camera {cam.name!r} is already in deployment {clash} at overlapping times")
+    threshold, calibration = data.threshold, None
+    if data.target_false_alert_rate is not None:
+        if calibrate is None:
+            raise RuleViolation("a target false-alert rate needs a calibration cohort; none is configured")
+        size = len(ctx.session.execute(
+            select(WatchlistEntry.id).where(WatchlistEntry.watchlist_id == watchlist.id, WatchlistEntry.removed_at.is_(None))
+        ).scalars().all())
+        if size == 0:
+            raise RuleViolation(f"watchlist {watchlist.id} has no entries to calibrate a threshold for")
+        calibration = dict(calibrate(size, data.target_false_alert_rate))
+        threshold = float(calibration["threshold"])
+        if not 0 < threshold <= 1:
+            raise RuleViolation(f"the calibrated threshold {threshold:.4f} is outside (0, 1]")
     row = Deployment(
-        purpose=data.purpose, watchlist_id=watchlist.id, start=data.start, end=data.end, threshold=data.threshold,
+        purpose=data.purpose, watchlist_id=watchlist.id, start=data.start, end=data.end, threshold=threshold,
         dpia_ref=data.dpia_ref, necessity=data.necessity, status="requested", requested_by_id=user.id,
-        requested_at=ctx.now(), cameras=cameras,
+        requested_at=ctx.now(), cameras=cameras, target_false_alert_rate=data.target_false_alert_rate,
+        calibration=calibration,
     )
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "deployment.request", "deployment", row.id, purpose=row.purpose, watchlist=watchlist.id,
               cameras=[c.id for c in cameras], start=row.start, end=row.end, threshold=row.threshold,
-              dpia_ref=row.dpia_ref, necessity=row.necessity)
+              dpia_ref=row.dpia_ref, necessity=row.necessity, target_false_alert_rate=row.target_false_alert_rate,
+              calibration=calibration)
     return row
 
 
@@ -164,8 +189,37 @@ def set_threshold(ctx: Ctx, actor: str, deployment_id: int, threshold: float) ->
     if not 0 < threshold <= 1:
         raise InputError("threshold must be in (0, 1]")
     old, dep.threshold = dep.threshold, threshold
+    # a threshold set by hand is no longer the calibrated one
+    dep.target_false_alert_rate, dep.calibration = None, None
     ctx.audit(actor, "deployment.threshold", "deployment", dep.id, old=old, new=threshold)
     return dep
+
+
+def review_alert(ctx: Ctx, actor: str, alert_id: int, outcome: str) -> Alert:
+    """A reviewer records whether an alert showed the listed person (``true``), someone else
+    (``false``) or could not be told (``unsure``); the per-deployment report counts these."""
+    ctx.require(actor, {Role.REVIEWER}, "alert.review", "alert", alert_id)
+    if outcome not in REVIEW_OUTCOMES:
+        raise InputError(f"review outcome must be one of {', '.join(REVIEW_OUTCOMES)}, got {outcome!r}")
+    alert = ctx.get(Alert, alert_id, "alert")
+    old, alert.review_outcome, alert.reviewed_at = alert.review_outcome, outcome, ctx.now()
+    ctx.audit(actor, "alert.review", "alert", alert.id, outcome=outcome, previous=old)
+    return alert
+
+
+def public_record(dep: Deployment) -> dict[str, Any]:
+    """What the public transparency page shows of a deployment, including how its threshold
+    was chosen and the false-alert rate it was expected to give."""
+    cal = dep.calibration or {}
+    return {
+        "id": dep.id, "status": dep.status, "purpose": dep.purpose,
+        "cameras": [c.name for c in dep.cameras], "start": dep.start.isoformat(), "end": dep.end.isoformat(),
+        "threshold": dep.threshold, "threshold_source": "calibrated" if dep.target_false_alert_rate else "set directly",
+        "target_false_alert_rate": dep.target_false_alert_rate,
+        "predicted_fnir": cal.get("predicted_fnir"), "calibration_method": cal.get("method"),
+        "watchlist_size_at_request": cal.get("watchlist_size"),
+        "effectiveness_report": f"deployment-{dep.id}-report.html",
+    }
 
 
 def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, worker: str = "matcher") -> LiveWatchlist:
@@ -259,6 +313,7 @@ def used_image(ctx: Ctx, image_id: int) -> list[int]:
 
 
 __all__ = [
-    "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end", "list_deployments",
-    "live_watchlist", "request", "set_threshold", "start", "sweep", "used_image",
+    "Calibrator", "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end",
+    "list_deployments", "live_watchlist", "public_record", "request", "review_alert", "set_threshold", "start", "sweep",
+    "used_image",
 ]

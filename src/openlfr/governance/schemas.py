@@ -113,12 +113,17 @@ class DeploymentRequest(_In):
     camera_ids: list[int] = Field(min_length=1)
     start: AwareDatetime
     end: AwareDatetime
-    threshold: float = Field(gt=0, le=1)
+    threshold: float | None = Field(None, gt=0, le=1)
+    # instead of a raw threshold: tolerated false alerts per face seen; the threshold is then
+    # calibrated for the watchlist (see openlfr.evaluation.calibration)
+    target_false_alert_rate: float | None = Field(None, gt=0, lt=1)
     dpia_ref: str = Field(min_length=1, max_length=200)
     necessity: str = Field(min_length=20, max_length=5000, description="necessity and proportionality statement")
 
     @model_validator(mode="after")
     def _window_in_order(self) -> Self:
+        if (self.threshold is None) == (self.target_false_alert_rate is None):
+            raise ValueError("give either a threshold or a target false-alert rate, not both")
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if len(set(self.camera_ids)) != len(self.camera_ids):

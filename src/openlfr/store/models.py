@@ -203,6 +203,9 @@ class Deployment(Base):
     snapshot_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # set when the request gave a target false-alert rate instead of a raw threshold
+    target_false_alert_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    calibration: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     cameras: Mapped[list[Camera]] = relationship(secondary=deployment_cameras, order_by=Camera.id)
     watchlist: Mapped[Watchlist] = relationship()
@@ -228,6 +231,9 @@ class Alert(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     retain_until: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # a reviewer's verdict: "true" (the listed person), "false" (someone else) or "unsure"
+    review_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MediaItem(Base):
@@ -271,3 +277,6 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+from openlfr.store import pipeline_models  # noqa: E402,F401  (the live pipeline's tables)

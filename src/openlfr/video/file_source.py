@@ -16,10 +16,11 @@ from openlfr.video.frames import Frame
 class VideoFileSource:
     """Frames of a video file (anything FFmpeg decodes), with their time in the video.
 
-    ``sample_fps`` keeps about that many frames per second of video (all when ``None``).
+    ``sample_fps`` keeps about that many frames per second of video (all when ``None``);
+    ``start_frame`` skips the frames before it (to resume where a crashed run stopped).
     """
 
-    def __init__(self, path: str | Path, sample_fps: float | None = None) -> None:
+    def __init__(self, path: str | Path, sample_fps: float | None = None, start_frame: int = 0) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such video file")
@@ -36,6 +37,7 @@ class VideoFileSource:
         if self.frame_count <= 1:
             raise InputError(f"{self.path}: not a video (a single still image?)")
         self.sample_fps = sample_fps
+        self.start_frame = max(0, int(start_frame))
 
     @property
     def duration(self) -> float:
@@ -45,7 +47,8 @@ class VideoFileSource:
         cap = cv2.VideoCapture(str(self.path))
         try:
             step = 1.0 if not self.sample_fps else max(1.0, self.fps / self.sample_fps)
-            next_keep = 0.0
+            # (start_frame + 1: the skip test below compares index + 1)
+            next_keep = float(self.start_frame + 1) if self.start_frame else 0.0
             index = 0
             while True:
                 if index + 1 < next_keep:

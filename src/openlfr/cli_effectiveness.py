@@ -1,0 +1,190 @@
+"""Effectiveness commands: ``openlfr evaluate openset`` and ``openlfr calibrate``.
+
+:func:`register` adds them to the main app (``register(app, evaluate_app)``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from openlfr.errors import InputError, OpenLFRError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors(fn: F) -> F:
+    """Deliberate openlfr errors become one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OpenLFRError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _analyzer_and_fallback():  # noqa: ANN202
+    """The configured analyzer, and the other detector as a fallback for faces it misses."""
+    from openlfr.config import get_settings
+    from openlfr.face.analyzer import default_analyzer
+    from openlfr.face.detectors import make_detector
+
+    settings = get_settings()
+    analyzer = default_analyzer()
+    name = getattr(analyzer.stage.detector, "name", settings.detector)
+    other = "hog" if name == "mmod" else "mmod"
+    return analyzer, make_detector(other, backend=settings.backend)
+
+
+def _cache_dir(cache_dir: Path | None) -> Path:
+    from openlfr.config import get_settings
+
+    return cache_dir or get_settings().data_dir / "eval-cache"
+
+
+def _progress(json_out: bool):  # noqa: ANN202
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(console=Console(stderr=True), transient=True, disable=json_out and not sys.stderr.isatty())
+
+
+@_errors
+def evaluate_openset(
+    folder: Annotated[Path, typer.Option(help="Labelled folder in LFW layout (one sub-folder per person).")],
+    groups: Annotated[Optional[Path], typer.Option(help="CSV of image,group labels for demographic differentials.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write report.html, report.json and plots into this folder.")] = None,
+    splits: Annotated[int, typer.Option(help="Random halvings for the out-of-sample calibration check.")] = 10,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where face data is cached (default: <data dir>/eval-cache).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Open-set (watchlist) accuracy: FNIR at FPIR, rank-1, CMC, each gain on/off, calibration check."""
+    from openlfr.evaluation import demographics, effectiveness, lfw
+    from openlfr.evaluation import report as rep
+
+    if splits < 1:
+        raise InputError("--splits must be at least 1")
+    labels = demographics.read_groups(groups) if groups is not None else None
+    analyzer, fallback = _analyzer_and_fallback()
+    n = sum(len(v) for v in lfw.people(folder).values())
+    with _progress(json_out) as bar:
+        task = bar.add_task("faces", total=n)
+        result = effectiveness.evaluate_folder(
+            folder, analyzer, cache_dir=_cache_dir(cache_dir), fallback=fallback, groups=labels, out_dir=report,
+            calibration_splits=splits, progress=lambda k: bar.advance(task, k),
+        )
+    if report is not None:
+        html_file, json_file = rep.write_evaluation(result, report)
+        result["report"] = {"html": str(html_file), "json": str(json_file)}
+    if json_out:
+        sys.stdout.write(rep.dumps(result) + "\n")
+        return
+    _print_summary(result)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f}%"
+
+
+def _print_summary(result: dict) -> None:
+    typer.echo(
+        f"{result['people']} people, {result['images']} images ({result['images_without_face']} without a face); "
+        f"pipeline {result['pipeline']}"
+    )
+    typer.echo(f"{'configuration':48s} {'rank-1':>7s} {'FNIR@1%':>8s} {'FNIR@0.1%':>9s} {'refused':>8s}")
+    for r in result["gains"]:
+        typer.echo(
+            f"{r['config']:48s} {_pct(r['rank1']):>7s} {_pct(r['fnir_at_fpir_1pct']):>8s} "
+            f"{_pct(r['fnir_at_fpir_0_1pct']):>9s} {_pct(r['refusal_rate_mated']):>8s}"
+        )
+    typer.echo(f"kept: {', '.join(result['kept_gains']) or 'none'}; recommended: {result['recommended']['config']}")
+    for r in result["fusion"]:
+        typer.echo(
+            f"  same searches, {r['config']:44s} {_pct(r['rank1']):>7s} {_pct(r['fnir_at_fpir_1pct']):>8s} "
+            f"{_pct(r['fnir_at_fpir_0_1pct']):>9s}"
+        )
+    for c in result["calibration_check"].values():
+        for p in c["pooled"]:
+            typer.echo(
+                f"calibration ({c['config']}, {p['method']}): target FPIR {p['target_fpir'] * 100:g}% -> observed "
+                f"{p['observed_fpir'] * 100:.3f}% out of sample (x{p['ratio']:.2f}); FNIR predicted "
+                f"{_pct(p['mean_predicted_fnir'])}, observed {_pct(p['mean_observed_fnir'])}"
+            )
+    demo = result.get("demographics")
+    if demo:
+        for rate, d in demo["at_fpir"].items():
+            for g in d["groups"]:
+                typer.echo(
+                    f"FPIR {rate} threshold: group {g['group']}: FNIR {_pct(g['fnir'])} ({g['misses']}/{g['mated']}), "
+                    f"FPIR {_pct(g['fpir'])} ({g['false_alerts']}/{g['non_mated']})"
+                )
+    if "report" in result:
+        typer.echo(f"report: {result['report']['html']}")
+
+
+@_errors
+def calibrate(
+    watchlist_size: Annotated[Optional[int], typer.Option(help="Number of people on the watchlist.")] = None,
+    false_alert_rate: Annotated[float, typer.Option(help="Tolerated false alerts per face seen, e.g. 0.0001.")] = 1e-4,
+    cohort: Annotated[Optional[Path], typer.Option(help="Faces of people NOT on the watchlist (LFW layout or flat folder).")] = None,
+    use_watchlist: Annotated[bool, typer.Option(help="Search the cohort against the local watchlist itself.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where cohort face data is cached.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Threshold for a watchlist size and a target false-alert rate, with the expected rates."""
+    from openlfr.evaluation import cohort as coh
+    from openlfr.evaluation import report as rep
+
+    if cohort is None:
+        raise InputError("--cohort is required: a folder of faces of people who are not on the watchlist")
+    analyzer, fallback = _analyzer_and_fallback()
+    with _progress(json_out) as bar:
+        task = bar.add_task("cohort faces", total=None)
+        data = coh.load_cohort(cohort, analyzer, _cache_dir(cache_dir), fallback, lambda k: bar.advance(task, k))
+    if use_watchlist:
+        from openlfr.config import get_settings
+        from openlfr.matching.local_watchlist import LocalWatchlist
+
+        index = LocalWatchlist(get_settings().data_dir).index()
+        if not len(index):
+            raise InputError("the local watchlist is empty: nothing to calibrate against")
+        if watchlist_size is not None and watchlist_size != len(index):
+            raise InputError(f"--watchlist-size {watchlist_size} differs from the local watchlist's {len(index)} people")
+        result = coh.calibrate_against(data, analyzer.flip, index, false_alert_rate)
+    else:
+        if watchlist_size is None:
+            raise InputError("give --watchlist-size, or --use-watchlist to calibrate against the local watchlist")
+        result = coh.calibrate_size(data, analyzer.flip, watchlist_size, false_alert_rate)
+    out = result.to_dict()
+    out["expected_false_alerts_per_10000_faces"] = false_alert_rate * 10_000
+    out["cohort"] = {"folder": str(cohort), "faces": int(data.found.sum()), "images": len(data.paths)}
+    if json_out:
+        sys.stdout.write(rep.dumps(out) + "\n")
+        return
+    typer.echo(
+        f"threshold {result.threshold:.4f} (cosine) for a watchlist of {result.watchlist_size} at "
+        f"{false_alert_rate:g} false alerts per face seen ({false_alert_rate * 10_000:g} per 10,000 faces)"
+    )
+    if result.per_comparison_rate is not None:
+        typer.echo(f"per-comparison false-match rate aimed at: {result.per_comparison_rate:.3g}")
+    typer.echo(
+        f"expected miss rate (FNIR) for listed people: {_pct(result.predicted_fnir)} "
+        f"(from {out['cohort']['faces']} cohort faces, method {result.method})"
+    )
+    if result.note:
+        typer.echo(f"note: {result.note}")
+
+
+def register(app: typer.Typer, evaluate_app: typer.Typer) -> None:
+    """Add ``openlfr calibrate`` and ``openlfr evaluate openset``."""
+    evaluate_app.command("openset")(evaluate_openset)
+    app.command("calibrate")(calibrate)

@@ -1,0 +1,411 @@
+"""The live loop of one camera: frames -> faces -> tracks -> best shots -> match -> alert or discard.
+
+For each analysed frame the detector searches only where it is worth it (motion, the faces
+already followed, the whole frame now and then), the tracker joins detections into tracks,
+and each track's best few shots get templates that are matched against the live
+deployment's frozen watchlist. A match at or above the deployment's threshold becomes one
+alert per track and candidate: stored with its encrypted probe crop, audited and committed
+*before* it is announced. Every other template is dropped at once; only counters remain.
+Without a live deployment there is no watchlist, hence no matching: the loop stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from openlfr.errors import OpenLFRError
+from openlfr.face.align import face_chip
+from openlfr.face.analyzer import FaceAnalyzer, build_stage
+from openlfr.face.detectors import make_detector
+from openlfr.face.quality import assess
+from openlfr.face.types import Box, Detection, Detector
+from openlfr.governance import Governance, RuleViolation
+from openlfr.governance.deployments import LiveWatchlist, live_watchlist
+from openlfr.matching.similarity import to_template
+from openlfr.pipeline.events import AlertEvent, StatusEvent
+from openlfr.pipeline.records import (
+    AlertRecord, Counters, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
+)
+from openlfr.pipeline.settings import CameraSettings
+from openlfr.video.best_shot import BestShots, Shot
+from openlfr.video.frames import Frame
+from openlfr.video.motion import MotionDetector, merge_boxes, pad_box
+from openlfr.video.stream_source import Gap
+from openlfr.video.tracker import IoUTracker, Track
+
+log = logging.getLogger(__name__)
+
+# Smallest face each detector finds without upsampling (both use an ~80 px window).
+DETECTOR_BASE_FACE = {"hog": 80, "mmod": 80}
+
+
+def resolve_detector(name: str) -> str:
+    """``auto`` is HOG where dlib is installed (cheapest on a CPU), else the MMOD CNN."""
+    if name != "auto":
+        return name
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        return "mmod"
+    return "hog"
+
+
+@lru_cache(maxsize=4)
+def pipeline_stage(detector: str) -> tuple[FaceAnalyzer, Detector]:
+    """A process-wide analyzer (landmarks, embedder) and an un-upsampled detector (models load once).
+
+    The analyzer is built as enrolment builds it, so probe and watchlist templates agree.
+    """
+    name = resolve_detector(detector)
+    analyzer = FaceAnalyzer(build_stage(name))
+    det = analyzer.stage.detector if name == "mmod" else make_detector(name, upsample=0)
+    return analyzer, det
+
+
+class DeploymentNotLive(OpenLFRError):
+    """The deployment is no longer live (ended, outside its window, snapshot gone): stop matching."""
+
+
+@dataclass
+class PipelineStats:
+    """Timing of one camera's run, for benchmarks and health checks."""
+
+    frames: int = 0
+    analysed: int = 0
+    busy_s: float = 0.0
+    detect_s: float = 0.0
+    faces_s: float = 0.0
+    embed_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    # of each alert's latency, the part its frame waited before analysis began
+    waits_ms: list[float] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+    # track id -> [first time, last time, hits, first centre, last centre]: geometry only
+    tracks: dict[str, list[object]] = field(default_factory=dict)
+
+
+class CameraPipeline:
+    """The live analysis of one camera in one live deployment.
+
+    Call :meth:`start`, then :meth:`process` per frame (or :meth:`run` over a source), then
+    :meth:`finish`. ``publish`` receives each :class:`AlertEvent` after its commit.
+    ``source_label`` names a recorded source whose position is checkpointed for resuming.
+    """
+
+    def __init__(
+        self,
+        gov: Governance,
+        deployment_id: int,
+        camera_id: int,
+        settings: CameraSettings | None = None,
+        *,
+        analyzer: FaceAnalyzer | None = None,
+        publish: Callable[[object], None] | None = None,
+        worker: str | None = None,
+        source_label: str | None = None,
+    ) -> None:
+        self.gov = gov
+        self.deployment_id = deployment_id
+        self.camera_id = camera_id
+        self.settings = settings or CameraSettings()
+        shared_analyzer, self.detector = pipeline_stage(self.settings.detector)
+        self.analyzer = analyzer or shared_analyzer
+        self.scale = DETECTOR_BASE_FACE.get(resolve_detector(self.settings.detector), 80) / float(self.settings.min_face_size)
+        self.publish = publish
+        self.worker = worker or f"pipeline:camera-{camera_id}"
+        self.source_label = source_label
+        self.tracker = IoUTracker(self.settings.track_iou, max_age=self.settings.track_max_age_s)
+        self.motion = MotionDetector()
+        self.counters = Counters()
+        self.stats = PipelineStats()
+        self.watchlist: LiveWatchlist | None = None
+        self._last_alert: dict[int, datetime] = {}
+        self._wall0: datetime | None = None
+        self._t0: float | None = None
+        self._last_analysed = -1e9
+        self._last_full = -1e9
+        self._last_scan = -1e9
+        self._band = 1 << 30  # no scan in progress
+        self._full_scan = False
+        self._t_frame_start = 0.0
+        self._interval_start: datetime | None = None
+        self._last_checkpoint: datetime | None = None
+        self._watchlist_checked: datetime | None = None
+        self._last_frame_index = 0
+        self._last_wall: datetime | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, at: datetime | None = None) -> None:
+        """Load the live watchlist (refused without a live deployment) and past alert times."""
+        self._wall0 = at or self.gov.clock()
+        self._refresh_watchlist(self._wall0)
+        with self.gov.transaction() as ctx:
+            self._last_alert = last_alert_times(ctx, self.deployment_id, self.camera_id)
+            ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
+                      settings=self.settings.model_dump(), source=self.source_label or "")
+
+    def _refresh_watchlist(self, at: datetime) -> None:
+        try:
+            with self.gov.transaction() as ctx:
+                self.watchlist = live_watchlist(ctx, self.deployment_id, self.camera_id, at, worker=self.worker)
+        except RuleViolation as err:
+            self.watchlist = None
+            raise DeploymentNotLive(str(err)) from err
+        self._watchlist_checked = at
+
+    def finish(self, finished_source: bool = False) -> None:
+        """End every track, write the last counters (and the final position of a recording)."""
+        for track in self.tracker.end_all():
+            track.data.clear()
+        # intervals are in frame time (a recording may run faster or slower than the clock)
+        self._flush(self._last_wall or self._now_wall(), finished=finished_source)
+
+    def record_gap(self, gap: Gap) -> None:
+        """Store a stream outage of this camera (called by the source when frames return)."""
+        with self.gov.transaction() as ctx:
+            store_gap(ctx, self.camera_id, self.deployment_id, gap.started_at, gap.ended_at, gap.attempts, gap.reason,
+                      self.worker)
+        self.motion.reset()
+        if self.publish is not None:
+            self.publish(StatusEvent(self.camera_id, self.deployment_id, "gap",
+                                     f"{gap.seconds if gap.seconds is not None else 'open'} s, {gap.attempts} attempts"))
+
+    def run(self, frames: Iterable[Frame], stop: threading.Event | None = None, finished_source: bool = True) -> PipelineStats:
+        """Process every frame of ``frames`` until it ends or ``stop`` is set."""
+        if self.watchlist is None:
+            self.start()
+        completed = False
+        try:
+            for frame in frames:
+                if stop is not None and stop.is_set():
+                    break
+                self.process(frame)
+            # a reader also ends its iteration when asked to stop: that is not the end of the source
+            completed = stop is None or not stop.is_set()
+        finally:
+            self.finish(finished_source=completed and finished_source)
+        return self.stats
+
+    # ------------------------------------------------------------------ per frame
+
+    def _now_wall(self) -> datetime:
+        return self.gov.clock()
+
+    def _frame_wall(self, frame: Frame) -> datetime:
+        if frame.wall is not None:
+            return frame.wall
+        if self._t0 is None:
+            self._t0 = frame.time
+        assert self._wall0 is not None
+        return self._wall0 + timedelta(seconds=frame.time - self._t0)
+
+    def process(self, frame: Frame) -> list[AlertEvent]:
+        """Analyse one frame if it is due (``analyse_fps``); returns the alerts it raised."""
+        if frame.captured is None:
+            frame.captured = time.perf_counter()
+        if self.stats.frames == 0 and self.publish is not None:
+            self.publish(StatusEvent(self.camera_id, self.deployment_id, "frames", f"first frame {frame.index}"))
+        self.counters.frames += 1
+        self.stats.frames += 1
+        self._last_frame_index = frame.index
+        at = self._last_wall = self._frame_wall(frame)
+        if self._interval_start is None:
+            self._interval_start = self._last_checkpoint = at
+        if frame.time - self._last_analysed < 1.0 / self.settings.analyse_fps - 1e-3:
+            return []
+        self._last_analysed = frame.time
+        t_start = self._t_frame_start = time.perf_counter()
+        if self._watchlist_checked is None or (at - self._watchlist_checked).total_seconds() >= self.settings.watchlist_refresh_s:
+            self._refresh_watchlist(at)
+        self.counters.frames_analysed += 1
+        self.stats.analysed += 1
+        image = frame.image
+        t = frame.time
+        detections = self._detect(image, t)
+        t_det = time.perf_counter()
+        self.stats.detect_s += t_det - t_start
+        pairs, ended = self.tracker.update(detections, t)
+        for track, det in pairs:
+            summary = self.stats.tracks.setdefault(track.id, [t, t, 0, det.box.center, det.box.center])
+            summary[1], summary[2], summary[4] = t, int(summary[2]) + 1, det.box.center  # type: ignore[call-overload]
+        for track in ended:
+            track.data.clear()  # its shots (chips, crops) are gone with it
+        alerts = self._analyse_faces(frame, at, pairs) if pairs else []
+        if (at - self._interval_start).total_seconds() >= self.settings.counters_interval_s:
+            self._flush(at)
+        elif self.source_label and (at - self._last_checkpoint).total_seconds() >= self.settings.checkpoint_every_s:
+            with self.gov.transaction() as ctx:
+                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, frame.index)
+            self._last_checkpoint = at
+        self.stats.busy_s += time.perf_counter() - t_start
+        return alerts
+
+    def _regions(self, image: np.ndarray, t: float) -> list[Box]:
+        """Where to run the detector on this frame.
+
+        A scan (``scan_fps`` a second) looks for new faces where something moved, or now and
+        then over the whole region of interest; it is spread over ``scan_bands`` consecutive
+        analysed frames, one horizontal band each, so no single frame pays for a whole scan
+        (that cost would be every alert's latency). Every analysed frame also searches around
+        the live tracks, which is what carries them (and their best shots) between scans.
+        """
+        s = self.settings
+        roi = s.roi_box(image.shape)
+        regions = [pad_box(tr.predict(t), 0.6, image.shape) for tr in self.tracker.tracks]
+        if self._band >= s.scan_bands and t - self._last_scan >= 1.0 / s.scan_fps - 1e-3:
+            self._last_scan, self._band = t, 0
+            self._full_scan = not s.motion or bool(s.full_frame_every_s and t - self._last_full >= s.full_frame_every_s)
+            if self._full_scan:
+                self._last_full = t
+        if self._band < s.scan_bands:
+            band = self._band_box(roi, self._band, s.scan_bands)
+            self._band += 1
+            if self._full_scan:
+                self.motion.regions(image)  # keep the background current
+                regions.append(band)
+            else:
+                for b in self.motion.regions(image):
+                    b = pad_box(b, 0.1, image.shape)
+                    b = Box(max(b.left, band.left), max(b.top, band.top), min(b.right, band.right),
+                            min(b.bottom, band.bottom))
+                    if b.width > 0 and b.height > 0:
+                        regions.append(b)
+        out = []
+        min_side = int(s.min_face_size * 1.3)
+        for r in regions:
+            r = Box(max(r.left, roi.left), max(r.top, roi.top), min(r.right, roi.right), min(r.bottom, roi.bottom))
+            if r.width <= 0 or r.height <= 0:
+                continue
+            out.append(pad_box(r, 0.0, image.shape, min_side=min_side))
+        return merge_boxes(out)
+
+    def _band_box(self, roi: Box, k: int, bands: int) -> Box:
+        """Band ``k`` of ``bands`` horizontal bands of the ROI, overlapping by 1.5 face sizes
+        so that a face on a boundary lies wholly inside one of them."""
+        if bands <= 1:
+            return roi
+        overlap = int(1.5 * self.settings.min_face_size)
+        step = roi.height / bands
+        top = int(roi.top + k * step) - overlap // 2
+        bottom = int(roi.top + (k + 1) * step) + overlap // 2
+        return Box(roi.left, max(roi.top, top), roi.right, min(roi.bottom, bottom))
+
+    def _detect(self, image: np.ndarray, t: float) -> list[Detection]:
+        dets: list[Detection] = []
+        min_w = 0.8 * self.settings.min_face_size
+        for r in self._regions(image, t):
+            crop = image[r.top : r.bottom + 1, r.left : r.right + 1]
+            if self.scale != 1.0:
+                interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+                crop = cv2.resize(crop, None, fx=self.scale, fy=self.scale, interpolation=interp)
+            for d in self.detector.detect(np.ascontiguousarray(crop)):
+                b = d.box
+                box = Box(r.left + int(b.left / self.scale), r.top + int(b.top / self.scale),
+                          r.left + int(b.right / self.scale), r.top + int(b.bottom / self.scale))
+                if box.width >= min_w:
+                    dets.append(Detection(box, d.score, d.detector))
+        return dets
+
+    def _analyse_faces(self, frame: Frame, at: datetime, pairs: list[tuple[Track, Detection]]) -> list[AlertEvent]:
+        t0 = time.perf_counter()
+        image = frame.image
+        self.counters.faces_seen += len(pairs)
+        self.counters.tracks += sum(1 for tr, _ in pairs if tr.hits == 1)
+        marks = self.analyzer.stage.landmarker.landmarks(image, [d.box for _, d in pairs])
+        chosen: list[tuple[Track, Shot]] = []
+        for (track, det), m in zip(pairs, marks):
+            chip = face_chip(image, m)
+            quality = assess(m, chip, self.analyzer.policy)
+            shots = track.data.setdefault("best", BestShots(self.settings.templates_per_track))
+            shot = Shot(frame.index, frame.time, det.box, quality, m, chip, crop=np.empty(0), wall=at,
+                        captured=frame.captured)
+            if shots.offer(shot):  # type: ignore[union-attr]
+                c = pad_box(det.box, 0.3, image.shape)
+                shot.crop = image[c.top : c.bottom + 1, c.left : c.right + 1].copy()
+                chosen.append((track, shot))
+        t1 = time.perf_counter()
+        self.stats.faces_s += t1 - t0
+        if not chosen:
+            return []
+        templates = to_template(self.analyzer.embed_chips(np.stack([s.chip for _, s in chosen])))
+        self.stats.embed_s += time.perf_counter() - t1
+        self.counters.templates += len(chosen)
+        alerts: list[AlertEvent] = []
+        for (track, shot), template in zip(chosen, templates):
+            raised = self._match(track, shot, template, at)
+            alerts.extend(raised)
+            if not raised:
+                self.counters.templates_discarded += 1
+            shot.chip = shot.crop = np.empty(0)  # discarded at once
+        return alerts
+
+    def _match(self, track: Track, shot: Shot, template: np.ndarray, at: datetime) -> list[AlertEvent]:
+        wl = self.watchlist
+        if wl is None or not len(wl.entry_ids):
+            return []
+        scores = wl.templates @ template
+        alerted: set[int] = track.data.setdefault("alerted", set())  # type: ignore[assignment]
+        out = []
+        for j in np.argsort(-scores):
+            score = float(scores[j])
+            if score < wl.threshold:
+                break
+            entry = wl.entry_ids[j]
+            if entry in alerted:
+                continue
+            alerted.add(entry)
+            last = self._last_alert.get(entry)
+            if last is not None and abs((at - last).total_seconds()) < self.settings.realert_after_s:
+                continue  # same person, same camera, moments ago (e.g. a new track after a cut)
+            out.append(self._raise_alert(track, shot, entry, wl.labels[j], score, at))
+        return out
+
+    def _raise_alert(self, track: Track, shot: Shot, entry: int, label: str, score: float, at: datetime) -> AlertEvent:
+        assert self.watchlist is not None
+        ok, png = cv2.imencode(".png", cv2.cvtColor(shot.crop, cv2.COLOR_RGB2BGR))
+        rec = AlertRecord(
+            deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score, at=at,
+            track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),
+            quality=shot.quality.score, crop=png.tobytes() if ok else b"", snapshot_hash=self.watchlist.snapshot_hash)
+        try:
+            with self.gov.transaction() as ctx:
+                alert_id = store_alert(ctx, rec, self.worker)
+                if self.source_label:
+                    save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index)
+        except RuleViolation as err:
+            raise DeploymentNotLive(str(err)) from err
+        # Committed: only now may anyone be told.
+        latency = (time.perf_counter() - shot.captured) * 1000 if shot.captured is not None else None
+        self._last_alert[entry] = at
+        self.counters.alerts += 1
+        event = AlertEvent(alert_id, self.deployment_id, self.camera_id, entry, label, round(score, 4), at.isoformat(),
+                           track.id, shot.frame_index, round(shot.time, 3), shot.box.as_list(),
+                           None if latency is None else round(latency, 1))
+        if latency is not None:
+            self.stats.latencies_ms.append(latency)
+            self.stats.waits_ms.append((self._t_frame_start - shot.captured) * 1000)
+        self.stats.alerts.append(event)
+        if self.publish is not None:
+            self.publish(event)
+        return event
+
+    def _flush(self, at: datetime, finished: bool = False) -> None:
+        start = self._interval_start or at
+        counts, self.counters = self.counters, Counters()
+        with self.gov.transaction() as ctx:
+            if not counts.empty():
+                store_counters(ctx, self.deployment_id, self.camera_id, start, max(at, start), counts, self.worker)
+            if self.source_label:
+                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, self._last_frame_index,
+                                finished=finished)
+        self._interval_start = self._last_checkpoint = at

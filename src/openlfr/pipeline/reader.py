@@ -1,0 +1,102 @@
+"""Read a live source on its own thread and hand the consumer only the newest frame.
+
+A camera does not wait: if analysis falls behind, old frames must be dropped rather than
+queued (a queue would make alerts ever later). OpenCV decodes without holding the GIL, so
+reading overlaps with analysis on a second core.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+from openlfr.video.frames import Frame
+
+
+class LatestFrameReader:
+    """Iterate ``source`` on a thread; iterating this object yields the newest frame each time."""
+
+    def __init__(self, source: Iterable[Frame], stop: threading.Event | None = None) -> None:
+        self.source = source
+        self.stop = stop or threading.Event()
+        self.dropped = 0
+        self.error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._done = False
+        self._thread = threading.Thread(target=self._read, name="frame-reader", daemon=True)
+
+    def _read(self) -> None:
+        try:
+            for frame in self.source:
+                with self._cond:
+                    if self._frame is not None:
+                        self.dropped += 1
+                    self._frame = frame
+                    self._cond.notify()
+                if self.stop.is_set():
+                    break
+        except BaseException as err:  # surfaced to the consumer
+            self.error = err
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        while True:
+            with self._cond:
+                while self._frame is None and not self._done:
+                    self._cond.wait(0.5)
+                    if self.stop.is_set():
+                        return
+                frame, self._frame = self._frame, None
+                if frame is None:  # done and nothing left
+                    if self.error is not None:
+                        raise self.error
+                    return
+            yield frame
+
+
+class Prefetcher:
+    """Iterate ``source`` on a thread, ``size`` frames ahead, dropping nothing (recordings).
+
+    Decoding overlaps with analysis, as with a camera, but every frame is delivered.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterable[Frame], size: int = 4, stop: threading.Event | None = None) -> None:
+        import queue
+
+        self.source = source
+        self.stop = stop or threading.Event()
+        self._queue: queue.Queue[object] = queue.Queue(size)
+        self.error: BaseException | None = None
+
+    def _read(self) -> None:
+        try:
+            for frame in self.source:
+                while not self.stop.is_set():
+                    try:
+                        self._queue.put(frame, timeout=0.2)
+                        break
+                    except Exception:  # queue.Full
+                        continue
+                if self.stop.is_set():
+                    break
+        except BaseException as err:
+            self.error = err
+        finally:
+            self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[Frame]:
+        threading.Thread(target=self._read, name="frame-prefetch", daemon=True).start()
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item  # type: ignore[misc]

@@ -1,0 +1,129 @@
+"""What the pipeline writes to the store: alerts with their crop and details, counters, gaps,
+resume points. Each function runs inside the caller's governance transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from openlfr.governance.context import Ctx
+from openlfr.governance.retention import record_alert, record_media
+from openlfr.store.models import Alert
+from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
+
+
+@dataclass
+class Counters:
+    """What one camera saw in one interval; the only trace left of people who did not match."""
+
+    frames: int = 0
+    frames_analysed: int = 0
+    faces_seen: int = 0
+    tracks: int = 0
+    templates: int = 0
+    templates_discarded: int = 0
+    alerts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def add(self, other: "Counters") -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def empty(self) -> bool:
+        return not any(self.as_dict().values())
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """Everything stored for one alert (the crop as encoded image bytes)."""
+
+    deployment_id: int
+    camera_id: int
+    entry_id: int
+    label: str
+    score: float
+    at: datetime
+    track_id: str
+    frame_index: int
+    video_time: float
+    box: list[int]
+    quality: float
+    crop: bytes
+    snapshot_hash: str
+
+
+def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> int:
+    """Alert, encrypted probe crop and details in the caller's transaction; returns the alert id.
+
+    ``record_alert`` refuses when the deployment is not live at ``rec.at``.
+    """
+    alert = record_alert(ctx, rec.deployment_id, rec.camera_id, rec.score, rec.at, entry_id=rec.entry_id, worker=worker)
+    record_media(ctx, "crop", rec.deployment_id, rec.camera_id, rec.crop, rec.at, alert_id=alert.id, worker=worker)
+    ctx.session.add(AlertDetail(
+        alert_id=alert.id, track_id=rec.track_id, frame_index=rec.frame_index, video_time=rec.video_time,
+        box=list(rec.box), quality=rec.quality, candidate_label=rec.label, snapshot_hash=rec.snapshot_hash,
+        worker=worker))
+    ctx.session.flush()
+    return alert.id
+
+
+def store_counters(ctx: Ctx, deployment_id: int, camera_id: int, start: datetime, end: datetime,
+                   counts: Counters, worker: str) -> None:
+    """One counters row and one audit event with the discard counts for the interval."""
+    ctx.session.add(PipelineCounter(deployment_id=deployment_id, camera_id=camera_id, interval_start=start,
+                                    interval_end=end, **counts.as_dict()))
+    ctx.audit(worker, "pipeline.counters", "deployment", deployment_id, camera=camera_id, start=start, end=end,
+              **counts.as_dict())
+
+
+def store_gap(ctx: Ctx, camera_id: int, deployment_id: int | None, started_at: datetime, ended_at: datetime | None,
+              attempts: int, reason: str, worker: str) -> None:
+    """Record (and audit) a time the camera's stream delivered nothing."""
+    ctx.session.add(CameraGap(camera_id=camera_id, deployment_id=deployment_id, started_at=started_at,
+                              ended_at=ended_at, attempts=attempts, reason=reason))
+    ctx.audit(worker, "camera.gap", "camera", camera_id, deployment=deployment_id, started_at=started_at,
+              ended_at=ended_at, attempts=attempts, reason=reason)
+
+
+def save_checkpoint(ctx: Ctx, deployment_id: int, camera_id: int, source: str, frame_index: int,
+                    finished: bool = False) -> None:
+    """Remember how far a recorded source was processed."""
+    row = ctx.session.get(CameraCheckpoint, (deployment_id, camera_id))
+    if row is None:
+        row = CameraCheckpoint(deployment_id=deployment_id, camera_id=camera_id, source=source, frame_index=0,
+                               finished=0, updated_at=ctx.now())
+        ctx.session.add(row)
+    row.source, row.frame_index, row.finished, row.updated_at = source, frame_index, int(finished), ctx.now()
+
+
+def load_checkpoint(ctx: Ctx, deployment_id: int, camera_id: int, source: str) -> tuple[int, bool]:
+    """(frame to resume from, finished?) for this source; (0, False) when never run."""
+    row = ctx.session.get(CameraCheckpoint, (deployment_id, camera_id))
+    if row is None or row.source != source:
+        return 0, False
+    return row.frame_index, bool(row.finished)
+
+
+def last_alert_times(ctx: Ctx, deployment_id: int, camera_id: int) -> dict[int, datetime]:
+    """The newest alert time per watchlist entry on this camera (re-alert suppression after a restart)."""
+    rows = ctx.session.execute(
+        select(Alert.entry_id, func.max(Alert.at)).where(
+            Alert.deployment_id == deployment_id, Alert.camera_id == camera_id, Alert.entry_id.is_not(None))
+        .group_by(Alert.entry_id)
+    ).all()
+    out: dict[int, datetime] = {}
+    for entry_id, at in rows:
+        if at is not None:
+            # func.max bypasses the column type on SQLite: normalise to aware UTC
+            if isinstance(at, str):
+                at = datetime.fromisoformat(at)
+            if at.tzinfo is None:
+                from datetime import UTC
+
+                at = at.replace(tzinfo=UTC)
+            out[int(entry_id)] = at
+    return out

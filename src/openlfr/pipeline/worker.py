@@ -1,0 +1,293 @@
+"""Camera workers: one process per camera, supervised and restarted if it dies.
+
+:func:`run_camera` is the whole life of one camera's analysis (open the source, resume a
+recording where it stopped, run the :class:`~openlfr.pipeline.camera.CameraPipeline`,
+record stream gaps). :class:`Supervisor` runs one worker process per :class:`CameraJob`,
+forwards their alerts to an :class:`~openlfr.pipeline.events.EventBus` and restarts any
+worker that dies (with backoff); a worker that ends normally (recording finished,
+deployment no longer live) is not restarted. Alerts are committed by the worker before they
+are sent, so killing any process at any moment loses no announced alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import multiprocessing as mp
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from openlfr.governance import Governance
+from openlfr.pipeline.events import EventBus, StatusEvent
+from openlfr.pipeline.settings import CameraSettings
+from openlfr.video.stream_source import Backoff
+
+log = logging.getLogger(__name__)
+
+EXIT_DONE = 0  # the recording ended or the worker was asked to stop
+EXIT_NOT_LIVE = 3  # the deployment is not live (ended, outside its window): nothing to do
+EXIT_BAD_SOURCE = 4  # the camera's address cannot be used (no such file, not a video...): restarting will not help
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How a worker process opens the same store: database URL, blob folder, key."""
+
+    database_url: str
+    blob_root: str
+    key_b64: str
+
+    @classmethod
+    def from_environment(cls) -> "StoreConfig":
+        """The store the settings point at (``OPENLFR_DATABASE_URL``, ``OPENLFR_DATA_DIR``, key)."""
+        from openlfr.store import blob_dir, data_dir, load_or_create_key
+        from openlfr.store.settings import database_url
+
+        key = load_or_create_key(data_dir() / "key")
+        return cls(database_url(), str(blob_dir()), base64.b64encode(key).decode())
+
+    def governance(self) -> Governance:
+        """A :class:`Governance` on this store (schema already migrated by the parent)."""
+        from pathlib import Path
+
+        return Governance(self.database_url, blob_root=Path(self.blob_root), key=base64.b64decode(self.key_b64),
+                          migrate=False)
+
+
+@dataclass(frozen=True)
+class CameraJob:
+    """One camera of one live deployment, and how to read it."""
+
+    deployment_id: int
+    camera_id: int
+    camera_name: str
+    source: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    paced: bool = False  # play a recording at real time, dropping late frames, as a camera would
+
+
+def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: Any = None,
+               gov: Governance | None = None) -> int:
+    """Analyse one camera until its recording ends, ``stop`` is set or the deployment ends.
+
+    Returns :data:`EXIT_DONE` or :data:`EXIT_NOT_LIVE`; other errors propagate (and the
+    supervisor restarts the worker).
+    """
+    from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
+    from openlfr.pipeline.reader import LatestFrameReader, Prefetcher
+    from openlfr.pipeline.records import load_checkpoint
+    from openlfr.video.pacing import PacedSource
+    from openlfr.video.sources import open_source, source_kind
+
+    from openlfr.errors import InputError
+
+    stop = stop or threading.Event()
+    gov = gov or store.governance()
+    settings = CameraSettings(**job.settings)
+    try:
+        kind = source_kind(job.source)
+    except InputError as err:
+        log.error("camera %s: %s", job.camera_name, err)
+        return EXIT_BAD_SOURCE
+    recorded = kind in ("file", "folder")
+    start_frame = 0
+    if recorded:
+        with gov.transaction() as ctx:
+            start_frame, finished = load_checkpoint(ctx, job.deployment_id, job.camera_id, job.source)
+        if finished:
+            log.info("camera %s: %s already processed", job.camera_name, job.source)
+            return EXIT_DONE
+    pipe = CameraPipeline(gov, job.deployment_id, job.camera_id, settings, publish=publish,
+                          worker=f"pipeline:{job.camera_name}", source_label=job.source if recorded else None)
+    try:
+        pipe.start()
+    except DeploymentNotLive as err:
+        log.warning("camera %s: %s", job.camera_name, err)
+        return EXIT_NOT_LIVE
+    try:
+        _, frames = open_source(job.source, settings.analyse_fps, start_frame=start_frame, on_gap=pipe.record_gap,
+                                stop=stop, backoff=Backoff())
+    except InputError as err:
+        log.error("camera %s: %s", job.camera_name, err)
+        pipe.finish()
+        return EXIT_BAD_SOURCE
+    if publish is not None:
+        publish(StatusEvent(job.camera_id, job.deployment_id, "started", f"{kind} from frame {start_frame}"))
+    if recorded and job.paced:
+        frames = LatestFrameReader(PacedSource(frames), stop=stop)
+    elif recorded:
+        frames = Prefetcher(frames, stop=stop)
+    else:
+        frames = LatestFrameReader(frames, stop=stop)
+    try:
+        pipe.run(frames, stop=stop, finished_source=recorded)
+    except DeploymentNotLive as err:
+        log.warning("camera %s: %s", job.camera_name, err)
+        return EXIT_NOT_LIVE
+    finally:
+        stop.set()
+        source = getattr(frames, "source", None)
+        gap = getattr(getattr(source, "source", source), "open_gap", None)
+        if gap is not None:  # stopped while the stream was down: record the gap as open-ended
+            pipe.record_gap(gap)
+    return EXIT_DONE
+
+
+def _worker_main(job: CameraJob, store: StoreConfig, events: Any) -> None:
+    """Entry point of a worker process; SIGTERM asks it to stop cleanly."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {job.camera_name} %(levelname)s %(message)s")
+    stop = threading.Event()
+    # (Not a multiprocessing.Event: a worker killed while waiting on one can deadlock the
+    # supervisor's set(); a signal cannot.)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    code = run_camera(job, store, stop, events.put)
+    raise SystemExit(code)
+
+
+@dataclass
+class _Worker:
+    job: CameraJob
+    process: Any = None
+    events: Any = None  # this process's own queue: a worker killed mid-put can only break its own
+    restarts: int = 0
+    next_start: float = 0.0
+    done: bool = False
+    exit_codes: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs one process per camera job; restarts crashed ones; forwards events to ``bus``."""
+
+    def __init__(self, jobs: list[CameraJob], store: StoreConfig, bus: EventBus | None = None,
+                 backoff: Backoff = Backoff(1.0, 2.0, 30.0), max_restarts: int | None = None) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.store = store
+        self.bus = bus or EventBus()
+        self.backoff = backoff
+        self.max_restarts = max_restarts
+        self.stop_event = threading.Event()
+        self.workers = {job.camera_id: _Worker(job) for job in jobs}
+        self._pump: threading.Thread | None = None
+        self._pumping = threading.Event()
+
+    def _spawn(self, w: _Worker) -> None:
+        w.events = self.ctx.Queue()
+        w.process = self.ctx.Process(target=_worker_main, args=(w.job, self.store, w.events),
+                                     name=f"openlfr-camera-{w.job.camera_name}", daemon=False)
+        w.process.start()
+
+    def start(self) -> None:
+        """Start every worker and the event pump."""
+        self._pumping.set()
+        self._pump = threading.Thread(target=self._pump_events, name="event-pump", daemon=True)
+        self._pump.start()
+        for w in self.workers.values():
+            self._spawn(w)
+
+    def _pump_events(self) -> None:
+        while self._pumping.is_set():
+            idle = True
+            for w in list(self.workers.values()):
+                q = w.events
+                while q is not None:
+                    try:
+                        event = q.get_nowait()
+                    except (queue.Empty, EOFError, OSError):
+                        break
+                    idle = False
+                    self.bus.publish(event)
+            if idle:
+                time.sleep(0.05)
+
+    def poll(self) -> bool:
+        """Restart dead workers whose backoff has passed; ``True`` while any worker has work."""
+        now = time.monotonic()
+        for w in self.workers.values():
+            if w.done:
+                continue
+            p = w.process
+            if p is not None and p.is_alive():
+                continue
+            if p is not None:
+                code = p.exitcode
+                w.exit_codes.append(code)
+                w.process = None
+                if code in (EXIT_DONE, EXIT_NOT_LIVE, EXIT_BAD_SOURCE) or self.stop_event.is_set():
+                    w.done = True
+                    kind = "failed" if code == EXIT_BAD_SOURCE else "finished"
+                    self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, kind, f"exit {code}"))
+                    continue
+                if self.max_restarts is not None and w.restarts >= self.max_restarts:
+                    w.done = True
+                    self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, "failed", f"exit {code}"))
+                    continue
+                w.restarts += 1
+                w.next_start = now + self.backoff.delay(w.restarts)
+                self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, "died",
+                                             f"exit {code}; restart {w.restarts} in {w.next_start - now:.1f} s"))
+            if now >= w.next_start and not self.stop_event.is_set():
+                self._spawn(w)
+        return any(not w.done for w in self.workers.values())
+
+    def run(self, stop: threading.Event | None = None, poll_s: float = 0.25) -> None:
+        """Start, supervise until every worker is done or ``stop`` is set, then shut down."""
+        self.start()
+        try:
+            while self.poll():
+                if stop is not None and stop.wait(poll_s):
+                    break
+                if stop is None:
+                    time.sleep(poll_s)
+        finally:
+            self.shutdown()
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Ask every worker to stop (they flush counters), wait, then terminate stragglers."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for w in self.workers.values():
+            if w.process is not None and w.process.is_alive():
+                w.process.terminate()  # SIGTERM: the worker stops after the current frame
+        for w in self.workers.values():
+            if w.process is not None:
+                w.process.join(max(0.1, deadline - time.monotonic()))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join(2)
+                w.exit_codes.append(w.process.exitcode)
+                w.done = True
+        time.sleep(0.3)  # let the pump deliver what the workers sent last
+        self._pumping.clear()
+        if self._pump is not None:
+            self._pump.join(2)
+
+    def pids(self) -> dict[int, int]:
+        """Camera id -> pid of its live worker."""
+        return {cid: w.process.pid for cid, w in self.workers.items() if w.process is not None and w.process.is_alive()}
+
+
+def jobs_for_live_deployments(gov: Governance, settings: dict[str, dict[str, Any]] | None = None,
+                              cameras: list[str] | None = None, paced: bool = False) -> list[CameraJob]:
+    """A job for every camera (with a stream address) of every deployment live now."""
+    from sqlalchemy import select
+
+    from openlfr.store.models import Deployment
+
+    settings = settings or {}
+    jobs = []
+    with gov.transaction() as ctx:
+        now = ctx.now()
+        for dep in ctx.session.execute(select(Deployment).where(Deployment.status == "live")).scalars():
+            if not dep.start <= now < dep.end:
+                continue
+            for cam in dep.cameras:
+                if not cam.stream_url or (cameras and cam.name not in cameras):
+                    continue
+                jobs.append(CameraJob(dep.id, cam.id, cam.name, cam.stream_url,
+                                      {**settings.get("*", {}), **settings.get(cam.name, {})}, paced))
+    return jobs

@@ -1,0 +1,74 @@
+"""Tables of the live pipeline: alert details, per-interval counters, stream gaps, resume points.
+
+Nothing here is biometric: counters are numbers, details say where and when a face was
+seen, and the probe crop of an alert lives in the encrypted blob store (``media_items``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openlfr.store.models import Base
+from openlfr.store.types import UTCDateTime
+
+
+class AlertDetail(Base):
+    """What the pipeline knew when it raised an alert: track, frame, box, probe quality."""
+
+    __tablename__ = "alert_details"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    track_id: Mapped[str] = mapped_column(String(64))
+    frame_index: Mapped[int] = mapped_column(Integer)
+    video_time: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[int]] = mapped_column(JSON)
+    quality: Mapped[float] = mapped_column(Float)
+    candidate_label: Mapped[str] = mapped_column(String(120))
+    snapshot_hash: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str] = mapped_column(String(120))
+
+
+class PipelineCounter(Base):
+    """Counts for one camera of one deployment over one interval: the only trace of the
+    people who did not match."""
+
+    __tablename__ = "pipeline_counters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    interval_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    faces_seen: Mapped[int] = mapped_column(Integer, default=0)
+    tracks: Mapped[int] = mapped_column(Integer, default=0)
+    templates: Mapped[int] = mapped_column(Integer, default=0)
+    templates_discarded: Mapped[int] = mapped_column(Integer, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CameraGap(Base):
+    """A time a camera's stream delivered nothing (from the drop until frames came back)."""
+
+    __tablename__ = "camera_gaps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class CameraCheckpoint(Base):
+    """How far a camera worker got in a recorded source, so a restart resumes there."""
+
+    __tablename__ = "camera_checkpoints"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    finished: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,129 @@
+"""A small IoU tracker with constant-velocity prediction: one track per face walking through.
+
+Detections arrive at irregular times (detection runs only on some frames); between them a
+track's box is predicted from its velocity. A new detection joins the track whose predicted
+box it overlaps most (IoU, greedy, best pairs first), or, failing any overlap, whose
+predicted centre is within ``max_jump`` face widths; otherwise it starts a track. A track
+that has not been seen for ``max_age`` seconds ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+from openlfr.face.types import Box, Detection
+
+
+@dataclass
+class Track:
+    """One face followed over time."""
+
+    id: str
+    box: Box
+    first_time: float
+    last_time: float
+    hits: int = 1
+    # centre and size velocity in px/s: (vx, vy, vsize)
+    velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    data: dict[str, object] = field(default_factory=dict)
+
+    def predict(self, t: float) -> Box:
+        """The box expected at time ``t``."""
+        dt = max(0.0, t - self.last_time)
+        cx, cy = self.box.center
+        size = (self.box.width + self.box.height) / 2.0
+        vx, vy, vs = self.velocity
+        cx, cy, size = cx + vx * dt, cy + vy * dt, max(4.0, size + vs * dt)
+        half = size / 2.0
+        return Box(int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
+
+    @property
+    def age(self) -> float:
+        return self.last_time - self.first_time
+
+
+class IoUTracker:
+    """Associates detections over time into :class:`Track` objects (see module docstring)."""
+
+    def __init__(self, iou_threshold: float = 0.2, max_jump: float = 1.0, max_age: float = 1.0,
+                 smoothing: float = 0.5, id_prefix: str | None = None) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_jump = max_jump
+        self.max_age = max_age
+        self.smoothing = smoothing
+        self.tracks: list[Track] = []
+        self._prefix = id_prefix or uuid.uuid4().hex[:8]
+        self._ids = itertools.count(1)
+        self.started = 0
+
+    def _match_cost(self, track: Track, det: Box, t: float) -> float | None:
+        pred = track.predict(t)
+        iou = pred.iou(det)
+        if iou >= self.iou_threshold:
+            return 1.0 - iou
+        (px, py), (dx, dy) = pred.center, det.center
+        dist = ((px - dx) ** 2 + (py - dy) ** 2) ** 0.5
+        size = max(pred.width, det.width)
+        ratio = det.width / max(pred.width, 1)
+        if dist <= self.max_jump * size and 0.5 <= ratio <= 2.0:
+            return 1.0 + dist / size  # any overlap match is preferred to a distance match
+        return None
+
+    def update(self, detections: list[Detection], t: float) -> tuple[list[tuple[Track, Detection]], list[Track]]:
+        """Add the detections seen at time ``t``.
+
+        Returns (each detection with its track, new or continued) and the tracks that
+        ended because they were not seen for ``max_age`` seconds.
+        """
+        pairs = []
+        for ti, track in enumerate(self.tracks):
+            for di, det in enumerate(detections):
+                cost = self._match_cost(track, det.box, t)
+                if cost is not None:
+                    pairs.append((cost, ti, di))
+        pairs.sort()
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        out: list[tuple[Track, Detection]] = []
+        for _, ti, di in pairs:
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            track = self.tracks[ti]
+            self._advance(track, detections[di].box, t)
+            out.append((track, detections[di]))
+        for di, det in enumerate(detections):
+            if di not in used_d:
+                track = Track(f"{self._prefix}-{next(self._ids)}", det.box, t, t)
+                self.tracks.append(track)
+                self.started += 1
+                out.append((track, det))
+        return out, self.expire(t)
+
+    def expire(self, t: float) -> list[Track]:
+        """End (and return) the tracks not seen since ``t - max_age``."""
+        ended = [tr for tr in self.tracks if t - tr.last_time > self.max_age]
+        if ended:
+            self.tracks = [tr for tr in self.tracks if t - tr.last_time <= self.max_age]
+        return ended
+
+    def end_all(self) -> list[Track]:
+        """End every track (the source has finished)."""
+        ended, self.tracks = self.tracks, []
+        return ended
+
+    def _advance(self, track: Track, box: Box, t: float) -> None:
+        dt = t - track.last_time
+        if dt > 1e-6:
+            (ox, oy), (nx, ny) = track.box.center, box.center
+            osize = (track.box.width + track.box.height) / 2.0
+            nsize = (box.width + box.height) / 2.0
+            new_v = ((nx - ox) / dt, (ny - oy) / dt, (nsize - osize) / dt)
+            a = self.smoothing if track.hits > 1 else 1.0
+            track.velocity = tuple(a * n + (1 - a) * o for n, o in zip(new_v, track.velocity))  # type: ignore[assignment]
+        track.box = box
+        track.last_time = t
+        track.hits += 1

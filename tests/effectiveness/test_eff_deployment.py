@@ -1,0 +1,106 @@
+"""Deployment-level effectiveness: a request with a target false-alert rate, its public
+record, reviewers' verdicts and the per-deployment report (SQLite store)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
+
+from govkit import KEY, Clock, Estate, fake_template  # noqa: E402
+
+from openlfr.errors import InputError  # noqa: E402
+from openlfr.evaluation import deployment_report  # noqa: E402
+from openlfr.governance import Governance, Policy, RuleViolation, parse  # noqa: E402
+from openlfr.governance import deployments, retention  # noqa: E402
+from openlfr.governance.schemas import DeploymentRequest  # noqa: E402
+from openlfr.store.pipeline_models import PipelineCounter  # noqa: E402
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Estate:
+    clock = Clock()
+    gov = Governance(f"sqlite:///{tmp_path / 'db.sqlite'}", blob_root=tmp_path / "blobs", key=KEY, policy=Policy(),
+                     template_fn=fake_template, clock=clock)
+    e = Estate(gov, clock)
+    e.setup_users()
+    yield e
+    gov.close()
+
+
+def _request(e: Estate, wl: int, cam: int, **kw: object) -> DeploymentRequest:
+    return parse(DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=wl, camera_ids=[cam],
+                 start=e.clock.now, end=e.clock.now + timedelta(hours=8), dpia_ref="DPIA-1",
+                 necessity="Serious offences in the area; less intrusive means failed.", **kw)
+
+
+def test_target_rate_is_calibrated_stored_and_public(estate: Estate, tmp_path: Path):
+    ag = estate.agreement()
+    wl = estate.watchlist([estate.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(3)])
+    cam = estate.camera()
+    seen = []
+
+    def calibrate(size: int, rate: float) -> dict:
+        seen.append((size, rate))
+        return {"method": "size", "threshold": 0.955, "predicted_fnir": 0.31, "watchlist_size": size}
+
+    with pytest.raises(InputError, match="either a threshold or a target"):
+        _request(estate, wl, cam, threshold=0.9, target_false_alert_rate=1e-3)
+    with estate.gov.transaction() as ctx, pytest.raises(RuleViolation, match="calibration cohort"):
+        deployments.request(ctx, estate.admin, _request(estate, wl, cam, target_false_alert_rate=1e-3))
+    with estate.gov.transaction() as ctx:
+        dep = deployments.request(ctx, estate.admin, _request(estate, wl, cam, target_false_alert_rate=1e-3), calibrate)
+        dep_id = dep.id
+        assert seen == [(3, 1e-3)] and dep.threshold == 0.955
+        record = deployments.public_record(dep)
+    assert record["threshold_source"] == "calibrated" and record["target_false_alert_rate"] == 1e-3
+    assert record["predicted_fnir"] == 0.31 and record["effectiveness_report"] == f"deployment-{dep_id}-report.html"
+
+    with estate.gov.transaction() as ctx:
+        deployments.authorise(ctx, estate.officer2, dep_id)
+        deployments.start(ctx, estate.admin, dep_id)
+        now = estate.clock.now
+        ids = [retention.record_alert(ctx, dep_id, cam, 0.97, now + timedelta(minutes=k)).id for k in range(4)]
+        ctx.session.add(PipelineCounter(deployment_id=dep_id, camera_id=cam, interval_start=now,
+                                        interval_end=now + timedelta(hours=1), faces_seen=2000, alerts=4))
+    with estate.gov.transaction() as ctx:
+        for alert_id, outcome in zip(ids, ["true", "false", "false"]):
+            deployments.review_alert(ctx, estate.reviewer, alert_id, outcome)
+        with pytest.raises(InputError):
+            deployments.review_alert(ctx, estate.reviewer, ids[3], "maybe")
+    with estate.gov.transaction() as ctx:
+        rep = deployment_report.for_deployment(ctx.session, dep_id)
+    assert (rep.faces_seen, rep.alerts, rep.verified_true, rep.verified_false, rep.unreviewed) == (2000, 4, 1, 2, 1)
+    assert rep.false_alerts_per_1000_faces == 1.0 and rep.precision == pytest.approx(1 / 3)
+    assert rep.observed_false_alert_rate == 1e-3 and "consistent with the target" in rep.predicted_vs_observed
+    html, js = deployment_report.write(rep, tmp_path)
+    assert html.name == record["effectiveness_report"] and json.loads(js.read_text())["verified_false"] == 2
+
+
+def test_reviews_need_the_reviewer_role_and_manual_threshold_clears_calibration(estate: Estate):
+    dep_id, cam, images = estate.live_deployment()
+    with estate.gov.transaction() as ctx:
+        alert = retention.record_alert(ctx, dep_id, cam, 0.97, estate.clock.now)
+        alert_id = alert.id
+    with estate.gov.transaction() as ctx, pytest.raises(Exception, match="needs role reviewer"):
+        deployments.review_alert(ctx, estate.admin, alert_id, "true")
+    wl = estate.watchlist(images[:1], name="wl2")
+    cam2 = estate.camera("cam2")
+    with estate.gov.transaction() as ctx:
+        dep = deployments.request(ctx, estate.admin, _request(estate, wl, cam2, target_false_alert_rate=0.01),
+                                  lambda n, r: {"threshold": 0.9, "predicted_fnir": 0.2})
+        deployments.set_threshold(ctx, estate.admin, dep.id, 0.93)
+        assert dep.target_false_alert_rate is None and dep.calibration is None
+        assert deployments.public_record(dep)["threshold_source"] == "set directly"
+
+
+def test_report_from_counts_flags_more_false_alerts_than_predicted():
+    rep = deployment_report.summarise(1, "ended", 0.95, 1e-4, 0.3, 10_000, ["false"] * 8 + ["true"] * 2)
+    assert rep.false_alerts_per_1000_faces == 0.8 and rep.precision == 0.2
+    assert rep.predicted_vs_observed.startswith("more false alerts than predicted")
+    assert deployment_report.summarise(1, "live", 0.95, None, None, 0, []).predicted_vs_observed == "no faces counted yet"

@@ -1,0 +1,141 @@
+"""The live loop on the Hamilton clip: one alert for Lin-Manuel Miranda's track when he is on
+the deployment's watchlist; none, and nothing of him kept, when he is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from pipekit import blob_files, decrypt_all, live_deployment, make_store
+from openlfr.audit.chain import verify
+from openlfr.face.analyzer import enrolment_template
+from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
+from openlfr.pipeline.events import AlertEvent, EventBus
+from openlfr.store.models import Alert, AuditEvent, Base, MediaItem
+from openlfr.store.pipeline_models import AlertDetail, PipelineCounter
+from openlfr.video.file_source import VideoFileSource
+
+CLIP = "short_hamilton_clip.mp4"
+
+
+def _row_counts(gov) -> dict[str, int]:  # noqa: ANN001
+    with gov.transaction() as ctx:
+        return {t.name: ctx.session.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in Base.metadata.sorted_tables}
+
+
+def _events(sub) -> list[object]:  # noqa: ANN001
+    out = []
+    while (e := sub.get(timeout=0)) is not None:
+        out.append(e)
+    return out
+
+
+def test_one_alert_for_miranda_track(tmp_path: Path, video_dir: Path) -> None:
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    refs = video_dir / "references"
+    dep, cam = live_deployment(gov, [refs / "lin-manuel-miranda.png", refs / "alex-lacamoire.png"])
+    bus = EventBus()
+    sub = bus.subscribe()
+    stats = CameraPipeline(gov, dep, cam, publish=bus.publish).run(VideoFileSource(video_dir / CLIP))
+
+    alerts = [e for e in _events(sub) if isinstance(e, AlertEvent)]
+    assert len(alerts) == 1, alerts
+    alert = alerts[0]
+    assert alert.label == "person 0" and alert.score >= 0.94  # entry 0 is Miranda's photo
+    # his close-up track is long (seen on many analysed frames) yet raised one alert
+    assert stats.tracks[alert.track_id][2] >= 10
+    with gov.transaction() as ctx:
+        rows = ctx.session.execute(select(Alert)).scalars().all()
+        assert [r.id for r in rows] == [alert.alert_id]
+        detail = ctx.session.get(AlertDetail, alert.alert_id)
+        assert detail.track_id == alert.track_id and detail.candidate_label == "person 0"
+        media = ctx.session.execute(select(MediaItem)).scalars().one()
+        assert media.alert_id == alert.alert_id and media.kind == "crop"
+        crop = cv2.imdecode(np.frombuffer(ctx.blobs.get(media.blob), np.uint8), cv2.IMREAD_COLOR)
+        assert crop is not None and min(crop.shape[:2]) >= 80  # the probe face, decrypted
+        counters = ctx.session.execute(select(PipelineCounter)).scalars().all()
+        assert sum(c.alerts for c in counters) == 1
+        assert sum(c.faces_seen for c in counters) >= 15
+        actions = [a for (a,) in ctx.session.execute(select(AuditEvent.action))]
+        assert "alert.record" in actions and "crop.record" in actions and "pipeline.counters" in actions
+        assert verify(ctx.session).ok
+    # the crop blob on disk is encrypted (no PNG signature in the file)
+    raw = (store.blobs / media.blob[:2] / media.blob).read_bytes()
+    assert b"PNG" not in raw[:64]
+
+
+def test_no_alert_and_nothing_kept_when_not_on_the_watchlist(tmp_path: Path, video_dir: Path) -> None:
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"])
+    before_rows = _row_counts(gov)
+    before_blobs = decrypt_all(store.blobs)
+    with gov.transaction() as ctx:
+        last_seq = ctx.session.execute(select(func.max(AuditEvent.seq))).scalar_one()
+
+    bus = EventBus()
+    sub = bus.subscribe()
+    stats = CameraPipeline(gov, dep, cam, publish=bus.publish).run(VideoFileSource(video_dir / CLIP))
+    assert not [e for e in _events(sub) if isinstance(e, AlertEvent)]
+    assert stats.analysed > 20 and len(stats.tracks) >= 1
+
+    # Nothing on disk but what was there before: same blob files, same contents.
+    assert {p.name for p in blob_files(store.blobs)} == set(before_blobs)
+    assert decrypt_all(store.blobs) == before_blobs
+    # In the database only counters and audit events were added.
+    after_rows = _row_counts(gov)
+    changed = {t for t in after_rows if after_rows[t] != before_rows[t]}
+    assert changed <= {"pipeline_counters", "audit_events"}, changed
+    with gov.transaction() as ctx:
+        counters = ctx.session.execute(select(PipelineCounter)).scalars().all()
+        assert sum(c.faces_seen for c in counters) >= 15
+        assert sum(c.templates for c in counters) >= 1
+        assert sum(c.templates_discarded for c in counters) == sum(c.templates for c in counters)
+        assert sum(c.alerts for c in counters) == 0
+        new = ctx.session.execute(select(AuditEvent).where(AuditEvent.seq > last_seq)).scalars().all()
+        assert {e.action for e in new} <= {"pipeline.start", "deployment.watchlist", "pipeline.counters"}
+        discards = [e for e in new if e.action == "pipeline.counters"]
+        assert discards and all('"templates_discarded"' in e.details for e in discards)
+
+
+def test_no_matching_without_a_live_deployment(tmp_path: Path, video_dir: Path) -> None:
+    from openlfr.governance import deployments
+
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"])
+    with gov.transaction() as ctx:
+        deployments.end(ctx, "admin", dep, reason="test")
+    with pytest.raises(DeploymentNotLive):
+        CameraPipeline(gov, dep, cam).start()
+
+
+def test_matching_stops_when_the_deployment_ends_mid_run(tmp_path: Path, video_dir: Path) -> None:
+    from openlfr.governance import deployments
+    from openlfr.pipeline.settings import CameraSettings
+
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"])
+
+    def frames():  # noqa: ANN202
+        for frame in VideoFileSource(video_dir / CLIP):
+            if frame.index == 45:  # 1.5 s in, before he appears at ~2.8 s
+                with gov.transaction() as ctx:
+                    deployments.end(ctx, "admin", dep, reason="operation over")
+            yield frame
+
+    pipe = CameraPipeline(gov, dep, cam, CameraSettings(watchlist_refresh_s=0.5))
+    with pytest.raises(DeploymentNotLive, match="not live"):
+        pipe.run(frames())
+    assert not pipe.stats.alerts and pipe.stats.frames < 80
+    with gov.transaction() as ctx:
+        assert not ctx.session.execute(select(Alert)).scalars().all()
+        refused = ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "deployment.watchlist.refused")).scalars().all()
+        assert refused  # the refusal is on the audit record

@@ -1,0 +1,96 @@
+"""Several cameras at once (one worker process each) and a clean shutdown of ``openlfr run``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from pipekit import KEY, live_deployment, make_store
+from openlfr.face.analyzer import enrolment_template
+from openlfr.governance import cameras, deployments, parse
+from openlfr.governance.schemas import CameraCreate, SignageCreate
+from openlfr.pipeline.events import AlertEvent, EventBus
+from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
+from openlfr.store.models import Alert
+from openlfr.store.pipeline_models import CameraCheckpoint, PipelineCounter
+
+
+def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam1 = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"],
+                                source=str(video_dir / "short_hamilton_clip.mp4"))
+    # a second camera in a second live deployment of the same watchlist
+    with gov.transaction() as ctx:
+        cam = cameras.add_camera(ctx, "admin", parse(CameraCreate, name="cam2", location="street",
+                                                     stream_url=str(video_dir / "street_1080p.mp4")))
+        cameras.record_signage(ctx, "admin", SignageCreate(camera_id=cam.id, text="LFR in use",
+                                                           checked_on=ctx.now().date()))
+        cam2 = cam.id
+        first = ctx.get(deployments.Deployment, dep, "deployment")
+        data = parse(deployments.DeploymentRequest, purpose="locate wanted people at the estate",
+                     watchlist_id=first.watchlist_id, camera_ids=[cam2], start=first.start, end=first.end,
+                     threshold=first.threshold, dpia_ref="DPIA-2", necessity="Serious offences; less intrusive means failed.")
+        dep2 = deployments.request(ctx, "admin", data).id
+    with gov.transaction() as ctx:
+        deployments.authorise(ctx, "officer2", dep2)
+        deployments.start(ctx, "admin", dep2)
+    jobs = jobs_for_live_deployments(gov)
+    assert sorted((j.deployment_id, j.camera_id) for j in jobs) == [(dep, cam1), (dep2, cam2)]
+    bus = EventBus()
+    sub = bus.subscribe()
+    sup = Supervisor(jobs, StoreConfig(store.url, str(store.blobs), base64.b64encode(KEY).decode()), bus)
+    sup.start()
+    pids = set(sup.pids().values())
+    assert len(pids) == 2 and os.getpid() not in pids
+    deadline = time.monotonic() + 100
+    while sup.poll() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    sup.shutdown()
+    assert all(w.done and w.exit_codes == [0] for w in sup.workers.values())
+    alerts = []
+    while (e := sub.get(timeout=0)) is not None:
+        if isinstance(e, AlertEvent):
+            alerts.append(e)
+    assert [(a.camera_id, a.deployment_id) for a in alerts] == [(cam1, dep)]
+    with gov.transaction() as ctx:
+        assert len(ctx.session.execute(select(Alert)).scalars().all()) == 1
+        counted = {(c.deployment_id, c.camera_id) for c in ctx.session.execute(select(PipelineCounter)).scalars()}
+        assert counted == {(dep, cam1), (dep2, cam2)}
+        assert all(ctx.session.get(CameraCheckpoint, k).finished for k in counted)
+
+
+def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"],
+                               source=str(video_dir / "short_hamilton_clip.mp4"))
+    env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
+               OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "openlfr.cli_pipeline", "run", "--paced"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if "frames" in line:
+                break
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "stopped" in err
+    assert not [json.loads(line) for line in out.splitlines() if line.strip()]
+    with gov.transaction() as ctx:
+        counters = ctx.session.execute(select(PipelineCounter)).scalars().all()
+        assert counters and sum(c.frames_analysed for c in counters) >= 5  # flushed on the way out
+        checkpoint = ctx.session.get(CameraCheckpoint, (dep, cam))
+        assert checkpoint.frame_index > 0 and not checkpoint.finished  # stopped part-way, resumable
