@@ -5,31 +5,17 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
-from openlfr.errors import InputError, OpenLFRError
+from openlfr.cli_support import user_errors as _errors
+from openlfr.errors import InputError
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _errors(fn: F) -> F:
-    """Deliberate openlfr errors become one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OpenLFRError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _analyzer_and_fallback():  # noqa: ANN202

@@ -8,7 +8,6 @@ services check that user's role. Refused or invalid actions print one line and e
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -16,14 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional
 
 import typer
 
+from openlfr.cli_support import fail as _fail
+from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 agreement_app = typer.Typer(help="Data-sharing agreements between a supplier and an operator.", no_args_is_help=True)
@@ -37,22 +37,8 @@ Actor = Annotated[str, typer.Option("--as", envvar="OPENLFR_USER", help="Acting 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
-def _errors(fn: F) -> F:
-    """Turn deliberate openlfr errors into one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OpenLFRError as err:
-            _fail(str(err))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _template_fn() -> Callable[[bytes], Any]:
