@@ -228,11 +228,12 @@ def evaluate_lfw(
 
 def _register_extensions() -> None:
     # each command group lives beside the part of openlfr it drives
-    from openlfr import cli_effectiveness, cli_governance, cli_pipeline
+    from openlfr import cli_api, cli_effectiveness, cli_governance, cli_pipeline
 
     cli_governance.register(app)
     cli_pipeline.register(app)
     cli_effectiveness.register(app, evaluate_app)
+    cli_api.register(app)
 
 
 _register_extensions()

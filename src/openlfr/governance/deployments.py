@@ -207,21 +207,6 @@ def review_alert(ctx: Ctx, actor: str, alert_id: int, outcome: str) -> Alert:
     return alert
 
 
-def public_record(dep: Deployment) -> dict[str, Any]:
-    """What the public transparency page shows of a deployment, including how its threshold
-    was chosen and the false-alert rate it was expected to give."""
-    cal = dep.calibration or {}
-    return {
-        "id": dep.id, "status": dep.status, "purpose": dep.purpose,
-        "cameras": [c.name for c in dep.cameras], "start": dep.start.isoformat(), "end": dep.end.isoformat(),
-        "threshold": dep.threshold, "threshold_source": "calibrated" if dep.target_false_alert_rate else "set directly",
-        "target_false_alert_rate": dep.target_false_alert_rate,
-        "predicted_fnir": cal.get("predicted_fnir"), "calibration_method": cal.get("method"),
-        "watchlist_size_at_request": cal.get("watchlist_size"),
-        "effectiveness_report": f"deployment-{dep.id}-report.html",
-    }
-
-
 def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, worker: str = "matcher") -> LiveWatchlist:
     """The frozen templates of a live deployment, for one of its cameras, at time ``at``.
 
@@ -314,6 +299,6 @@ def used_image(ctx: Ctx, image_id: int) -> list[int]:
 
 __all__ = [
     "Calibrator", "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end",
-    "list_deployments", "live_watchlist", "public_record", "request", "review_alert", "set_threshold", "start", "sweep",
+    "list_deployments", "live_watchlist", "request", "review_alert", "set_threshold", "start", "sweep",
     "used_image",
 ]

@@ -280,3 +280,4 @@ class AuditHead(Base):
 
 
 from openlfr.store import pipeline_models  # noqa: E402,F401  (the live pipeline's tables)
+from openlfr.store import api_models  # noqa: E402,F401  (the HTTP API's tables)

@@ -1,0 +1,106 @@
+"""The FastAPI application: :func:`create_app` over one :class:`~openlfr.governance.Governance`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from openlfr.api.auth import LoginLimiter
+from openlfr.api.settings import ApiSettings
+from openlfr.errors import InputError, NotFoundError, OpenLFRError
+from openlfr.governance import DuplicateError, Governance, PermissionDenied, RuleViolation
+from openlfr.pipeline.events import EventBus
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+
+# deliberate service errors -> HTTP status (most specific first)
+_STATUS: list[tuple[type[OpenLFRError], int]] = [
+    (PermissionDenied, 403), (NotFoundError, 404), (DuplicateError, 409), (RuleViolation, 409), (InputError, 422),
+]
+
+
+class Metrics:
+    """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("openlfr_http_requests", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("openlfr_http_request_seconds", "HTTP request time", ["route"], registry=self.registry)
+        self.logins = Counter("openlfr_logins", "Login attempts", ["outcome"], registry=self.registry)
+        self.reviews = Counter("openlfr_alert_reviews", "Alert review decisions", ["decision"], registry=self.registry)
+
+
+def _wants_html(request: Request) -> bool:
+    return request.url.path.startswith("/console") or (
+        not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""))
+
+
+def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = None,
+               bus: EventBus | None = None) -> FastAPI:
+    """The API and console over ``gov`` (default: the configured store, with the face
+    analyser's enrolment templates); ``bus`` feeds live alerts to reviewers."""
+    if gov is None:
+        from openlfr.face.analyzer import enrolment_template
+
+        gov = Governance(template_fn=enrolment_template)
+    app = FastAPI(title="openlfr", version="0.1.0",
+                  description="Open, accountable live facial recognition: governance API and console.")
+    app.state.gov = gov
+    app.state.settings = settings = settings or ApiSettings()
+    app.state.bus = bus or EventBus()
+    app.state.metrics = metrics = Metrics()
+    app.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+
+    @app.exception_handler(OpenLFRError)
+    async def _service_error(request: Request, err: OpenLFRError) -> Response:
+        code = next((c for t, c in _STATUS if isinstance(err, t)), 400)
+        return JSONResponse({"detail": str(err)}, status_code=code)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, err: Exception) -> Response:
+        # a number in a body that the database column cannot hold (SQLite raises OverflowError)
+        return JSONResponse({"detail": "invalid input: a number is out of range"}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> Response:
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        return JSONResponse({"detail": "invalid input: " + "; ".join(parts)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+        if err.status_code == 401 and _wants_html(request):
+            return RedirectResponse("/login", status_code=303)
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - start)
+        # the console must never be framed or cached by shared caches
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    from openlfr.api.routes import alerts, audit, auth, governance, public
+    from openlfr.api import console
+
+    for module in (auth, governance, alerts, audit, public):
+        app.include_router(module.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    return app

@@ -1,0 +1,24 @@
+"""Small helpers the routes share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import Request
+
+from openlfr.api.settings import ApiSettings
+from openlfr.governance import Ctx, Governance
+
+
+@contextmanager
+def tx(request: Request) -> Iterator[Ctx]:
+    """One governance transaction for this request."""
+    gov: Governance = request.app.state.gov
+    with gov.transaction() as ctx:
+        yield ctx
+
+
+def settings(request: Request) -> ApiSettings:
+    """The app's API settings."""
+    return request.app.state.settings

@@ -1,0 +1,225 @@
+"""Agreements, sharing and the supplier ledger, watchlists, cameras and signage, deployments.
+
+Each route checks the caller's role before calling the service, which checks it again with
+the finer rules (own agreement, requester is not authoriser, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+
+from openlfr.api import defs, upload, views
+from openlfr.api.auth import Principal, require
+from openlfr.api.deps import tx
+from openlfr.governance import Role, parse
+from openlfr.governance import agreements, cameras, deployments, sharing, watchlists
+from openlfr.governance.schemas import (
+    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, WatchlistAdd, WatchlistCreate,
+)
+
+router = APIRouter(prefix="/api")
+SUP, ADMIN, OFFICER, REVIEWER, AUDITOR = (Role.SUPPLIER, Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER,
+                                          Role.REVIEWER, Role.AUDITOR)
+STAFF = (SUP, ADMIN, OFFICER, AUDITOR)
+
+
+# --- agreements ---------------------------------------------------------------------------
+@router.get("/agreements", response_model=list[defs.AgreementOut], tags=["agreements"])
+def list_agreements(request: Request, me: Principal = Depends(require(*STAFF))) -> list[defs.AgreementOut]:
+    """Agreements: a supplier sees its own, the others see all."""
+    with tx(request) as ctx:
+        rows = agreements.list_agreements(ctx)
+        if me.role is SUP:
+            rows = [a for a in rows if a.supplier_id == me.user_id]
+        return [defs.AgreementOut.model_validate(a) for a in rows]
+
+
+@router.post("/agreements", response_model=defs.AgreementOut, status_code=201, tags=["agreements"])
+def create_agreement(body: AgreementCreate, request: Request, me: Principal = Depends(require(SUP))) -> defs.AgreementOut:
+    """The supplier offers an agreement to an operator (draft until approved)."""
+    with tx(request) as ctx:
+        return defs.AgreementOut.model_validate(agreements.create(ctx, me.name, body))
+
+
+@router.post("/agreements/{agreement_id}/approve", response_model=defs.AgreementOut, tags=["agreements"])
+def approve_agreement(agreement_id: defs.Id, request: Request,
+                      me: Principal = Depends(require(OFFICER))) -> defs.AgreementOut:
+    """An authorising officer approves a draft agreement."""
+    with tx(request) as ctx:
+        return defs.AgreementOut.model_validate(agreements.approve(ctx, me.name, agreement_id))
+
+
+@router.post("/agreements/{agreement_id}/suspend", response_model=defs.AgreementOut, tags=["agreements"])
+def suspend_agreement(agreement_id: defs.Id, body: defs.ReasonIn, request: Request,
+                      me: Principal = Depends(require(SUP, OFFICER))) -> defs.AgreementOut:
+    """Pause sharing under an agreement."""
+    with tx(request) as ctx:
+        return defs.AgreementOut.model_validate(agreements.suspend(ctx, me.name, agreement_id, body.reason))
+
+
+@router.post("/agreements/{agreement_id}/resume", response_model=defs.AgreementOut, tags=["agreements"])
+def resume_agreement(agreement_id: defs.Id, request: Request,
+                     me: Principal = Depends(require(SUP, OFFICER))) -> defs.AgreementOut:
+    """Lift a suspension."""
+    with tx(request) as ctx:
+        return defs.AgreementOut.model_validate(agreements.resume(ctx, me.name, agreement_id))
+
+
+@router.post("/agreements/{agreement_id}/end", response_model=defs.AgreementOut, tags=["agreements"])
+def end_agreement(agreement_id: defs.Id, body: defs.ReasonIn, request: Request,
+                  me: Principal = Depends(require(SUP, OFFICER, ADMIN))) -> defs.AgreementOut:
+    """End an agreement and purge every image shared under it."""
+    with tx(request) as ctx:
+        return defs.AgreementOut.model_validate(agreements.end(ctx, me.name, agreement_id, body.reason))
+
+
+# --- sharing and ledger -------------------------------------------------------------------
+@router.post("/images", response_model=defs.SharedImageOut, status_code=201, tags=["sharing"])
+async def share_image(
+    request: Request,
+    file: UploadFile = File(description="JPEG or PNG with one face"),
+    agreement_id: int = Form(), category: str = Form(), reason: str = Form(), subject_ref: str = Form(),
+    image_date: date = Form(), under_18: bool = Form(False),
+    me: Principal = Depends(require(SUP)),
+) -> defs.SharedImageOut:
+    """Share one image under an agreement (multipart upload); checked before anything is stored."""
+    limit = request.app.state.settings.max_upload_bytes
+    upload.check_length(request, limit)
+    data = parse(ShareImage, agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject_ref,
+                 image_date=image_date, under_18=under_18)
+    image = await upload.read_image(file, limit)
+    from starlette.concurrency import run_in_threadpool
+
+    def work() -> defs.SharedImageOut:
+        with tx(request) as ctx:
+            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.name, data, image))
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/images/{image_id}/revoke", response_model=defs.SharedImageOut, tags=["sharing"])
+def revoke_image(image_id: defs.Id, body: defs.ReasonIn, request: Request,
+                 me: Principal = Depends(require(SUP))) -> defs.SharedImageOut:
+    """The supplier withdraws one image (purged at once)."""
+    with tx(request) as ctx:
+        return defs.SharedImageOut.model_validate(sharing.revoke_image(ctx, me.name, image_id, body.reason))
+
+
+@router.get("/ledger", response_model=list[defs.LedgerRowOut], tags=["sharing"])
+def ledger(request: Request, supplier: str | None = Query(None, max_length=120),
+           me: Principal = Depends(require(SUP, AUDITOR))) -> list[defs.LedgerRowOut]:
+    """Every image a supplier has shared, live or purged (auditors name the supplier)."""
+    with tx(request) as ctx:
+        rows = sharing.supplier_view(ctx, me.name, supplier)
+        return [defs.LedgerRowOut(status=r.status, **r.__dict__) for r in rows]
+
+
+# --- watchlists ---------------------------------------------------------------------------
+@router.get("/watchlists", response_model=list[defs.WatchlistOut], tags=["watchlists"])
+def list_watchlists(request: Request, me: Principal = Depends(require(ADMIN, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
+    """Watchlists with their number of active entries."""
+    with tx(request) as ctx:
+        return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap,
+                                  entries=len(watchlists.active_entries(ctx, w.id)))
+                for w in watchlists.list_watchlists(ctx)]
+
+
+@router.post("/watchlists", response_model=defs.WatchlistOut, status_code=201, tags=["watchlists"])
+def create_watchlist(body: WatchlistCreate, request: Request, me: Principal = Depends(require(ADMIN))) -> defs.WatchlistOut:
+    """A new, empty watchlist."""
+    with tx(request) as ctx:
+        w = watchlists.create_watchlist(ctx, me.name, body)
+        return defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap, entries=0)
+
+
+@router.post("/watchlists/{watchlist_id}/entries", response_model=defs.EntryOut, status_code=201, tags=["watchlists"])
+def add_entry(watchlist_id: defs.Id, body: defs.EntryIn, request: Request,
+              me: Principal = Depends(require(ADMIN))) -> defs.EntryOut:
+    """Put a shared image on the watchlist."""
+    data = parse(WatchlistAdd, **(body.model_dump() | {"watchlist_id": watchlist_id}))
+    with tx(request) as ctx:
+        return defs.EntryOut.model_validate(watchlists.add_entry(ctx, me.name, data))
+
+
+@router.post("/watchlist-entries/{entry_id}/remove", response_model=defs.EntryOut, tags=["watchlists"])
+def remove_entry(entry_id: defs.Id, body: defs.ReasonIn, request: Request,
+                 me: Principal = Depends(require(ADMIN))) -> defs.EntryOut:
+    """Take an entry off its watchlist."""
+    with tx(request) as ctx:
+        return defs.EntryOut.model_validate(watchlists.remove_entry(ctx, me.name, entry_id, body.reason))
+
+
+# --- cameras and signage ------------------------------------------------------------------
+@router.get("/cameras", response_model=list[defs.CameraOut], tags=["cameras"])
+def list_cameras(request: Request,
+                 me: Principal = Depends(require(ADMIN, OFFICER, REVIEWER, AUDITOR))) -> list[defs.CameraOut]:
+    """Every camera."""
+    with tx(request) as ctx:
+        return [defs.CameraOut.model_validate(c) for c in cameras.list_cameras(ctx)]
+
+
+@router.post("/cameras", response_model=defs.CameraOut, status_code=201, tags=["cameras"])
+def add_camera(body: CameraCreate, request: Request, me: Principal = Depends(require(ADMIN))) -> defs.CameraOut:
+    """Register a camera."""
+    with tx(request) as ctx:
+        return defs.CameraOut.model_validate(cameras.add_camera(ctx, me.name, body))
+
+
+@router.post("/cameras/{camera_id}/signage", response_model=defs.SignageOut, status_code=201, tags=["cameras"])
+def record_signage(camera_id: defs.Id, body: defs.SignageIn, request: Request,
+                   me: Principal = Depends(require(ADMIN))) -> defs.SignageOut:
+    """Record a check of the public notice at a camera."""
+    data = parse(SignageCreate, **(body.model_dump() | {"camera_id": camera_id}))
+    with tx(request) as ctx:
+        return defs.SignageOut.model_validate(cameras.record_signage(ctx, me.name, data))
+
+
+# --- deployments --------------------------------------------------------------------------
+@router.get("/deployments", response_model=list[defs.DeploymentOut], tags=["deployments"])
+def list_deployments(request: Request,
+                     me: Principal = Depends(require(ADMIN, OFFICER, REVIEWER, AUDITOR))) -> list[defs.DeploymentOut]:
+    """Every deployment."""
+    with tx(request) as ctx:
+        return [views.deployment_out(d) for d in deployments.list_deployments(ctx)]
+
+
+@router.post("/deployments", response_model=defs.DeploymentOut, status_code=201, tags=["deployments"])
+def request_deployment(body: DeploymentRequest, request: Request,
+                       me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+    """Ask for a deployment (a raw threshold; calibrated targets need the CLI's calibrator)."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.request(ctx, me.name, body))
+
+
+@router.post("/deployments/{deployment_id}/authorise", response_model=defs.DeploymentOut, tags=["deployments"])
+def authorise_deployment(deployment_id: defs.Id, body: defs.NoteIn, request: Request,
+                         me: Principal = Depends(require(OFFICER))) -> defs.DeploymentOut:
+    """Authorise (never by the requester): freezes the watchlist snapshot."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.authorise(ctx, me.name, deployment_id, body.note))
+
+
+@router.post("/deployments/{deployment_id}/start", response_model=defs.DeploymentOut, tags=["deployments"])
+def start_deployment(deployment_id: defs.Id, request: Request,
+                     me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+    """Go live (inside the window, with current signage)."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.start(ctx, me.name, deployment_id))
+
+
+@router.post("/deployments/{deployment_id}/end", response_model=defs.DeploymentOut, tags=["deployments"])
+def end_deployment(deployment_id: defs.Id, body: defs.NoteIn, request: Request,
+                   me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+    """End a live deployment or cancel one not yet live."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.end(ctx, me.name, deployment_id, body.note))
+
+
+@router.post("/deployments/{deployment_id}/threshold", response_model=defs.DeploymentOut, tags=["deployments"])
+def set_threshold(deployment_id: defs.Id, body: defs.ThresholdIn, request: Request,
+                  me: Principal = Depends(require(ADMIN))) -> defs.DeploymentOut:
+    """Change the threshold before authorisation."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.set_threshold(ctx, me.name, deployment_id, body.threshold))

@@ -1,0 +1,53 @@
+"""Routes that need no login: health, metrics, the transparency record."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select
+
+from openlfr.api import defs, views
+from openlfr.api.deps import tx
+from openlfr.evaluation.deployment_report import DeploymentEffectiveness
+from openlfr.evaluation.report import deployment_html
+from openlfr.store.models import AuditEvent
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/health", response_model=defs.HealthOut)
+def health(request: Request) -> defs.HealthOut:
+    """Liveness and a database round trip."""
+    with tx(request) as ctx:
+        n = ctx.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    return defs.HealthOut(status="ok", database=True, audit_events=n)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (counts and timings only; expose to the monitoring network alone)."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/public/transparency", response_model=defs.TransparencyOut)
+def transparency(request: Request) -> defs.TransparencyOut:
+    """Every authorised, live and past deployment: where, when, why, how many. No biometric data."""
+    with tx(request) as ctx:
+        return views.transparency(ctx, request.app.state.settings.complaints)
+
+
+@router.get("/api/public/deployments/{deployment_id}/report", response_model=DeploymentEffectiveness)
+def deployment_report_json(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> DeploymentEffectiveness:
+    """A public deployment's effectiveness: faces seen, alerts, verified true and false alerts,
+    false alerts per 1,000 faces, precision, predicted versus observed false-alert rate."""
+    with tx(request) as ctx:
+        return views.public_report(ctx, deployment_id)
+
+
+@router.get("/transparency/deployments/{deployment_id}/report", response_class=HTMLResponse)
+def deployment_report_html(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> HTMLResponse:
+    """The same report as a plain HTML page, linked from the transparency page."""
+    with tx(request) as ctx:
+        report = views.public_report(ctx, deployment_id)
+    return HTMLResponse(deployment_html(report.to_dict()))

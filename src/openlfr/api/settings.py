@@ -1,0 +1,23 @@
+"""Settings of the HTTP API, each overridable as ``OPENLFR_API_<FIELD>``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Session lifetimes, upload limits, login throttling and the public page's contact text."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENLFR_API_", extra="ignore")
+
+    session_minutes: float = Field(60 * 8, gt=0, description="a console login lasts this long")
+    token_days: float = Field(30, gt=0, description="an API client token lasts this long")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest image upload accepted")
+    login_attempts: int = Field(5, gt=0, description="failed logins allowed per client and per user name...")
+    login_window_seconds: float = Field(300, gt=0, description="...within this many seconds")
+    confirmations_required: int = Field(2, ge=1, le=5, description="different reviewers who must confirm an alert")
+    secure_cookies: bool = Field(False, description="send cookies only over HTTPS (set behind a TLS proxy)")
+    complaints: str = Field(
+        "Write to the data protection officer of the operator, or complain to the Information Commissioner's "
+        "Office (ico.org.uk/make-a-complaint).", description="how the public can complain (transparency page)")

@@ -1,0 +1,50 @@
+"""Tables of the HTTP API: password hashes, login sessions and API tokens, alert reviews.
+
+Tokens are stored only as their SHA-256, so a copy of the database cannot be replayed as a
+login; passwords only as argon2 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openlfr.store.models import Base
+from openlfr.store.types import UTCDateTime
+
+
+class Credential(Base):
+    """A user's password (argon2id hash)."""
+
+    __tablename__ = "api_credentials"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A console session (cookie) or an API client token (bearer), until it expires or is revoked."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "session" | "bearer"
+    csrf: Mapped[str] = mapped_column(String(64))  # per-session CSRF secret (cookie sessions only)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AlertReview(Base):
+    """One reviewer's decision on an alert: confirm, dismiss or escalate, with a note."""
+
+    __tablename__ = "alert_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

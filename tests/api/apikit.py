@@ -1,0 +1,180 @@
+"""Helpers for the API tests: the app under uvicorn on a free loopback port, a store with one
+user per role (each with a password), a live deployment, and raising alerts as the pipeline does."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
+from govkit import fake_template  # noqa: E402
+
+from openlfr.api.bootstrap import create_first_admin, set_user_password  # noqa: E402
+from openlfr.governance import Governance, Role, parse  # noqa: E402
+from openlfr.governance import agreements, cameras, deployments, sharing, users, watchlists  # noqa: E402
+from openlfr.governance.schemas import (  # noqa: E402
+    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
+    WatchlistCreate,
+)
+from openlfr.pipeline.events import AlertEvent  # noqa: E402
+from openlfr.pipeline.records import AlertRecord, store_alert  # noqa: E402
+
+PASSWORD = "a long test password"
+KEY = bytes(range(32))
+# one user per role; two reviewers for two-person confirmation
+USERS = {
+    "admin": Role.OPERATOR_ADMIN, "met": Role.SUPPLIER, "officer": Role.AUTHORISING_OFFICER,
+    "reviewer": Role.REVIEWER, "reviewer2": Role.REVIEWER, "dpo": Role.AUDITOR,
+}
+ROLE_USER = {Role.OPERATOR_ADMIN: "admin", Role.SUPPLIER: "met", Role.AUTHORISING_OFFICER: "officer",
+             Role.REVIEWER: "reviewer", Role.AUDITOR: "dpo"}
+LABELS = ("Subject Alpha Label", "Subject Beta Label")
+SUBJECT_REFS = ("SUBJREF-7781", "SUBJREF-7782")
+ENTRY_REASON = "warrant WR-55501 for burglary"
+
+
+def png(seed: int, size: int = 64) -> bytes:
+    """A small, decodable PNG."""
+    img = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def _lfw_faces() -> list[bytes] | None:
+    """Two photos of one LFW person and one of another (watchlist images, probe), if the shared
+    data is present: screenshots then show real faces. Read in place, never copied into the repo."""
+    import os
+    lfw = Path(os.environ.get("OPENLFR_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "lfw"
+    people = [lfw / "Tony_Blair", lfw / "Colin_Powell"]
+    files = [people[0] / "Tony_Blair_0001.jpg", people[1] / "Colin_Powell_0001.jpg", people[0] / "Tony_Blair_0002.jpg"]
+    if not all(f.is_file() for f in files):
+        return None
+    return [f.read_bytes() for f in files]
+
+
+FACES = _lfw_faces()
+
+
+def watchlist_image(i: int) -> bytes:
+    """The i-th watchlist image: a real face when the shared data is there, else noise."""
+    return FACES[i] if FACES else png(i)
+
+
+def probe_crop(i: int) -> bytes:
+    """An alert's probe crop: the centre of another photo of the listed person, or noise."""
+    if not FACES:
+        return png(100 + i, 48)
+    img = cv2.imdecode(np.frombuffer(FACES[2], np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imencode(".jpg", img[60:190, 60:190])[1].tobytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(app: object) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread on a free loopback port; yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Site:
+    """The running server and what is in its store."""
+
+    url: str
+    gov: Governance
+    app: object
+    deployment_id: int
+    camera_id: int
+    entry_ids: list[int]
+    agreement_id: int
+    snapshot_hash: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, user: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, follow_redirects=False)
+
+    def raise_alert(self, entry: int = 0, score: float = 0.81) -> int:
+        """Store an alert as the pipeline does and announce it on the bus; returns its id."""
+        at = datetime.now(UTC)
+        rec = AlertRecord(deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=self.entry_ids[entry],
+                          label=LABELS[entry], score=score, at=at, track_id="t1", frame_index=10, video_time=0.4,
+                          box=[1, 2, 30, 40], quality=0.9, crop=probe_crop(entry), snapshot_hash=self.snapshot_hash)
+        with self.gov.transaction() as ctx:
+            alert_id = store_alert(ctx, rec, "test-worker")
+        self.app.state.bus.publish(AlertEvent(
+            alert_id=alert_id, deployment_id=self.deployment_id, camera_id=self.camera_id,
+            entry_id=self.entry_ids[entry], label=LABELS[entry], score=score, at=at.isoformat(), track_id="t1",
+            frame_index=10, video_time=0.4, box=[1, 2, 30, 40]))
+        return alert_id
+
+
+def build_store(gov: Governance) -> tuple[int, int, list[int], int, str]:
+    """Users with passwords, an approved agreement, two shared images on a watchlist, a camera
+    with signage, and a live deployment. Returns (deployment, camera, entries, agreement, hash)."""
+    now = datetime.now(UTC)
+    create_first_admin(gov, "admin", PASSWORD, "Estate Ltd")
+    with gov.transaction() as ctx:
+        for name, role in USERS.items():
+            if name != "admin":
+                users.create_user(ctx, "admin", UserCreate(name=name, role=role, organisation="Estate Ltd"))
+    for name in USERS:
+        if name != "admin":
+            set_user_password(gov, name, PASSWORD, actor="admin")
+    with gov.transaction() as ctx:
+        ag = agreements.create(ctx, "met", parse(
+            AgreementCreate, operator="Estate Ltd", purpose="locate people wanted on warrant",
+            lawful_basis="DPA 2018 s.35", valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=30),
+            image_limit=50, allowed_categories=["wanted"]))
+        agreements.approve(ctx, "officer", ag.id)
+        images = [sharing.share_image(ctx, "met", ShareImage(
+            agreement_id=ag.id, category="wanted", reason="warrant", subject_ref=SUBJECT_REFS[i],
+            image_date=date(2026, 1, 1)), watchlist_image(i)) for i in range(2)]
+        wl = watchlists.create_watchlist(ctx, "admin", WatchlistCreate(name="wanted", criteria="warrant", size_cap=10))
+        entries = [watchlists.add_entry(ctx, "admin", WatchlistAdd(
+            watchlist_id=wl.id, shared_image_id=img.id, label=LABELS[i], reason=ENTRY_REASON,
+            review_date=(now + timedelta(days=14)).date())) for i, img in enumerate(images)]
+        cam = cameras.add_camera(ctx, "admin", CameraCreate(name="north-gate", location="North gate, Estate Road"))
+        cameras.record_signage(ctx, "admin", SignageCreate(camera_id=cam.id, text="Live facial recognition in use",
+                                                           checked_on=now.date()))
+        dep = deployments.request(ctx, "admin", parse(
+            DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=wl.id, camera_ids=[cam.id],
+            start=now - timedelta(minutes=5), end=now + timedelta(hours=8), threshold=0.6, dpia_ref="DPIA-1",
+            necessity="Serious offences in the area; less intrusive means failed."))
+        deployments.authorise(ctx, "officer", dep.id)
+        deployments.start(ctx, "admin", dep.id)
+        return dep.id, cam.id, [e.id for e in entries], ag.id, dep.snapshot_hash
+
+
+def make_gov(root: Path) -> Governance:
+    return Governance(f"sqlite:///{root / 'openlfr.db'}", blob_root=root / "blobs", key=KEY,
+                      template_fn=fake_template)

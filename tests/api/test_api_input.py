@@ -1,0 +1,150 @@
+"""Bad input gets a clear 4xx and stores nothing; sessions expire; logins are rate-limited;
+the first-run rule; health, metrics and audit verification."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from apikit import PASSWORD, Site, make_gov, png, serve
+from openlfr.api import ApiSettings, create_app
+from openlfr.api.auth import token_digest
+from openlfr.api.bootstrap import create_first_admin, has_admin
+from openlfr.store.api_models import ApiToken
+from openlfr.store.models import LedgerEntry, SharedImage
+
+
+def _counts(site: Site) -> tuple[int, int]:
+    with site.gov.transaction() as ctx:
+        return (ctx.session.execute(select(func.count()).select_from(SharedImage)).scalar_one(),
+                ctx.session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one())
+
+
+def _meta(site: Site) -> dict[str, str]:
+    return {"agreement_id": str(site.agreement_id), "category": "wanted", "reason": "warrant 9",
+            "subject_ref": "S-99", "image_date": "2026-01-01"}
+
+
+@pytest.mark.parametrize("case", ["oversized", "not_an_image", "corrupt_png", "empty", "json_body", "bad_field"])
+def test_bad_uploads_are_refused_and_store_nothing(site: Site, case: str) -> None:
+    before = _counts(site)
+    with site.client("met") as c:
+        if case == "oversized":  # the test server allows 200,000 bytes
+            r = c.post("/api/images", data=_meta(site), files={"file": ("big.png", png(1, 400), "image/png")})
+            expected = 413
+        elif case == "not_an_image":
+            r = c.post("/api/images", data=_meta(site), files={"file": ("x.png", b"GIF89a not a face", "image/png")})
+            expected = 415
+        elif case == "corrupt_png":
+            r = c.post("/api/images", data=_meta(site),
+                       files={"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "image/png")})
+            expected = 422
+        elif case == "empty":
+            r = c.post("/api/images", data=_meta(site), files={"file": ("x.png", b"", "image/png")})
+            expected = 422
+        elif case == "json_body":
+            r = c.post("/api/images", json=_meta(site))
+            expected = 422
+        else:
+            r = c.post("/api/images", data=_meta(site) | {"image_date": "yesterday"},
+                       files={"file": ("x.png", png(5), "image/png")})
+            expected = 422
+    assert r.status_code == expected, r.text
+    assert r.json()["detail"] and "Traceback" not in r.text
+    assert _counts(site) == before
+
+
+def test_good_upload_is_stored_and_on_the_ledger(site: Site) -> None:
+    before = _counts(site)
+    with site.client("met") as c:
+        r = c.post("/api/images", data=_meta(site) | {"subject_ref": "S-GOOD"},
+                   files={"file": ("ok.png", png(77), "image/png")})
+        assert r.status_code == 201, r.text
+        ledger = c.get("/api/ledger").json()
+    assert _counts(site) == (before[0] + 1, before[1] + 1)
+    assert any(row["subject_ref"] == "S-GOOD" and row["status"] == "live" for row in ledger)
+
+
+def test_wrong_json_and_unknown_fields_are_422(site: Site) -> None:
+    with site.client("admin") as c:
+        r = c.post("/api/cameras", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422
+        r = c.post("/api/cameras", json={"name": "c", "location": "x", "secret": 1})
+        assert r.status_code == 422 and "secret" in r.json()["detail"]
+
+
+def test_expired_and_revoked_sessions_are_401(site: Site) -> None:
+    with site.client() as c:
+        token = c.post("/api/auth/token", json={"name": "dpo", "password": PASSWORD}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=site.url, headers=headers) as c:
+        assert c.get("/api/auth/me").status_code == 200
+        with site.gov.transaction() as ctx:
+            ctx.session.execute(update(ApiToken).where(ApiToken.token_sha256 == token_digest(token))
+                                .values(expires_at=ctx.now() - timedelta(seconds=1)))
+        r = c.get("/api/auth/me")
+        assert r.status_code == 401 and "expired" in r.json()["detail"]
+    with site.client() as c:
+        token = c.post("/api/auth/token", json={"name": "dpo", "password": PASSWORD}).json()["token"]
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.post("/api/auth/logout").status_code == 204
+        assert c.get("/api/auth/me").status_code == 401
+    # an expired console cookie sends the browser back to the login page
+    with httpx.Client(base_url=site.url) as c:
+        c.post("/login", data={"name": "dpo", "password": PASSWORD})
+        with site.gov.transaction() as ctx:
+            ctx.session.execute(update(ApiToken).where(ApiToken.kind == "session")
+                                .values(expires_at=ctx.now() - timedelta(seconds=1)))
+        r = c.get("/console/auditor")
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_passwords_are_argon2_and_tokens_hashed(site: Site) -> None:
+    from openlfr.store.api_models import Credential
+    with site.gov.transaction() as ctx:
+        hashes = ctx.session.execute(select(Credential.password_hash)).scalars().all()
+        stored = ctx.session.execute(select(ApiToken.token_sha256)).scalars().all()
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    assert not set(site.tokens.values()) & set(stored)
+
+
+def test_login_rate_limit(tmp_path) -> None:
+    gov = make_gov(tmp_path)
+    create_first_admin(gov, "boss", PASSWORD)
+    app = create_app(gov, settings=ApiSettings(login_attempts=3, login_window_seconds=60))
+    with serve(app) as url, httpx.Client(base_url=url) as c:
+        codes = [c.post("/api/auth/token", json={"name": "boss", "password": "wrong-password"}).status_code
+                 for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        r = c.post("/api/auth/token", json={"name": "boss", "password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right password waits
+        assert 'openlfr_logins_total{outcome="throttled"} 2.0' in c.get("/metrics").text
+    gov.close()
+
+
+def test_first_admin_only_once(tmp_path) -> None:
+    from openlfr.errors import OpenLFRError
+    gov = make_gov(tmp_path)
+    assert not has_admin(gov)
+    create_first_admin(gov, "boss", PASSWORD)
+    assert has_admin(gov)
+    with pytest.raises(OpenLFRError, match="already has users"):
+        create_first_admin(gov, "boss2", PASSWORD)
+    gov.close()
+
+
+def test_health_metrics_and_audit(site: Site) -> None:
+    with site.client() as c:
+        h = c.get("/health").json()
+        assert h["status"] == "ok" and h["audit_events"] > 0
+        assert "openlfr_http_requests_total" in c.get("/metrics").text
+    with site.client("dpo") as c:
+        v = c.post("/api/audit/verify").json()
+        assert v["ok"] and v["count"] == v["head_seq"] > 0
+        export = c.get("/api/audit/export")
+        assert export.status_code == 200
+        lines = export.text.splitlines()
+        assert '"format": "openlfr-audit/1"' in lines[0] and len(lines) >= v["count"] + 1

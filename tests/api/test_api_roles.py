@@ -1,0 +1,157 @@
+"""Every route x every role through real HTTP: who is allowed, who gets 401 or 403.
+
+An allowed caller may still get 404/409/422 (the ids and bodies here are deliberately
+unknown or empty, so nothing changes), but never 401/403; everyone else gets 403; a
+caller without credentials gets 401 (the console sends browsers to the login page).
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from apikit import ROLE_USER, Site
+from openlfr.governance import Role
+
+SUP, ADMIN, OFFICER, REVIEWER, AUDITOR = (Role.SUPPLIER, Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER,
+                                          Role.REVIEWER, Role.AUDITOR)
+ALL = frozenset(Role)
+PUBLIC = None
+X = 999999  # an id that does not exist
+
+# (method, route path, concrete path, allowed roles or PUBLIC)
+TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
+    ("GET", "/health", "/health", PUBLIC),
+    ("GET", "/metrics", "/metrics", PUBLIC),
+    ("GET", "/api/public/transparency", "/api/public/transparency", PUBLIC),
+    ("GET", "/api/public/deployments/{deployment_id}/report", "/api/public/deployments/1/report", PUBLIC),
+    ("POST", "/api/auth/token", "/api/auth/token", PUBLIC),
+    ("GET", "/api/auth/me", "/api/auth/me", ALL),
+    ("POST", "/api/auth/logout", "/api/auth/logout", ALL),
+    ("GET", "/api/users", "/api/users", frozenset({ADMIN, AUDITOR})),
+    ("POST", "/api/users", "/api/users", frozenset({ADMIN})),
+    ("GET", "/api/agreements", "/api/agreements", frozenset({SUP, ADMIN, OFFICER, AUDITOR})),
+    ("POST", "/api/agreements", "/api/agreements", frozenset({SUP})),
+    ("POST", "/api/agreements/{agreement_id}/approve", f"/api/agreements/{X}/approve", frozenset({OFFICER})),
+    ("POST", "/api/agreements/{agreement_id}/suspend", f"/api/agreements/{X}/suspend", frozenset({SUP, OFFICER})),
+    ("POST", "/api/agreements/{agreement_id}/resume", f"/api/agreements/{X}/resume", frozenset({SUP, OFFICER})),
+    ("POST", "/api/agreements/{agreement_id}/end", f"/api/agreements/{X}/end", frozenset({SUP, OFFICER, ADMIN})),
+    ("POST", "/api/images", "/api/images", frozenset({SUP})),
+    ("POST", "/api/images/{image_id}/revoke", f"/api/images/{X}/revoke", frozenset({SUP})),
+    ("GET", "/api/ledger", "/api/ledger", frozenset({SUP, AUDITOR})),
+    ("GET", "/api/watchlists", "/api/watchlists", frozenset({ADMIN, OFFICER, AUDITOR})),
+    ("POST", "/api/watchlists", "/api/watchlists", frozenset({ADMIN})),
+    ("POST", "/api/watchlists/{watchlist_id}/entries", f"/api/watchlists/{X}/entries", frozenset({ADMIN})),
+    ("POST", "/api/watchlist-entries/{entry_id}/remove", f"/api/watchlist-entries/{X}/remove", frozenset({ADMIN})),
+    ("GET", "/api/cameras", "/api/cameras", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
+    ("POST", "/api/cameras", "/api/cameras", frozenset({ADMIN})),
+    ("POST", "/api/cameras/{camera_id}/signage", f"/api/cameras/{X}/signage", frozenset({ADMIN})),
+    ("GET", "/api/deployments", "/api/deployments", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
+    ("POST", "/api/deployments", "/api/deployments", frozenset({ADMIN, OFFICER})),
+    ("POST", "/api/deployments/{deployment_id}/authorise", f"/api/deployments/{X}/authorise", frozenset({OFFICER})),
+    ("POST", "/api/deployments/{deployment_id}/start", f"/api/deployments/{X}/start", frozenset({ADMIN, OFFICER})),
+    ("POST", "/api/deployments/{deployment_id}/end", f"/api/deployments/{X}/end", frozenset({ADMIN, OFFICER})),
+    ("POST", "/api/deployments/{deployment_id}/threshold", f"/api/deployments/{X}/threshold", frozenset({ADMIN})),
+    ("GET", "/api/alerts", "/api/alerts", frozenset({REVIEWER})),
+    ("GET", "/api/alerts/stream", "/api/alerts/stream", frozenset({REVIEWER})),
+    ("GET", "/api/alerts/{alert_id}", f"/api/alerts/{X}", frozenset({REVIEWER})),
+    ("POST", "/api/alerts/{alert_id}/review", f"/api/alerts/{X}/review", frozenset({REVIEWER})),
+    ("GET", "/api/alerts/{alert_id}/crop", f"/api/alerts/{X}/crop", frozenset({REVIEWER})),
+    ("GET", "/api/alerts/{alert_id}/watchlist-image", f"/api/alerts/{X}/watchlist-image", frozenset({REVIEWER})),
+    ("GET", "/api/audit/events", "/api/audit/events", frozenset({AUDITOR})),
+    ("POST", "/api/audit/verify", "/api/audit/verify", frozenset({AUDITOR})),
+    ("GET", "/api/audit/export", "/api/audit/export", frozenset({AUDITOR})),
+    # console pages and forms
+    ("GET", "/", "/", PUBLIC),
+    ("GET", "/login", "/login", PUBLIC),
+    ("POST", "/login", "/login", PUBLIC),
+    ("GET", "/transparency", "/transparency", PUBLIC),
+    ("GET", "/transparency/deployments/{deployment_id}/report", "/transparency/deployments/1/report", PUBLIC),
+    ("POST", "/logout", "/logout", ALL),
+    ("GET", "/console", "/console", ALL),
+    ("GET", "/console/reviewer", "/console/reviewer", frozenset({REVIEWER})),
+    ("GET", "/console/alerts/{alert_id}", f"/console/alerts/{X}", frozenset({REVIEWER})),
+    ("POST", "/console/alerts/{alert_id}/review", f"/console/alerts/{X}/review", frozenset({REVIEWER})),
+    ("GET", "/console/admin", "/console/admin", frozenset({ADMIN})),
+    ("POST", "/console/deployments/{deployment_id}/{verb}", f"/console/deployments/{X}/start",
+     frozenset({ADMIN, OFFICER})),
+    ("POST", "/console/cameras", "/console/cameras", frozenset({ADMIN})),
+    ("POST", "/console/cameras/{camera_id}/signage", f"/console/cameras/{X}/signage", frozenset({ADMIN})),
+    ("POST", "/console/watchlists", "/console/watchlists", frozenset({ADMIN})),
+    ("POST", "/console/watchlists/{watchlist_id}/entries", f"/console/watchlists/{X}/entries", frozenset({ADMIN})),
+    ("POST", "/console/deployments", "/console/deployments", frozenset({ADMIN, OFFICER})),
+    ("POST", "/console/images", "/console/images", frozenset({SUP})),
+    ("GET", "/console/officer", "/console/officer", frozenset({OFFICER})),
+    ("POST", "/console/agreements/{agreement_id}/approve", f"/console/agreements/{X}/approve", frozenset({OFFICER})),
+    ("GET", "/console/supplier", "/console/supplier", frozenset({SUP})),
+    ("GET", "/console/auditor", "/console/auditor", frozenset({AUDITOR})),
+    ("POST", "/console/audit/verify", "/console/audit/verify", frozenset({AUDITOR})),
+]
+# routes that end the caller's own session: checked with a throwaway token
+LOGOUTS = {"/api/auth/logout", "/logout"}
+
+
+def _api_routes(routes: list) -> list[APIRoute]:
+    """Every endpoint, looking inside included routers (how FastAPI keeps them varies by version)."""
+    out: list[APIRoute] = []
+    for r in routes:
+        if isinstance(r, APIRoute):
+            out.append(r)
+        inner = getattr(r, "original_router", None) or getattr(r, "router", None)
+        if inner is not None and hasattr(inner, "routes"):
+            out += _api_routes(inner.routes)
+    return out
+
+
+def test_table_covers_every_route(site: Site) -> None:
+    """A new route without a row here fails this test, so none escapes the role checks."""
+    served = {(m, r.path) for r in _api_routes(site.app.routes) for m in r.methods if m != "HEAD"}
+    assert served == {(m, p) for m, p, _, _ in TABLE}
+
+
+def _call(client: httpx.Client, method: str, path: str) -> httpx.Response:
+    if path == "/api/alerts/stream":
+        with client.stream(method, path) as r:  # do not wait for events
+            return r
+    if method == "GET":
+        return client.get(path)
+    if path in ("/api/images",) or path.startswith("/console") or path in ("/login", "/logout"):
+        return client.post(path, data={"x": "1"})
+    return client.post(path, json={})
+
+
+def _throwaway_token(site: Site, name: str) -> str:
+    from apikit import PASSWORD
+    with site.client() as c:
+        return c.post("/api/auth/token", json={"name": name, "password": PASSWORD}).json()["token"]
+
+
+@pytest.mark.parametrize("method,route,path,allowed", TABLE, ids=[f"{m} {r}" for m, r, _, _ in TABLE])
+def test_route_roles(site: Site, method: str, route: str, path: str, allowed: frozenset[Role] | None) -> None:
+    with site.client() as anon:
+        r = _call(anon, method, path)
+        if allowed is PUBLIC:
+            assert r.status_code not in (401, 403), r.text
+        elif path.startswith("/console"):
+            assert r.status_code == 303 and r.headers["location"] == "/login"
+        else:
+            assert r.status_code == 401, r.text
+    if allowed is PUBLIC:
+        return
+    for role, name in ROLE_USER.items():
+        token = _throwaway_token(site, name) if route in LOGOUTS else site.tokens[name]
+        with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as c:
+            r = _call(c, method, path)
+        if role in allowed:
+            assert r.status_code not in (401, 403), f"{role.value}: {r.status_code} {r.text}"
+            assert r.status_code < 500
+        else:
+            assert r.status_code == 403, f"{role.value} should be refused: {r.status_code} {r.text}"
+
+
+def test_bad_bearer_token_is_401(site: Site) -> None:
+    with httpx.Client(base_url=site.url, headers={"Authorization": "Bearer not-a-token"}) as c:
+        assert c.get("/api/auth/me").status_code == 401
+    with httpx.Client(base_url=site.url, headers={"Authorization": "Basic abc"}) as c:
+        assert c.get("/api/auth/me").status_code == 401
