@@ -123,14 +123,17 @@ class Site:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, follow_redirects=False)
 
-    def raise_alert(self, entry: int = 0, score: float = 0.81) -> int:
-        """Store an alert as the pipeline does and announce it on the bus; returns its id."""
+    def raise_alert(self, entry: int = 0, score: float = 0.81, announce: bool = True) -> int:
+        """Store an alert as the pipeline does and (unless ``announce`` is false, as for a
+        camera worker in another process) announce it on the bus; returns its id."""
         at = datetime.now(UTC)
         rec = AlertRecord(deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=self.entry_ids[entry],
                           label=LABELS[entry], score=score, at=at, track_id="t1", frame_index=10, video_time=0.4,
                           box=[1, 2, 30, 40], quality=0.9, crop=probe_crop(entry), snapshot_hash=self.snapshot_hash)
         with self.gov.transaction() as ctx:
             alert_id = store_alert(ctx, rec, "test-worker")
+        if not announce:
+            return alert_id
         self.app.state.bus.publish(AlertEvent(
             alert_id=alert_id, deployment_id=self.deployment_id, camera_id=self.camera_id,
             entry_id=self.entry_ids[entry], label=LABELS[entry], score=score, at=at.isoformat(), track_id="t1",

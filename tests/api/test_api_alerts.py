@@ -45,6 +45,39 @@ def test_live_alert_arrives_by_sse(site: Site) -> None:
     assert len(site.app.state.bus._subs) == subscribers
 
 
+def _stream_alert_ids(site: Site, action, count: int) -> list[int]:  # noqa: ANN001
+    """Open the stream, run ``action`` in a moment, collect ``count`` alert ids (or time out)."""
+    ids: list[int] = []
+    with site.client("reviewer") as c, c.stream("GET", "/api/alerts/stream", timeout=15) as r:
+        lines = r.iter_lines()
+        assert next(lines) == ": connected"
+        timer = threading.Timer(0.2, action)
+        timer.start()
+        event = None
+        deadline = time.monotonic() + 10
+        for line in lines:
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "alert":
+                ids.append(json.loads(line.removeprefix("data: "))["alert_id"])
+                if len(ids) >= count:
+                    break
+            if time.monotonic() > deadline:
+                break
+        timer.join()
+    return ids
+
+
+def test_alert_committed_by_another_process_reaches_the_stream_once(site: Site) -> None:
+    made: list[int] = []
+    # a camera worker in another process only commits to the store: the stream finds it there
+    ids = _stream_alert_ids(site, lambda: made.append(site.raise_alert(announce=False)), 1)
+    assert ids == made
+    # announced on the bus and found in the store: sent once, then the next alert follows
+    ids = _stream_alert_ids(site, lambda: made.extend([site.raise_alert(), site.raise_alert(entry=1)]), 2)
+    assert ids == made[1:]
+
+
 def test_two_different_reviewers_must_confirm(site: Site) -> None:
     before = _public(site)
     alert_id = site.raise_alert(entry=0, score=0.77)
@@ -72,6 +105,22 @@ def test_two_different_reviewers_must_confirm(site: Site) -> None:
     assert after["alerts"] == before["alerts"] + 1
     assert after["verified_alerts"] == before["verified_alerts"] + 1
     assert after["false_alerts"] == before["false_alerts"]
+
+
+def test_a_deployment_requiring_one_confirmation_is_verified_by_one_reviewer(site: Site) -> None:
+    from openlfr.store.models import Deployment
+
+    with site.gov.transaction() as ctx:
+        assert ctx.session.get(Deployment, site.deployment_id).confirmations_required == 2  # the default
+        ctx.session.get(Deployment, site.deployment_id).confirmations_required = 1
+    try:
+        alert_id = site.raise_alert()
+        with site.client("reviewer") as c:
+            r = c.post(f"/api/alerts/{alert_id}/review", json={"decision": "confirm", "note": "same person"})
+    finally:  # the site is shared by the module's tests
+        with site.gov.transaction() as ctx:
+            ctx.session.get(Deployment, site.deployment_id).confirmations_required = 2
+    assert r.status_code == 200 and r.json()["status"] == "verified"
 
 
 def test_dismiss_counts_as_false_alert_and_escalate_keeps_it_open(site: Site) -> None:

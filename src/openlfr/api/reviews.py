@@ -13,7 +13,7 @@ from sqlalchemy import select
 from openlfr.governance import Ctx, Role, RuleViolation
 from openlfr.governance import deployments
 from openlfr.store.api_models import AlertReview
-from openlfr.store.models import Alert, User
+from openlfr.store.models import Alert, Deployment, User
 
 DECISIONS = ("confirm", "dismiss", "escalate")
 
@@ -44,8 +44,9 @@ def status(alert: Alert, rows: list[tuple[AlertReview, str]]) -> str:
     return "confirmed_once" if confirmations(rows) else "pending"
 
 
-def review(ctx: Ctx, actor: str, alert_id: int, decision: str, note: str, required: int = 2) -> Alert:
-    """Record ``actor``'s decision; sets the alert's outcome once it is settled."""
+def review(ctx: Ctx, actor: str, alert_id: int, decision: str, note: str) -> Alert:
+    """Record ``actor``'s decision; sets the alert's outcome once it is settled (verified after
+    the confirmations its deployment requires, each by a different reviewer)."""
     user = ctx.require(actor, {Role.REVIEWER}, f"alert.{decision}", "alert", alert_id)
     if decision not in DECISIONS:
         raise RuleViolation(f"decision must be one of {', '.join(DECISIONS)}")
@@ -63,6 +64,8 @@ def review(ctx: Ctx, actor: str, alert_id: int, decision: str, note: str, requir
     ctx.audit(actor, f"alert.{decision}", "alert", alert.id, note=note)
     if decision == "dismiss":
         deployments.review_alert(ctx, actor, alert.id, "false")
-    elif decision == "confirm" and confirmations(reviews_of(ctx, alert_id)) >= required:
-        deployments.review_alert(ctx, actor, alert.id, "true")
+    elif decision == "confirm":
+        required = ctx.session.get(Deployment, alert.deployment_id).confirmations_required
+        if confirmations(reviews_of(ctx, alert_id)) >= required:
+            deployments.review_alert(ctx, actor, alert.id, "true")
     return alert

@@ -16,7 +16,6 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest image upload accepted")
     login_attempts: int = Field(5, gt=0, description="failed logins allowed per client and per user name...")
     login_window_seconds: float = Field(300, gt=0, description="...within this many seconds")
-    confirmations_required: int = Field(2, ge=1, le=5, description="different reviewers who must confirm an alert")
     secure_cookies: bool = Field(False, description="send cookies only over HTTPS (set behind a TLS proxy)")
     complaints: str = Field(
         "Write to the data protection officer of the operator, or complain to the Information Commissioner's "

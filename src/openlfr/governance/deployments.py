@@ -85,14 +85,14 @@ def request(ctx: Ctx, actor: str, data: DeploymentRequest, calibrate: Calibrator
         purpose=data.purpose, watchlist_id=watchlist.id, start=data.start, end=data.end, threshold=threshold,
         dpia_ref=data.dpia_ref, necessity=data.necessity, status="requested", requested_by_id=user.id,
         requested_at=ctx.now(), cameras=cameras, target_false_alert_rate=data.target_false_alert_rate,
-        calibration=calibration,
+        calibration=calibration, confirmations_required=data.confirmations_required,
     )
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "deployment.request", "deployment", row.id, purpose=row.purpose, watchlist=watchlist.id,
               cameras=[c.id for c in cameras], start=row.start, end=row.end, threshold=row.threshold,
               dpia_ref=row.dpia_ref, necessity=row.necessity, target_false_alert_rate=row.target_false_alert_rate,
-              calibration=calibration)
+              calibration=calibration, confirmations_required=row.confirmations_required)
     return row
 
 

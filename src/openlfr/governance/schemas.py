@@ -117,6 +117,8 @@ class DeploymentRequest(_In):
     # instead of a raw threshold: tolerated false alerts per face seen; the threshold is then
     # calibrated for the watchlist (see openlfr.evaluation.calibration)
     target_false_alert_rate: float | None = Field(None, gt=0, lt=1)
+    confirmations_required: int = Field(
+        2, ge=1, le=5, description="different reviewers who must confirm an alert before it counts as verified")
     dpia_ref: str = Field(min_length=1, max_length=200)
     necessity: str = Field(min_length=20, max_length=5000, description="necessity and proportionality statement")
 

@@ -205,6 +205,8 @@ class Deployment(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # set when the request gave a target false-alert rate instead of a raw threshold
     target_false_alert_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # different reviewers who must confirm an alert before it counts as verified (EU AI Act Art. 14(5): 2)
+    confirmations_required: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     calibration: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     cameras: Mapped[list[Camera]] = relationship(secondary=deployment_cameras, order_by=Camera.id)

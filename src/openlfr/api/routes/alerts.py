@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openlfr.api import defs, reviews, views
 from openlfr.api.auth import Principal, require
@@ -20,7 +20,8 @@ from openlfr.store.models import Alert, Camera, MediaItem, SharedImage, Watchlis
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 REVIEWERS = (Role.REVIEWER,)
 KEEPALIVE_S = 15.0
-POLL_S = 0.2  # worst-case added latency of a live alert
+POLL_S = 0.2  # worst-case added latency of an alert announced in this process
+STORE_POLL_S = 1.0  # worst-case added latency of an alert committed by another process
 
 
 @router.get("", response_model=list[defs.AlertOut])
@@ -30,10 +31,27 @@ def list_alerts(request: Request, me: Principal = Depends(require(*REVIEWERS))) 
         return views.list_alerts(ctx)
 
 
+def _alerts_after(request: Request, last_id: int) -> list[dict]:
+    """Alerts committed after ``last_id`` by any process writing to the store (camera workers)."""
+    with tx(request) as ctx:
+        rows = ctx.session.execute(
+            select(Alert).where(Alert.id > last_id, Alert.deleted_at.is_(None)).order_by(Alert.id)).scalars()
+        return [{"alert_id": a.id, "deployment_id": a.deployment_id, "camera_id": a.camera_id,
+                 "entry_id": a.entry_id, "score": a.score, "at": a.at.isoformat()} for a in rows]
+
+
+def _last_alert_id(request: Request) -> int:
+    with tx(request) as ctx:
+        return ctx.session.execute(select(func.coalesce(func.max(Alert.id), 0))).scalar_one()
+
+
 @router.get("/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> StreamingResponse:
-    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time)."""
+    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time).
+
+    Alerts come from the in-process event bus and from the store, which camera workers in
+    other processes (``openlfr run``) commit to; each alert is sent once."""
     sub = request.app.state.bus.subscribe(maxsize=200)
     camera_names: dict[int, str] = {}
 
@@ -45,28 +63,43 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
         return camera_names[camera_id]
 
     async def events() -> AsyncIterator[str]:
+        sent: set[int] = set()
+        last_id = await asyncio.to_thread(_last_alert_id, request)  # older ones are in the queue page
         try:
             yield ": connected\n\n"
-            idle = 0.0
+            idle = since_store = 0.0
             while not await request.is_disconnected():
+                batch: list[tuple[str, dict]] = []
                 try:
-                    event = sub.queue.get_nowait()
+                    while True:
+                        event = sub.queue.get_nowait()
+                        kind = "alert" if hasattr(event, "alert_id") else "status"
+                        batch.append((kind, event.as_dict() if hasattr(event, "as_dict") else {"event": str(event)}))
                 except queue.Empty:
+                    pass
+                if since_store >= STORE_POLL_S:
+                    since_store = 0.0
+                    batch += [("alert", a) for a in await asyncio.to_thread(_alerts_after, request, last_id)]
+                fresh = [(k, d) for k, d in batch if k != "alert" or d["alert_id"] not in sent]
+                if not fresh:
                     # poll instead of blocking a worker thread per open stream
                     await asyncio.sleep(POLL_S)
                     idle += POLL_S
+                    since_store += POLL_S
                     if idle >= KEEPALIVE_S:  # keeps proxies from closing an idle stream
                         idle = 0.0
                         yield ": keep-alive\n\n"
                     continue
                 idle = 0.0
-                kind = "alert" if hasattr(event, "alert_id") else "status"
-                data = event.as_dict() if hasattr(event, "as_dict") else {"event": str(event)}
-                # reviewers fetch the label and images from the store; the stream carries no names
-                data.pop("label", None)
-                if "camera_id" in data:
-                    data["camera"] = await asyncio.to_thread(camera_name, data["camera_id"])
-                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+                for kind, data in fresh:
+                    if kind == "alert":
+                        sent.add(data["alert_id"])
+                        last_id = max(last_id, data["alert_id"])
+                    # reviewers fetch the label and images from the store; the stream carries no names
+                    data.pop("label", None)
+                    if "camera_id" in data:
+                        data["camera"] = await asyncio.to_thread(camera_name, data["camera_id"])
+                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
         finally:
             sub.close()
 
@@ -87,9 +120,8 @@ def get_alert(alert_id: defs.Id, request: Request, me: Principal = Depends(requi
 def review(alert_id: defs.Id, body: defs.ReviewIn, request: Request,
            me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
     """Confirm, dismiss or escalate with a note; verified after confirmations by different reviewers."""
-    required = request.app.state.settings.confirmations_required
     with tx(request) as ctx:
-        alert = reviews.review(ctx, me.name, alert_id, body.decision, body.note, required)
+        alert = reviews.review(ctx, me.name, alert_id, body.decision, body.note)
         out = views.alert_out(ctx, alert)
     request.app.state.metrics.reviews.labels(body.decision).inc()
     return out

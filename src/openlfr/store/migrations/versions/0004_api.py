@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column('deployments', sa.Column('confirmations_required', sa.Integer(), nullable=False, server_default='2'))
     op.create_table('api_credentials',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('password_hash', sa.String(length=200), nullable=False),
@@ -51,6 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('deployments') as batch:
+        batch.drop_column('confirmations_required')
     op.drop_table('alert_reviews')
     op.drop_table('api_tokens')
     op.drop_table('api_credentials')
