@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from openlfr.errors import OpenLFRError
+from openlfr.cli_support import fail, user_errors
 
 admin_app = typer.Typer(help="Console log-ins: the first administrator, passwords.", no_args_is_help=True)
 Password = Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
@@ -28,29 +28,23 @@ def _gov(templates: bool = False):  # type: ignore[no-untyped-def]
 
 
 @admin_app.command("create")
+@user_errors
 def admin_create(name: str, password: Password,
                  organisation: Annotated[str, typer.Option("--org", help="Operator organisation.")] = "") -> None:
     """Create the first operator admin of a new store (refused once any user exists)."""
     from openlfr.api.bootstrap import create_first_admin
 
-    try:
-        create_first_admin(_gov(), name, password, organisation)
-    except OpenLFRError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    create_first_admin(_gov(), name, password, organisation)
     typer.echo(f"created operator admin {name}; now run: openlfr serve")
 
 
 @admin_app.command("password")
+@user_errors
 def admin_password(name: str, password: Password) -> None:
     """Set the console password of an existing user (for users made with ``openlfr user add``)."""
     from openlfr.api.bootstrap import set_user_password
 
-    try:
-        set_user_password(_gov(), name, password, actor=os.environ.get("OPENLFR_USER", "cli"))
-    except OpenLFRError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    set_user_password(_gov(), name, password, actor=os.environ.get("OPENLFR_USER", "cli"))
     typer.echo(f"password set for {name}")
 
 
@@ -64,9 +58,9 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
 
     gov = _gov(templates=True)
     if not has_admin(gov):
-        typer.echo("error: no administrator yet. Create the first one with:\n"
-                   "  openlfr admin create NAME --org 'Your organisation'", err=True)
-        raise typer.Exit(2)
+        fail("no operator admin can log in yet. In a new store create the first one with:\n"
+             "  openlfr admin create NAME --org 'Your organisation'\n"
+             "or give an existing operator admin a password: openlfr admin password NAME")
     typer.echo(f"openlfr console on http://{host}:{port}/console  (public page: /transparency, API docs: /docs)")
     # open alert streams would otherwise hold a Ctrl-C until every browser disconnects
     uvicorn.run(create_app(gov), host=host, port=port, log_level="info", proxy_headers=False,

@@ -22,6 +22,7 @@ import typer
 from openlfr.cli_support import fail as _fail
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
+from openlfr.governance.schemas import Role
 from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
 
@@ -318,17 +319,27 @@ def deployment_request(
     camera: Annotated[list[int], typer.Option(help="Camera id (repeat).")],
     start: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
-    threshold: Annotated[float, typer.Option()], dpia: Annotated[str, typer.Option(help="DPIA reference.")],
+    dpia: Annotated[str, typer.Option(help="DPIA reference.")],
     necessity: Annotated[str, typer.Option(help="Necessity and proportionality statement.")],
+    threshold: Annotated[Optional[float], typer.Option(help="Similarity threshold (cosine), or give --false-alert-rate.")] = None,
+    false_alert_rate: Annotated[Optional[float], typer.Option(
+        help="Tolerated false alerts per face seen: the threshold is calibrated for the watchlist's size "
+             "on the cohort in OPENLFR_CALIBRATION_COHORT.")] = None,
+    confirmations: Annotated[int, typer.Option(help="Different reviewers who must confirm an alert.")] = 2,
 ) -> None:
-    """Ask for a deployment."""
+    """Ask for a deployment (with a threshold, or a target false-alert rate to calibrate one)."""
+    from openlfr.evaluation.cohort import configured_calibrator
     from openlfr.governance import deployments, parse
     from openlfr.governance.schemas import DeploymentRequest
 
     data = parse(DeploymentRequest, purpose=purpose, watchlist_id=watchlist, camera_ids=camera, start=_when(start),
-                 end=_when(end), threshold=threshold, dpia_ref=dpia, necessity=necessity)
+                 end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate, dpia_ref=dpia,
+                 necessity=necessity, confirmations_required=confirmations)
+    calibrate = configured_calibrator() if false_alert_rate is not None else None
     with _tx() as ctx:
-        typer.echo(f"deployment {deployments.request(ctx, actor, data).id} requested")
+        dep = deployments.request(ctx, actor, data, calibrate)
+        how = f"calibrated threshold {dep.threshold:.4f}" if dep.calibration else f"threshold {dep.threshold}"
+        typer.echo(f"deployment {dep.id} requested ({how})")
 
 
 @deployment_app.command("authorise")
@@ -454,14 +465,26 @@ def _demo_images(folder: Optional[Path], count: int) -> list[Path]:
     return paths[:count]
 
 
+DEMO_USERS = [("met", Role.SUPPLIER, "Metropolitan Police"),
+              ("supt-brown", Role.AUTHORISING_OFFICER, "Metropolitan Police"),
+              ("ruth", Role.REVIEWER, "Estate Ltd"), ("sam", Role.REVIEWER, "Estate Ltd"),
+              ("dpo", Role.AUDITOR, "Estate Ltd")]
+
+
 @_errors
 def demo_setup(
     images: Annotated[Optional[Path], typer.Option(help="Folder of face photos (default ../shared/data/lfw).")] = None,
     count: Annotated[int, typer.Option(help="How many images to share.")] = 5,
     threshold: Annotated[float, typer.Option(help="Deployment threshold (cosine similarity).")] = DEFAULT_THRESHOLD,
+    password: Annotated[Optional[str], typer.Option(
+        envvar="OPENLFR_DEMO_PASSWORD", help="Console password of every demo user (default: a random one, printed).")] = None,
 ) -> None:
-    """Create a small example estate: users, an approved agreement, shared images, a watchlist,
-    two cameras with signage and a live 8-hour deployment; then verify the audit log."""
+    """Create a small example estate: users who can log in to the console, an approved agreement,
+    shared images, a watchlist, two cameras with signage and a live 8-hour deployment; then
+    verify the audit log."""
+    import secrets
+
+    from openlfr.api.auth import set_password
     from openlfr.audit import verify
     from openlfr.governance import agreements, cameras, deployments, parse, sharing, users, watchlists
     from openlfr.governance.schemas import (AgreementCreate, CameraCreate, DeploymentRequest, Role, ShareImage,
@@ -475,11 +498,13 @@ def demo_setup(
             if users.list_users(ctx):
                 raise InputError("the store already has users; demo-setup needs an empty store "
                                  "(use another --data-dir or OPENLFR_DATABASE_URL)")
-            users.create_user(ctx, "setup", UserCreate(name="alice", role=Role.OPERATOR_ADMIN, organisation="Estate Ltd"))
-            for name, role, org in [("met", Role.SUPPLIER, "Metropolitan Police"),
-                                    ("supt-brown", Role.AUTHORISING_OFFICER, "Metropolitan Police"),
-                                    ("ruth", Role.REVIEWER, "Estate Ltd"), ("dpo", Role.AUDITOR, "Estate Ltd")]:
-                users.create_user(ctx, "alice", UserCreate(name=name, role=role, organisation=org))
+            pw = password or secrets.token_urlsafe(9)
+            made = [users.create_user(ctx, "setup", UserCreate(name="alice", role=Role.OPERATOR_ADMIN,
+                                                                organisation="Estate Ltd"))]
+            for name, role, org in DEMO_USERS:
+                made.append(users.create_user(ctx, "alice", UserCreate(name=name, role=role, organisation=org)))
+            for user in made:
+                set_password(ctx, "alice", user, pw)
             ag = agreements.create(ctx, "met", parse(
                 AgreementCreate, operator="Estate Ltd", purpose="Locate people wanted on warrant for violent offences",
                 lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
@@ -524,6 +549,9 @@ def demo_setup(
                    f"deployment {dep.id} live on cameras {cams}")
         typer.echo(result.message())
         typer.echo("try: openlfr share list --as met; openlfr deployment list; openlfr audit verify")
+        typer.echo(f"console log-ins (password {pw}): alice (operator admin), "
+                   + ", ".join(f"{n} ({r.value.replace('_', ' ')})" for n, r, _ in DEMO_USERS)
+                   + "; start it with: openlfr serve")
     finally:
         gov.close()
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("openlfr", appauthor=False)))
     backend: Backend = "auto"
     detector: str = "mmod"
+    # faces of people on no watchlist (LFW layout or a flat folder): the impostor cohort from
+    # which deployment requests that give a target false-alert rate get their threshold
+    calibration_cohort: Path | None = None
     model_cache_dir_override: Path | None = Field(default=None, alias="OPENLFR_MODEL_CACHE_DIR")
 
     @property

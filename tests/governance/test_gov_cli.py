@@ -113,3 +113,49 @@ def test_demo_setup_with_the_real_face_pipeline(app: typer.Typer, data_dir: Path
     assert "demo estate ready" in out and "chain OK" in out
     assert out.count("shared ") == 2, out
     assert "status=live" in ok(app, "deployment", "list")
+
+
+def test_cli_deployment_request_with_a_target_false_alert_rate(
+    app: typer.Typer, db_url: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("calibration does not depend on the database; run once")
+    monkeypatch.setattr(cli_governance, "_template_fn", lambda: fake_template)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ok(app, "user", "add", "alice", "--role", "operator_admin", "--org", "Estate Ltd")
+    for name, role in [("met", "supplier"), ("ao", "authorising_officer")]:
+        ok(app, "user", "add", name, "--role", role, "--as", "alice")
+    ok(app, "agreement", "create", "--as", "met", "--operator", "Estate Ltd", "--purpose", "warrants",
+       "--lawful-basis", "DPA 2018 s.35", "--from", (now - timedelta(hours=1)).isoformat(),
+       "--until", (now + timedelta(days=10)).isoformat(), "--limit", "5", "--category", "wanted")
+    ok(app, "agreement", "approve", "1", "--as", "ao")
+    image = tmp_path / "face.jpg"
+    image.write_bytes(b"pretend jpeg")
+    ok(app, "share", "add", "1", str(image), "--as", "met", "--category", "wanted", "--reason", "warrant 1",
+       "--subject", "S-1", "--image-date", "2025-01-01")
+    ok(app, "camera", "add", "gate", "--as", "alice", "--location", "north gate")
+    ok(app, "deployment", "watchlist-create", "wl", "--as", "alice", "--criteria", "warrants", "--cap", "10")
+    ok(app, "deployment", "watchlist-add", "1", "1", "--as", "alice", "--label", "person", "--reason", "warrant",
+       "--review-date", (now + timedelta(days=7)).date().isoformat())
+    request = ["deployment", "request", "--as", "alice", "--purpose", "find wanted", "--watchlist", "1",
+               "--camera", "1", "--start", now.isoformat(), "--end", (now + timedelta(hours=2)).isoformat(),
+               "--dpia", "D-1", "--necessity", "necessary and proportionate here", "--false-alert-rate", "0.01"]
+    refused = runner.invoke(app, request)
+    assert refused.exit_code == 2 and "calibration cohort" in refused.output
+
+    # a cohort of 60 people who are on no watchlist (real faces, linked, not copied)
+    cohort = tmp_path / "cohort"
+    singles = [d for d in sorted((data_dir / "lfw").iterdir()) if len(list(d.glob("*.jpg"))) == 1][:60]
+    for d in singles:
+        (cohort / d.name).mkdir(parents=True)
+        for f in d.glob("*.jpg"):
+            (cohort / d.name / f.name).symlink_to(f)
+    monkeypatch.setenv("OPENLFR_CALIBRATION_COHORT", str(cohort))
+    from openlfr.config import get_settings
+
+    get_settings.cache_clear()
+    out = ok(app, *request)
+    threshold = float(re.search(r"calibrated threshold (\d\.\d+)", out).group(1))
+    assert 0.8 < threshold < 1.0
+    listing = ok(app, "deployment", "list", "--json")
+    assert str(round(threshold, 4))[:5] in listing

@@ -84,6 +84,18 @@ def calibrate_against(data: facecache.FaceData, flip: bool, index: object, rate:
     return calibration.calibrate_for_watchlist(top, len(index), rate, mated)  # type: ignore[arg-type]
 
 
+def configured_calibrator() -> Callable[[int, float], dict] | None:
+    """The calibrator for deployment requests from ``OPENLFR_CALIBRATION_COHORT``, or ``None``
+    when no cohort is configured (a request with a target rate is then refused, saying so)."""
+    from openlfr.config import get_settings
+    from openlfr.face.analyzer import default_analyzer
+
+    settings = get_settings()
+    if settings.calibration_cohort is None:
+        return None
+    return size_calibrator(settings.calibration_cohort, default_analyzer(), settings.data_dir / "eval-cache")
+
+
 def size_calibrator(
     folder: Path, analyzer: FaceAnalyzer, cache_dir: Path | None = None, fallback: Detector | None = None
 ) -> Callable[[int, float], dict]:

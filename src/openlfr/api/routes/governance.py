@@ -188,9 +188,13 @@ def list_deployments(request: Request,
 @router.post("/deployments", response_model=defs.DeploymentOut, status_code=201, tags=["deployments"])
 def request_deployment(body: DeploymentRequest, request: Request,
                        me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
-    """Ask for a deployment (a raw threshold; calibrated targets need the CLI's calibrator)."""
+    """Ask for a deployment, with a threshold or a target false-alert rate (calibrated on the
+    cohort in ``OPENLFR_CALIBRATION_COHORT``; refused with 409 where none is configured)."""
+    from openlfr.evaluation.cohort import configured_calibrator
+
+    calibrate = configured_calibrator() if body.target_false_alert_rate is not None else None
     with tx(request) as ctx:
-        return views.deployment_out(deployments.request(ctx, me.name, body))
+        return views.deployment_out(deployments.request(ctx, me.name, body, calibrate))
 
 
 @router.post("/deployments/{deployment_id}/authorise", response_model=defs.DeploymentOut, tags=["deployments"])
