@@ -49,7 +49,10 @@ def admin_password(name: str, password: Password) -> None:
 
 
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000) -> None:
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+          retention_sweep: Annotated[float, typer.Option(
+              help="Seconds between retention sweeps while serving (expired agreements, ended deployments' "
+                   "snapshots, alerts, crops, footage).")] = 300.0) -> None:
     """Serve the HTTP API and web console (SQLite and bundled models unless configured)."""
     import uvicorn
 
@@ -63,7 +66,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
              "or give an existing operator admin a password: openlfr admin password NAME")
     typer.echo(f"openlfr console on http://{host}:{port}/console  (public page: /transparency, API docs: /docs)")
     # open alert streams would otherwise hold a Ctrl-C until every browser disconnects
-    uvicorn.run(create_app(gov), host=host, port=port, log_level="info", proxy_headers=False,
+    uvicorn.run(create_app(gov, retention_sweep_s=retention_sweep), host=host, port=port, log_level="info", proxy_headers=False,
                 timeout_graceful_shutdown=5)
 
 

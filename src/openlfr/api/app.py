@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,6 +19,7 @@ from openlfr.api.auth import LoginLimiter
 from openlfr.api.settings import ApiSettings
 from openlfr.errors import InputError, NotFoundError, OpenLFRError
 from openlfr.governance import DuplicateError, Governance, PermissionDenied, RuleViolation
+from openlfr.governance.retention import RetentionSweeper
 from openlfr.pipeline.events import EventBus
 
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -45,14 +48,25 @@ def _wants_html(request: Request) -> bool:
 
 
 def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = None,
-               bus: EventBus | None = None) -> FastAPI:
+               bus: EventBus | None = None, retention_sweep_s: float | None = None) -> FastAPI:
     """The API and console over ``gov`` (default: the configured store, with the face
-    analyser's enrolment templates); ``bus`` feeds live alerts to reviewers."""
+    analyser's enrolment templates); ``bus`` feeds live alerts to reviewers; with
+    ``retention_sweep_s`` the app runs the retention sweep that often while it serves."""
     if gov is None:
         from openlfr.face.analyzer import enrolment_template
 
         gov = Governance(template_fn=enrolment_template)
-    app = FastAPI(title="openlfr", version="0.1.0",
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = RetentionSweeper(gov, retention_sweep_s).start() if retention_sweep_s else None
+        app.state.sweeper = sweeper
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
+
+    app = FastAPI(title="openlfr", version="0.1.0", lifespan=lifespan,
                   description="Open, accountable live facial recognition: governance API and console.")
     app.state.gov = gov
     app.state.settings = settings = settings or ApiSettings()

@@ -8,8 +8,11 @@ deleting their watchlist snapshots 24 h after the end.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -19,7 +22,11 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.errors import RuleViolation
 from openlfr.store.models import Alert, Camera, Deployment, MediaItem
 
+if TYPE_CHECKING:
+    from openlfr.governance.context import Governance
+
 SYSTEM = "system:retention"
+log = logging.getLogger(__name__)
 
 
 def record_alert(ctx: Ctx, deployment_id: int, camera_id: int, score: float, at: datetime,
@@ -108,3 +115,36 @@ def _delete_media(ctx: Ctx, media: MediaItem, reason: str) -> None:
         ctx.blobs.delete(media.blob)
     media.blob, media.deleted_at = None, ctx.now()
     ctx.audit(SYSTEM, f"{media.kind}.delete", "media", media.id, reason=reason)
+
+
+class RetentionSweeper:
+    """Runs :func:`sweep` at once and then every ``interval_s`` seconds on a background thread,
+    so that retention is enforced by the running service, not by someone remembering a cron job."""
+
+    def __init__(self, gov: Governance, interval_s: float = 300.0) -> None:
+        if interval_s <= 0:
+            raise InputError("the retention sweep interval must be positive")
+        self.gov = gov
+        self.interval_s = interval_s
+        self.sweeps = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention-sweeper", daemon=True)
+
+    def start(self) -> "RetentionSweeper":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.gov.transaction() as ctx:
+                    report = sweep(ctx)
+                self.sweeps += 1
+                log.info("retention sweep: %s", report.summary())
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+                log.exception("retention sweep failed; retrying in %.0f s", self.interval_s)
+            self._stop.wait(self.interval_s)
