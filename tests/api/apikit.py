@@ -181,3 +181,11 @@ def build_store(gov: Governance) -> tuple[int, int, list[int], int, str]:
 def make_gov(root: Path) -> Governance:
     return Governance(f"sqlite:///{root / 'openlfr.db'}", blob_root=root / "blobs", key=KEY,
                       template_fn=fake_template)
+
+
+def console_login(client, name: str, password: str = PASSWORD):  # noqa: ANN001, ANN201
+    """Log in through the console's form as a browser does: fetch the form (and its CSRF
+    cookie), then post it with the token."""
+    client.get("/login")
+    token = client.cookies.get("openlfr_login_csrf", path="/login") or ""
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token})

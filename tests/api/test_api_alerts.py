@@ -143,10 +143,10 @@ def test_dismiss_counts_as_false_alert_and_escalate_keeps_it_open(site: Site) ->
 
 
 def test_console_review_with_cookie_and_csrf(site: Site) -> None:
-    from apikit import PASSWORD
+    from apikit import console_login
     alert_id = site.raise_alert()
     with httpx.Client(base_url=site.url, timeout=10) as c:
-        r = c.post("/login", data={"name": "reviewer", "password": PASSWORD})
+        r = console_login(c, "reviewer")
         assert r.status_code == 303 and r.headers["location"] == "/console/reviewer"
         assert "httponly" in r.headers["set-cookie"].lower()
         page = c.get("/console/reviewer")

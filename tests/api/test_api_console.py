@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
-from apikit import PASSWORD, SUBJECT_REFS, Site, png
+from apikit import PASSWORD, SUBJECT_REFS, Site, console_login, png
 from openlfr.store.models import Camera, LedgerEntry
 
 
@@ -17,7 +17,7 @@ from openlfr.store.models import Camera, LedgerEntry
 def browser(site: Site, name: str) -> Iterator[tuple[httpx.Client, str]]:
     """A cookie session like a browser's, and its CSRF token."""
     with httpx.Client(base_url=site.url, timeout=10) as c:
-        assert c.post("/login", data={"name": name, "password": PASSWORD}).status_code == 303
+        assert console_login(c, name).status_code == 303
         yield c, c.get("/api/auth/me").json()["csrf_token"]
 
 
@@ -28,8 +28,20 @@ def _cameras(site: Site) -> int:
 
 def test_wrong_password_and_console_login(site: Site) -> None:
     with httpx.Client(base_url=site.url) as c:
-        assert c.post("/login", data={"name": "admin", "password": "nope"}).status_code == 401
+        assert console_login(c, "admin", "nope").status_code == 401
         assert c.get("/console/admin").status_code == 303
+
+
+def test_login_form_needs_its_csrf_token(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as c:
+        # a form posted from elsewhere (no token, or a made-up one) cannot log the browser in
+        no_token = c.post("/login", data={"name": "admin", "password": PASSWORD})
+        c.get("/login")
+        forged = c.post("/login", data={"name": "admin", "password": PASSWORD, "csrf_token": "made-up"})
+        assert no_token.status_code == 403 and forged.status_code == 403
+        assert "reload the page" in forged.text
+        assert "openlfr_session" not in str(no_token.headers) + str(forged.headers)
+        assert console_login(c, "admin").status_code == 303
 
 
 def test_admin_forms_need_csrf(site: Site) -> None:

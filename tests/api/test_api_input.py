@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from apikit import PASSWORD, Site, make_gov, png, serve
+from apikit import PASSWORD, Site, console_login, make_gov, png, serve
 from openlfr.api import ApiSettings, create_app
 from openlfr.api.auth import token_digest
 from openlfr.api.bootstrap import create_first_admin, has_admin
@@ -94,7 +94,7 @@ def test_expired_and_revoked_sessions_are_401(site: Site) -> None:
         assert c.get("/api/auth/me").status_code == 401
     # an expired console cookie sends the browser back to the login page
     with httpx.Client(base_url=site.url) as c:
-        c.post("/login", data={"name": "dpo", "password": PASSWORD})
+        console_login(c, "dpo")
         with site.gov.transaction() as ctx:
             ctx.session.execute(update(ApiToken).where(ApiToken.kind == "session")
                                 .values(expires_at=ctx.now() - timedelta(seconds=1)))

@@ -6,6 +6,8 @@ Pages use the session cookie; every form posts the session's CSRF token (checked
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -62,18 +64,31 @@ def _act(request: Request, back: str, action: Callable[[Any], str]) -> Response:
 
 
 # --- login --------------------------------------------------------------------------------
+LOGIN_CSRF_COOKIE = "openlfr_login_csrf"
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", None)
+    # a pre-session CSRF token (double submit): another site cannot log a browser in to its account
+    csrf = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", None, login_csrf=csrf)
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", max_age=3600, path="/login",
+                        secure=request.app.state.settings.secure_cookies)
+    return response
 
 
 @router.post("/login")
-def login(request: Request, name: str = Form(max_length=120), password: str = Form(max_length=1000)) -> Response:
+def login(request: Request, name: str = Form(max_length=120), password: str = Form(max_length=1000),
+          csrf_token: str = Form("", max_length=200)) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        raise HTTPException(403, "the log-in form has expired or did not come from this site: reload the page")
     token, row, user = auth.login(request, name, password, "session")
     response = RedirectResponse(HOME[Role(user.role)], status_code=303)
     response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
                         secure=request.app.state.settings.secure_cookies,
                         max_age=int((row.expires_at - row.created_at).total_seconds()))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
