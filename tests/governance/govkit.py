@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from openlfr.errors import NoFaceError
-from openlfr.governance import Governance, Role, parse
-from openlfr.governance import agreements, cameras, deployments, sharing, users, watchlists
+from openlfr.governance import Actor, Governance, OrgKind, Role, parse
+from openlfr.governance import agreements, cameras, credentials, deployments, organisations, sharing, users, watchlists
 from openlfr.governance.schemas import (
-    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
-    WatchlistCreate,
+    AgreementCreate, CameraCreate, DeploymentRequest, OrganisationCreate, ShareImage, SignageCreate, UserCreate,
+    WatchlistAdd, WatchlistCreate,
 )
 
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
@@ -44,31 +44,76 @@ def fake_template(image: bytes) -> tuple[np.ndarray, float]:
     return vec / np.linalg.norm(vec), 0.9
 
 
+ADMIN_PASSWORD = "an admin password for tests"
+FORCE = "Met Police"
+OVERSIGHT = "ICO"
+
+
+def token_for(gov: Governance, name: str) -> Actor:
+    """A fresh credential of user ``name`` (as a login would give, without the password hashing)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from openlfr.store.models import User
+
+    with gov.transaction() as ctx:
+        user = ctx.session.execute(select(User).where(User.name == name)).scalar_one()
+        token, _ = credentials.new_token(ctx.session, user, "cli", timedelta(days=3650), ctx.now())
+    return Actor(token, name)
+
+
 @dataclass
 class Estate:
-    """Builds the usual cast and objects; names are the users' names."""
+    """Builds the usual cast and objects: three organisations (the estate, the host; a police
+    force; an oversight body), their first admins enrolled by one-time token, and users made by
+    those admins. Each role attribute is that user's credential (an :class:`Actor`)."""
 
     gov: Governance
     clock: Clock
-    admin: str = "admin"
-    supplier: str = "met"
-    officer: str = "officer"
-    officer2: str = "officer2"
-    auditor: str = "dpo"
-    reviewer: str = "reviewer"
+    admin: Actor = None  # type: ignore[assignment]  # operator admin of the estate
+    supplier: Actor = None  # type: ignore[assignment]  # "met": supplier of the force
+    officer: Actor = None  # type: ignore[assignment]  # superintendent of the force
+    officer2: Actor = None  # type: ignore[assignment]  # a second superintendent of the force
+    auditor: Actor = None  # type: ignore[assignment]  # "dpo": auditor of the oversight body
+    reviewer: Actor = None  # type: ignore[assignment]  # reviewer of the estate
+    estate_admin: Actor = None  # type: ignore[assignment]  # user admins of each organisation
+    force_admin: Actor = None  # type: ignore[assignment]
+    oversight_admin: Actor = None  # type: ignore[assignment]
     operator: str = "Estate Ltd"
+    force: str = FORCE
 
     def setup_users(self) -> None:
         with self.gov.transaction() as ctx:
-            users.create_user(ctx, "setup", UserCreate(name=self.admin, role=Role.OPERATOR_ADMIN, organisation=self.operator))
-            for name, role, org in [
-                (self.supplier, Role.SUPPLIER, "Met Police"),
-                (self.officer, Role.AUTHORISING_OFFICER, "Met Police"),
-                (self.officer2, Role.AUTHORISING_OFFICER, self.operator),
-                (self.auditor, Role.AUDITOR, "ICO"),
-                (self.reviewer, Role.REVIEWER, self.operator),
-            ]:
-                users.create_user(ctx, self.admin, UserCreate(name=name, role=role, organisation=org))
+            tokens = {}
+            for name, kind, host in [(self.operator, OrgKind.SITE_OPERATOR, True), (FORCE, OrgKind.POLICE_FORCE, False),
+                                     (OVERSIGHT, OrgKind.OVERSIGHT_BODY, False)]:
+                _, enrolment = organisations.register(ctx, OrganisationCreate(name=name, kind=kind), "test-setup",
+                                                      is_host=host)
+                tokens[name] = enrolment.token
+            for name, org in [("estate-admin", self.operator), ("force-admin", FORCE), ("ico-admin", OVERSIGHT)]:
+                organisations.enrol(ctx, tokens[org], name, ADMIN_PASSWORD)
+        self.estate_admin = token_for(self.gov, "estate-admin")
+        self.force_admin = token_for(self.gov, "force-admin")
+        self.oversight_admin = token_for(self.gov, "ico-admin")
+        cast = [("admin", Role.OPERATOR_ADMIN, None, self.estate_admin), ("reviewer", Role.REVIEWER, None, self.estate_admin),
+                ("met", Role.SUPPLIER, None, self.force_admin),
+                ("officer", Role.AUTHORISING_OFFICER, "superintendent", self.force_admin),
+                ("officer2", Role.AUTHORISING_OFFICER, "chief_superintendent", self.force_admin),
+                ("dpo", Role.AUDITOR, None, self.oversight_admin)]
+        with self.gov.transaction() as ctx:
+            for name, role, rank, by in cast:
+                users.create_user(ctx, by, UserCreate(name=name, role=role, rank=rank), None)
+        for attr, name in [("admin", "admin"), ("reviewer", "reviewer"), ("supplier", "met"), ("officer", "officer"),
+                           ("officer2", "officer2"), ("auditor", "dpo")]:
+            setattr(self, attr, token_for(self.gov, name))
+
+    def user(self, name: str, role: Role, *, org: str = "estate", rank: str | None = None) -> Actor:
+        """Another user of the estate (``org="estate"``), the force or the oversight body, and its credential."""
+        by = {"estate": self.estate_admin, "force": self.force_admin, "oversight": self.oversight_admin}[org]
+        with self.gov.transaction() as ctx:
+            users.create_user(ctx, by, UserCreate(name=name, role=role, rank=rank), None)
+        return token_for(self.gov, name)
 
     def agreement(self, *, days: float = 30, limit: int = 10, categories: tuple[str, ...] = ("wanted",),
                   under_18: bool = False, approve: bool = True, start_offset_days: float = 0) -> int:

@@ -8,28 +8,30 @@ from sqlalchemy import select
 
 from openlfr.errors import InputError
 from openlfr.governance.context import Ctx
+from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError
-from openlfr.governance.schemas import CameraCreate, Role, SignageCreate
+from openlfr.governance.schemas import CameraCreate, OrgKind, Role, SignageCreate
 from openlfr.store.models import Camera, SignageRecord
 
 
-def add_camera(ctx: Ctx, actor: str, data: CameraCreate) -> Camera:
-    """Register a camera (operator admin)."""
-    ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.add", "camera", data.name)
+def add_camera(ctx: Ctx, actor: Actor, data: CameraCreate) -> Camera:
+    """Register a camera of the operator admin's organisation."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.add", "camera", data.name)
     if ctx.session.execute(select(Camera.id).where(Camera.name == data.name)).first() is not None:
         raise DuplicateError(f"a camera named {data.name!r} already exists")
     row = Camera(name=data.name, location=data.location, zone=data.zone, stream_url=data.stream_url,
-                 created_at=ctx.now())
+                 created_at=ctx.now(), organisation_id=user.organisation_id)
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "camera.add", "camera", row.id, name=row.name, location=row.location, zone=row.zone)
     return row
 
 
-def record_signage(ctx: Ctx, actor: str, data: SignageCreate) -> SignageRecord:
-    """Record that the notice at a camera was checked (operator admin)."""
+def record_signage(ctx: Ctx, actor: Actor, data: SignageCreate) -> SignageRecord:
+    """Record that the notice at a camera was checked (an operator admin of the camera's organisation)."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "signage.record", "camera", data.camera_id)
     camera = ctx.get(Camera, data.camera_id, "camera")
+    ctx.require_member(user, camera.organisation_id, f"record signage of camera {camera.id}")
     if data.checked_on > ctx.now().date():
         raise InputError(f"signage check date {data.checked_on} is in the future")
     row = SignageRecord(camera_id=camera.id, text=data.text, checked_on=data.checked_on,
@@ -50,6 +52,10 @@ def current_signage(ctx: Ctx, camera_id: int, on: date) -> SignageRecord | None:
     ).scalars().first()
 
 
-def list_cameras(ctx: Ctx) -> list[Camera]:
-    """Every camera, oldest first."""
-    return list(ctx.session.execute(select(Camera).order_by(Camera.id)).scalars())
+def list_cameras(ctx: Ctx, actor: Actor) -> list[Camera]:
+    """The cameras of the actor's organisation (an oversight body's auditors: all), oldest first."""
+    me = ctx.require(actor, None, "camera.list")
+    query = select(Camera).order_by(Camera.id)
+    if not ctx.oversees(me):
+        query = query.where(Camera.organisation_id == me.organisation_id)
+    return list(ctx.session.execute(query).scalars())

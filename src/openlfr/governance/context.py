@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from openlfr import audit
 from openlfr.errors import NotFoundError, OpenLFRError
+from openlfr.governance.credentials import Actor, clean_name, live_token
 from openlfr.governance.errors import PermissionDenied
-from openlfr.governance.schemas import Role
+from openlfr.governance.schemas import OrgKind, Role
 from openlfr.governance.settings import Policy
 from openlfr.store import BlobStore, BlobTransaction, blob_dir, data_dir, load_or_create_key, make_engine
 from openlfr.store import session_factory, upgrade
@@ -52,15 +53,36 @@ class Ctx:
     template_fn: TemplateFn | None = None
     # Set by :meth:`require`, so a refusal can be audited after the rollback.
     attempt: tuple[str, str, str, str] | None = field(default=None)
+    # token -> user id, for the tokens checked in this transaction
+    _verified: dict[str, int] = field(default_factory=dict, repr=False)
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
         return self.clock()
 
-    def audit(self, actor: str, action: str, object_type: str, object_id: Any, **details: Any) -> None:
-        """Append an audit event in this transaction."""
-        audit.append(self.session, actor=actor, action=action, object_type=object_type,
+    def audit(self, actor: Actor | str, action: str, object_type: str, object_id: Any, **details: Any) -> None:
+        """Append an audit event in this transaction (``actor``: a credential, or a system name)."""
+        audit.append(self.session, actor=self.name_of(actor), action=action, object_type=object_type,
                      object_id=str(object_id), details=details, at=self.now())
+
+    def user_of(self, actor: Actor) -> User:
+        """The active user ``actor``'s token belongs to, or :class:`PermissionDenied`."""
+        if not isinstance(actor, Actor):
+            raise PermissionDenied("this action needs a credential (log in, or give an API token); "
+                                   "a user name alone is not accepted")
+        uid = self._verified.get(actor.token)
+        user = self.session.get(User, uid) if uid is not None else None
+        if user is None or not user.active:
+            found = live_token(self.session, actor.token, self.now())
+            if found is None:
+                raise PermissionDenied("the credential is not valid: expired, revoked or unknown (log in again)")
+            user = found[1]
+            self._verified[actor.token] = user.id
+        return user
+
+    def name_of(self, actor: Actor | str) -> str:
+        """The name recorded for ``actor``: the verified user's, or a system actor's own."""
+        return self.user_of(actor).name if isinstance(actor, Actor) else actor
 
     def get(self, model: type[T], object_id: int, what: str) -> T:
         """The row with ``object_id`` or a clear :class:`NotFoundError`."""
@@ -69,16 +91,39 @@ class Ctx:
             raise NotFoundError(f"{what} {object_id} does not exist")
         return row
 
-    def require(self, actor: str, roles: set[Role] | None, action: str, object_type: str = "", object_id: Any = "") -> User:
-        """The acting user, checked to hold one of ``roles`` (``None``: any active user)."""
-        self.attempt = (actor, action, object_type, str(object_id))
-        user = self.session.execute(select(User).where(User.name == actor)).scalar_one_or_none()
-        if user is None or not user.active:
-            raise PermissionDenied(f"unknown or inactive user {actor!r}")
+    def require(self, actor: Actor, roles: set[Role] | None, action: str, object_type: str = "", object_id: Any = "",
+                *, org: int | None = None, kinds: set[OrgKind] | None = None) -> User:
+        """The acting user, proven by ``actor``'s credential and checked to hold one of ``roles``
+        (``None``: any role), to belong to organisation ``org`` and to an organisation of one of
+        ``kinds`` (when given). A refusal is audited; an unverified caller is recorded as
+        ``unverified:<the name it claimed>``, never as the user it named."""
+        claimed = actor.name if isinstance(actor, Actor) else str(actor)
+        self.attempt = (f"unverified:{clean_name(claimed)}", action, object_type, str(object_id))
+        user = self.user_of(actor)
+        self.attempt = (user.name, action, object_type, str(object_id))
         if roles is not None and Role(user.role) not in roles:
             allowed = ", ".join(sorted(r.value for r in roles))
-            raise PermissionDenied(f"{action} needs role {allowed}; {actor} is {user.role}")
+            raise PermissionDenied(f"{action} needs role {allowed}; {user.name} is {user.role}")
+        if kinds is not None and OrgKind(user.org.kind) not in kinds:
+            allowed = " or ".join(sorted(k.value.replace("_", " ") for k in kinds))
+            raise PermissionDenied(f"{action} needs a user of a {allowed}; {user.name} is of {user.organisation} "
+                                   f"({user.org.kind.replace('_', ' ')})")
+        if org is not None:
+            self.require_member(user, org, action)
         return user
+
+    def oversees(self, user: User) -> bool:
+        """Whether ``user`` is an auditor of an oversight body (who may read every party's records)."""
+        return Role(user.role) is Role.AUDITOR and OrgKind(user.org.kind) is OrgKind.OVERSIGHT_BODY
+
+    def require_member(self, user: User, org_id: int | None, action: str) -> None:
+        """Refuse unless ``user`` belongs to organisation ``org_id``."""
+        if org_id is None or user.organisation_id != org_id:
+            from openlfr.store.models import Organisation
+
+            other = self.session.get(Organisation, org_id) if org_id is not None else None
+            raise PermissionDenied(f"{user.name} of {user.organisation} cannot {action} for "
+                                   f"{other.name if other else 'another organisation'}")
 
 
 class Governance:

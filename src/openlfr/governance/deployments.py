@@ -20,12 +20,12 @@ from sqlalchemy import select
 from openlfr.errors import InputError
 from openlfr.governance.cameras import current_signage
 from openlfr.governance.context import Ctx
+from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
-from openlfr.governance.schemas import DeploymentRequest, Role
-from openlfr.store.models import Alert, Camera, Deployment, SnapshotItem, Watchlist, WatchlistEntry
+from openlfr.governance.schemas import DeploymentKind, DeploymentRequest, OrgKind, Role
+from openlfr.store.models import Agreement, Camera, Deployment, SharedImage, SnapshotItem, User, Watchlist, WatchlistEntry
 
 OPEN_STATUSES = ("requested", "authorised", "live")
-REVIEW_OUTCOMES = ("true", "false", "unsure")
 
 # (watchlist size, target false-alert rate) -> calibration record with at least "threshold"
 # and "predicted_fnir" (see openlfr.evaluation.cohort.size_calibrator)
@@ -46,23 +46,27 @@ class LiveWatchlist:
     valid_until: datetime
 
 
-def request(ctx: Ctx, actor: str, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
-    """An operator admin (or an authorising officer) asks for a deployment; refused on unknown
-    ids, a window in the past or a camera already booked by another open deployment in an
-    overlapping window. Whoever requests it cannot be the one who authorises it.
+def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
+    """An operator admin (or an authorising officer) asks for a deployment of their own
+    organisation's watchlist and cameras; refused on unknown ids, another organisation's
+    watchlist or cameras, a window in the past or a camera already booked by another open live
+    deployment in an overlapping window. Whoever requests it cannot be the one who authorises it.
 
     A request with a target false-alert rate instead of a threshold needs ``calibrate``: the
     threshold it returns for the watchlist's current size is stored with the target and the
     prediction, and all three are audited and shown on the public record."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.request", "deployment", "")
     watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
+    ctx.require_member(user, watchlist.organisation_id, f"deploy watchlist {watchlist.id}")
     cameras = [ctx.get(Camera, cid, "camera") for cid in data.camera_ids]
+    for cam in cameras:
+        ctx.require_member(user, cam.organisation_id, f"deploy camera {cam.name!r}")
     if data.end <= ctx.now():
         raise InputError("the deployment would end in the past")
-    for cam in cameras:
+    for cam in cameras if data.kind is DeploymentKind.LIVE else []:
         clash = ctx.session.execute(
             select(Deployment.id).join(Deployment.cameras).where(
-                Camera.id == cam.id, Deployment.status.in_(OPEN_STATUSES),
+                Camera.id == cam.id, Deployment.status.in_(OPEN_STATUSES), Deployment.kind == DeploymentKind.LIVE.value,
                 Deployment.start < data.end, Deployment.end > data.start,
             )
         ).scalars().first()
@@ -86,13 +90,15 @@ def request(ctx: Ctx, actor: str, data: DeploymentRequest, calibrate: Calibrator
         dpia_ref=data.dpia_ref, necessity=data.necessity, status="requested", requested_by_id=user.id,
         requested_at=ctx.now(), cameras=cameras, target_false_alert_rate=data.target_false_alert_rate,
         calibration=calibration, confirmations_required=data.confirmations_required,
+        organisation_id=user.organisation_id, kind=data.kind.value, police_review_required=data.police_review_required,
     )
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "deployment.request", "deployment", row.id, purpose=row.purpose, watchlist=watchlist.id,
               cameras=[c.id for c in cameras], start=row.start, end=row.end, threshold=row.threshold,
               dpia_ref=row.dpia_ref, necessity=row.necessity, target_false_alert_rate=row.target_false_alert_rate,
-              calibration=calibration, confirmations_required=row.confirmations_required)
+              calibration=calibration, confirmations_required=row.confirmations_required, kind=row.kind,
+              police_review_required=row.police_review_required)
     return row
 
 
@@ -124,18 +130,31 @@ def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, An
     return body, items
 
 
-def authorise(ctx: Ctx, actor: str, deployment_id: int, note: str = "") -> Deployment:
-    """An authorising officer (never the requester) approves the deployment; the watchlist is
-    frozen into an encrypted snapshot whose SHA-256 is recorded in the audit log."""
-    user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.authorise", "deployment", deployment_id)
+def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
+              require_police_review: bool = False) -> Deployment:
+    """An authorising officer of the force that supplied every image on the watchlist, of the
+    required rank and never the requester, approves the deployment (and may require that only
+    police reviewers confirm its alerts); the watchlist is frozen into an encrypted snapshot
+    whose SHA-256 is recorded in the audit log."""
+    from openlfr.governance.agreements import require_rank
+
+    user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.authorise", "deployment", deployment_id,
+                       kinds={OrgKind.POLICE_FORCE})
     dep = ctx.get(Deployment, deployment_id, "deployment")
     if dep.requested_by_id == user.id:
         raise PermissionDenied("the requester of a deployment cannot authorise it")
+    require_rank(ctx, user, "authorising a deployment")
     if dep.status != "requested":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only a requested one can be authorised")
     if dep.end <= ctx.now():
         raise RuleViolation(f"deployment {deployment_id}'s window has already passed")
     body, items = _snapshot_bytes(ctx, dep)
+    forces = {ctx.get(Agreement, i["agreement_id"], "agreement").supplier_org_id for i in items}
+    if forces != {user.organisation_id}:
+        raise PermissionDenied(f"deployment {deployment_id}'s watchlist holds images of another force: only an "
+                               f"officer of the force that supplied every image may authorise it")
+    if require_police_review:
+        dep.police_review_required = True
     dep.snapshot_hash = hashlib.sha256(body).hexdigest()
     dep.snapshot_blob = ctx.blobs.put(body)
     dep.snapshot_size = len(items)
@@ -143,14 +162,27 @@ def authorise(ctx: Ctx, actor: str, deployment_id: int, note: str = "") -> Deplo
         ctx.session.add(SnapshotItem(deployment_id=dep.id, shared_image_id=item["shared_image_id"]))
     dep.status, dep.authorised_by_id, dep.authorised_at = "authorised", user.id, ctx.now()
     ctx.audit(actor, "deployment.authorise", "deployment", dep.id, note=note, snapshot_sha256=dep.snapshot_hash,
-              entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold)
+              entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold, rank=user.rank,
+              police_review_required=dep.police_review_required)
     return dep
 
 
-def start(ctx: Ctx, actor: str, deployment_id: int) -> Deployment:
+def _runner(ctx: Ctx, actor: Actor, action: str, dep_id: int) -> tuple[User, Deployment]:
+    """The deployment, if the actor is an operator admin of its organisation or an
+    authorising officer of the force that authorised it."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, action, "deployment", dep_id)
+    dep = ctx.get(Deployment, dep_id, "deployment")
+    if Role(user.role) is Role.AUTHORISING_OFFICER and dep.authorised_by_id is not None:
+        side = ctx.get(User, dep.authorised_by_id, "user").organisation_id
+    else:
+        side = dep.organisation_id
+    ctx.require_member(user, side, f"{action.split('.')[-1]} deployment {dep_id}")
+    return user, dep
+
+
+def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
     """Go live: only an authorised deployment, inside its window, on cameras with current signage."""
-    ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.start", "deployment", deployment_id)
-    dep = ctx.get(Deployment, deployment_id, "deployment")
+    _, dep = _runner(ctx, actor, "deployment.start", deployment_id)
     now = ctx.now()
     if dep.status != "authorised":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only an authorised one can start")
@@ -159,7 +191,7 @@ def start(ctx: Ctx, actor: str, deployment_id: int) -> Deployment:
                             f"to {dep.end:%Y-%m-%d %H:%M} UTC")
     if dep.snapshot_blob is None:
         raise RuleViolation(f"deployment {deployment_id}'s watchlist snapshot has been deleted")
-    for cam in dep.cameras:
+    for cam in dep.cameras if dep.kind == DeploymentKind.LIVE else []:
         if current_signage(ctx, cam.id, now.date()) is None:
             raise RuleViolation(f"camera {cam.name!r} has no signage check in the last "
                                 f"{ctx.policy.signage_max_age_days} days: deployment cannot start")
@@ -168,10 +200,9 @@ def start(ctx: Ctx, actor: str, deployment_id: int) -> Deployment:
     return dep
 
 
-def end(ctx: Ctx, actor: str, deployment_id: int, reason: str = "") -> Deployment:
+def end(ctx: Ctx, actor: Actor, deployment_id: int, reason: str = "") -> Deployment:
     """Stop a deployment (or cancel one not yet live)."""
-    ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.end", "deployment", deployment_id)
-    dep = ctx.get(Deployment, deployment_id, "deployment")
+    _, dep = _runner(ctx, actor, "deployment.end", deployment_id)
     if dep.status not in OPEN_STATUSES:
         raise RuleViolation(f"deployment {deployment_id} is already {dep.status}")
     dep.status = "ended" if dep.status == "live" else "cancelled"
@@ -180,10 +211,11 @@ def end(ctx: Ctx, actor: str, deployment_id: int, reason: str = "") -> Deploymen
     return dep
 
 
-def set_threshold(ctx: Ctx, actor: str, deployment_id: int, threshold: float) -> Deployment:
+def set_threshold(ctx: Ctx, actor: Actor, deployment_id: int, threshold: float) -> Deployment:
     """Change the threshold; allowed only before authorisation (it is part of what is authorised)."""
-    ctx.require(actor, {Role.OPERATOR_ADMIN}, "deployment.threshold", "deployment", deployment_id)
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "deployment.threshold", "deployment", deployment_id)
     dep = ctx.get(Deployment, deployment_id, "deployment")
+    ctx.require_member(user, dep.organisation_id, f"change the threshold of deployment {deployment_id}")
     if dep.status != "requested":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}: its threshold is locked")
     if not 0 < threshold <= 1:
@@ -193,18 +225,6 @@ def set_threshold(ctx: Ctx, actor: str, deployment_id: int, threshold: float) ->
     dep.target_false_alert_rate, dep.calibration = None, None
     ctx.audit(actor, "deployment.threshold", "deployment", dep.id, old=old, new=threshold)
     return dep
-
-
-def review_alert(ctx: Ctx, actor: str, alert_id: int, outcome: str) -> Alert:
-    """A reviewer records whether an alert showed the listed person (``true``), someone else
-    (``false``) or could not be told (``unsure``); the per-deployment report counts these."""
-    ctx.require(actor, {Role.REVIEWER}, "alert.review", "alert", alert_id)
-    if outcome not in REVIEW_OUTCOMES:
-        raise InputError(f"review outcome must be one of {', '.join(REVIEW_OUTCOMES)}, got {outcome!r}")
-    alert = ctx.get(Alert, alert_id, "alert")
-    old, alert.review_outcome, alert.reviewed_at = alert.review_outcome, outcome, ctx.now()
-    ctx.audit(actor, "alert.review", "alert", alert.id, outcome=outcome, previous=old)
-    return alert
 
 
 def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, worker: str = "matcher") -> LiveWatchlist:
@@ -217,8 +237,11 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
     dep = ctx.get(Deployment, deployment_id, "deployment")
     if dep.status != "live":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}, not live: no templates")
-    if not dep.start <= at < dep.end:
-        raise RuleViolation(f"{at:%Y-%m-%d %H:%M} UTC is outside deployment {deployment_id}'s window: no templates")
+    # a live deployment matches frames captured in its window; a retrospective one searches
+    # recorded footage, but only while its own window is open
+    when = at if dep.kind == DeploymentKind.LIVE else ctx.now()
+    if not dep.start <= when < dep.end:
+        raise RuleViolation(f"{when:%Y-%m-%d %H:%M} UTC is outside deployment {deployment_id}'s window: no templates")
     if camera_id not in {c.id for c in dep.cameras}:
         raise RuleViolation(f"camera {camera_id} is not part of deployment {deployment_id}: no templates")
     if dep.snapshot_blob is None:
@@ -236,7 +259,7 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
     )
 
 
-def delete_snapshot(ctx: Ctx, dep: Deployment, actor: str, reason: str) -> None:
+def delete_snapshot(ctx: Ctx, dep: Deployment, actor: Actor | str, reason: str) -> None:
     """Delete a deployment's snapshot blob; its hash stays as proof of what was used."""
     if dep.snapshot_blob is None:
         return
@@ -245,7 +268,7 @@ def delete_snapshot(ctx: Ctx, dep: Deployment, actor: str, reason: str) -> None:
     ctx.audit(actor, "deployment.snapshot_delete", "deployment", dep.id, snapshot_sha256=dep.snapshot_hash, reason=reason)
 
 
-def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: str, reason: str) -> None:
+def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: Actor | str, reason: str) -> None:
     """An image is being deleted: delete every snapshot still holding its template, ending
     any live deployment that used it (its authorised watchlist no longer exists)."""
     deps = ctx.session.execute(
@@ -285,20 +308,21 @@ def sweep(ctx: Ctx, actor: str = "system:retention") -> tuple[list[int], list[in
     return ended, deleted
 
 
-def list_deployments(ctx: Ctx) -> list[Deployment]:
-    """Every deployment, oldest first."""
-    return list(ctx.session.execute(select(Deployment).order_by(Deployment.id)).scalars())
-
-
-def used_image(ctx: Ctx, image_id: int) -> list[int]:
-    """Ids of deployments whose snapshot included a shared image (proof kept after deletion)."""
-    return list(ctx.session.execute(
-        select(SnapshotItem.deployment_id).where(SnapshotItem.shared_image_id == image_id)
-    ).scalars())
+def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
+    """The deployments the actor's organisation runs, or (for a police force) that use its
+    images or that its officers authorised; an oversight body's auditors see all. Oldest first."""
+    me = ctx.require(actor, None, "deployment.list")
+    query = select(Deployment).order_by(Deployment.id)
+    if not ctx.oversees(me):
+        uses_force = select(SnapshotItem.deployment_id).join(SharedImage, SharedImage.id == SnapshotItem.shared_image_id) \
+            .join(Agreement, Agreement.id == SharedImage.agreement_id).where(Agreement.supplier_org_id == me.organisation_id)
+        by_force = select(User.id).where(User.organisation_id == me.organisation_id)
+        query = query.where((Deployment.organisation_id == me.organisation_id) | Deployment.id.in_(uses_force)
+                            | Deployment.authorised_by_id.in_(by_force))
+    return list(ctx.session.execute(query).scalars())
 
 
 __all__ = [
     "Calibrator", "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end",
-    "list_deployments", "live_watchlist", "request", "review_alert", "set_threshold", "start", "sweep",
-    "used_image",
+    "list_deployments", "live_watchlist", "request", "set_threshold", "start", "sweep",
 ]

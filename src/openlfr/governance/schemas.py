@@ -14,6 +14,7 @@ from openlfr.errors import InputError
 class Role(StrEnum):
     """The roles a user can hold (one each)."""
 
+    ADMIN = "admin"  # an organisation's own user administrator: creates, deactivates, resets its users
     SUPPLIER = "supplier"
     OPERATOR_ADMIN = "operator_admin"
     AUTHORISING_OFFICER = "authorising_officer"
@@ -29,12 +30,36 @@ Text = Field(min_length=1, max_length=2000)
 Name = Field(min_length=1, max_length=120)
 
 
+class OrgKind(StrEnum):
+    """The kinds of party."""
+
+    POLICE_FORCE = "police_force"
+    SITE_OPERATOR = "site_operator"
+    OVERSIGHT_BODY = "oversight_body"
+
+
+# which roles each kind of organisation may give its users
+ROLES_BY_KIND: dict[OrgKind, frozenset[Role]] = {
+    OrgKind.POLICE_FORCE: frozenset({Role.ADMIN, Role.SUPPLIER, Role.AUTHORISING_OFFICER, Role.OPERATOR_ADMIN,
+                                     Role.REVIEWER, Role.AUDITOR}),
+    OrgKind.SITE_OPERATOR: frozenset({Role.ADMIN, Role.OPERATOR_ADMIN, Role.REVIEWER, Role.AUDITOR}),
+    OrgKind.OVERSIGHT_BODY: frozenset({Role.ADMIN, Role.AUDITOR}),
+}
+
+
+class OrganisationCreate(_In):
+    """A new party."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: OrgKind
+
+
 class UserCreate(_In):
-    """A new user."""
+    """A new user of the acting admin's own organisation."""
 
     name: str = Name
     role: Role
-    organisation: str = Field("", max_length=200)
+    rank: str | None = Field(None, max_length=40, description="police rank (police users only)")
 
 
 class AgreementCreate(_In):
@@ -105,9 +130,17 @@ class SignageCreate(_In):
     checked_on: date
 
 
+class DeploymentKind(StrEnum):
+    """Live cameras, or a search of recorded footage."""
+
+    LIVE = "live"
+    RETROSPECTIVE = "retrospective"
+
+
 class DeploymentRequest(_In):
     """What an operator admin asks an authorising officer to approve."""
 
+    kind: DeploymentKind = DeploymentKind.LIVE
     purpose: str = Text
     watchlist_id: int
     camera_ids: list[int] = Field(min_length=1)
@@ -119,6 +152,7 @@ class DeploymentRequest(_In):
     target_false_alert_rate: float | None = Field(None, gt=0, lt=1)
     confirmations_required: int = Field(
         2, ge=1, le=5, description="different reviewers who must confirm an alert before it counts as verified")
+    police_review_required: bool = Field(False, description="only police reviewers may confirm its alerts")
     dpia_ref: str = Field(min_length=1, max_length=200)
     necessity: str = Field(min_length=20, max_length=5000, description="necessity and proportionality statement")
 

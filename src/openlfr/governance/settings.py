@@ -20,4 +20,6 @@ class Policy(BaseSettings):
         24, ge=0, description="a deployment's watchlist snapshot is deleted this long after its end")
     signage_max_age_days: int = Field(90, ge=0, description="a signage check older than this is not current")
     watchlist_max_size: int = Field(2000, gt=0, description="no watchlist may have a size cap above this")
+    min_authorising_rank: str = Field(
+        "superintendent", description="lowest police rank that may approve agreements and authorise deployments")
     min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")

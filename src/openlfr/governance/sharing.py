@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from openlfr.errors import InputError
 from openlfr.governance.context import Ctx
+from openlfr.governance.credentials import Actor
 from openlfr.governance.deployments import drop_snapshots_with_image
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
-from openlfr.governance.schemas import Role, ShareImage
-from openlfr.store.models import Agreement, LedgerEntry, SharedImage, User, WatchlistEntry
+from openlfr.governance.schemas import OrgKind, Role, ShareImage
+from openlfr.store.models import Agreement, LedgerEntry, Organisation, SharedImage, WatchlistEntry
 
 TEMPLATE_DIM = 128
 
@@ -47,17 +48,16 @@ def _check_template(template: np.ndarray, quality: float) -> np.ndarray:
     return vec
 
 
-def share_image(ctx: Ctx, actor: str, data: ShareImage, image: bytes) -> SharedImage:
+def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: bytes) -> SharedImage:
     """Share one image under an agreement: checks, encrypted storage, ledger row, audit event.
 
-    Refused unless the actor is the agreement's supplier, the agreement is active and in its
+    Refused unless the actor is a supplier of the agreement's force, the agreement is active and in its
     window, the category is allowed, an under-18 image is allowed, the limit is not reached
     and the same image (SHA-256) was not already shared under this agreement.
     """
     user = ctx.require(actor, {Role.SUPPLIER}, "image.share", "agreement", data.agreement_id)
     agreement = ctx.get(Agreement, data.agreement_id, "agreement")
-    if agreement.supplier_id != user.id:
-        raise PermissionDenied(f"{actor} is not the supplier of agreement {agreement.id}")
+    ctx.require_member(user, agreement.supplier_org_id, f"share images under agreement {agreement.id}")
     now = ctx.now()
     check_sharing_allowed(agreement, now)
     if data.category not in agreement.allowed_categories:
@@ -97,15 +97,15 @@ def share_image(ctx: Ctx, actor: str, data: ShareImage, image: bytes) -> SharedI
     return row
 
 
-def _ledger(ctx: Ctx, kind: str, row: SharedImage, agreement: Agreement, actor: str, at: datetime) -> None:
+def _ledger(ctx: Ctx, kind: str, row: SharedImage, agreement: Agreement, actor: Actor | str, at: datetime) -> None:
     ctx.session.add(LedgerEntry(
         kind=kind, shared_image_id=row.id, agreement_id=agreement.id, supplier_id=agreement.supplier_id,
         sha256=row.sha256, category=row.category, reason=row.reason if kind == "shared" else (row.deleted_reason or ""),
-        subject_ref=row.subject_ref, image_date=row.image_date, actor=actor, at=at,
+        subject_ref=row.subject_ref, image_date=row.image_date, actor=ctx.name_of(actor), at=at,
     ))
 
 
-def delete_shared_image(ctx: Ctx, row: SharedImage, actor: str, reason: str) -> None:
+def delete_shared_image(ctx: Ctx, row: SharedImage, actor: Actor | str, reason: str) -> None:
     """Delete an image's encrypted image and template, take it off watchlists and snapshots,
     and record the deletion in the ledger and the audit log. No role check: callers do it."""
     if row.deleted_at is not None:
@@ -126,12 +126,11 @@ def delete_shared_image(ctx: Ctx, row: SharedImage, actor: str, reason: str) -> 
     ctx.audit(actor, "image.delete", "shared_image", row.id, agreement=row.agreement_id, sha256=row.sha256, reason=reason)
 
 
-def revoke_image(ctx: Ctx, actor: str, image_id: int, reason: str) -> SharedImage:
-    """The supplier withdraws one image it shared: deleted everywhere, ledger row kept."""
+def revoke_image(ctx: Ctx, actor: Actor, image_id: int, reason: str) -> SharedImage:
+    """A supplier of the force that shared an image withdraws it: deleted everywhere, ledger row kept."""
     user = ctx.require(actor, {Role.SUPPLIER}, "image.revoke", "shared_image", image_id)
     row = ctx.get(SharedImage, image_id, "shared image")
-    if row.agreement.supplier_id != user.id:
-        raise PermissionDenied(f"{actor} did not supply image {image_id}")
+    ctx.require_member(user, row.agreement.supplier_org_id, f"revoke image {image_id}")
     if row.deleted_at is not None:
         raise RuleViolation(f"image {image_id} was already deleted on {row.deleted_at:%Y-%m-%d %H:%M}")
     if not reason.strip():
@@ -164,23 +163,34 @@ class LedgerView:
         return "live" if self.deleted_at is None else "purged"
 
 
-def supplier_view(ctx: Ctx, actor: str, supplier: str | None = None) -> list[LedgerView]:
-    """Every image a supplier has shared under every agreement, live or purged, from the ledger.
+def force_of_viewer(ctx: Ctx, actor: Actor, action: str, force: str | None) -> Organisation:
+    """The police force whose records ``actor`` may see: their own (suppliers and auditors of a
+    force), or the one they name (auditors of an oversight body)."""
+    user = ctx.require(actor, {Role.SUPPLIER, Role.AUDITOR, Role.AUTHORISING_OFFICER}, action)
+    if OrgKind(user.org.kind) is OrgKind.POLICE_FORCE:
+        if force and force != user.organisation:
+            raise PermissionDenied(f"{user.name} of {user.organisation} cannot see the records of {force}")
+        return user.org
+    if Role(user.role) is not Role.AUDITOR or OrgKind(user.org.kind) is not OrgKind.OVERSIGHT_BODY:
+        raise PermissionDenied(f"{action} is for the police force's own staff and oversight bodies' auditors")
+    if not force:
+        raise InputError("an oversight auditor must name the force whose records to view")
+    from openlfr.governance.organisations import by_name
 
-    A supplier sees its own; an auditor may name any supplier.
-    """
-    user = ctx.require(actor, {Role.SUPPLIER, Role.AUDITOR}, "ledger.view")
-    if Role(user.role) is Role.SUPPLIER:
-        target = user
-    else:
-        if not supplier:
-            raise InputError("an auditor must name the supplier whose ledger to view")
-        target = ctx.session.execute(select(User).where(User.name == supplier)).scalar_one_or_none()
-        if target is None:
-            raise InputError(f"no user named {supplier!r}")
+    org = by_name(ctx, force)
+    if OrgKind(org.kind) is not OrgKind.POLICE_FORCE:
+        raise InputError(f"{force} is not a police force")
+    return org
+
+
+def force_ledger(ctx: Ctx, actor: Actor, force: str | None = None) -> list[LedgerView]:
+    """Every image a police force has shared under any of its agreements, whoever in the force
+    shared it, live or purged, from the append-only ledger."""
+    org = force_of_viewer(ctx, actor, "ledger.view", force)
     rows = ctx.session.execute(
-        select(LedgerEntry, Agreement.operator).join(Agreement, Agreement.id == LedgerEntry.agreement_id)
-        .where(LedgerEntry.supplier_id == target.id).order_by(LedgerEntry.id)
+        select(LedgerEntry, Organisation.name).join(Agreement, Agreement.id == LedgerEntry.agreement_id)
+        .join(Organisation, Organisation.id == Agreement.operator_org_id)
+        .where(Agreement.supplier_org_id == org.id).order_by(LedgerEntry.id)
     ).all()
     deleted = {e.shared_image_id: e for e, _ in rows if e.kind == "deleted"}
     out = []
@@ -194,7 +204,7 @@ def supplier_view(ctx: Ctx, actor: str, supplier: str | None = None) -> list[Led
             shared_by=e.actor, shared_at=e.at, deleted_at=d.at if d else None, deleted_by=d.actor if d else None,
             deletion_reason=d.reason if d else None,
         ))
-    ctx.audit(actor, "ledger.view", "user", target.id, rows=len(out))
+    ctx.audit(actor, "ledger.view", "organisation", org.id, rows=len(out))
     return out
 
 

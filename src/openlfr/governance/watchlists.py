@@ -6,21 +6,22 @@ from sqlalchemy import func, select
 
 from openlfr.errors import InputError
 from openlfr.governance.context import Ctx
+from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
-from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
+from openlfr.governance.schemas import OrgKind, Role, WatchlistAdd, WatchlistCreate
 from openlfr.governance.sharing import check_sharing_allowed
 from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
 
 
-def create_watchlist(ctx: Ctx, actor: str, data: WatchlistCreate) -> Watchlist:
-    """A new, empty watchlist with its inclusion criteria and size cap (operator admin)."""
+def create_watchlist(ctx: Ctx, actor: Actor, data: WatchlistCreate) -> Watchlist:
+    """A new, empty watchlist of the operator admin's organisation, with its inclusion criteria and size cap."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.create", "watchlist", data.name)
     if data.size_cap > ctx.policy.watchlist_max_size:
         raise RuleViolation(f"size cap {data.size_cap} exceeds the policy maximum of {ctx.policy.watchlist_max_size}")
     if ctx.session.execute(select(Watchlist.id).where(Watchlist.name == data.name)).first() is not None:
         raise DuplicateError(f"a watchlist named {data.name!r} already exists")
     row = Watchlist(name=data.name, criteria=data.criteria, size_cap=data.size_cap, created_by_id=user.id,
-                    created_at=ctx.now())
+                    created_at=ctx.now(), organisation_id=user.organisation_id)
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "watchlist.create", "watchlist", row.id, name=row.name, criteria=row.criteria, size_cap=row.size_cap)
@@ -35,8 +36,9 @@ def active_entries(ctx: Ctx, watchlist_id: int) -> list[WatchlistEntry]:
     ).scalars())
 
 
-def add_entry(ctx: Ctx, actor: str, data: WatchlistAdd) -> WatchlistEntry:
-    """Put a shared image on a watchlist (operator admin of the agreement's operator).
+def add_entry(ctx: Ctx, actor: Actor, data: WatchlistAdd) -> WatchlistEntry:
+    """Put a shared image on a watchlist (an operator admin of the watchlist's organisation,
+    which must be the operator the image was shared with).
 
     Refused if the image was deleted or its agreement is not active now, the image was
     shared with another organisation, the entry is of an under-18 and the agreement does
@@ -45,11 +47,12 @@ def add_entry(ctx: Ctx, actor: str, data: WatchlistAdd) -> WatchlistEntry:
     """
     user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.add", "watchlist", data.watchlist_id)
     watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
+    ctx.require_member(user, watchlist.organisation_id, f"add to watchlist {watchlist.id}")
     image = ctx.get(SharedImage, data.shared_image_id, "shared image")
     agreement = image.agreement
     if image.deleted_at is not None:
         raise RuleViolation(f"image {image.id} has been deleted and cannot be put on a watchlist")
-    if agreement.operator != user.organisation:
+    if agreement.operator_org_id != user.organisation_id:
         raise PermissionDenied(f"image {image.id} was shared with {agreement.operator!r}, not {user.organisation!r}")
     check_sharing_allowed(agreement, ctx.now())
     under_18 = data.under_18 or image.under_18
@@ -89,10 +92,13 @@ def add_entry(ctx: Ctx, actor: str, data: WatchlistAdd) -> WatchlistEntry:
     return row
 
 
-def remove_entry(ctx: Ctx, actor: str, entry_id: int, reason: str) -> WatchlistEntry:
-    """Take an entry off its watchlist (operator admin). Frozen snapshots are not changed."""
-    ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.remove", "watchlist_entry", entry_id)
+def remove_entry(ctx: Ctx, actor: Actor, entry_id: int, reason: str) -> WatchlistEntry:
+    """Take an entry off its watchlist (an operator admin of the watchlist's organisation).
+    Frozen snapshots are not changed."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.remove", "watchlist_entry", entry_id)
     row = ctx.get(WatchlistEntry, entry_id, "watchlist entry")
+    ctx.require_member(user, ctx.get(Watchlist, row.watchlist_id, "watchlist").organisation_id,
+                       f"remove entry {entry_id}")
     if row.removed_at is not None:
         raise RuleViolation(f"entry {entry_id} was already removed")
     row.removed_at = ctx.now()
@@ -100,6 +106,10 @@ def remove_entry(ctx: Ctx, actor: str, entry_id: int, reason: str) -> WatchlistE
     return row
 
 
-def list_watchlists(ctx: Ctx) -> list[Watchlist]:
-    """Every watchlist, oldest first."""
-    return list(ctx.session.execute(select(Watchlist).order_by(Watchlist.id)).scalars())
+def list_watchlists(ctx: Ctx, actor: Actor) -> list[Watchlist]:
+    """The watchlists of the actor's organisation (an oversight body's auditors: all), oldest first."""
+    me = ctx.require(actor, None, "watchlist.list")
+    query = select(Watchlist).order_by(Watchlist.id)
+    if not ctx.oversees(me):
+        query = query.where(Watchlist.organisation_id == me.organisation_id)
+    return list(ctx.session.execute(query).scalars())

@@ -282,7 +282,9 @@ def jobs_for_live_deployments(gov: Governance, settings: dict[str, dict[str, Any
     jobs = []
     with gov.transaction() as ctx:
         now = ctx.now()
-        for dep in ctx.session.execute(select(Deployment).where(Deployment.status == "live")).scalars():
+        # retrospective deployments search recorded footage with 'openlfr scan', not cameras
+        for dep in ctx.session.execute(select(Deployment).where(Deployment.status == "live",
+                                                                Deployment.kind == "live")).scalars():
             if not dep.start <= now < dep.end:
                 continue
             for cam in dep.cameras:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -32,16 +33,60 @@ class Base(DeclarativeBase):
     """Declarative base of every openlfr table."""
 
 
+class Organisation(Base):
+    """A party: a police force, a site operator or an oversight body.
+
+    Each has its own administrators; no organisation can create or act for another's users.
+    ``is_host`` marks the organisation that runs this installation (the only one its
+    machine operator may act for, by break-glass).
+    """
+
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))  # police_force | site_operator | oversight_body
+    is_host: Mapped[bool] = mapped_column(Boolean, default=False)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class User(Base):
-    """A person acting on the system, with exactly one role."""
+    """A person acting on the system, with exactly one role, in exactly one organisation.
+
+    ``organisation_id`` is set for every user (the column is nullable only so that stores
+    made before organisations existed could be migrated, see migration 0005).
+    """
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     role: Mapped[str] = mapped_column(String(32))
-    organisation: Mapped[str] = mapped_column(String(200), default="")
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    # police rank (see openlfr.governance.ranks); None for staff of other organisations
+    rank: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    org: Mapped[Organisation] = relationship(lazy="joined")
+
+    @property
+    def organisation(self) -> str:
+        """The name of the user's organisation."""
+        return self.org.name if self.org is not None else ""
+
+
+class EnrolmentToken(Base):
+    """A one-time token, issued out of band, with which an organisation's first admin enrols."""
+
+    __tablename__ = "enrolment_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
 class Agreement(Base):
@@ -49,8 +94,11 @@ class Agreement(Base):
 
     __tablename__ = "agreements"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the supplier (a user of the supplying force) who offered it
     supplier_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    operator: Mapped[str] = mapped_column(String(200))
+    # the supplying police force and the operator the images are shared with (always set)
+    supplier_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    operator_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     purpose: Mapped[str] = mapped_column(Text)
     lawful_basis: Mapped[str] = mapped_column(Text)
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -67,6 +115,18 @@ class Agreement(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     supplier: Mapped[User] = relationship(foreign_keys=[supplier_id])
+    supplier_org: Mapped[Organisation] = relationship(foreign_keys=[supplier_org_id], lazy="joined")
+    operator_org: Mapped[Organisation] = relationship(foreign_keys=[operator_org_id], lazy="joined")
+
+    @property
+    def operator(self) -> str:
+        """The operator organisation's name."""
+        return self.operator_org.name if self.operator_org is not None else ""
+
+    @property
+    def force(self) -> str:
+        """The supplying force's name."""
+        return self.supplier_org.name if self.supplier_org is not None else ""
 
 
 class SharedImage(Base):
@@ -120,6 +180,7 @@ class Watchlist(Base):
 
     __tablename__ = "watchlists"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     criteria: Mapped[str] = mapped_column(Text)
     size_cap: Mapped[int] = mapped_column(Integer)
@@ -152,6 +213,7 @@ class Camera(Base):
 
     __tablename__ = "cameras"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     location: Mapped[str] = mapped_column(Text)
     zone: Mapped[str] = mapped_column(String(120), default="")
@@ -184,6 +246,12 @@ class Deployment(Base):
 
     __tablename__ = "deployments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the operator organisation that runs it (the requester's)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    # "live": cameras in real time; "retrospective": a search of recorded footage (openlfr scan)
+    kind: Mapped[str] = mapped_column(String(16), default="live", server_default="live")
+    # only police reviewers may confirm its alerts
+    police_review_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     purpose: Mapped[str] = mapped_column(Text)
     watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlists.id"))
     start: Mapped[datetime] = mapped_column(UTCDateTime())
