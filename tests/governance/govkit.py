@@ -108,17 +108,27 @@ class Estate:
                            ("officer2", "officer2"), ("auditor", "dpo")]:
             setattr(self, attr, token_for(self.gov, name))
 
-    def user(self, name: str, role: Role, *, org: str = "estate", rank: str | None = None) -> Actor:
+    def organisation(self, name: str, kind: OrgKind) -> Actor:
+        """Register another organisation, enrol its first admin and return the admin's credential."""
+        admin = f"{name.lower().replace(' ', '-')}-admin"
+        with self.gov.transaction() as ctx:
+            _, enrolment = organisations.register(ctx, OrganisationCreate(name=name, kind=kind), "test-setup")
+            organisations.enrol(ctx, enrolment.token, admin, ADMIN_PASSWORD)
+        return token_for(self.gov, admin)
+
+    def user(self, name: str, role: Role, *, org: str = "estate", rank: str | None = None,
+             by: Actor | None = None) -> Actor:
         """Another user of the estate (``org="estate"``), the force or the oversight body, and its credential."""
-        by = {"estate": self.estate_admin, "force": self.force_admin, "oversight": self.oversight_admin}[org]
+        by = by or {"estate": self.estate_admin, "force": self.force_admin, "oversight": self.oversight_admin}[org]
         with self.gov.transaction() as ctx:
             users.create_user(ctx, by, UserCreate(name=name, role=role, rank=rank), None)
         return token_for(self.gov, name)
 
     def agreement(self, *, days: float = 30, limit: int = 10, categories: tuple[str, ...] = ("wanted",),
-                  under_18: bool = False, approve: bool = True, start_offset_days: float = 0) -> int:
+                  under_18: bool = False, approve: bool = True, start_offset_days: float = 0,
+                  operator: str | None = None) -> int:
         start = self.clock.now + timedelta(days=start_offset_days)
-        data = parse(AgreementCreate, operator=self.operator, purpose="locate people wanted on warrant",
+        data = parse(AgreementCreate, operator=operator or self.operator, purpose="locate people wanted on warrant",
                      lawful_basis="DPA 2018 s.35", valid_from=start, valid_until=start + timedelta(days=days),
                      image_limit=limit, allowed_categories=list(categories), allow_under_18=under_18)
         with self.gov.transaction() as ctx:

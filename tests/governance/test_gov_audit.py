@@ -179,7 +179,7 @@ def test_actions_and_refusals_are_chained(estate: Estate) -> None:
     assert result.ok and result.count == len(records)
     assert "agreement.approve.refused" in actions and actions[-2:] == ["agreement.create", "agreement.approve"]
     refused = next(r for r in records if r.action == "agreement.approve.refused")
-    assert refused.actor == estate.admin and "authorising_officer" in json.loads(refused.details)["reason"]
+    assert refused.actor == estate.admin.name and "authorising_officer" in json.loads(refused.details)["reason"]
 
 
 def _export(gov: Governance, path: Path) -> None:

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from openlfr.errors import InputError, NotFoundError
-from openlfr.governance import PermissionDenied, RuleViolation
-from openlfr.governance import agreements, deployments, retention, sharing, watchlists
-from openlfr.governance.schemas import ShareImage, WatchlistAdd
+from openlfr.governance import OrgKind, PermissionDenied, RuleViolation
+from openlfr.governance import agreements, cameras, deployments, retention, sharing, watchlists
+from openlfr.governance.schemas import CameraCreate, ShareImage, WatchlistAdd
 from openlfr.store.models import Deployment, LedgerEntry, SharedImage, WatchlistEntry
 
 from govkit import Estate, fake_template
@@ -99,9 +99,18 @@ def test_only_the_agreements_supplier_can_share(estate: Estate) -> None:
 
 
 def test_requester_cannot_authorise(estate: Estate) -> None:
-    ag = estate.agreement()
-    wl = estate.watchlist([estate.share(ag, b"img")])
-    cam = estate.camera()
+    # the force runs its own deployment: it shares with itself, its operator admin builds the
+    # watchlist and camera, one of its officers requests, and only another officer may authorise
+    from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
+
+    force_ops = estate.user("force-ops", Role.OPERATOR_ADMIN, org="force")
+    ag = estate.agreement(operator=estate.force)
+    image = estate.share(ag, b"img")
+    with estate.gov.transaction() as ctx:
+        wl = watchlists.create_watchlist(ctx, force_ops, WatchlistCreate(name="force-wl", criteria="c", size_cap=5)).id
+        watchlists.add_entry(ctx, force_ops, WatchlistAdd(watchlist_id=wl, shared_image_id=image, label="x",
+                                                          reason="warrant", review_date=estate.clock.now.date()))
+        cam = cameras.add_camera(ctx, force_ops, CameraCreate(name="force-cam", location="station")).id
     with estate.gov.transaction() as ctx:
         dep = deployments.request(ctx, estate.officer2, _request(estate, wl, [cam])).id
     with pytest.raises(PermissionDenied, match="requester"), estate.gov.transaction() as ctx:
@@ -206,7 +215,7 @@ def test_purge_on_expiry_keeps_ledger_rows(estate: Estate) -> None:
                                    .where(WatchlistEntry.removed_at.is_(None))).scalar_one() == 0
         d = ctx.session.get(Deployment, dep)
         assert d.status == "ended" and d.snapshot_blob is None and len(d.snapshot_hash) == 64
-        view = sharing.supplier_view(ctx, estate.supplier)
+        view = sharing.force_ledger(ctx, estate.supplier)
     assert [v.status for v in view] == ["purged"] * 3
     assert {v.subject_ref for v in view} == {"S-0", "S-1", "S-2"}
     with pytest.raises(RuleViolation), estate.gov.transaction() as ctx:
@@ -328,6 +337,7 @@ def test_watchlist_only_from_images_shared_with_the_operator(estate: Estate) -> 
     from openlfr.governance import parse
     from openlfr.governance.schemas import AgreementCreate
 
+    estate.organisation("Another Estate", OrgKind.SITE_OPERATOR)
     with estate.gov.transaction() as ctx:
         other = agreements.create(ctx, estate.supplier, parse(
             AgreementCreate, operator="Another Estate", purpose="p", lawful_basis="b", valid_from=estate.clock.now,
@@ -338,28 +348,36 @@ def test_watchlist_only_from_images_shared_with_the_operator(estate: Estate) -> 
         estate.watchlist([image])
 
 
-def test_supplier_view_lists_everything_shared_everywhere(estate: Estate) -> None:
-    from openlfr.governance import parse, users
-    from openlfr.governance.schemas import AgreementCreate, Role, UserCreate
+def test_force_ledger_lists_everything_the_force_shared_everywhere(estate: Estate) -> None:
+    from openlfr.governance import parse
+    from openlfr.governance.schemas import AgreementCreate, Role
 
+    # a second supplier of the same force makes its own agreement with another estate
+    estate.organisation("Another Estate", OrgKind.SITE_OPERATOR)
+    colleague = estate.user("met-2", Role.SUPPLIER, org="force")
+    other_force = estate.organisation("Kent Police", OrgKind.POLICE_FORCE)
+    kent_supplier = estate.user("kent", Role.SUPPLIER, by=other_force)
     ag1 = estate.agreement()
     with estate.gov.transaction() as ctx:
-        ag2 = agreements.create(ctx, estate.supplier, parse(
+        ag2 = agreements.create(ctx, colleague, parse(
             AgreementCreate, operator="Another Estate", purpose="p", lawful_basis="b", valid_from=estate.clock.now,
             valid_until=estate.clock.now + timedelta(days=5), image_limit=5, allowed_categories=["wanted"])).id
         agreements.approve(ctx, estate.officer, ag2)
-        users.create_user(ctx, estate.admin, UserCreate(name="other-force", role=Role.SUPPLIER))
     x = estate.share(ag1, b"x", subject="S-x")
-    estate.share(ag2, b"y", subject="S-y")
+    with estate.gov.transaction() as ctx:
+        sharing.share_image(ctx, colleague, sharing.ShareImage(
+            agreement_id=ag2, category="wanted", reason="r", subject_ref="S-y", image_date=estate.clock.now.date()), b"y")
     with estate.gov.transaction() as ctx:
         sharing.revoke_image(ctx, estate.supplier, x, "wrong person")
     with estate.gov.transaction() as ctx:
-        view = sharing.supplier_view(ctx, estate.supplier)
-        assert sharing.supplier_view(ctx, "other-force") == []
-        assert len(sharing.supplier_view(ctx, estate.auditor, supplier=estate.supplier)) == 2
-    assert [(v.agreement_id, v.operator, v.subject_ref, v.status) for v in view] == [
-        (ag1, "Estate Ltd", "S-x", "purged"), (ag2, "Another Estate", "S-y", "live")]
-    assert view[0].deletion_reason.startswith("revoked by supplier") and view[0].deleted_by == estate.supplier
+        view = sharing.force_ledger(ctx, estate.supplier)
+        assert sharing.force_ledger(ctx, kent_supplier) == []
+        assert len(sharing.force_ledger(ctx, estate.auditor, force=estate.force)) == 2
+        with pytest.raises(PermissionDenied, match="Kent Police"):
+            sharing.force_ledger(ctx, kent_supplier, force=estate.force)
+    assert [(v.agreement_id, v.operator, v.subject_ref, v.status, v.shared_by) for v in view] == [
+        (ag1, "Estate Ltd", "S-x", "purged", "met"), (ag2, "Another Estate", "S-y", "live", "met-2")]
+    assert view[0].deletion_reason.startswith("revoked by supplier") and view[0].deleted_by == estate.supplier.name
 
 
 def test_roles_are_checked(estate: Estate) -> None:
