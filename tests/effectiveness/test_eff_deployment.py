@@ -17,8 +17,8 @@ from govkit import KEY, Clock, Estate, fake_template  # noqa: E402
 from openlfr.api import views  # noqa: E402
 from openlfr.errors import InputError  # noqa: E402
 from openlfr.evaluation import deployment_report  # noqa: E402
-from openlfr.governance import Governance, Policy, RuleViolation, parse  # noqa: E402
-from openlfr.governance import deployments, retention  # noqa: E402
+from openlfr.governance import Governance, Policy, Role, RuleViolation, parse  # noqa: E402
+from openlfr.governance import deployments, retention, reviews  # noqa: E402
 from openlfr.governance.schemas import DeploymentRequest  # noqa: E402
 from openlfr.store.pipeline_models import PipelineCounter  # noqa: E402
 
@@ -72,11 +72,14 @@ def test_target_rate_is_calibrated_stored_and_public(estate: Estate, tmp_path: P
         ids = [retention.record_alert(ctx, dep_id, cam, 0.97, now + timedelta(minutes=k)).id for k in range(4)]
         ctx.session.add(PipelineCounter(deployment_id=dep_id, camera_id=cam, interval_start=now,
                                         interval_end=now + timedelta(hours=1), faces_seen=2000, alerts=4))
-    with estate.gov.transaction() as ctx:
-        for alert_id, outcome in zip(ids, ["true", "false", "false"]):
-            deployments.review_alert(ctx, estate.reviewer, alert_id, outcome)
-        with pytest.raises(InputError):
-            deployments.review_alert(ctx, estate.reviewer, ids[3], "maybe")
+    second = estate.user("reviewer-2", Role.REVIEWER)
+    with estate.gov.transaction() as ctx:  # verified takes two reviewers; a dismissal settles at once
+        reviews.review(ctx, estate.reviewer, ids[0], "confirm", "")
+        reviews.review(ctx, second, ids[0], "confirm", "")
+        for alert_id in ids[1:3]:
+            reviews.review(ctx, estate.reviewer, alert_id, "dismiss", "someone else")
+    with estate.gov.transaction() as ctx, pytest.raises(RuleViolation, match="decision must be"):
+        reviews.review(ctx, estate.reviewer, ids[3], "maybe", "")
     with estate.gov.transaction() as ctx:
         rep = deployment_report.for_deployment(ctx.session, dep_id)
     assert (rep.faces_seen, rep.alerts, rep.verified_true, rep.verified_false, rep.unreviewed) == (2000, 4, 1, 2, 1)
@@ -92,7 +95,7 @@ def test_reviews_need_the_reviewer_role_and_manual_threshold_clears_calibration(
         alert = retention.record_alert(ctx, dep_id, cam, 0.97, estate.clock.now)
         alert_id = alert.id
     with estate.gov.transaction() as ctx, pytest.raises(Exception, match="needs role reviewer"):
-        deployments.review_alert(ctx, estate.admin, alert_id, "true")
+        reviews.review(ctx, estate.admin, alert_id, "confirm", "")
     wl = estate.watchlist(images[:1], name="wl2")
     cam2 = estate.camera("cam2")
     with estate.gov.transaction() as ctx:

@@ -108,7 +108,7 @@ def test_an_old_store_migrates_by_the_documented_rule(old_store: str) -> None:
         details = json.loads(event.details)
         listed = {o["organisation"]: [u["name"] for u in o["users"]] for o in details["organisations"]}
         assert listed["Met Police"] == ["met", "supt"] and listed["Unassigned (migrated)"] == ["drifter"]
-        assert details["rule"].startswith("docs/governance.md")
+        assert details["rule"].startswith("docs/parties.md")
         assert audit.verify(session).ok
     engine.dispose()
 

@@ -153,6 +153,13 @@ def test_central_view_shows_the_whole_force_and_no_other(estate: Estate) -> None
             valid_from=estate.clock.now, valid_until=estate.clock.now + timedelta(days=5), image_limit=5,
             allowed_categories=["wanted"])).id
         agreements.approve(ctx, estate.officer, local)
+    kent_supt = estate.user("kent-supt", Role.AUTHORISING_OFFICER, by=kent, rank="superintendent")
+    with estate.gov.transaction() as ctx:
+        agreements.approve(ctx, kent_supt, kent_ag)
+    with estate.gov.transaction() as ctx:
+        sharing.share_image(ctx, kent_supplier, sharing.ShareImage(
+            agreement_id=kent_ag, category="wanted", reason="r", subject_ref="KENT-1",
+            image_date=estate.clock.now.date()), b"kent face")
     with estate.gov.transaction() as ctx:
         image = sharing.share_image(ctx, colleague, sharing.ShareImage(
             agreement_id=local, category="wanted", reason="r", subject_ref="S-1",
@@ -172,7 +179,9 @@ def test_central_view_shows_the_whole_force_and_no_other(estate: Estate) -> None
         assert history.image.shared_by == "met-2"
         assert [u.kind for u in history.uses] == ["watchlist", "deployment", "alert"]
         assert [d.id for d in view.deployments] == [dep] and len(view.alerts) == 1
-        assert [a.id for a in central.force_view(ctx, kent_supplier).agreements] == [kent_ag]
+        kent_view = central.force_view(ctx, kent_supplier)
+        assert [a.id for a in kent_view.agreements] == [kent_ag]
+        assert [h.image.subject_ref for h in kent_view.images] == ["KENT-1"]
         with pytest.raises(PermissionDenied):
             central.force_view(ctx, estate.admin)  # the estate is not the force
     with estate.gov.transaction() as ctx:
@@ -267,6 +276,18 @@ def test_enrolment_tokens_are_one_time_and_expire(estate: Estate) -> None:
         organisations.enrol(ctx, late.token, "herts-admin", ADMIN_PASSWORD)
     assert [e.actor for e in _events(estate, "org.enrol.refused")] == ["unverified:someone-else",
                                                                          "unverified:herts-admin"]
+
+
+def test_no_enrolment_token_for_an_organisation_that_has_an_admin(estate: Estate) -> None:
+    with estate.gov.transaction() as ctx:
+        met = organisations.by_name(ctx, estate.force)
+    with pytest.raises(PermissionDenied, match="already has an admin"), estate.gov.transaction() as ctx:
+        organisations.issue_enrolment(ctx, met, "machine:root@estate")
+    with estate.gov.transaction() as ctx:  # once every admin has left, the force can be re-enrolled
+        ctx.session.execute(select(User).where(User.name == "force-admin")).scalar_one().active = False
+    with estate.gov.transaction() as ctx:
+        assert organisations.issue_enrolment(ctx, met, "machine:root@estate").token.startswith("enrol-")
+    assert [e.actor for e in _events(estate, "org.enrolment_token.refused")] == ["machine:root@estate"]
 
 
 def test_break_glass_is_limited_to_the_host(estate: Estate) -> None:

@@ -86,9 +86,20 @@ def register(ctx: Ctx, data: OrganisationCreate, by: str, *, is_host: bool = Fal
     return row, issue_enrolment(ctx, row, by)
 
 
+def has_admin(ctx: Ctx, org_id: int) -> bool:
+    """Whether the organisation has an active admin."""
+    return ctx.session.execute(select(User.id).where(
+        User.organisation_id == org_id, User.role == Role.ADMIN.value, User.active.is_(True))).first() is not None
+
+
 def issue_enrolment(ctx: Ctx, org: Organisation, by: str) -> Enrolment:
-    """A new one-time token for ``org``'s first admin (machine-local); earlier unused ones stop working."""
+    """A new one-time token for ``org``'s first admin (machine-local); earlier unused ones stop
+    working. Refused once the organisation has an active admin: from then on only its own
+    admins add users, so the machine cannot mint an admin for an organisation that runs itself."""
     ctx.attempt = (by, "org.enrolment_token", "organisation", str(org.id))
+    if has_admin(ctx, org.id):
+        raise PermissionDenied(f"{org.name} already has an admin: its own admins add users (an enrolment "
+                               "token is only for an organisation's first admin)")
     now = ctx.now()
     for old in ctx.session.execute(select(EnrolmentToken).where(
             EnrolmentToken.organisation_id == org.id, EnrolmentToken.used_at.is_(None))).scalars():
@@ -111,6 +122,8 @@ def enrol(ctx: Ctx, token: str, name: str, password: str, rank: str | None = Non
         raise PermissionDenied("the enrolment token is not valid: unknown, already used or expired "
                                "(ask for a new one: openlfr org token ORGANISATION)")
     org = ctx.session.get(Organisation, row.organisation_id)
+    if has_admin(ctx, org.id):
+        raise PermissionDenied(f"{org.name} already has an admin: ask them to add you")
     user = _new_user(ctx, org, name, Role.ADMIN, rank)
     credentials.store_password(ctx.session, user, password, ctx.now())
     row.used_at, row.used_by_id = ctx.now(), user.id

@@ -4,7 +4,7 @@ Revision ID: 0005_parties
 Revises: 0004_api
 Create Date: 2026-12-03 09:00:00
 
-How a store made before organisations existed is migrated (documented in docs/governance.md,
+How a store made before organisations existed is migrated (documented in docs/parties.md,
 "Migrating a store made before organisations"):
 
 1. One organisation per distinct ``users.organisation`` text (spaces trimmed, compared without
@@ -156,7 +156,7 @@ def _assign_existing_rows() -> None:
 
         with Session(bind=bind) as session:
             audit.append(session, actor="migration 0005", action="store.migrate_organisations", object_type="store",
-                         object_id="-", details={"rule": "docs/governance.md#migrating-a-store-made-before-organisations",
+                         object_id="-", details={"rule": "docs/parties.md#migrating-a-store-made-before-organisations",
                                                  "organisations": record}, at=datetime.now(UTC))
             session.flush()
 
