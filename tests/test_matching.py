@@ -48,3 +48,13 @@ def test_fuse_is_mean_direction():
     f = fuse(t)
     assert np.isclose(np.linalg.norm(f), 1.0, atol=1e-6)
     assert np.all(similarity(f, t) > 0)
+
+
+def test_there_is_no_local_watchlist_file():
+    """Named templates are kept only in a deployment's governed, encrypted snapshot."""
+    import importlib
+
+    import pytest
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("openlfr.matching.local_watchlist")

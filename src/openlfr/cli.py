@@ -16,9 +16,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from openlfr.cli_support import user_errors
 from openlfr.config import get_settings
 from openlfr.errors import OpenLFRError
-from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
 err_console = Console(stderr=True)
 
@@ -29,8 +29,6 @@ class UserError(OpenLFRError):
 
 
 app = typer.Typer(help="openlfr: open, accountable live facial recognition.", no_args_is_help=True)
-watchlist_app = typer.Typer(help="A local watchlist kept in the data directory.", no_args_is_help=True)
-app.add_typer(watchlist_app, name="watchlist")
 evaluate_app = typer.Typer(help="Measure accuracy on labelled face data.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
@@ -59,117 +57,104 @@ def _analyzer():  # noqa: ANN202
     return default_analyzer()
 
 
-def _watchlist():  # noqa: ANN202
-    from openlfr.matching.local_watchlist import LocalWatchlist
-
-    return LocalWatchlist(get_settings().data_dir)
-
-
 def _print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
-@watchlist_app.command("add")
-def watchlist_add(
-    name: Annotated[str, typer.Argument(help="Name of the person.")],
-    images: Annotated[list[Path], typer.Argument(help="One or more enrolment images, each showing exactly this person.")],
-) -> None:
-    """Enrol a person from one or more images (all or nothing)."""
-    from openlfr.face.image import load_image
-
-    analyzer = _analyzer()
-    wl = _watchlist()
-    entries = []
-    for path in images:
-        face = analyzer.enrol(load_image(path), label=str(path))
-        entries.append((str(path), path.read_bytes(), face.template, face.quality.score))
-    subject = wl.add(name, entries)
-    wl.save()
-    typer.echo(f"enrolled {name!r}: {len(entries)} image(s) added, {len(subject.images)} in total")
-
-
-@watchlist_app.command("list")
-def watchlist_list(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """List the people on the local watchlist."""
-    wl = _watchlist()
-    rows = [{"name": s.name, "images": len(s.images), "quality": [i.quality for i in s.images]} for s in wl.subjects]
-    if json_out:
-        _print_json(rows)
-        return
-    if not rows:
-        typer.echo("the watchlist is empty")
-    for r in rows:
-        typer.echo(f"{r['name']}\t{r['images']} image(s)")
-
-
-@watchlist_app.command("remove")
-def watchlist_remove(name: Annotated[str, typer.Argument(help="Name of the person to remove.")]) -> None:
-    """Remove a person and all their templates."""
-    wl = _watchlist()
-    subject = wl.remove(name)
-    wl.save()
-    typer.echo(f"removed {subject.name!r} ({len(subject.images)} template(s))")
-
-
 @app.command()
+@user_errors
 def identify(
-    image: Annotated[Path, typer.Argument(help="Image to search.")],
-    top: Annotated[int, typer.Option(help="Candidates shown per face.")] = 3,
-    threshold: Annotated[float, typer.Option(help="Similarity at or above which a candidate is a match.")] = DEFAULT_THRESHOLD,
+    image: Annotated[Path, typer.Argument(help="Image to analyse.")],
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every face in an image: its box, quality and best watchlist candidates."""
+    """Every face in an image: its box, detector score, quality and quality issues.
+
+    No matching: there is no watchlist outside an authorised deployment
+    (live cameras: 'openlfr run'; recordings: 'openlfr scan --deployment ID').
+    """
     from openlfr.face.image import load_image
 
-    img = load_image(image)
-    faces = _analyzer().analyze(img)
-    index = _watchlist().index()
-    results = index.search([f.template for f in faces], k=top) if faces else []
-    out = []
-    for face, cands in zip(faces, results):
-        out.append(
-            {
-                "box": face.box.as_list(),
-                "detector_score": round(face.detection.score, 4),
-                "quality": round(face.quality.score, 4),
-                "quality_issues": face.quality.reasons,
-                "candidates": [
-                    {"name": c.label, "score": round(c.score, 4), "match": c.score >= threshold} for c in cands
-                ],
-            }
-        )
+    faces = _analyzer().analyze(load_image(image))
+    out = [
+        {
+            "box": face.box.as_list(),
+            "detector_score": round(face.detection.score, 4),
+            "quality": round(face.quality.score, 4),
+            "quality_issues": face.quality.reasons,
+        }
+        for face in faces
+    ]
     if json_out:
         _print_json({"image": str(image), "faces": out})
         return
     if not out:
         typer.echo(f"{image}: no face found")
     for k, f in enumerate(out, 1):
-        cands = ", ".join(f"{c['name']} {c['score']:.3f}{' MATCH' if c['match'] else ''}" for c in f["candidates"])
-        typer.echo(f"face {k}: box {f['box']} quality {f['quality']:.2f}  candidates: {cands or '(watchlist empty)'}")
+        issues = ", ".join(f["quality_issues"]) or "none"
+        typer.echo(f"face {k}: box {f['box']} detector {f['detector_score']:.2f} quality {f['quality']:.2f} "
+                   f"(issues: {issues})")
 
 
 @app.command()
+@user_errors
 def scan(
-    video: Annotated[Path, typer.Argument(help="Video file to scan.")],
-    fps: Annotated[float, typer.Option(help="Frames analysed per second of video.")] = 5.0,
-    threshold: Annotated[float, typer.Option(help="Similarity at or above which a face raises an alert.")] = DEFAULT_THRESHOLD,
-    cooldown: Annotated[float, typer.Option(help="Seconds without a match before the same person alerts again.")] = 10.0,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per alert line.")] = False,
+    video: Annotated[str, typer.Argument(help="Recorded video file to search.")],
+    deployment: Annotated[Optional[int], typer.Option(
+        "--deployment", help="The started retrospective deployment the search runs in (required).")] = None,
+    camera: Annotated[Optional[str], typer.Option(
+        help="The deployment's camera whose footage this is (default: its only camera).")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Frames analysed per second of video (default 5).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Match the faces in a video file against the local watchlist; one line per alert."""
-    from openlfr.scan import scan_video
-    from openlfr.video.file_source import VideoFileSource
+    """Search a recording in a started retrospective deployment, as the user logged in.
 
-    source = VideoFileSource(video, sample_fps=fps)
-    index = _watchlist().index()
-    if not len(index):
-        raise UserError("the watchlist is empty: add someone with 'openlfr watchlist add'")
-    for alert in scan_video(source, index, _analyzer(), threshold=threshold, cooldown=cooldown):
+    Only an operator admin or reviewer of the deployment's organisation may
+    search, while its window is open; the file's SHA-256 is audited. Matches
+    become alerts of the deployment, stored with their encrypted crop for its
+    reviewers: one line each as it is committed, then a summary line. A refused
+    search stores nothing but the audited refusal.
+    """
+    from openlfr.cli_auth import saved, verify
+    from openlfr.governance import Actor, Governance
+    from openlfr.scan import SearchResult, SearchStopped, format_time, search_recording
+
+    def show(event) -> None:  # noqa: ANN001
         if json_out:
-            sys.stdout.write(json.dumps(asdict(alert)) + "\n")
+            sys.stdout.write(json.dumps({"alert": event.alert_id, "time": format_time(event.video_time),
+                                         "video_time": event.video_time, "score": event.score, "label": event.label,
+                                         "deployment": event.deployment_id, "camera": event.camera_id,
+                                         "track": event.track_id, "at": event.at}) + "\n")
         else:
-            sys.stdout.write(f"{alert.timestamp}\t{alert.name}\t{alert.score:.3f}\n")
+            sys.stdout.write(f"{format_time(event.video_time)}\talert {event.alert_id}\t{event.score:.3f}\t"
+                             f"{event.label}\n")
         sys.stdout.flush()
+
+    def summary(result: SearchResult) -> None:
+        counts = {"frames_analysed": result.analysed, "tracks": result.tracks, "alerts": len(result.alerts)}
+        if json_out:
+            sys.stdout.write(json.dumps({"summary": {**counts, "deployment": result.grant.deployment_id,
+                                                     "camera": result.grant.camera_name,
+                                                     "sha256": result.grant.sha256,
+                                                     "stopped": result.stopped or None}}) + "\n")
+        else:
+            sys.stdout.write(f"searched {Path(video).name} in deployment {result.grant.deployment_id} "
+                             f"(camera {result.grant.camera_name}): {result.analysed} frames analysed, "
+                             f"{result.tracks} people passes, {len(result.alerts)} alert(s)"
+                             f"{' (stopped early)' if result.stopped else ''}\n")
+        sys.stdout.flush()
+
+    gov = Governance()
+    try:
+        found = saved()  # OPENLFR_TOKEN, else this store's credential from 'openlfr login'
+        # none: refused and audited here; a token that is not valid is refused (and audited) by the search's rule
+        actor = Actor(found.token, found.name) if found is not None else verify(gov, "search.start")
+        result = search_recording(gov, actor, deployment, video, camera, fps=fps, on_alert=show)
+    except SearchStopped as err:
+        summary(err.result)
+        raise
+    finally:
+        gov.close()
+    summary(result)
 
 
 @evaluate_app.command("lfw")
@@ -228,9 +213,10 @@ def evaluate_lfw(
 
 def _register_extensions() -> None:
     # each command group lives beside the part of openlfr it drives
-    from openlfr import cli_api, cli_effectiveness, cli_governance, cli_pipeline
+    from openlfr import cli_api, cli_effectiveness, cli_governance, cli_keys, cli_pipeline
 
     cli_governance.register(app)
+    cli_keys.register(app)
     cli_pipeline.register(app)
     cli_effectiveness.register(app, evaluate_app)
     cli_api.register(app)

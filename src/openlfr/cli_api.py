@@ -1,51 +1,96 @@
-"""``openlfr serve`` (the API and console under uvicorn) and ``openlfr admin create|password``.
+"""``openlfr serve`` (the API and console under uvicorn) and the machine-local
+``openlfr admin create|break-glass``.
 
-:func:`register` adds them to the main command-line app.
+Both ``admin`` commands act at the machine, without any user's credential, and are audited
+under the machine's own user (``machine:<os user>@<host>``): ``create`` makes the host
+organisation (the one that runs this installation) and its first admin, on an empty store
+only; ``break-glass`` resets the password of one of the host's own users when no admin of
+the host can log in — never another organisation's. :func:`register` adds them to the main app.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from openlfr.cli_support import fail, user_errors
+from openlfr.cli_auth import governance, org_kind
+from openlfr.cli_support import fail, new_password, user_errors
 
-admin_app = typer.Typer(help="Console log-ins: the first administrator, passwords.", no_args_is_help=True)
-Password = Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                       envvar="OPENLFR_ADMIN_PASSWORD", help="At least 10 characters.")]
+admin_app = typer.Typer(help="The host organisation at this machine: its first admin, and break-glass.",
+                        no_args_is_help=True)
 
 
-def _gov(templates: bool = False):  # type: ignore[no-untyped-def]
-    from openlfr.governance import Governance
+def host_admin_can_log_in(gov: Any) -> bool:
+    """Whether an active admin of the host organisation has a password to log in with."""
+    from sqlalchemy import select
 
-    if templates:
-        from openlfr.face.analyzer import enrolment_template
+    from openlfr.governance import Role
+    from openlfr.store.api_models import Credential
+    from openlfr.store.models import Organisation, User
 
-        return Governance(template_fn=enrolment_template)
-    return Governance()
+    with gov.transaction() as ctx:
+        return ctx.session.execute(
+            select(User.id).join(Credential, Credential.user_id == User.id)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .where(Organisation.is_host.is_(True), User.role == Role.ADMIN.value, User.active.is_(True))
+        ).first() is not None
 
 
 @admin_app.command("create")
 @user_errors
-def admin_create(name: str, password: Password,
-                 organisation: Annotated[str, typer.Option("--org", help="Operator organisation.")] = "") -> None:
-    """Create the first operator admin of a new store (refused once any user exists)."""
-    from openlfr.api.bootstrap import create_first_admin
+def admin_create(
+    name: Annotated[str, typer.Argument(help="The first admin's user name.")],
+    organisation: Annotated[str, typer.Option("--org", help="The host organisation (the one running this machine).")],
+    kind: Annotated[str, typer.Option(help="site_operator, police_force or oversight_body.")] = "site_operator",
+) -> None:
+    """First run, on an empty store: register the host organisation and create its first admin
+    (password from the prompt, or OPENLFR_NEW_PASSWORD)."""
+    from sqlalchemy import select
 
-    create_first_admin(_gov(), name, password, organisation)
-    typer.echo(f"created operator admin {name}; now run: openlfr serve")
+    from openlfr.governance import RuleViolation, organisations
+    from openlfr.store.models import User
+
+    org_type = org_kind(kind)
+    by = organisations.machine_user()
+    with governance() as gov:
+        with gov.transaction() as ctx:  # refuse before asking for a password (the service checks again)
+            if ctx.session.execute(select(User.id)).first() is not None:
+                raise RuleViolation("this store already has users: their organisations' admins add more "
+                                    "('openlfr user add' when logged in); 'openlfr admin create' is for an empty store")
+        secret = new_password(f"Password for {name}")
+        with gov.transaction() as ctx:
+            user = organisations.create_host_admin(ctx, organisation, org_type, name, secret, by)
+            who, org = user.name, user.organisation
+    typer.echo(f"created the host organisation {org} ({org_type.value.replace('_', ' ')}) and its admin {who} "
+               f"(recorded as {by}); next: openlfr login {who}, then openlfr serve")
 
 
-@admin_app.command("password")
+@admin_app.command("break-glass")
 @user_errors
-def admin_password(name: str, password: Password) -> None:
-    """Set the console password of an existing user (for users made with ``openlfr user add``)."""
-    from openlfr.api.bootstrap import set_user_password
+def admin_break_glass(
+    name: Annotated[str, typer.Argument(help="A user of the host organisation.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+) -> None:
+    """Reset the password of a user of the HOST organisation from this machine, when no admin can
+    (loud, audited; every session of that user ends). Never works for another organisation's users."""
+    from openlfr.governance import organisations
 
-    set_user_password(_gov(), name, password, actor=os.environ.get("OPENLFR_USER", "cli"))
-    typer.echo(f"password set for {name}")
+    by = organisations.machine_user()
+    bar = "!" * 78
+    typer.echo("\n".join([
+        bar,
+        f"! BREAK-GLASS: resetting the password of {name} without any admin's credential.",
+        f"! This is recorded in the audit log as done by {by}, with your reason, and is",
+        "! visible to every auditor. Every session and token the user holds is revoked.",
+        "! It works only for users of the host organisation; use it only when no admin can log in.",
+        bar]), err=True)
+    secret = new_password(f"New password for {name}")
+    with governance() as gov, gov.transaction() as ctx:
+        user = organisations.break_glass(ctx, name, secret, reason, by)
+        who, org = user.name, user.organisation
+    typer.echo(f"break-glass: the password of {who} ({org}) was reset and all their sessions revoked; "
+               f"recorded in the audit log as {by}")
 
 
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -57,17 +102,21 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     import uvicorn
 
     from openlfr.api import create_app
-    from openlfr.api.bootstrap import has_admin
+    from openlfr.face.analyzer import enrolment_template
+    from openlfr.governance import Governance
 
-    gov = _gov(templates=True)
-    if not has_admin(gov):
-        fail("no operator admin can log in yet. In a new store create the first one with:\n"
-             "  openlfr admin create NAME --org 'Your organisation'\n"
-             "or give an existing operator admin a password: openlfr admin password NAME")
+    gov = Governance(template_fn=enrolment_template)
+    if not host_admin_can_log_in(gov):
+        gov.close()
+        fail("no admin of the host organisation can log in, so nobody could manage this installation.\n"
+             "  On a new, empty store create the host and its first admin:\n"
+             "    openlfr admin create NAME --org 'Your organisation' [--kind site_operator]\n"
+             "  If the host's admins exist but cannot log in, reset one's password at this machine:\n"
+             "    openlfr admin break-glass NAME --reason 'why'")
     typer.echo(f"openlfr console on http://{host}:{port}/console  (public page: /transparency, API docs: /docs)")
     # open alert streams would otherwise hold a Ctrl-C until every browser disconnects
-    uvicorn.run(create_app(gov, retention_sweep_s=retention_sweep), host=host, port=port, log_level="info", proxy_headers=False,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(create_app(gov, retention_sweep_s=retention_sweep), host=host, port=port, log_level="info",
+                proxy_headers=False, timeout_graceful_shutdown=5)
 
 
 def register(app: typer.Typer) -> None:

@@ -122,7 +122,6 @@ def calibrate(
     watchlist_size: Annotated[Optional[int], typer.Option(help="Number of people on the watchlist.")] = None,
     false_alert_rate: Annotated[float, typer.Option(help="Tolerated false alerts per face seen, e.g. 0.0001.")] = 1e-4,
     cohort: Annotated[Optional[Path], typer.Option(help="Faces of people NOT on the watchlist (LFW layout or flat folder).")] = None,
-    use_watchlist: Annotated[bool, typer.Option(help="Search the cohort against the local watchlist itself.")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where cohort face data is cached.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -136,20 +135,9 @@ def calibrate(
     with _progress(json_out) as bar:
         task = bar.add_task("cohort faces", total=None)
         data = coh.load_cohort(cohort, analyzer, _cache_dir(cache_dir), fallback, lambda k: bar.advance(task, k))
-    if use_watchlist:
-        from openlfr.config import get_settings
-        from openlfr.matching.local_watchlist import LocalWatchlist
-
-        index = LocalWatchlist(get_settings().data_dir).index()
-        if not len(index):
-            raise InputError("the local watchlist is empty: nothing to calibrate against")
-        if watchlist_size is not None and watchlist_size != len(index):
-            raise InputError(f"--watchlist-size {watchlist_size} differs from the local watchlist's {len(index)} people")
-        result = coh.calibrate_against(data, analyzer.flip, index, false_alert_rate)
-    else:
-        if watchlist_size is None:
-            raise InputError("give --watchlist-size, or --use-watchlist to calibrate against the local watchlist")
-        result = coh.calibrate_size(data, analyzer.flip, watchlist_size, false_alert_rate)
+    if watchlist_size is None:
+        raise InputError("--watchlist-size is required: the number of people on the watchlist")
+    result = coh.calibrate_size(data, analyzer.flip, watchlist_size, false_alert_rate)
     out = result.to_dict()
     out["expected_false_alerts_per_10000_faces"] = false_alert_rate * 10_000
     out["cohort"] = {"folder": str(cohort), "faces": int(data.found.sum()), "images": len(data.paths)}

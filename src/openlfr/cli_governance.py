@@ -1,9 +1,13 @@
-"""Governance commands: ``openlfr user|agreement|share|camera|deployment|retention|audit`` and
-``openlfr demo-setup``. :func:`register` adds them to the main app.
+"""Governance commands: ``openlfr user|agreement|share|force|camera|deployment`` (as the user
+logged in), ``openlfr retention|audit`` (at the machine) and ``openlfr demo-setup``.
+:func:`register` adds them, and the log-in and organisation commands of
+:mod:`openlfr.cli_auth`, to the main app.
 
 Each command is one transaction on the store (``OPENLFR_DATABASE_URL``, default SQLite in
-the data directory); the acting user is named with ``--as`` (or ``OPENLFR_USER``) and the
-services check that user's role. Refused or invalid actions print one line and exit 2.
+the data directory). A command that acts for a user does so only on that user's credential
+(``openlfr login NAME``, or ``OPENLFR_TOKEN``), checked before it does anything, and calls
+the same services as the HTTP API, which check the user's role and organisation; there is
+no way to act by naming a user. Refused or invalid actions print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -12,34 +16,34 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from openlfr.cli_auth import governance, verify
+from openlfr.cli_auth import register as register_auth
 from openlfr.cli_support import fail as _fail
+from openlfr.cli_support import new_password
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
-from openlfr.governance.schemas import Role
 from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
-
-user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
-agreement_app = typer.Typer(help="Data-sharing agreements between a supplier and an operator.", no_args_is_help=True)
-share_app = typer.Typer(help="Share images under an agreement; the supplier's ledger.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of your own organisation (its admins only).", no_args_is_help=True)
+agreement_app = typer.Typer(help="Data-sharing agreements between a police force and an operator.",
+                            no_args_is_help=True)
+share_app = typer.Typer(help="Share images under an agreement; the force's ledger.", no_args_is_help=True)
+force_app = typer.Typer(help="A police force's central view of everything its images were used for.",
+                        no_args_is_help=True)
 camera_app = typer.Typer(help="Cameras and their signage checks.", no_args_is_help=True)
 deployment_app = typer.Typer(help="Governed watchlists and authorised deployments.", no_args_is_help=True)
 retention_app = typer.Typer(help="Delete what has reached the end of its retention period.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
-Actor = Annotated[str, typer.Option("--as", envvar="OPENLFR_USER", help="Acting user (or OPENLFR_USER).")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-
-
+ROLES_HELP = "admin, supplier, operator_admin, authorising_officer, reviewer or auditor (as your organisation allows)"
 
 
 def _template_fn() -> Callable[[bytes], Any]:
@@ -50,20 +54,29 @@ def _template_fn() -> Callable[[bytes], Any]:
     return enrolment_template
 
 
-def _governance(with_templates: bool = False) -> Any:
-    from openlfr.governance import Governance
-
-    return Governance(template_fn=_template_fn() if with_templates else None)
+@contextmanager
+def _acting(action: str, with_templates: bool = False) -> Iterator[tuple[Any, Any]]:
+    """(the store, the logged-in user's credential), checked before anything else happens:
+    without a valid credential the command is refused, the refusal audited as ``<action>.refused``."""
+    with governance() as gov:
+        me = verify(gov, action)
+        if with_templates:
+            gov.template_fn = _template_fn()
+        yield gov, me
 
 
 @contextmanager
-def _tx(with_templates: bool = False) -> Iterator[Any]:
-    gov = _governance(with_templates)
-    try:
-        with gov.transaction() as ctx:
-            yield ctx
-    finally:
-        gov.close()
+def _as_user(action: str, with_templates: bool = False) -> Iterator[tuple[Any, Any]]:
+    """One transaction acting as the logged-in user: (ctx, credential)."""
+    with _acting(action, with_templates) as (gov, me), gov.transaction() as ctx:
+        yield ctx, me
+
+
+@contextmanager
+def _tx() -> Iterator[Any]:
+    """One transaction at the machine, as no user (the retention sweep, the audit log)."""
+    with governance() as gov, gov.transaction() as ctx:
+        yield ctx
 
 
 def _when(text: str) -> datetime:
@@ -82,6 +95,19 @@ def _day(text: str) -> date:
         raise InputError(f"{text!r} is not an ISO date (YYYY-MM-DD)") from err
 
 
+def _role(text: str) -> Any:
+    from openlfr.governance import Role
+
+    try:
+        return Role(text)
+    except ValueError:
+        raise InputError(f"--role must be one of {', '.join(r.value for r in Role)}, not {text!r}") from None
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
 def _out(rows: list[dict[str, Any]], json_out: bool) -> None:
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
@@ -96,38 +122,78 @@ def _out(rows: list[dict[str, Any]], json_out: bool) -> None:
 @user_app.command("add")
 @_errors
 def user_add(
-    name: str, role: Annotated[str, typer.Option(help="supplier, operator_admin, authorising_officer, reviewer, auditor")],
-    actor: Annotated[str, typer.Option(
-        "--as", envvar="OPENLFR_USER", help="Acting operator admin (not needed for the first user).")] = "setup",
-    organisation: Annotated[str, typer.Option("--org", help="The user's organisation.")] = "",
+    name: str, role: Annotated[str, typer.Option(help=ROLES_HELP)],
+    rank: Annotated[Optional[str], typer.Option(help="Police rank (police users; authorising officers need one).")] = None,
 ) -> None:
-    """Add a user (the first user of a new store must be an operator_admin)."""
+    """Add a user to your own organisation (you must be its admin); their password from the
+    prompt, or OPENLFR_NEW_PASSWORD."""
     from openlfr.governance import parse, users
     from openlfr.governance.schemas import UserCreate
 
-    data = parse(UserCreate, name=name, role=role, organisation=organisation)
-    with _tx() as ctx:
-        user = users.create_user(ctx, actor, data)
-        typer.echo(f"user {user.id} {user.name} ({user.role})")
+    with _acting("user.create") as (gov, me):
+        data = parse(UserCreate, name=name, role=_role(role), rank=rank)
+        secret = new_password(f"Password for {name}")
+        with gov.transaction() as ctx:
+            user = users.create_user(ctx, me, data, secret)
+            typer.echo(f"user {user.id} {user.name} ({user.role}{', ' + user.rank if user.rank else ''}) "
+                       f"of {user.organisation}")
 
 
 @user_app.command("list")
 @_errors
 def user_list(json_out: JsonOut = False) -> None:
-    """List users."""
+    """The users of your organisation (an oversight body's auditors: everyone's)."""
     from openlfr.governance import users
 
-    with _tx() as ctx:
-        _out([{"id": u.id, "name": u.name, "role": u.role, "organisation": u.organisation}
-              for u in users.list_users(ctx)], json_out)
+    with _as_user("user.list") as (ctx, me):
+        _out([{"id": u.id, "name": u.name, "role": u.role, "rank": u.rank or "", "organisation": u.organisation,
+               "active": u.active} for u in users.list_users(ctx, me)], json_out)
+
+
+@user_app.command("deactivate")
+@_errors
+def user_deactivate(name: str, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]) -> None:
+    """Offboard a user of your organisation: every session and token of theirs ends at once."""
+    from openlfr.governance import users
+
+    with _as_user("user.deactivate") as (ctx, me):
+        if not reason.strip():
+            raise InputError("--reason is required to deactivate a user")
+        users.deactivate(ctx, me, name, reason.strip())
+        typer.echo(f"user {name} deactivated; their sessions and tokens are revoked")
+
+
+@user_app.command("role")
+@_errors
+def user_role(name: str, role: Annotated[str, typer.Option(help=ROLES_HELP)],
+              rank: Annotated[Optional[str], typer.Option(help="Police rank.")] = None) -> None:
+    """Change the role (and rank) of a user of your organisation; their sessions end."""
+    from openlfr.governance import users
+
+    with _as_user("user.role") as (ctx, me):
+        user = users.set_role(ctx, me, name, _role(role), rank)
+        typer.echo(f"user {user.name} is now {user.role}{', ' + user.rank if user.rank else ''}; "
+                   f"their sessions and tokens are revoked")
+
+
+@user_app.command("password")
+@_errors
+def user_password(name: str) -> None:
+    """Set a new password for a user of your organisation (prompt, or OPENLFR_NEW_PASSWORD); their sessions end."""
+    from openlfr.governance import users
+
+    with _acting("user.password") as (gov, me):
+        secret = new_password(f"New password for {name}")
+        with gov.transaction() as ctx:
+            users.reset_password(ctx, me, name, secret)
+    typer.echo(f"password set for {name}; their sessions and tokens are revoked")
 
 
 # ---------------------------------------------------------------- agreements
 @agreement_app.command("create")
 @_errors
 def agreement_create(
-    actor: Actor,
-    operator: Annotated[str, typer.Option(help="Organisation the images are shared with.")],
+    operator: Annotated[str, typer.Option(help="The operator organisation the images are shared with.")],
     purpose: Annotated[str, typer.Option()],
     lawful_basis: Annotated[str, typer.Option(help="e.g. 'DPA 2018 s.35'.")],
     valid_from: Annotated[str, typer.Option("--from", help="ISO date/time (UTC if no zone).")],
@@ -136,33 +202,33 @@ def agreement_create(
     category: Annotated[list[str], typer.Option(help="Allowed watchlist category (repeat).")],
     allow_under_18: Annotated[bool, typer.Option(help="Allow images of under-18s.")] = False,
 ) -> None:
-    """A supplier offers an agreement (a draft until an authorising officer approves it)."""
+    """A supplier of a police force offers an agreement (a draft until a senior officer of the force approves it)."""
     from openlfr.governance import agreements, parse
     from openlfr.governance.schemas import AgreementCreate
 
-    data = parse(AgreementCreate, operator=operator, purpose=purpose, lawful_basis=lawful_basis,
-                 valid_from=_when(valid_from), valid_until=_when(valid_until), image_limit=limit,
-                 allowed_categories=category, allow_under_18=allow_under_18)
-    with _tx() as ctx:
-        row = agreements.create(ctx, actor, data)
+    with _as_user("agreement.create") as (ctx, me):
+        data = parse(AgreementCreate, operator=operator, purpose=purpose, lawful_basis=lawful_basis,
+                     valid_from=_when(valid_from), valid_until=_when(valid_until), image_limit=limit,
+                     allowed_categories=category, allow_under_18=allow_under_18)
+        row = agreements.create(ctx, me, data)
         typer.echo(f"agreement {row.id} created (draft)")
 
 
 def _agreement_action(name: str, needs_reason: bool) -> None:
     def command(
-        agreement_id: int, actor: Actor,
+        agreement_id: int,
         reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
     ) -> None:
         from openlfr.governance import agreements
 
-        if needs_reason and not reason.strip():
-            _fail(f"--reason is required to {name} an agreement")
-        with _tx() as ctx:
+        with _as_user(f"agreement.{name}") as (ctx, me):
+            if needs_reason and not reason.strip():
+                raise InputError(f"--reason is required to {name} an agreement")
             fn = getattr(agreements, name)
-            row = fn(ctx, actor, agreement_id, reason) if needs_reason else fn(ctx, actor, agreement_id)
+            row = fn(ctx, me, agreement_id, reason) if needs_reason else fn(ctx, me, agreement_id)
             typer.echo(f"agreement {row.id} is {row.status}")
 
-    command.__doc__ = {"approve": "Approve a draft agreement (authorising officer).",
+    command.__doc__ = {"approve": "Approve a draft agreement (an authorising officer of the force, of the required rank).",
                        "suspend": "Pause sharing under an agreement.",
                        "resume": "Lift a suspension.",
                        "end": "End an agreement and purge its images and templates."}[name]
@@ -176,106 +242,155 @@ for _name, _reason in (("approve", False), ("suspend", True), ("resume", False),
 @agreement_app.command("list")
 @_errors
 def agreement_list(json_out: JsonOut = False) -> None:
-    """List agreements."""
+    """The agreements your organisation is party to."""
     from openlfr.governance import agreements
     from openlfr.governance.sharing import live_image_count
 
-    with _tx() as ctx:
-        _out([{"id": a.id, "supplier": a.supplier.name, "operator": a.operator, "status": a.status,
+    with _as_user("agreement.list") as (ctx, me):
+        _out([{"id": a.id, "force": a.force, "operator": a.operator, "status": a.status,
                "from": a.valid_from.isoformat(), "until": a.valid_until.isoformat(),
                "images": f"{live_image_count(ctx, a.id)}/{a.image_limit}", "categories": ",".join(a.allowed_categories)}
-              for a in agreements.list_agreements(ctx)], json_out)
+              for a in agreements.list_agreements(ctx, me)], json_out)
 
 
-# ---------------------------------------------------------------- sharing
+# ---------------------------------------------------------------- sharing and the force's view
 @share_app.command("add")
 @_errors
 def share_add(
-    agreement_id: int, image: Path, actor: Actor,
+    agreement_id: int, image: Path,
     category: Annotated[str, typer.Option()],
     reason: Annotated[str, typer.Option(help="Why this person is shared.")],
     subject: Annotated[str, typer.Option(help="Pseudonymous subject reference (not a name).")],
     image_date: Annotated[str, typer.Option(help="When the image was taken (YYYY-MM-DD).")],
     under_18: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
 ) -> None:
-    """Share one image under an agreement (its supplier only)."""
-    from openlfr.governance import sharing
+    """Share one image under an agreement (a supplier of its force)."""
+    from openlfr.governance import parse, sharing
     from openlfr.governance.schemas import ShareImage
 
-    if not image.is_file():
-        _fail(f"{image} is not a file")
-    data = ShareImage(agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject,
-                      image_date=_day(image_date), under_18=under_18)
-    with _tx(with_templates=True) as ctx:
-        row = sharing.share_image(ctx, actor, data, image.read_bytes())
-        typer.echo(f"image {row.id} shared under agreement {agreement_id} (sha256 {row.sha256[:16]}..., "
-                   f"quality {row.quality:.2f})")
+    with _acting("image.share", with_templates=True) as (gov, me):
+        if not image.is_file():
+            _fail(f"{image} is not a file")
+        data = parse(ShareImage, agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject,
+                     image_date=_day(image_date), under_18=under_18)
+        with gov.transaction() as ctx:
+            row = sharing.share_image(ctx, me, data, image.read_bytes())
+            typer.echo(f"image {row.id} shared under agreement {agreement_id} (sha256 {row.sha256[:16]}..., "
+                       f"quality {row.quality:.2f})")
 
 
 @share_app.command("revoke")
 @_errors
-def share_revoke(image_id: int, actor: Actor, reason: Annotated[str, typer.Option()]) -> None:
+def share_revoke(image_id: int, reason: Annotated[str, typer.Option()]) -> None:
     """Withdraw an image: deleted everywhere, its ledger rows kept."""
     from openlfr.governance import sharing
 
-    with _tx() as ctx:
-        sharing.revoke_image(ctx, actor, image_id, reason)
+    with _as_user("image.revoke") as (ctx, me):
+        sharing.revoke_image(ctx, me, image_id, reason)
         typer.echo(f"image {image_id} revoked and deleted")
 
 
 @share_app.command("list")
 @_errors
-def share_list(actor: Actor, supplier: Annotated[Optional[str], typer.Option(help="Supplier to show (auditors).")] = None,
+def share_list(force: Annotated[Optional[str], typer.Option(help="The police force (oversight auditors).")] = None,
                json_out: JsonOut = False) -> None:
-    """The supplier's view: every image it shared, under every agreement, live or purged."""
+    """The force's ledger: every image it shared, by whoever in the force, under every agreement, live or purged."""
     from openlfr.governance import sharing
 
-    with _tx() as ctx:
+    with _as_user("ledger.view") as (ctx, me):
         _out([{"image": v.image_id, "agreement": v.agreement_id, "operator": v.operator, "status": v.status,
-               "subject": v.subject_ref, "category": v.category, "sha256": v.sha256[:16],
-               "shared": v.shared_at.isoformat(), "deleted": v.deleted_at.isoformat() if v.deleted_at else ""}
-              for v in sharing.supplier_view(ctx, actor, supplier)], json_out)
+               "subject": v.subject_ref, "category": v.category, "sha256": v.sha256[:16], "shared_by": v.shared_by,
+               "shared": v.shared_at.isoformat(), "deleted": _iso(v.deleted_at)}
+              for v in sharing.force_ledger(ctx, me, force)], json_out)
+
+
+@force_app.command("view")
+@_errors
+def force_view(force: Annotated[Optional[str], typer.Option(help="The police force (oversight auditors).")] = None,
+               json_out: JsonOut = False) -> None:
+    """The central view: the force's agreements, every image it shared with its uses (watchlists,
+    deployments, alerts) and deletion, and the deployments and alerts that used its images."""
+    from sqlalchemy import select
+
+    from openlfr.governance import central
+    from openlfr.store.models import Organisation
+
+    with _as_user("force.view") as (ctx, me):
+        view = central.force_view(ctx, me, force)
+        orgs = dict(ctx.session.execute(select(Organisation.id, Organisation.name)).all())
+        doc = {
+            "force": view.force,
+            "agreements": [{"id": a.id, "operator": a.operator, "status": a.status, "purpose": a.purpose,
+                            "from": a.valid_from.isoformat(), "until": a.valid_until.isoformat(),
+                            "limit": a.image_limit} for a in view.agreements],
+            "images": [{"image": h.image.image_id, "agreement": h.image.agreement_id, "operator": h.image.operator,
+                        "status": h.image.status, "subject": h.image.subject_ref, "category": h.image.category,
+                        "sha256": h.image.sha256, "shared_by": h.image.shared_by,
+                        "shared": h.image.shared_at.isoformat(), "deleted": _iso(h.image.deleted_at),
+                        "deletion_reason": h.image.deletion_reason or "",
+                        "uses": [{"kind": u.kind, "id": u.id, "organisation": u.organisation, "at": _iso(u.at),
+                                  "detail": u.detail} for u in h.uses]} for h in view.images],
+            "deployments": [{"id": d.id, "organisation": orgs.get(d.organisation_id, ""), "kind": d.kind,
+                             "status": d.status, "purpose": d.purpose, "start": d.start.isoformat(),
+                             "end": d.end.isoformat()} for d in view.deployments],
+            "alerts": [{"id": a.id, "deployment": a.deployment_id, "camera": a.camera_id, "at": a.at.isoformat(),
+                        "score": round(a.score, 4), "outcome": a.review_outcome or "", "deleted": _iso(a.deleted_at)}
+                       for a in view.alerts],
+        }
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    typer.echo(f"central view of {doc['force']}")
+    for part in ("agreements", "images", "deployments", "alerts"):
+        typer.echo(f"{part} ({len(doc[part])}):")
+        if not doc[part]:
+            typer.echo("  (none)")
+        for row in doc[part]:
+            uses = row.pop("uses", None) if part == "images" else None
+            typer.echo("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+            for use in uses or []:
+                typer.echo(f"    {use['kind']} {use['id']}" + (f" ({use['organisation']})" if use["organisation"] else "")
+                           + f" {use['at']}: {use['detail']}")
 
 
 # ---------------------------------------------------------------- cameras
 @camera_app.command("add")
 @_errors
-def camera_add(name: str, actor: Actor, location: Annotated[str, typer.Option()],
+def camera_add(name: str, location: Annotated[str, typer.Option()],
                zone: Annotated[str, typer.Option()] = "", stream: Annotated[str, typer.Option()] = "") -> None:
-    """Register a camera."""
+    """Register a camera of your organisation (operator admin)."""
     from openlfr.governance import cameras, parse
     from openlfr.governance.schemas import CameraCreate
 
-    data = parse(CameraCreate, name=name, location=location, zone=zone, stream_url=stream)
-    with _tx() as ctx:
-        typer.echo(f"camera {cameras.add_camera(ctx, actor, data).id} {name}")
+    with _as_user("camera.add") as (ctx, me):
+        data = parse(CameraCreate, name=name, location=location, zone=zone, stream_url=stream)
+        typer.echo(f"camera {cameras.add_camera(ctx, me, data).id} {name}")
 
 
 @camera_app.command("signage")
 @_errors
-def camera_signage(camera_id: int, actor: Actor, text: Annotated[str, typer.Option(help="The notice's text.")],
+def camera_signage(camera_id: int, text: Annotated[str, typer.Option(help="The notice's text.")],
                    checked_on: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default today).")] = None) -> None:
     """Record a check of the public notice at a camera."""
     from openlfr.governance import cameras, parse
     from openlfr.governance.schemas import SignageCreate
 
-    day = _day(checked_on) if checked_on else datetime.now(UTC).date()
-    data = parse(SignageCreate, camera_id=camera_id, text=text, checked_on=day)
-    with _tx() as ctx:
-        cameras.record_signage(ctx, actor, data)
+    with _as_user("signage.record") as (ctx, me):
+        day = _day(checked_on) if checked_on else ctx.now().date()
+        cameras.record_signage(ctx, me, parse(SignageCreate, camera_id=camera_id, text=text, checked_on=day))
         typer.echo(f"signage for camera {camera_id} checked on {day}")
 
 
 @camera_app.command("list")
 @_errors
 def camera_list(json_out: JsonOut = False) -> None:
-    """List cameras with their latest current signage check."""
+    """Your organisation's cameras with their latest current signage check."""
     from openlfr.governance import cameras
 
-    with _tx() as ctx:
+    with _as_user("camera.list") as (ctx, me):
         today = ctx.now().date()
         rows = []
-        for c in cameras.list_cameras(ctx):
+        for c in cameras.list_cameras(ctx, me):
             sign = cameras.current_signage(ctx, c.id, today)
             rows.append({"id": c.id, "name": c.name, "location": c.location,
                          "signage": sign.checked_on.isoformat() if sign else "NONE CURRENT"})
@@ -285,20 +400,20 @@ def camera_list(json_out: JsonOut = False) -> None:
 # ---------------------------------------------------------------- watchlists and deployments
 @deployment_app.command("watchlist-create")
 @_errors
-def watchlist_create(name: str, actor: Actor, criteria: Annotated[str, typer.Option(help="Inclusion criteria.")],
+def watchlist_create(name: str, criteria: Annotated[str, typer.Option(help="Inclusion criteria.")],
                      cap: Annotated[int, typer.Option(help="Size cap.")] = 2000) -> None:
-    """Create a governed watchlist (entries come only from shared images)."""
+    """Create a governed watchlist of your organisation (entries come only from images shared with it)."""
     from openlfr.governance import parse, watchlists
     from openlfr.governance.schemas import WatchlistCreate
 
-    data = parse(WatchlistCreate, name=name, criteria=criteria, size_cap=cap)
-    with _tx() as ctx:
-        typer.echo(f"watchlist {watchlists.create_watchlist(ctx, actor, data).id} {name}")
+    with _as_user("watchlist.create") as (ctx, me):
+        data = parse(WatchlistCreate, name=name, criteria=criteria, size_cap=cap)
+        typer.echo(f"watchlist {watchlists.create_watchlist(ctx, me, data).id} {name}")
 
 
 @deployment_app.command("watchlist-add")
 @_errors
-def watchlist_add(watchlist_id: int, image_id: int, actor: Actor, label: Annotated[str, typer.Option()],
+def watchlist_add(watchlist_id: int, image_id: int, label: Annotated[str, typer.Option()],
                   reason: Annotated[str, typer.Option()],
                   review_date: Annotated[str, typer.Option(help="When the entry must be reviewed (YYYY-MM-DD).")],
                   under_18: Annotated[bool, typer.Option()] = False) -> None:
@@ -306,16 +421,16 @@ def watchlist_add(watchlist_id: int, image_id: int, actor: Actor, label: Annotat
     from openlfr.governance import parse, watchlists
     from openlfr.governance.schemas import WatchlistAdd
 
-    data = parse(WatchlistAdd, watchlist_id=watchlist_id, shared_image_id=image_id, label=label, reason=reason,
-                 review_date=_day(review_date), under_18=under_18)
-    with _tx() as ctx:
-        typer.echo(f"entry {watchlists.add_entry(ctx, actor, data).id} added to watchlist {watchlist_id}")
+    with _as_user("watchlist.add") as (ctx, me):
+        data = parse(WatchlistAdd, watchlist_id=watchlist_id, shared_image_id=image_id, label=label, reason=reason,
+                     review_date=_day(review_date), under_18=under_18)
+        typer.echo(f"entry {watchlists.add_entry(ctx, me, data).id} added to watchlist {watchlist_id}")
 
 
 @deployment_app.command("request")
 @_errors
 def deployment_request(
-    actor: Actor, purpose: Annotated[str, typer.Option()], watchlist: Annotated[int, typer.Option(help="Watchlist id.")],
+    purpose: Annotated[str, typer.Option()], watchlist: Annotated[int, typer.Option(help="Watchlist id.")],
     camera: Annotated[list[int], typer.Option(help="Camera id (repeat).")],
     start: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
@@ -326,76 +441,85 @@ def deployment_request(
         help="Tolerated false alerts per face seen: the threshold is calibrated for the watchlist's size "
              "on the cohort in OPENLFR_CALIBRATION_COHORT.")] = None,
     confirmations: Annotated[int, typer.Option(help="Different reviewers who must confirm an alert.")] = 2,
+    kind: Annotated[str, typer.Option(help="live (cameras) or retrospective (recorded footage).")] = "live",
+    police_review: Annotated[bool, typer.Option(help="Only police reviewers may confirm its alerts.")] = False,
 ) -> None:
     """Ask for a deployment (with a threshold, or a target false-alert rate to calibrate one)."""
     from openlfr.evaluation.cohort import configured_calibrator
     from openlfr.governance import deployments, parse
     from openlfr.governance.schemas import DeploymentRequest
 
-    data = parse(DeploymentRequest, purpose=purpose, watchlist_id=watchlist, camera_ids=camera, start=_when(start),
-                 end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate, dpia_ref=dpia,
-                 necessity=necessity, confirmations_required=confirmations)
-    calibrate = configured_calibrator() if false_alert_rate is not None else None
-    with _tx() as ctx:
-        dep = deployments.request(ctx, actor, data, calibrate)
-        how = f"calibrated threshold {dep.threshold:.4f}" if dep.calibration else f"threshold {dep.threshold}"
-        typer.echo(f"deployment {dep.id} requested ({how})")
+    with _acting("deployment.request") as (gov, me):
+        data = parse(DeploymentRequest, kind=kind, purpose=purpose, watchlist_id=watchlist, camera_ids=camera,
+                     start=_when(start), end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate,
+                     dpia_ref=dpia, necessity=necessity, confirmations_required=confirmations,
+                     police_review_required=police_review)
+        calibrate = configured_calibrator() if false_alert_rate is not None else None
+        with gov.transaction() as ctx:
+            dep = deployments.request(ctx, me, data, calibrate)
+            how = f"calibrated threshold {dep.threshold:.4f}" if dep.calibration else f"threshold {dep.threshold}"
+            typer.echo(f"deployment {dep.id} requested ({dep.kind}, {how})")
 
 
 @deployment_app.command("authorise")
 @_errors
-def deployment_authorise(deployment_id: int, actor: Actor, note: Annotated[str, typer.Option()] = "") -> None:
-    """Authorise a deployment and freeze its watchlist (authorising officer, not the requester)."""
+def deployment_authorise(
+    deployment_id: int, note: Annotated[str, typer.Option()] = "",
+    require_police_review: Annotated[bool, typer.Option(help="Only police reviewers may confirm its alerts.")] = False,
+) -> None:
+    """Authorise a deployment and freeze its watchlist (a senior officer of the force that supplied
+    every image, never the requester)."""
     from openlfr.governance import deployments
 
-    with _tx() as ctx:
-        dep = deployments.authorise(ctx, actor, deployment_id, note)
+    with _as_user("deployment.authorise") as (ctx, me):
+        dep = deployments.authorise(ctx, me, deployment_id, note, require_police_review=require_police_review)
         typer.echo(f"deployment {dep.id} authorised; watchlist snapshot {dep.snapshot_size} entries, "
                    f"sha256 {dep.snapshot_hash}")
 
 
 @deployment_app.command("start")
 @_errors
-def deployment_start(deployment_id: int, actor: Actor) -> None:
+def deployment_start(deployment_id: int) -> None:
     """Go live (inside the window, every camera with current signage)."""
     from openlfr.governance import deployments
 
-    with _tx() as ctx:
-        typer.echo(f"deployment {deployments.start(ctx, actor, deployment_id).id} is live")
+    with _as_user("deployment.start") as (ctx, me):
+        typer.echo(f"deployment {deployments.start(ctx, me, deployment_id).id} is live")
 
 
 @deployment_app.command("end")
 @_errors
-def deployment_end(deployment_id: int, actor: Actor, reason: Annotated[str, typer.Option()] = "") -> None:
+def deployment_end(deployment_id: int, reason: Annotated[str, typer.Option()] = "") -> None:
     """End (or cancel) a deployment; its snapshot is deleted by the retention sweep."""
     from openlfr.governance import deployments
 
-    with _tx() as ctx:
-        typer.echo(f"deployment {deployment_id} is {deployments.end(ctx, actor, deployment_id, reason).status}")
+    with _as_user("deployment.end") as (ctx, me):
+        typer.echo(f"deployment {deployment_id} is {deployments.end(ctx, me, deployment_id, reason).status}")
 
 
 @deployment_app.command("threshold")
 @_errors
-def deployment_threshold(deployment_id: int, value: float, actor: Actor) -> None:
+def deployment_threshold(deployment_id: int, value: float) -> None:
     """Change the threshold of a deployment not yet authorised."""
     from openlfr.governance import deployments
 
-    with _tx() as ctx:
-        deployments.set_threshold(ctx, actor, deployment_id, value)
+    with _as_user("deployment.threshold") as (ctx, me):
+        deployments.set_threshold(ctx, me, deployment_id, value)
         typer.echo(f"deployment {deployment_id} threshold {value}")
 
 
 @deployment_app.command("list")
 @_errors
 def deployment_list(json_out: JsonOut = False) -> None:
-    """List deployments."""
+    """The deployments your organisation runs, authorised or supplied images to."""
     from openlfr.governance import deployments
 
-    with _tx() as ctx:
-        _out([{"id": d.id, "status": d.status, "purpose": d.purpose, "cameras": ",".join(c.name for c in d.cameras),
-               "start": d.start.isoformat(), "end": d.end.isoformat(), "threshold": d.threshold,
-               "snapshot": d.snapshot_hash or "", "snapshot_deleted": bool(d.snapshot_deleted_at)}
-              for d in deployments.list_deployments(ctx)], json_out)
+    with _as_user("deployment.list") as (ctx, me):
+        _out([{"id": d.id, "kind": d.kind, "status": d.status, "purpose": d.purpose,
+               "cameras": ",".join(c.name for c in d.cameras), "start": d.start.isoformat(), "end": d.end.isoformat(),
+               "threshold": d.threshold, "snapshot": d.snapshot_hash or "",
+               "snapshot_deleted": bool(d.snapshot_deleted_at)}
+              for d in deployments.list_deployments(ctx, me)], json_out)
 
 
 # ---------------------------------------------------------------- retention and audit
@@ -465,10 +589,16 @@ def _demo_images(folder: Optional[Path], count: int) -> list[Path]:
     return paths[:count]
 
 
-DEMO_USERS = [("met", Role.SUPPLIER, "Metropolitan Police"),
-              ("supt-brown", Role.AUTHORISING_OFFICER, "Metropolitan Police"),
-              ("ruth", Role.REVIEWER, "Estate Ltd"), ("sam", Role.REVIEWER, "Estate Ltd"),
-              ("dpo", Role.AUDITOR, "Estate Ltd")]
+DEMO_HOST, DEMO_FORCE, DEMO_OVERSIGHT = "Estate Ltd", "Metropolitan Police", "Information Commissioner's Office"
+# (organisation, kind, its first admin, who enrols with the organisation's one-time token)
+DEMO_ORGS = [(DEMO_HOST, "site_operator", "estate-admin"), (DEMO_FORCE, "police_force", "met-admin"),
+             (DEMO_OVERSIGHT, "oversight_body", "ico-admin")]
+# (user, role, rank, organisation): each made by its own organisation's admin
+DEMO_USERS = [("met", "supplier", None, DEMO_FORCE),
+              ("supt-brown", "authorising_officer", "superintendent", DEMO_FORCE),
+              ("alice", "operator_admin", None, DEMO_HOST),
+              ("ruth", "reviewer", None, DEMO_HOST), ("sam", "reviewer", None, DEMO_HOST),
+              ("ico", "auditor", None, DEMO_OVERSIGHT)]
 
 
 @_errors
@@ -477,90 +607,125 @@ def demo_setup(
     count: Annotated[int, typer.Option(help="How many images to share.")] = 5,
     threshold: Annotated[float, typer.Option(help="Deployment threshold (cosine similarity).")] = DEFAULT_THRESHOLD,
     password: Annotated[Optional[str], typer.Option(
-        envvar="OPENLFR_DEMO_PASSWORD", help="Console password of every demo user (default: a random one, printed).")] = None,
+        envvar="OPENLFR_DEMO_PASSWORD", help="Password of every demo user (default: a random one, printed).")] = None,
 ) -> None:
-    """Create a small example estate: users who can log in to the console, an approved agreement,
-    shared images, a watchlist, two cameras with signage and a live 8-hour deployment; then
-    verify the audit log."""
+    """Create a small example estate on an empty store, by the same steps real parties take.
+
+    The estate (the host), the Metropolitan Police and an oversight body, each with its first admin
+    enrolled by one-time token; users made by their own organisation's admin; then, each logged
+    in as themselves, an approved agreement, shared images, a watchlist, two cameras with signage
+    and a live 8-hour deployment. Verifies the audit log."""
     import secrets
 
-    from openlfr.api.auth import set_password
-    from openlfr.audit import verify
-    from openlfr.governance import agreements, cameras, deployments, parse, sharing, users, watchlists
-    from openlfr.governance.schemas import (AgreementCreate, CameraCreate, DeploymentRequest, Role, ShareImage,
-                                            SignageCreate, UserCreate, WatchlistAdd, WatchlistCreate)
+    from sqlalchemy import select
+
+    from openlfr.audit import verify as verify_chain
+    from openlfr.governance import agreements, cameras, deployments, organisations, parse, sharing, users, watchlists
+    from openlfr.governance import login as auth
+    from openlfr.governance.schemas import (AgreementCreate, CameraCreate, DeploymentRequest, OrganisationCreate,
+                                            OrgKind, Role, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
+                                            WatchlistCreate)
+    from openlfr.store.models import Organisation
 
     paths = _demo_images(images, count)
-    gov = _governance(with_templates=True)
-    try:
+    by = organisations.machine_user()
+    me: dict[str, Any] = {}  # user name -> credential, while the demo acts
+
+    with governance(_template_fn()) as gov:
         now = gov.clock()
+
+        def log_in(names: list[str]) -> None:
+            with gov.transaction() as ctx:
+                for name in names:
+                    result = auth.login(ctx, name, pw, "cli", timedelta(hours=1))
+                    if result is None:
+                        raise InputError(f"demo user {name} could not log in")
+                    me[name] = result[0]
+
         with gov.transaction() as ctx:
-            if users.list_users(ctx):
-                raise InputError("the store already has users; demo-setup needs an empty store "
+            if ctx.session.execute(select(Organisation.id)).first() is not None:
+                raise InputError("the store is not empty; demo-setup needs an empty store "
                                  "(use another --data-dir or OPENLFR_DATABASE_URL)")
             pw = password or secrets.token_urlsafe(9)
-            made = [users.create_user(ctx, "setup", UserCreate(name="alice", role=Role.OPERATOR_ADMIN,
-                                                                organisation="Estate Ltd"))]
-            for name, role, org in DEMO_USERS:
-                made.append(users.create_user(ctx, "alice", UserCreate(name=name, role=role, organisation=org)))
-            for user in made:
-                set_password(ctx, "alice", user, pw)
-            ag = agreements.create(ctx, "met", parse(
-                AgreementCreate, operator="Estate Ltd", purpose="Locate people wanted on warrant for violent offences",
-                lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
-                image_limit=50, allowed_categories=["wanted-violent", "missing-vulnerable"]))
-            agreements.approve(ctx, "supt-brown", ag.id)
-            cams = []
-            for name, where in [("north-gate", "North gate, facing the square"), ("station-exit", "Station exit B")]:
-                cam = cameras.add_camera(ctx, "alice", CameraCreate(name=name, location=where, zone="public square"))
-                cameras.record_signage(ctx, "alice", SignageCreate(
-                    camera_id=cam.id, text="Live facial recognition in use today. Complaints: dpo@estate.example",
-                    checked_on=now.date()))
-                cams.append(cam.id)
-            wl = watchlists.create_watchlist(ctx, "alice", WatchlistCreate(
-                name="warrants", criteria="Wanted on warrant for a violent offence; image under 12 months old",
-                size_cap=100))
-        shared = 0
-        for i, path in enumerate(paths):
-            try:
-                with gov.transaction() as ctx:
-                    img = sharing.share_image(ctx, "met", ShareImage(
-                        agreement_id=ag.id, category="wanted-violent", reason=f"warrant W-{1000 + i}",
-                        subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), path.read_bytes())
-                    watchlists.add_entry(ctx, "alice", WatchlistAdd(
-                        watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
-                        review_date=now.date() + timedelta(days=14)))
-                shared += 1
-                typer.echo(f"shared {path.name} as image {img.id}")
-            except OpenLFRError as err:  # an unusable photo is skipped, and its refusal audited
-                typer.echo(f"skipped {path.name}: {err}")
-        if not shared:
-            raise InputError("none of the images could be shared")
+            for org, kind, admin in DEMO_ORGS:  # registered at the machine, tokens redeemed by their admins
+                _, enrolment = organisations.register(ctx, OrganisationCreate(name=org, kind=OrgKind(kind)), by,
+                                                      is_host=org == DEMO_HOST)
+                organisations.enrol(ctx, enrolment.token, admin, pw)
+        log_in([admin for _, _, admin in DEMO_ORGS])
+        admin_of = {org: me[admin] for org, _, admin in DEMO_ORGS}
         with gov.transaction() as ctx:
-            dep = deployments.request(ctx, "alice", parse(
-                DeploymentRequest, purpose="Locate wanted violent offenders at the estate", watchlist_id=wl.id,
-                camera_ids=cams, start=now, end=now + timedelta(hours=8), threshold=threshold, dpia_ref="DPIA-DEMO-1",
-                necessity="Repeated violent offences near the square; patrols alone have not located the suspects."))
-            deployments.authorise(ctx, "supt-brown", dep.id, "demo")
-            deployments.start(ctx, "alice", dep.id)
+            for name, role, rank, org in DEMO_USERS:
+                users.create_user(ctx, admin_of[org], UserCreate(name=name, role=Role(role), rank=rank), pw)
+        log_in([name for name, *_ in DEMO_USERS])
+        met, supt, alice = me["met"], me["supt-brown"], me["alice"]
+        try:
+            with gov.transaction() as ctx:
+                ag = agreements.create(ctx, met, parse(
+                    AgreementCreate, operator=DEMO_HOST,
+                    purpose="Locate people wanted on warrant for violent offences",
+                    lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
+                    image_limit=50, allowed_categories=["wanted-violent", "missing-vulnerable"]))
+                agreements.approve(ctx, supt, ag.id)
+                cams = []
+                for name, where in [("north-gate", "North gate, facing the square"), ("station-exit", "Station exit B")]:
+                    cam = cameras.add_camera(ctx, alice, CameraCreate(name=name, location=where, zone="public square"))
+                    cameras.record_signage(ctx, alice, SignageCreate(
+                        camera_id=cam.id, text="Live facial recognition in use today. Complaints: dpo@estate.example",
+                        checked_on=now.date()))
+                    cams.append(cam.id)
+                wl = watchlists.create_watchlist(ctx, alice, WatchlistCreate(
+                    name="warrants", criteria="Wanted on warrant for a violent offence; image under 12 months old",
+                    size_cap=100))
+            shared = 0
+            for i, path in enumerate(paths):
+                try:
+                    with gov.transaction() as ctx:
+                        img = sharing.share_image(ctx, met, ShareImage(
+                            agreement_id=ag.id, category="wanted-violent", reason=f"warrant W-{1000 + i}",
+                            subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), path.read_bytes())
+                        watchlists.add_entry(ctx, alice, WatchlistAdd(
+                            watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
+                            review_date=now.date() + timedelta(days=14)))
+                    shared += 1
+                    typer.echo(f"shared {path.name} as image {img.id}")
+                except OpenLFRError as err:  # an unusable photo is skipped, and its refusal audited
+                    typer.echo(f"skipped {path.name}: {err}")
+            if not shared:
+                raise InputError("none of the images could be shared")
+            with gov.transaction() as ctx:
+                dep = deployments.request(ctx, alice, parse(
+                    DeploymentRequest, purpose="Locate wanted violent offenders at the estate", watchlist_id=wl.id,
+                    camera_ids=cams, start=now, end=now + timedelta(hours=8), threshold=threshold,
+                    dpia_ref="DPIA-DEMO-1",
+                    necessity="Repeated violent offences near the square; patrols alone have not located the suspects."))
+                deployments.authorise(ctx, supt, dep.id, "demo")
+                deployments.start(ctx, alice, dep.id)
+        finally:  # the demo's own sessions end with it
+            with gov.transaction() as ctx:
+                for actor in me.values():
+                    with suppress(OpenLFRError):
+                        auth.logout(ctx, actor)
         with gov.transaction() as ctx:
-            result = verify(ctx.session)
-        typer.echo(f"demo estate ready: agreement {ag.id}, {shared} images on watchlist {wl.id}, "
-                   f"deployment {dep.id} live on cameras {cams}")
-        typer.echo(result.message())
-        typer.echo("try: openlfr share list --as met; openlfr deployment list; openlfr audit verify")
-        typer.echo(f"console log-ins (password {pw}): alice (operator admin), "
-                   + ", ".join(f"{n} ({r.value.replace('_', ' ')})" for n, r, _ in DEMO_USERS)
-                   + "; start it with: openlfr serve")
-    finally:
-        gov.close()
+            result = verify_chain(ctx.session)
+    typer.echo(f"demo estate ready: agreement {ag.id}, {shared} images on watchlist {wl.id}, "
+               f"deployment {dep.id} live on cameras {cams}")
+    typer.echo(result.message())
+    typer.echo("try: openlfr login met; openlfr share list; openlfr force view; "
+               "openlfr login alice; openlfr deployment list; openlfr audit verify")
+    typer.echo(f"log-ins (password {pw}): "
+               + ", ".join(f"{n} ({r.replace('_', ' ')}{', ' + k if k else ''}, {o})" for n, r, k, o in DEMO_USERS)
+               + "; each organisation's user admin: " + ", ".join(f"{a} ({o})" for o, _, a in DEMO_ORGS)
+               + "; start the console with: openlfr serve")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the governance commands to the main ``openlfr`` app."""
+    """Add the governance commands, and those of :mod:`openlfr.cli_auth` (log in, organisations,
+    enrolment), to the main ``openlfr`` app."""
+    register_auth(app)
     app.add_typer(user_app, name="user")
     app.add_typer(agreement_app, name="agreement")
     app.add_typer(share_app, name="share")
+    app.add_typer(force_app, name="force")
     app.add_typer(camera_app, name="camera")
     app.add_typer(deployment_app, name="deployment")
     app.add_typer(retention_app, name="retention")

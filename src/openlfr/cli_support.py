@@ -1,4 +1,5 @@
-"""What every ``openlfr`` command module shares: deliberate errors become one line.
+"""What every ``openlfr`` command module shares: deliberate errors become one line, and
+passwords are read from the environment (for scripts) or a hidden prompt.
 
 Every :class:`~openlfr.errors.OpenLFRError` a command raises (bad input, a refused action)
 is printed as ``error: <message>`` on stderr with exit code 2 — never a traceback.
@@ -7,6 +8,7 @@ is printed as ``error: <message>`` on stderr with exit code 2 — never a traceb
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +17,10 @@ import typer
 from openlfr.errors import OpenLFRError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# the password of the user logging in (or changing their own), and a new password being set
+PASSWORD_ENV = "OPENLFR_PASSWORD"
+NEW_PASSWORD_ENV = "OPENLFR_NEW_PASSWORD"
 
 
 def fail(message: str) -> None:
@@ -34,3 +40,13 @@ def user_errors(fn: F) -> F:
             fail(str(err))
 
     return wrapper  # type: ignore[return-value]
+
+
+def password(prompt: str = "Password") -> str:
+    """A password being proven: ``OPENLFR_PASSWORD``, else a hidden prompt."""
+    return os.environ.get(PASSWORD_ENV) or typer.prompt(prompt, hide_input=True)
+
+
+def new_password(prompt: str = "New password") -> str:
+    """A password being set: ``OPENLFR_NEW_PASSWORD``, else a hidden prompt asked twice."""
+    return os.environ.get(NEW_PASSWORD_ENV) or typer.prompt(prompt, hide_input=True, confirmation_prompt=True)

@@ -1,31 +1,157 @@
-"""Offline scan of a video file against a watchlist (the ``openlfr scan`` command).
+"""Retrospective search of a recording (the ``openlfr scan`` command, and its Python door).
 
-Frames are sampled, every face is searched, and a person raises an alert when they first
-match and again only after ``cooldown`` seconds without a match, so one continuous
-appearance gives one alert line. (The live pipeline adds tracking, best-shot selection and
-governance; see :mod:`openlfr.pipeline`.)
+A recording is searched only inside a started retrospective deployment, by a user proven by
+a credential (see :func:`openlfr.governance.searches.start_search`, which holds the rule and
+audits the recording's SHA-256). The frames then go through the live pipeline,
+:class:`~openlfr.pipeline.camera.CameraPipeline`, on the deployment's frozen watchlist and
+threshold: alerts are stored with their encrypted crop, audited, retained and reviewed
+exactly like live alerts, and everything else about a face is dropped. There is no offline
+matching against a watchlist kept anywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from openlfr.face.analyzer import FaceAnalyzer
-from openlfr.matching.index import TemplateIndex
+from openlfr.errors import InputError, OpenLFRError
+from openlfr.governance import Actor, Governance
+from openlfr.governance.searches import SearchGrant, check_search, end_search, start_search
+from openlfr.pipeline.events import AlertEvent
+from openlfr.pipeline.settings import CameraSettings
 from openlfr.video.frames import Frame
+
+RECHECK_S = 10.0  # how often a running search re-checks its credential and deployment (wall seconds)
 
 
 @dataclass
-class ScanAlert:
-    """A watchlist match in a video: when, who, how similar, where in the frame."""
+class SearchResult:
+    """What one search did."""
 
-    time: float
-    timestamp: str
-    frame: int
-    name: str
-    score: float
-    box: list[int]
+    grant: SearchGrant
+    frames: int = 0  # frames read from the recording (at the analysis rate)
+    analysed: int = 0  # frames the pipeline analysed
+    tracks: int = 0  # people passes: tracks of faces followed
+    alerts: list[AlertEvent] = field(default_factory=list)
+    stopped: str = ""  # why the search ended before the recording did ("" when it ran to the end)
+
+
+class SearchStopped(OpenLFRError):
+    """A search stopped part-way (deployment ended, left its window, credential revoked...).
+
+    The alerts committed before the stop are stored and in :attr:`result`."""
+
+    def __init__(self, message: str, result: SearchResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_recording(address: str, fps: float) -> Iterable[Frame]:
+    from openlfr.video.sources import open_source, source_kind
+
+    if "://" not in address and not Path(address).exists():
+        raise InputError(f"{address}: no such video file")
+    kind = source_kind(address)
+    if kind != "file":
+        raise InputError(f"{address}: a search reads a recorded video file, not a {kind} "
+                         f"(live cameras run in live deployments: openlfr run)")
+    return open_source(address, fps)[1]  # checks that it is a readable video
+
+
+def search_recording(
+    gov: Governance,
+    actor: Actor,
+    deployment_id: int | None,
+    path: str | Path,
+    camera: int | str | None = None,
+    *,
+    fps: float | None = None,
+    settings: CameraSettings | None = None,
+    on_alert: Callable[[AlertEvent], None] | None = None,
+    recheck_s: float = RECHECK_S,
+) -> SearchResult:
+    """Search the video file ``path`` in retrospective deployment ``deployment_id`` on one of
+    its cameras (id or name; ``None``: its only camera), as the bearer of ``actor``.
+
+    ``on_alert`` receives each alert once it is committed. Refusals before the search starts
+    raise :class:`~openlfr.governance.PermissionDenied`, :class:`~openlfr.governance.RuleViolation`
+    or :class:`~openlfr.errors.NotFoundError` (audited, nothing stored); a search that stops
+    part-way raises :class:`SearchStopped` with what it did.
+    """
+    from pydantic import ValidationError
+
+    from openlfr.pipeline.camera import CameraPipeline
+    from openlfr.pipeline.reader import Prefetcher
+
+    try:
+        settings = settings or CameraSettings(**({} if fps is None else {"analyse_fps": fps}))
+    except ValidationError as err:
+        raise InputError(f"fps: {'; '.join(e['msg'] for e in err.errors())}") from None
+    source = _open_recording(str(path), settings.analyse_fps)
+    path = Path(path)
+    digest = file_sha256(path)
+    with gov.transaction() as ctx:
+        grant = start_search(ctx, actor, deployment_id, camera, sha256=digest, source=path.name,
+                             size=path.stat().st_size)
+
+    result = SearchResult(grant)
+
+    def publish(event: object) -> None:
+        if isinstance(event, AlertEvent):
+            result.alerts.append(event)
+            if on_alert is not None:
+                on_alert(event)
+
+    stop = threading.Event()
+
+    def checked(frames: Iterable[Frame]) -> Iterator[Frame]:
+        last = time.monotonic()
+        for frame in frames:
+            if time.monotonic() - last >= recheck_s:
+                with gov.transaction() as ctx:
+                    check_search(ctx, actor, grant)
+                last = time.monotonic()
+            # when a recording was made is not known: an alert's time is when the search raised it
+            # (inside the deployment's window, like the search itself); its place in the clip is
+            # the frame's video time
+            frame.wall = gov.clock()
+            yield frame
+
+    pipe: CameraPipeline | None = None
+    try:
+        pipe = CameraPipeline(gov, grant.deployment_id, grant.camera_id, settings, publish=publish,
+                              worker=grant.worker)
+        pipe.start()
+        pipe.run(checked(Prefetcher(source, stop=stop)), finished_source=False)
+    except OpenLFRError as err:
+        result.stopped = str(err)
+    except BaseException as err:  # interrupted, or a failure: still recorded as the end of the search
+        result.stopped = f"{type(err).__name__}: {err}".rstrip(": ")
+        raise
+    finally:
+        stop.set()
+        if pipe is not None:
+            stats = pipe.stats
+            result.frames, result.analysed, result.tracks = stats.frames, stats.analysed, len(stats.tracks)
+        with gov.transaction() as ctx:
+            end_search(ctx, grant, frames=result.frames, analysed=result.analysed, tracks=result.tracks,
+                       alerts=[a.alert_id for a in result.alerts], stopped=result.stopped)
+    if result.stopped:
+        raise SearchStopped(f"search stopped: {result.stopped}", result)
+    return result
 
 
 def format_time(seconds: float) -> str:
@@ -37,25 +163,4 @@ def format_time(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def scan_video(
-    source: Iterable[Frame],
-    index: TemplateIndex,
-    analyzer: FaceAnalyzer,
-    threshold: float,
-    cooldown: float = 10.0,
-) -> Iterator[ScanAlert]:
-    """Yield alerts for faces in the frames of ``source`` that match ``index`` at ``threshold``."""
-    last_match: dict[str, float] = {}
-    for frame in source:
-        faces = analyzer.analyze(frame.image)
-        if not faces:
-            continue
-        for face, cands in zip(faces, index.search([f.template for f in faces], k=1, threshold=threshold)):
-            if not cands:
-                continue
-            best = cands[0]
-            previous = last_match.get(best.subject_id)
-            last_match[best.subject_id] = frame.time
-            if previous is not None and frame.time - previous <= cooldown:
-                continue
-            yield ScanAlert(frame.time, format_time(frame.time), frame.index, best.label, best.score, face.box.as_list())
+__all__ = ["SearchResult", "SearchStopped", "file_sha256", "format_time", "search_recording"]

@@ -1,5 +1,7 @@
-"""Helpers for the API tests: the app under uvicorn on a free loopback port, a store with one
-user per role (each with a password), a live deployment, and raising alerts as the pipeline does."""
+"""Helpers for the API tests: the app under uvicorn on a free loopback port, a store of three
+organisations (the estate, which hosts the installation; a police force; an oversight body)
+whose first admins enrolled with one-time tokens and made their own users (each with a
+password), a live deployment, and raising alerts as the pipeline does."""
 
 from __future__ import annotations
 
@@ -21,25 +23,37 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
 from govkit import fake_template  # noqa: E402
 
-from openlfr.api.bootstrap import create_first_admin, set_user_password  # noqa: E402
-from openlfr.governance import Governance, Role, parse  # noqa: E402
-from openlfr.governance import agreements, cameras, deployments, sharing, users, watchlists  # noqa: E402
+from openlfr.governance import Actor, Governance, OrgKind, Role, parse  # noqa: E402
+from openlfr.governance import agreements, cameras, credentials, deployments, organisations  # noqa: E402
+from openlfr.governance import sharing, users, watchlists  # noqa: E402
 from openlfr.governance.schemas import (  # noqa: E402
-    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
-    WatchlistCreate,
+    AgreementCreate, CameraCreate, DeploymentRequest, OrganisationCreate, ShareImage, SignageCreate, UserCreate,
+    WatchlistAdd, WatchlistCreate,
 )
 from openlfr.pipeline.events import AlertEvent  # noqa: E402
 from openlfr.pipeline.records import AlertRecord, store_alert  # noqa: E402
 
 PASSWORD = "a long test password"
 KEY = bytes(range(32))
-# one user per role; two reviewers for two-person confirmation
-USERS = {
-    "admin": Role.OPERATOR_ADMIN, "met": Role.SUPPLIER, "officer": Role.AUTHORISING_OFFICER,
-    "reviewer": Role.REVIEWER, "reviewer2": Role.REVIEWER, "dpo": Role.AUDITOR,
+ESTATE, FORCE, OVERSIGHT = "Estate Ltd", "Met Police", "ICO"
+# the parties, and the first admin each enrolled with its one-time token
+ORGS = {ESTATE: (OrgKind.SITE_OPERATOR, True), FORCE: (OrgKind.POLICE_FORCE, False),
+        OVERSIGHT: (OrgKind.OVERSIGHT_BODY, False)}
+ADMINS = {"estate-admin": ESTATE, "met-admin": FORCE, "ico-admin": OVERSIGHT}
+# name -> (role, organisation, rank): each made by its own organisation's admin
+STAFF: dict[str, tuple[Role, str, str | None]] = {
+    "admin": (Role.OPERATOR_ADMIN, ESTATE, None),
+    "reviewer": (Role.REVIEWER, ESTATE, None), "reviewer2": (Role.REVIEWER, ESTATE, None),
+    "met": (Role.SUPPLIER, FORCE, None),
+    "officer": (Role.AUTHORISING_OFFICER, FORCE, "superintendent"),
+    "met-reviewer": (Role.REVIEWER, FORCE, None),
+    "dpo": (Role.AUDITOR, OVERSIGHT, None),
 }
-ROLE_USER = {Role.OPERATOR_ADMIN: "admin", Role.SUPPLIER: "met", Role.AUTHORISING_OFFICER: "officer",
-             Role.REVIEWER: "reviewer", Role.AUDITOR: "dpo"}
+ORG_ADMIN = {org: name for name, org in ADMINS.items()}
+USERS: dict[str, Role] = {name: Role.ADMIN for name in ADMINS} | {name: r for name, (r, _, _) in STAFF.items()}
+# one user per role for the route table (the auditor is the oversight body's)
+ROLE_USER = {Role.ADMIN: "estate-admin", Role.OPERATOR_ADMIN: "admin", Role.SUPPLIER: "met",
+             Role.AUTHORISING_OFFICER: "officer", Role.REVIEWER: "reviewer", Role.AUDITOR: "dpo"}
 LABELS = ("Subject Alpha Label", "Subject Beta Label")
 SUBJECT_REFS = ("SUBJREF-7781", "SUBJREF-7782")
 ENTRY_REASON = "warrant WR-55501 for burglary"
@@ -123,6 +137,16 @@ class Site:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, follow_redirects=False)
 
+    def login(self, name: str, password: str = PASSWORD) -> str:
+        """A new bearer token of ``name`` (through ``POST /api/auth/token``)."""
+        r = httpx.post(f"{self.url}/api/auth/token", json={"name": name, "password": password}, timeout=10)
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def bearer(self, token: str) -> httpx.Client:
+        """A client that sends ``token`` as its bearer token."""
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
     def raise_alert(self, entry: int = 0, score: float = 0.81, announce: bool = True) -> int:
         """Store an alert as the pipeline does and (unless ``announce`` is false, as for a
         camera worker in another process) announce it on the bus; returns its id."""
@@ -141,40 +165,76 @@ class Site:
         return alert_id
 
 
+def actor(gov: Governance, name: str) -> Actor:
+    """A fresh credential of ``name`` (as a command-line login gives, without hashing a password)."""
+    from sqlalchemy import select
+
+    from openlfr.store.models import User
+
+    with gov.transaction() as ctx:
+        user = ctx.session.execute(select(User).where(User.name == name)).scalar_one()
+        token, _ = credentials.new_token(ctx.session, user, "cli", timedelta(days=30), ctx.now())
+    return Actor(token, name)
+
+
+def register(gov: Governance, name: str, kind: OrgKind, *, host: bool = False) -> str:
+    """Register an organisation (machine-local) and return its one-time enrolment token."""
+    with gov.transaction() as ctx:
+        _, enrolment = organisations.register(ctx, OrganisationCreate(name=name, kind=kind), "test-setup", is_host=host)
+        return enrolment.token
+
+
+def organisation(gov: Governance, name: str, kind: OrgKind, admin: str,
+                 staff: dict[str, tuple[Role, str | None]] | None = None) -> None:
+    """Register an organisation, enrol its first admin and let the admin add ``staff`` (name ->
+    (role, rank)), every one with :data:`PASSWORD`."""
+    token = register(gov, name, kind)
+    with gov.transaction() as ctx:
+        organisations.enrol(ctx, token, admin, PASSWORD)
+    if staff:
+        by = actor(gov, admin)
+        with gov.transaction() as ctx:
+            for user, (role, rank) in staff.items():
+                users.create_user(ctx, by, UserCreate(name=user, role=role, rank=rank), PASSWORD)
+
+
 def build_store(gov: Governance) -> tuple[int, int, list[int], int, str]:
-    """Users with passwords, an approved agreement, two shared images on a watchlist, a camera
-    with signage, and a live deployment. Returns (deployment, camera, entries, agreement, hash)."""
+    """Three organisations with their admins and users (passwords for all), an agreement offered
+    by the force's supplier and approved by its superintendent, two shared images on the
+    estate's watchlist, a camera with signage, and a live deployment the estate requested and
+    the force's officer authorised. Returns (deployment, camera, entries, agreement, hash)."""
     now = datetime.now(UTC)
-    create_first_admin(gov, "admin", PASSWORD, "Estate Ltd")
+    tokens = {org: register(gov, org, kind, host=host) for org, (kind, host) in ORGS.items()}
     with gov.transaction() as ctx:
-        for name, role in USERS.items():
-            if name != "admin":
-                users.create_user(ctx, "admin", UserCreate(name=name, role=role, organisation="Estate Ltd"))
-    for name in USERS:
-        if name != "admin":
-            set_user_password(gov, name, PASSWORD, actor="admin")
+        for name, org in ADMINS.items():
+            organisations.enrol(ctx, tokens[org], name, PASSWORD)
+    admins = {org: actor(gov, name) for name, org in ADMINS.items()}
     with gov.transaction() as ctx:
-        ag = agreements.create(ctx, "met", parse(
-            AgreementCreate, operator="Estate Ltd", purpose="locate people wanted on warrant",
+        for name, (role, org, rank) in STAFF.items():
+            users.create_user(ctx, admins[org], UserCreate(name=name, role=role, rank=rank), PASSWORD)
+    met, officer, admin = actor(gov, "met"), actor(gov, "officer"), actor(gov, "admin")
+    with gov.transaction() as ctx:
+        ag = agreements.create(ctx, met, parse(
+            AgreementCreate, operator=ESTATE, purpose="locate people wanted on warrant",
             lawful_basis="DPA 2018 s.35", valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=30),
             image_limit=50, allowed_categories=["wanted"]))
-        agreements.approve(ctx, "officer", ag.id)
-        images = [sharing.share_image(ctx, "met", ShareImage(
+        agreements.approve(ctx, officer, ag.id)
+        images = [sharing.share_image(ctx, met, ShareImage(
             agreement_id=ag.id, category="wanted", reason="warrant", subject_ref=SUBJECT_REFS[i],
             image_date=date(2026, 1, 1)), watchlist_image(i)) for i in range(2)]
-        wl = watchlists.create_watchlist(ctx, "admin", WatchlistCreate(name="wanted", criteria="warrant", size_cap=10))
-        entries = [watchlists.add_entry(ctx, "admin", WatchlistAdd(
+        wl = watchlists.create_watchlist(ctx, admin, WatchlistCreate(name="wanted", criteria="warrant", size_cap=10))
+        entries = [watchlists.add_entry(ctx, admin, WatchlistAdd(
             watchlist_id=wl.id, shared_image_id=img.id, label=LABELS[i], reason=ENTRY_REASON,
             review_date=(now + timedelta(days=14)).date())) for i, img in enumerate(images)]
-        cam = cameras.add_camera(ctx, "admin", CameraCreate(name="north-gate", location="North gate, Estate Road"))
-        cameras.record_signage(ctx, "admin", SignageCreate(camera_id=cam.id, text="Live facial recognition in use",
-                                                           checked_on=now.date()))
-        dep = deployments.request(ctx, "admin", parse(
+        cam = cameras.add_camera(ctx, admin, CameraCreate(name="north-gate", location="North gate, Estate Road"))
+        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam.id, text="Live facial recognition in use",
+                                                         checked_on=now.date()))
+        dep = deployments.request(ctx, admin, parse(
             DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=wl.id, camera_ids=[cam.id],
             start=now - timedelta(minutes=5), end=now + timedelta(hours=8), threshold=0.6, dpia_ref="DPIA-1",
             necessity="Serious offences in the area; less intrusive means failed."))
-        deployments.authorise(ctx, "officer", dep.id)
-        deployments.start(ctx, "admin", dep.id)
+        deployments.authorise(ctx, officer, dep.id)
+        deployments.start(ctx, admin, dep.id)
         return dep.id, cam.id, [e.id for e in entries], ag.id, dep.snapshot_hash
 
 

@@ -1,4 +1,6 @@
-"""``openlfr admin create`` and ``openlfr serve``: the first-run rule, and the real command serving."""
+"""``openlfr admin create`` and ``openlfr serve``: the first-run rule (the host organisation and
+its first admin, on an empty store only), serve's refusal to start without an admin of the
+host who can log in, and the real command serving."""
 
 from __future__ import annotations
 
@@ -6,42 +8,73 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from apikit import free_port
-from openlfr import cli_api
+from openlfr import cli_api, cli_auth
 
 LAUNCH = "import typer; from openlfr import cli_api; app = typer.Typer(); cli_api.register(app); app()"
+PASSWORD = "a long password here"
 
 
 def _app() -> typer.Typer:
     app = typer.Typer()
     cli_api.register(app)
+    cli_auth.register(app)
     return app
 
 
-def test_serve_refuses_without_admin_then_admin_once(tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OPENLFR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OPENLFR_CREDENTIALS_FILE", str(tmp_path / "credentials.json"))
+    for name in ("OPENLFR_DATABASE_URL", "OPENLFR_TOKEN", "OPENLFR_NEW_PASSWORD", "OPENLFR_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_serve_refuses_without_a_host_admin_then_admin_create_once(store: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(_app(), ["serve"])
-    assert r.exit_code == 2 and "openlfr admin create" in r.output
-    pw = "a long password here\n" * 2
-    r = runner.invoke(_app(), ["admin", "create", "boss", "--org", "Estate"], input=pw)
+    assert r.exit_code == 2 and "openlfr admin create" in r.output and "openlfr admin break-glass" in r.output
+    r = runner.invoke(_app(), ["admin", "create", "x", "--org", "Estate"], input="short\nshort\n")
+    assert r.exit_code == 2 and "at least 10 characters" in r.output
+    r = runner.invoke(_app(), ["admin", "create", "boss"], input=f"{PASSWORD}\n" * 2)
+    assert r.exit_code == 2 and "--org" in r.output  # the host organisation must be named
+    r = runner.invoke(_app(), ["admin", "create", "boss", "--org", "Estate"], input=f"{PASSWORD}\n" * 2)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(_app(), ["admin", "create", "boss2"], input=pw)
+    assert "host organisation Estate (site operator)" in r.output and "openlfr login boss" in r.output
+    r = runner.invoke(_app(), ["admin", "create", "boss2", "--org", "Other"], input=f"{PASSWORD}\n" * 2)
     assert r.exit_code == 2 and "already has users" in r.output
-    r = runner.invoke(_app(), ["admin", "create", "x"], input="short\nshort\n")
-    assert r.exit_code == 2
+    r = runner.invoke(_app(), ["admin", "password", "boss"], input=f"{PASSWORD}\n" * 2)
+    assert r.exit_code == 2 and "No such command 'password'" in r.output  # replaced by break-glass
+    r = runner.invoke(_app(), ["login", "boss"], env={"OPENLFR_PASSWORD": PASSWORD})
+    assert r.exit_code == 0 and "admin of Estate" in r.output
 
 
-def test_serve_serves(tmp_path) -> None:
-    env = os.environ | {"OPENLFR_DATA_DIR": str(tmp_path), "OPENLFR_ADMIN_PASSWORD": "a long password here",
-                        "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-c", LAUNCH, "admin", "create", "boss"], env=env, check=True,
-                   capture_output=True)
+def test_an_admin_of_another_organisation_does_not_let_serve_start(store: Path) -> None:
+    """The check is for the host's own admin: an enrolled police admin is not one."""
+    runner = CliRunner()
+    r = runner.invoke(_app(), ["org", "register", "Met Police", "--kind", "police_force"])
+    assert r.exit_code == 0, r.output
+    token = r.stdout.split("enrolment token: ")[1].split()[0]
+    r = runner.invoke(_app(), ["enrol", token, "met-admin"], env={"OPENLFR_NEW_PASSWORD": PASSWORD})
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(_app(), ["serve"])
+    assert r.exit_code == 2 and "no admin of the host organisation can log in" in r.output
+
+
+def test_serve_serves(tmp_path: Path) -> None:
+    env = os.environ | {"OPENLFR_DATA_DIR": str(tmp_path), "OPENLFR_NEW_PASSWORD": PASSWORD, "OMP_NUM_THREADS": "1",
+                        "OPENLFR_CREDENTIALS_FILE": str(tmp_path / "credentials.json")}
+    env.pop("OPENLFR_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-c", LAUNCH, "admin", "create", "boss", "--org", "Estate Ltd"], env=env,
+                   check=True, capture_output=True)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -57,9 +90,9 @@ def test_serve_serves(tmp_path) -> None:
                 time.sleep(0.2)
         assert r.json()["status"] == "ok"
         token = httpx.post(f"http://127.0.0.1:{port}/api/auth/token",
-                           json={"name": "boss", "password": "a long password here"}).json()["token"]
+                           json={"name": "boss", "password": PASSWORD}).json()["token"]
         me = httpx.get(f"http://127.0.0.1:{port}/api/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
-        assert me["role"] == "operator_admin"
+        assert me["role"] == "admin" and me["organisation"] == "Estate Ltd"
     finally:
         proc.terminate()
         proc.wait(15)

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 
 from apikit import PASSWORD, Site, console_login, make_gov, png, serve
 from openlfr.api import ApiSettings, create_app
-from openlfr.api.auth import token_digest
-from openlfr.api.bootstrap import create_first_admin, has_admin
+from openlfr.governance import OrgKind, organisations
+from openlfr.governance.credentials import token_digest
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import LedgerEntry, SharedImage
 
@@ -111,9 +111,14 @@ def test_passwords_are_argon2_and_tokens_hashed(site: Site) -> None:
     assert not set(site.tokens.values()) & set(stored)
 
 
+def _host_admin(gov, name: str) -> None:  # noqa: ANN001
+    with gov.transaction() as ctx:
+        organisations.create_host_admin(ctx, "Estate Ltd", OrgKind.SITE_OPERATOR, name, PASSWORD, "test-setup")
+
+
 def test_login_rate_limit(tmp_path) -> None:
     gov = make_gov(tmp_path)
-    create_first_admin(gov, "boss", PASSWORD)
+    _host_admin(gov, "boss")
     app = create_app(gov, settings=ApiSettings(login_attempts=3, login_window_seconds=60))
     with serve(app) as url, httpx.Client(base_url=url) as c:
         codes = [c.post("/api/auth/token", json={"name": "boss", "password": "wrong-password"}).status_code
@@ -125,14 +130,17 @@ def test_login_rate_limit(tmp_path) -> None:
     gov.close()
 
 
-def test_first_admin_only_once(tmp_path) -> None:
+def test_host_admin_only_once_then_logs_in_as_admin(tmp_path) -> None:
     from openlfr.errors import OpenLFRError
     gov = make_gov(tmp_path)
-    assert not has_admin(gov)
-    create_first_admin(gov, "boss", PASSWORD)
-    assert has_admin(gov)
+    _host_admin(gov, "boss")
     with pytest.raises(OpenLFRError, match="already has users"):
-        create_first_admin(gov, "boss2", PASSWORD)
+        _host_admin(gov, "boss2")
+    app = create_app(gov)
+    with serve(app) as url, httpx.Client(base_url=url) as c:
+        token = c.post("/api/auth/token", json={"name": "boss", "password": PASSWORD}).json()["token"]
+        me = c.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["role"] == "admin" and me["organisation"] == "Estate Ltd" and me["organisation_kind"] == "site_operator"
     gov.close()
 
 

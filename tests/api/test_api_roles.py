@@ -16,6 +16,8 @@ from openlfr.governance import Role
 
 SUP, ADMIN, OFFICER, REVIEWER, AUDITOR = (Role.SUPPLIER, Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER,
                                           Role.REVIEWER, Role.AUDITOR)
+USER_ADMIN = Role.ADMIN  # an organisation's own user administrator
+FORCE_VIEW = frozenset({SUP, OFFICER, AUDITOR})
 ALL = frozenset(Role)
 PUBLIC = None
 X = 999999  # an id that does not exist
@@ -29,8 +31,14 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/api/auth/token", "/api/auth/token", PUBLIC),
     ("GET", "/api/auth/me", "/api/auth/me", ALL),
     ("POST", "/api/auth/logout", "/api/auth/logout", ALL),
-    ("GET", "/api/users", "/api/users", frozenset({ADMIN, AUDITOR})),
-    ("POST", "/api/users", "/api/users", frozenset({ADMIN})),
+    ("POST", "/api/auth/password", "/api/auth/password", ALL),
+    ("POST", "/api/enrol", "/api/enrol", PUBLIC),
+    ("GET", "/api/organisations", "/api/organisations", PUBLIC),
+    ("GET", "/api/users", "/api/users", frozenset({USER_ADMIN, AUDITOR})),
+    ("POST", "/api/users", "/api/users", frozenset({USER_ADMIN})),
+    ("POST", "/api/users/{name:path}/deactivate", f"/api/users/nobody-{X}/deactivate", frozenset({USER_ADMIN})),
+    ("POST", "/api/users/{name:path}/role", f"/api/users/nobody-{X}/role", frozenset({USER_ADMIN})),
+    ("POST", "/api/users/{name:path}/password", f"/api/users/nobody-{X}/password", frozenset({USER_ADMIN})),
     ("GET", "/api/agreements", "/api/agreements", frozenset({SUP, ADMIN, OFFICER, AUDITOR})),
     ("POST", "/api/agreements", "/api/agreements", frozenset({SUP})),
     ("POST", "/api/agreements/{agreement_id}/approve", f"/api/agreements/{X}/approve", frozenset({OFFICER})),
@@ -39,7 +47,8 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/api/agreements/{agreement_id}/end", f"/api/agreements/{X}/end", frozenset({SUP, OFFICER, ADMIN})),
     ("POST", "/api/images", "/api/images", frozenset({SUP})),
     ("POST", "/api/images/{image_id}/revoke", f"/api/images/{X}/revoke", frozenset({SUP})),
-    ("GET", "/api/ledger", "/api/ledger", frozenset({SUP, AUDITOR})),
+    ("GET", "/api/ledger", "/api/ledger", FORCE_VIEW),
+    ("GET", "/api/force", "/api/force", FORCE_VIEW),
     ("GET", "/api/watchlists", "/api/watchlists", frozenset({ADMIN, OFFICER, AUDITOR})),
     ("POST", "/api/watchlists", "/api/watchlists", frozenset({ADMIN})),
     ("POST", "/api/watchlists/{watchlist_id}/entries", f"/api/watchlists/{X}/entries", frozenset({ADMIN})),
@@ -66,10 +75,18 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/", "/", PUBLIC),
     ("GET", "/login", "/login", PUBLIC),
     ("POST", "/login", "/login", PUBLIC),
+    ("GET", "/enrol", "/enrol", PUBLIC),
+    ("POST", "/enrol", "/enrol", PUBLIC),
     ("GET", "/transparency", "/transparency", PUBLIC),
     ("GET", "/transparency/deployments/{deployment_id}/report", "/transparency/deployments/1/report", PUBLIC),
     ("POST", "/logout", "/logout", ALL),
     ("GET", "/console", "/console", ALL),
+    ("GET", "/console/users", "/console/users", frozenset({USER_ADMIN})),
+    ("POST", "/console/users", "/console/users", frozenset({USER_ADMIN})),
+    ("POST", "/console/users/deactivate", "/console/users/deactivate", frozenset({USER_ADMIN})),
+    ("POST", "/console/users/role", "/console/users/role", frozenset({USER_ADMIN})),
+    ("POST", "/console/users/password", "/console/users/password", frozenset({USER_ADMIN})),
+    ("GET", "/console/force", "/console/force", FORCE_VIEW),
     ("GET", "/console/reviewer", "/console/reviewer", frozenset({REVIEWER})),
     ("GET", "/console/alerts/{alert_id}", f"/console/alerts/{X}", frozenset({REVIEWER})),
     ("POST", "/console/alerts/{alert_id}/review", f"/console/alerts/{X}/review", frozenset({REVIEWER})),
@@ -116,7 +133,7 @@ def _call(client: httpx.Client, method: str, path: str) -> httpx.Response:
             return r
     if method == "GET":
         return client.get(path)
-    if path in ("/api/images",) or path.startswith("/console") or path in ("/login", "/logout"):
+    if path in ("/api/images",) or path.startswith("/console") or path in ("/login", "/logout", "/enrol"):
         return client.post(path, data={"x": "1"})
     return client.post(path, json={})
 

@@ -26,7 +26,9 @@ SKIP = {("GET", "/api/alerts/stream"), ("POST", "/api/auth/logout")}
 def _user_for(method: str, path: str) -> str:
     if path.startswith("/api/alerts"):
         return "reviewer"
-    if path.startswith(("/api/audit", "/api/ledger")):
+    if path.startswith("/api/users"):
+        return "estate-admin"
+    if path.startswith(("/api/audit", "/api/ledger", "/api/force")):
         return "dpo" if path.startswith("/api/audit") else "met"
     if path.startswith("/api/images") or (path.startswith("/api/agreements") and method == "POST"
                                            and not path.endswith("/approve")):

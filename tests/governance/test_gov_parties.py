@@ -18,7 +18,7 @@ from openlfr.errors import InputError
 from openlfr.governance import Actor, OrgKind, PermissionDenied, Role, RuleViolation, parse
 from openlfr.governance import agreements, central, credentials, deployments, organisations, retention, reviews
 from openlfr.governance import sharing, users, watchlists
-from openlfr.governance.schemas import AgreementCreate, OrganisationCreate, UserCreate, WatchlistAdd
+from openlfr.governance.schemas import AgreementCreate, OrganisationCreate, UserCreate
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import Agreement, Alert, AuditEvent, User
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
 
-from govkit import KEY, Clock, Estate  # noqa: E402
+from govkit import KEY, Clock, Estate, token_for  # noqa: E402,F401  (token_for: a user's credential)
 
 from openlfr.governance import Governance, Policy, parse  # noqa: E402
 from openlfr.governance import cameras, deployments, sharing  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from pipekit import blob_files, decrypt_all, live_deployment, make_store
+from pipekit import blob_files, decrypt_all, live_deployment, make_store, token_for
 from openlfr.audit.chain import verify
 from openlfr.face.analyzer import enrolment_template
 from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
@@ -111,7 +111,7 @@ def test_no_matching_without_a_live_deployment(tmp_path: Path, video_dir: Path) 
     gov = store.governance(enrolment_template)
     dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"])
     with gov.transaction() as ctx:
-        deployments.end(ctx, "admin", dep, reason="test")
+        deployments.end(ctx, token_for(gov, "admin"), dep, reason="test")
     with pytest.raises(DeploymentNotLive):
         CameraPipeline(gov, dep, cam).start()
 
@@ -124,11 +124,13 @@ def test_matching_stops_when_the_deployment_ends_mid_run(tmp_path: Path, video_d
     gov = store.governance(enrolment_template)
     dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"])
 
+    admin = token_for(gov, "admin")
+
     def frames():  # noqa: ANN202
         for frame in VideoFileSource(video_dir / CLIP):
             if frame.index == 45:  # 1.5 s in, before he appears at ~2.8 s
                 with gov.transaction() as ctx:
-                    deployments.end(ctx, "admin", dep, reason="operation over")
+                    deployments.end(ctx, admin, dep, reason="operation over")
             yield frame
 
     pipe = CameraPipeline(gov, dep, cam, CameraSettings(watchlist_refresh_s=0.5))

@@ -73,6 +73,8 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     app.state.bus = bus or EventBus()
     app.state.metrics = metrics = Metrics()
     app.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+    # bounds how many refused credentials per client address are written to the audit log
+    app.state.refusals = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
 
     @app.exception_handler(OpenLFRError)
     async def _service_error(request: Request, err: OpenLFRError) -> Response:

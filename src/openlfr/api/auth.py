@@ -1,5 +1,11 @@
-"""Who is calling: passwords (argon2id), login sessions (cookie + CSRF secret) and bearer
-tokens, role checks, and the login rate limiter.
+"""Who is calling, over HTTP: the session cookie or bearer token, the CSRF check, role checks at
+the route, and the login rate limiter.
+
+Everything about credentials themselves (passwords, tokens, who may act) lives in
+:mod:`openlfr.governance.credentials` and :mod:`openlfr.governance.login`: this module only
+reads the credential from the request, resolves it with :func:`credentials.live_token` and
+hands the services a :class:`~openlfr.governance.credentials.Actor` (``Principal.actor``) that
+they check again on every call. A user name alone never reaches a service.
 
 A cookie is sent by the browser on its own, so every state-changing request authenticated
 by the cookie must also carry the session's CSRF secret (``X-CSRF-Token`` header or a
@@ -8,109 +14,66 @@ by the cookie must also carry the session's CSRF secret (``X-CSRF-Token`` header
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 
-from openlfr.errors import InputError
-from openlfr.governance import Ctx, Role
-from openlfr.store.api_models import ApiToken, Credential
+from openlfr.governance import Governance, OrgKind, Role
+from openlfr.governance import login as gov_login
+from openlfr.governance.credentials import Actor, clean_name, live_token, token_digest
+from openlfr.store.api_models import ApiToken
 from openlfr.store.models import User
 
 SESSION_COOKIE = "openlfr_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MIN_PASSWORD = 10
-
-_hasher = PasswordHasher()
-# verified against when the user does not exist, so a wrong name costs as long as a wrong password
-_DUMMY_HASH = _hasher.hash("openlfr-no-such-user")
+# how a credential may arrive: the console's cookie holds a session token; the Authorization
+# header an API token or a command-line login's token
+KINDS_BY_VIA = {"session": frozenset({"session"}), "bearer": frozenset({"bearer", "cli"})}
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller. ``token`` is the raw credential, kept in memory for this
+    request only, so every service call can check it again (:attr:`actor`)."""
 
     user_id: int
     name: str
     role: Role
     organisation: str
+    organisation_id: int | None
+    org_kind: OrgKind | None
+    rank: str | None
     via: str  # "session" (cookie) or "bearer"
     csrf: str
     token_id: int
+    token: str = field(repr=False, default="")
+
+    @property
+    def actor(self) -> Actor:
+        """The credential the services act on."""
+        return Actor(self.token, self.name)
 
 
-def token_digest(token: str) -> str:
-    """What the database keeps of a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def set_password(ctx: Ctx, actor: str, user: User, password: str) -> None:
-    """Store an argon2id hash of ``password`` for ``user`` (``actor`` is who set it)."""
-    if len(password) < MIN_PASSWORD:
-        raise InputError(f"a password needs at least {MIN_PASSWORD} characters")
-    row = ctx.session.get(Credential, user.id)
-    digest = _hasher.hash(password)
-    if row is None:
-        ctx.session.add(Credential(user_id=user.id, password_hash=digest, updated_at=ctx.now()))
-    else:
-        row.password_hash, row.updated_at = digest, ctx.now()
-    ctx.audit(actor, "user.password", "user", user.id)
-
-
-def check_password(ctx: Ctx, name: str, password: str) -> User | None:
-    """The active user ``name`` if ``password`` is theirs, else ``None`` (same cost either way)."""
-    user = ctx.session.execute(select(User).where(User.name == name)).scalar_one_or_none()
-    cred = ctx.session.get(Credential, user.id) if user is not None else None
-    try:
-        _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None or cred is None or not user.active:
-        return None
-    return user
-
-
-def issue_token(ctx: Ctx, user: User, kind: str, lifetime: timedelta) -> tuple[str, ApiToken]:
-    """A new random token (returned once, stored only as its SHA-256)."""
-    token = secrets.token_urlsafe(32)
-    row = ApiToken(token_sha256=token_digest(token), user_id=user.id, kind=kind, csrf=secrets.token_urlsafe(24),
-                   created_at=ctx.now(), expires_at=ctx.now() + lifetime)
-    ctx.session.add(row)
-    ctx.session.flush()
-    ctx.audit(user.name, f"auth.{kind}", "user", user.id, expires_at=row.expires_at)
-    return token, row
-
-
-def resolve_token(ctx: Ctx, token: str, via: str) -> Principal | None:
-    """The caller behind ``token`` if it is live and matches how it was sent, else ``None``."""
-    row = ctx.session.execute(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or row.expires_at <= ctx.now() or row.kind != via:
-        return None
-    user = ctx.session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
-    return Principal(user.id, user.name, Role(user.role), user.organisation, via, row.csrf, row.id)
-
-
-def revoke(ctx: Ctx, principal: Principal) -> None:
-    """End the session or token the caller used."""
-    row = ctx.session.get(ApiToken, principal.token_id)
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = ctx.now()
-        ctx.audit(principal.name, "auth.logout", "user", principal.user_id, kind=row.kind)
+def resolve(gov: Governance, token: str, via: str) -> Principal | None:
+    """The caller behind ``token`` if it is live, its user active and it came the way its kind
+    allows (a session token only in the cookie, an API or command-line token only as bearer)."""
+    with gov.transaction() as ctx:
+        found = live_token(ctx.session, token, ctx.now())
+        if found is None or found[0].kind not in KINDS_BY_VIA[via]:
+            return None
+        row, user = found
+        kind = OrgKind(user.org.kind) if user.org is not None else None
+        return Principal(user.id, user.name, Role(user.role), user.organisation, user.organisation_id, kind,
+                         user.rank, via, row.csrf, row.id, token)
 
 
 def _credentials(request: Request) -> tuple[str, str] | None:
@@ -124,6 +87,40 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return (cookie, "session") if cookie else None
 
 
+def _client(request: Request) -> str:
+    return f"ip:{request.client.host if request.client else '-'}"
+
+
+def _audit_bad_credential(request: Request, token: str, via: str) -> None:
+    """Record a refused credential: as ``unverified:<the user it was issued to>`` where the
+    token is known (expired, revoked, deactivated user, sent the wrong way), else
+    ``unverified:-``. At most ``login_attempts`` records per client address and window, so a
+    stale browser tab or a flood of made-up tokens cannot fill the audit log."""
+    app = request.app
+    key = f"refused:{_client(request)}"
+    if app.state.refusals.retry_after(key) > 0:
+        return
+    app.state.refusals.failed(key)
+    gov: Governance = app.state.gov
+    with gov.transaction() as ctx:
+        row = ctx.session.execute(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token))) \
+            .scalar_one_or_none()
+        user = ctx.session.get(User, row.user_id) if row is not None else None
+        if row is None:
+            reason = "unknown token"
+        elif row.revoked_at is not None:
+            reason = "revoked"
+        elif row.expires_at <= ctx.now():
+            reason = "expired"
+        elif user is None or not user.active:
+            reason = "user deactivated"
+        else:
+            reason = f"a {row.kind} token sent as {via}"
+        who = clean_name(user.name) if user is not None else "-"
+        ctx.audit(f"unverified:{who}", "auth.refused", "api_token", row.id if row is not None else "-",
+                  reason=reason, via=via, method=request.method, path=clean_name(request.url.path, 200))
+
+
 async def authenticate(request: Request) -> Principal:
     """The caller, or 401; for cookie sessions, state-changing requests need the CSRF secret (403)."""
     cached = getattr(request.state, "principal", None)
@@ -132,10 +129,12 @@ async def authenticate(request: Request) -> Principal:
     creds = _credentials(request)
     if creds is None:
         raise HTTPException(401, "log in first", headers={"WWW-Authenticate": "Bearer"})
+    from starlette.concurrency import run_in_threadpool
+
     gov = request.app.state.gov
-    with gov.transaction() as ctx:
-        principal = resolve_token(ctx, *creds)
+    principal = await run_in_threadpool(resolve, gov, *creds)
     if principal is None:
+        await run_in_threadpool(_audit_bad_credential, request, *creds)
         raise HTTPException(401, "session expired or not valid: log in again", headers={"WWW-Authenticate": "Bearer"})
     if principal.via == "session" and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER)
@@ -150,13 +149,26 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
+def _audit_role_refusal(request: Request, principal: Principal, allowed: frozenset[Role]) -> None:
+    route = request.scope.get("route")
+    where = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    with request.app.state.gov.transaction() as ctx:
+        ctx.audit(principal.actor, "http.refused", "route", where,
+                  reason=f"needs role {', '.join(sorted(r.value for r in allowed))}; is {principal.role.value}")
+
+
 def require(*roles: Role) -> Callable[..., object]:
-    """A dependency: the caller, who must hold one of ``roles`` (none given: any logged-in user)."""
+    """A dependency: the caller, who must hold one of ``roles`` (none given: any logged-in user).
+    A refusal at the route is audited under the caller's verified name (``http.refused``); the
+    services check the role again, with the finer rules (own organisation, rank, ...)."""
     allowed = frozenset(roles)
 
     async def dependency(request: Request) -> Principal:
         principal = await authenticate(request)
         if allowed and principal.role not in allowed:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(_audit_role_refusal, request, principal, allowed)
             names = ", ".join(sorted(r.value for r in allowed))
             raise HTTPException(403, f"this needs role {names}; you are {principal.role.value}")
         return principal
@@ -200,35 +212,40 @@ class LoginLimiter:
                 self._failures.pop(k, None)
 
 
-def login_user(ctx: Ctx, name: str, password: str) -> User | None:
-    """Check a login and audit the outcome (failures included)."""
-    user = check_password(ctx, name, password)
-    if user is None:
-        ctx.audit(name[:120] or "-", "auth.login.failed", "user", "-")
-    return user
-
-
-
-def login(request: Request, name: str, password: str, kind: str) -> tuple[str, ApiToken, User]:
-    """Check a login under the rate limit and issue a session or bearer token (401/429 otherwise)."""
-    app = request.app
-    client = f"ip:{request.client.host if request.client else '-'}"
-    keys = (client, f"user:{name.lower()}")
-    wait = app.state.limiter.retry_after(*keys)
+def throttle(request: Request, *keys: str) -> None:
+    """429 with ``Retry-After`` while ``keys`` have too many recent failures."""
+    wait = request.app.state.limiter.retry_after(*keys)
     if wait > 0:
-        app.state.metrics.logins.labels("throttled").inc()
-        raise HTTPException(429, "too many failed logins: try again later",
+        request.app.state.metrics.logins.labels("throttled").inc()
+        raise HTTPException(429, "too many failed attempts: try again later",
                             headers={"Retry-After": str(int(wait) + 1)})
+
+
+def login(request: Request, name: str, password: str, kind: str) -> tuple[Actor, ApiToken, User]:
+    """Check a login under the rate limit and issue a session or bearer token (401/429 otherwise);
+    :func:`openlfr.governance.login.login` audits both outcomes."""
+    app = request.app
+    keys = (_client(request), f"user:{name.lower()}")
+    throttle(request, *keys)
     settings = app.state.settings
     lifetime = timedelta(minutes=settings.session_minutes) if kind == "session" else timedelta(days=settings.token_days)
     with app.state.gov.transaction() as ctx:
-        user = login_user(ctx, name, password)
-        if user is not None:
-            token, row = issue_token(ctx, user, kind, lifetime)
-    if user is None:
+        result = gov_login.login(ctx, name, password, kind, lifetime)
+    if result is None:
         app.state.limiter.failed(*keys)
         app.state.metrics.logins.labels("failed").inc()
         raise HTTPException(401, "wrong user name or password")
     app.state.limiter.succeeded(keys[1])
     app.state.metrics.logins.labels("ok").inc()
-    return token, row, user
+    return result
+
+
+def logout(request: Request, principal: Principal) -> None:
+    """Revoke the session or token the caller used."""
+    with request.app.state.gov.transaction() as ctx:
+        gov_login.logout(ctx, principal.actor)
+
+
+def enrolment_keys(request: Request) -> tuple[str, ...]:
+    """What failed enrolments count against: the client address (tokens are guessed from there)."""
+    return ("enrol:" + _client(request),)

@@ -1,7 +1,9 @@
 """The web console: server-rendered pages over the same services as the JSON API.
 
 Pages use the session cookie; every form posts the session's CSRF token (checked in
-:func:`openlfr.api.auth.authenticate`). Actions redirect back with a one-line message.
+:func:`openlfr.api.auth.authenticate`); the public forms (log in, enrol) carry a pre-session
+CSRF token instead. Every service call gets the caller's credential (``me.actor``), never a
+name. Actions redirect back with a one-line message or the refusal.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -20,23 +22,26 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from openlfr import audit
-from openlfr.api import auth, defs, reviews, upload, views
+from openlfr.api import auth, defs, upload, views
 from openlfr.api.app import WEB
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
 from openlfr.errors import OpenLFRError
-from openlfr.governance import Role, parse
-from openlfr.governance import agreements, cameras, deployments, sharing, watchlists
+from openlfr.governance import OrgKind, PermissionDenied, Role, parse, reviews
+from openlfr.governance import agreements, cameras, central, deployments, organisations, sharing, users, watchlists
+from openlfr.governance.ranks import RANKS
 from openlfr.governance.schemas import (
-    CameraCreate, DeploymentRequest, ShareImage, SignageCreate, WatchlistAdd, WatchlistCreate,
+    ROLES_BY_KIND, CameraCreate, DeploymentKind, DeploymentRequest, ShareImage, SignageCreate, UserCreate,
+    WatchlistAdd, WatchlistCreate,
 )
-from openlfr.store.models import Agreement, Alert, AuditEvent, SharedImage
+from openlfr.store.models import Agreement, AuditEvent, SharedImage
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=WEB / "templates")
 HOME = {Role.REVIEWER: "/console/reviewer", Role.OPERATOR_ADMIN: "/console/admin",
         Role.AUTHORISING_OFFICER: "/console/officer", Role.SUPPLIER: "/console/supplier",
-        Role.AUDITOR: "/console/auditor"}
+        Role.AUDITOR: "/console/auditor", Role.ADMIN: "/console/users"}
+FORCE_VIEWERS = (Role.SUPPLIER, Role.AUTHORISING_OFFICER, Role.AUDITOR)
 
 
 def _verbs(role: Role) -> Callable[[Any], list[str]]:
@@ -53,49 +58,93 @@ def _page(request: Request, name: str, me: Principal | None, **context: Any) -> 
                                                       "error": request.query_params.get("error", ""), **context})
 
 
+def _back(back: str, **query: str) -> RedirectResponse:
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{urlencode(query, quote_via=quote)}", status_code=303)
+
+
 def _act(request: Request, back: str, action: Callable[[Any], str]) -> Response:
     """Run ``action(ctx)`` in a transaction and go back to ``back`` with its message or the refusal."""
     try:
         with tx(request) as ctx:
             msg = action(ctx)
-        return RedirectResponse(f"{back}?msg={quote(msg)}", status_code=303)
+        return _back(back, msg=msg)
     except OpenLFRError as err:
-        return RedirectResponse(f"{back}?error={quote(str(err))}", status_code=303)
+        return _back(back, error=str(err))
 
 
-# --- login --------------------------------------------------------------------------------
+# --- public forms: log in, enrol ----------------------------------------------------------
 LOGIN_CSRF_COOKIE = "openlfr_login_csrf"
+ENROL_CSRF_COOKIE = "openlfr_enrol_csrf"
+
+
+def _public_form(request: Request, template: str, cookie: str, path: str) -> HTMLResponse:
+    """A public form with a pre-session CSRF token (double submit): another site cannot post
+    it from a visitor's browser."""
+    csrf = secrets.token_urlsafe(24)
+    response = _page(request, template, None, form_csrf=csrf, ranks=list(RANKS))
+    response.set_cookie(cookie, csrf, httponly=True, samesite="strict", max_age=3600, path=path,
+                        secure=request.app.state.settings.secure_cookies)
+    return response
+
+
+def _check_public_form(request: Request, cookie: str, sent: str, what: str) -> None:
+    expected = request.cookies.get(cookie, "")
+    if not expected or not hmac.compare_digest(expected, sent):
+        raise HTTPException(403, f"the {what} form has expired or did not come from this site: reload the page")
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
-    # a pre-session CSRF token (double submit): another site cannot log a browser in to its account
-    csrf = secrets.token_urlsafe(24)
-    response = _page(request, "login.html", None, login_csrf=csrf)
-    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", max_age=3600, path="/login",
-                        secure=request.app.state.settings.secure_cookies)
-    return response
+    return _public_form(request, "login.html", LOGIN_CSRF_COOKIE, "/login")
 
 
 @router.post("/login")
 def login(request: Request, name: str = Form(max_length=120), password: str = Form(max_length=1000),
           csrf_token: str = Form("", max_length=200)) -> Response:
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
-        raise HTTPException(403, "the log-in form has expired or did not come from this site: reload the page")
-    token, row, user = auth.login(request, name, password, "session")
+    _check_public_form(request, LOGIN_CSRF_COOKIE, csrf_token, "log-in")
+    actor, row, user = auth.login(request, name, password, "session")
     response = RedirectResponse(HOME[Role(user.role)], status_code=303)
-    response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
+    response.set_cookie(auth.SESSION_COOKIE, actor.token, httponly=True, samesite="strict",
                         secure=request.app.state.settings.secure_cookies,
                         max_age=int((row.expires_at - row.created_at).total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
+@router.get("/enrol", response_class=HTMLResponse)
+def enrol_page(request: Request) -> HTMLResponse:
+    return _public_form(request, "enrol.html", ENROL_CSRF_COOKIE, "/enrol")
+
+
+@router.post("/enrol")
+def enrol(request: Request, token: str = Form(max_length=200), name: str = Form(max_length=120),
+          password: str = Form(max_length=1000), rank: str = Form("", max_length=40),
+          csrf_token: str = Form("", max_length=200)) -> Response:
+    """Redeem a one-time enrolment token: the first admin of an organisation chooses their password."""
+    _check_public_form(request, ENROL_CSRF_COOKIE, csrf_token, "enrolment")
+    keys = auth.enrolment_keys(request)
+    try:
+        auth.throttle(request, *keys)
+    except HTTPException as err:
+        return _back("/enrol", error=str(err.detail))
+    try:
+        with tx(request) as ctx:
+            user = organisations.enrol(ctx, token, name, password, rank or None)
+            org = user.organisation
+    except PermissionDenied as err:
+        request.app.state.limiter.failed(*keys)
+        return _back("/enrol", error=str(err))
+    except OpenLFRError as err:
+        return _back("/enrol", error=str(err))
+    response = _back("/login", msg=f"{name} enrolled as the first admin of {org}: log in")
+    response.delete_cookie(ENROL_CSRF_COOKIE, path="/enrol")
+    return response
+
+
 @router.post("/logout")
 def logout(request: Request, me: Principal = Depends(require())) -> Response:
-    with tx(request) as ctx:
-        auth.revoke(ctx, me)
+    auth.logout(request, me)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE)
     return response
@@ -111,28 +160,75 @@ def console_home(me: Principal = Depends(require())) -> Response:
     return RedirectResponse(HOME[me.role], status_code=303)
 
 
+# --- an organisation's admin: its users -----------------------------------------------------
+@router.get("/console/users", response_class=HTMLResponse)
+def users_page(request: Request, me: Principal = Depends(require(Role.ADMIN))) -> HTMLResponse:
+    with tx(request) as ctx:
+        rows = users.list_users(ctx, me.actor)
+    roles = sorted(r.value for r in ROLES_BY_KIND[me.org_kind]) if me.org_kind else []
+    police = me.org_kind is OrgKind.POLICE_FORCE
+    return _page(request, "users.html", me, users=rows, roles=roles, ranks=list(RANKS) if police else [])
+
+
+@router.post("/console/users")
+def user_create(request: Request, name: str = Form(max_length=120), role: str = Form(max_length=32),
+                rank: str = Form("", max_length=40), password: str = Form(max_length=1000),
+                me: Principal = Depends(require(Role.ADMIN))) -> Response:
+    def action(ctx: Any) -> str:
+        user = users.create_user(ctx, me.actor, parse(UserCreate, name=name, role=role, rank=rank or None), password)
+        return f"{user.name} added as {user.role} of {user.organisation}"
+
+    return _act(request, "/console/users", action)
+
+
+@router.post("/console/users/deactivate")
+def user_deactivate(request: Request, name: str = Form(max_length=120), reason: str = Form(max_length=2000),
+                    me: Principal = Depends(require(Role.ADMIN))) -> Response:
+    return _act(request, "/console/users", lambda ctx: (
+        users.deactivate(ctx, me.actor, name, reason), f"{name} deactivated: every session and token revoked")[1])
+
+
+@router.post("/console/users/role")
+def user_role(request: Request, name: str = Form(max_length=120), role: str = Form(max_length=32),
+              rank: str = Form("", max_length=40), me: Principal = Depends(require(Role.ADMIN))) -> Response:
+    def action(ctx: Any) -> str:
+        data = parse(UserCreate, name=name, role=role, rank=rank or None)
+        user = users.set_role(ctx, me.actor, name, data.role, data.rank)
+        return f"{user.name} is now {user.role}{' (' + user.rank + ')' if user.rank else ''}; their sessions ended"
+
+    return _act(request, "/console/users", action)
+
+
+@router.post("/console/users/password")
+def user_password(request: Request, name: str = Form(max_length=120), password: str = Form(max_length=1000),
+                  me: Principal = Depends(require(Role.ADMIN))) -> Response:
+    return _act(request, "/console/users", lambda ctx: (
+        users.reset_password(ctx, me.actor, name, password), f"password of {name} reset; their sessions ended")[1])
+
+
 # --- reviewer -----------------------------------------------------------------------------
 @router.get("/console/reviewer", response_class=HTMLResponse)
 def reviewer(request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
     with tx(request) as ctx:
-        alerts = views.list_alerts(ctx)
+        alerts = views.list_alerts(ctx, ctx.require(me.actor, {Role.REVIEWER}, "alert.list"))
     return _page(request, "reviewer.html", me, alerts=alerts)
 
 
 @router.get("/console/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(alert_id: defs.Id, request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
     with tx(request) as ctx:
-        alert = ctx.get(Alert, alert_id, "alert")
-        ctx.audit(me.name, "alert.view", "alert", alert.id)
+        _, alert, dep = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        ctx.audit(me.actor, "alert.view", "alert", alert.id)
         out = views.alert_out(ctx, alert)
-    return _page(request, "alert.html", me, alert=out)
+        police_review = dep.police_review_required
+    return _page(request, "alert.html", me, alert=out, police_review=police_review)
 
 
 @router.post("/console/alerts/{alert_id}/review")
 def alert_review(alert_id: defs.Id, request: Request, decision: str = Form(max_length=16),
                  note: str = Form("", max_length=2000), me: Principal = Depends(require(Role.REVIEWER))) -> Response:
     def action(ctx: Any) -> str:
-        reviews.review(ctx, me.name, alert_id, decision, note)
+        reviews.review(ctx, me.actor, alert_id, decision, note)
         request.app.state.metrics.reviews.labels(decision if decision in reviews.DECISIONS else "other").inc()
         return f"alert {alert_id}: {decision} recorded"
 
@@ -143,28 +239,32 @@ def alert_review(alert_id: defs.Id, request: Request, decision: str = Form(max_l
 @router.get("/console/admin", response_class=HTMLResponse)
 def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> HTMLResponse:
     with tx(request) as ctx:
-        cams = [(c, cameras.current_signage(ctx, c.id, ctx.now().date())) for c in cameras.list_cameras(ctx)]
-        wls = [(w, len(watchlists.active_entries(ctx, w.id))) for w in watchlists.list_watchlists(ctx)]
-        deps = [views.deployment_out(d) for d in deployments.list_deployments(ctx)]
+        cams = [(c, cameras.current_signage(ctx, c.id, ctx.now().date())) for c in cameras.list_cameras(ctx, me.actor)]
+        wls = [(w, len(watchlists.active_entries(ctx, w.id))) for w in watchlists.list_watchlists(ctx, me.actor)]
+        deps = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
+        # the images shared with this organisation under its active agreements
         images = ctx.session.execute(
             select(SharedImage).join(Agreement, Agreement.id == SharedImage.agreement_id)
-            .where(Agreement.operator == me.organisation, Agreement.status == "active", SharedImage.deleted_at.is_(None))
+            .where(Agreement.operator_org_id == me.organisation_id, Agreement.status == "active",
+                   SharedImage.deleted_at.is_(None))
             .order_by(SharedImage.id)).scalars().all()
     return _page(request, "admin.html", me, cameras=cams, watchlists=wls, deployments=deps, verbs=_verbs(me.role),
-                 images=images)
+                 images=images, kinds=[k.value for k in DeploymentKind])
 
 
 @router.post("/console/deployments/{deployment_id}/{verb}")
 def deployment_action(deployment_id: defs.Id, verb: str, request: Request, note: str = Form("", max_length=2000),
+                      police_review: str = Form("", max_length=8),
                       me: Principal = Depends(require(Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER))) -> Response:
     back = HOME[me.role]
     actions: dict[str, Callable[[Any], object]] = {
-        "start": lambda ctx: deployments.start(ctx, me.name, deployment_id),
-        "end": lambda ctx: deployments.end(ctx, me.name, deployment_id, note),
-        "authorise": lambda ctx: deployments.authorise(ctx, me.name, deployment_id, note),
+        "start": lambda ctx: deployments.start(ctx, me.actor, deployment_id),
+        "end": lambda ctx: deployments.end(ctx, me.actor, deployment_id, note),
+        "authorise": lambda ctx: deployments.authorise(ctx, me.actor, deployment_id, note,
+                                                       require_police_review=police_review == "on"),
     }
     if verb not in actions:
-        return RedirectResponse(f"{back}?error={quote('unknown action')}", status_code=303)
+        return _back(back, error="unknown action")
     return _act(request, back, lambda ctx: (actions[verb](ctx), f"deployment {deployment_id}: {verb} done")[1])
 
 
@@ -179,20 +279,20 @@ def camera_add(request: Request, name: str = Form(max_length=120), location: str
                zone: str = Form("", max_length=120), me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
     data_fields = {"name": name, "location": location, "zone": zone}
     return _act(request, "/console/admin", lambda ctx: (
-        f"camera {cameras.add_camera(ctx, me.name, parse(CameraCreate, **data_fields)).name} added"))
+        f"camera {cameras.add_camera(ctx, me.actor, parse(CameraCreate, **data_fields)).name} added"))
 
 
 @router.post("/console/cameras/{camera_id}/signage")
 def camera_signage(camera_id: defs.Id, request: Request, text: str = Form(max_length=2000),
                    checked_on: str = Form(max_length=20), me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (cameras.record_signage(ctx, me.name, parse(
+    return _act(request, "/console/admin", lambda ctx: (cameras.record_signage(ctx, me.actor, parse(
         SignageCreate, camera_id=camera_id, text=text, checked_on=checked_on)), "signage check recorded")[1])
 
 
 @router.post("/console/watchlists")
 def watchlist_create(request: Request, name: str = Form(max_length=120), criteria: str = Form(max_length=2000),
                      size_cap: str = Form(max_length=12), me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (watchlists.create_watchlist(ctx, me.name, parse(
+    return _act(request, "/console/admin", lambda ctx: (watchlists.create_watchlist(ctx, me.actor, parse(
         WatchlistCreate, name=name, criteria=criteria, size_cap=size_cap)), f"watchlist {name} created")[1])
 
 
@@ -201,7 +301,7 @@ def watchlist_add(watchlist_id: defs.Id, request: Request, shared_image_id: str 
                   label: str = Form(max_length=120), reason: str = Form(max_length=2000),
                   review_date: str = Form(max_length=20),
                   me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (watchlists.add_entry(ctx, me.name, parse(
+    return _act(request, "/console/admin", lambda ctx: (watchlists.add_entry(ctx, me.actor, parse(
         WatchlistAdd, watchlist_id=watchlist_id, shared_image_id=shared_image_id, label=label, reason=reason,
         review_date=review_date)), f"entry added to watchlist {watchlist_id}")[1])
 
@@ -211,14 +311,16 @@ def deployment_request(request: Request, purpose: str = Form(max_length=2000), w
                        camera_ids: str = Form(max_length=500), start: str = Form(max_length=40),
                        end: str = Form(max_length=40), threshold: str = Form(max_length=20),
                        dpia_ref: str = Form(max_length=200), necessity: str = Form(max_length=5000),
+                       kind: str = Form("live", max_length=16), police_review_required: str = Form("", max_length=8),
                        me: Principal = Depends(require(Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER))) -> Response:
     ids = [c.strip() for c in camera_ids.replace(";", ",").split(",") if c.strip()]
 
     def action(ctx: Any) -> str:
-        dep = deployments.request(ctx, me.name, parse(
-            DeploymentRequest, purpose=purpose, watchlist_id=watchlist_id, camera_ids=ids, start=_aware(start),
-            end=_aware(end), threshold=threshold, dpia_ref=dpia_ref, necessity=necessity))
-        return f"deployment {dep.id} requested: an authorising officer must authorise it"
+        dep = deployments.request(ctx, me.actor, parse(
+            DeploymentRequest, kind=kind, purpose=purpose, watchlist_id=watchlist_id, camera_ids=ids,
+            start=_aware(start), end=_aware(end), threshold=threshold, dpia_ref=dpia_ref, necessity=necessity,
+            police_review_required=police_review_required == "on"))
+        return f"deployment {dep.id} requested: an authorising officer of the supplying force must authorise it"
 
     return _act(request, HOME[me.role], action)
 
@@ -227,25 +329,26 @@ def deployment_request(request: Request, purpose: str = Form(max_length=2000), w
 @router.get("/console/officer", response_class=HTMLResponse)
 def officer(request: Request, me: Principal = Depends(require(Role.AUTHORISING_OFFICER))) -> HTMLResponse:
     with tx(request) as ctx:
-        drafts = [a for a in agreements.list_agreements(ctx) if a.status == "draft"]
-        deps = [views.deployment_out(d) for d in deployments.list_deployments(ctx) if d.status == "requested"]
-    return _page(request, "officer.html", me, agreements=drafts, deployments=deps, verbs=_verbs(me.role))
+        drafts = [a for a in agreements.list_agreements(ctx, me.actor) if a.status == "draft"]
+        outs = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor) if d.status == "requested"]
+    return _page(request, "officer.html", me, agreements=drafts, deployments=outs, verbs=_verbs(me.role),
+                 min_rank=request.app.state.gov.policy.min_authorising_rank)
 
 
 @router.post("/console/agreements/{agreement_id}/approve")
 def agreement_approve(agreement_id: defs.Id, request: Request,
                       me: Principal = Depends(require(Role.AUTHORISING_OFFICER))) -> Response:
     return _act(request, "/console/officer",
-                lambda ctx: (agreements.approve(ctx, me.name, agreement_id), f"agreement {agreement_id} approved")[1])
+                lambda ctx: (agreements.approve(ctx, me.actor, agreement_id), f"agreement {agreement_id} approved")[1])
 
 
 # --- supplier -----------------------------------------------------------------------------
 @router.get("/console/supplier", response_class=HTMLResponse)
 def supplier(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) -> HTMLResponse:
     with tx(request) as ctx:
-        own = [a for a in agreements.list_agreements(ctx) if a.supplier_id == me.user_id]
+        own = agreements.list_agreements(ctx, me.actor)
         active = [a for a in own if a.status == "active"]
-        ledger = sharing.supplier_view(ctx, me.name)
+        ledger = sharing.force_ledger(ctx, me.actor)
     return _page(request, "supplier.html", me, agreements=own, ledger=ledger, active=active)
 
 
@@ -263,11 +366,31 @@ async def supplier_share(request: Request, me: Principal = Depends(require(Role.
         image = await upload.read_image(file, limit)
         data = parse(ShareImage, **fields, under_18=form.get("under_18") == "on")
     except HTTPException as err:
-        return RedirectResponse(f"/console/supplier?error={quote(str(err.detail))}", status_code=303)
+        return _back("/console/supplier", error=str(err.detail))
     except OpenLFRError as err:
-        return RedirectResponse(f"/console/supplier?error={quote(str(err))}", status_code=303)
+        return _back("/console/supplier", error=str(err))
     return await run_in_threadpool(_act, request, "/console/supplier", lambda ctx: (
-        f"image {sharing.share_image(ctx, me.name, data, image).id} shared"))
+        f"image {sharing.share_image(ctx, me.actor, data, image).id} shared"))
+
+
+# --- the force's central view -------------------------------------------------------------
+@router.get("/console/force", response_class=HTMLResponse)
+def force_page(request: Request, force: str = Query("", max_length=200),
+               me: Principal = Depends(require(*FORCE_VIEWERS))) -> HTMLResponse:
+    """Everything that involves the force's images: agreements (whoever in the force made them),
+    every image with its uses, the deployments and alerts that used them."""
+    view, error = None, ""
+    try:
+        with tx(request) as ctx:
+            found = central.force_view(ctx, me.actor, force or None)
+            view = views.force_out(found)
+    except OpenLFRError as err:
+        error = str(err)
+    forces = []
+    if me.org_kind is OrgKind.OVERSIGHT_BODY:
+        with tx(request) as ctx:
+            forces = [o.name for o in organisations.list_organisations(ctx) if o.kind == OrgKind.POLICE_FORCE.value]
+    return _page(request, "force.html", me, view=view, forces=forces, force=force, page_error=error)
 
 
 # --- auditor ------------------------------------------------------------------------------
@@ -275,14 +398,15 @@ async def supplier_share(request: Request, me: Principal = Depends(require(Role.
 def auditor(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> HTMLResponse:
     with tx(request) as ctx:
         rows = list(ctx.session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(200)).scalars())
-    return _page(request, "auditor.html", me, events=rows)
+    return _page(request, "auditor.html", me, events=rows, police=me.org_kind is OrgKind.POLICE_FORCE,
+                 oversight=me.org_kind is OrgKind.OVERSIGHT_BODY)
 
 
 @router.post("/console/audit/verify")
 def audit_verify(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> Response:
     def action(ctx: Any) -> str:
         result = audit.verify(ctx.session)
-        ctx.audit(me.name, "audit.verify", "audit", result.head_seq, ok=result.ok)
+        ctx.audit(me.actor, "audit.verify", "audit", result.head_seq, ok=result.ok)
         return result.message()
 
     return _act(request, "/console/auditor", action)

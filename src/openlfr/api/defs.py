@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from openlfr.governance.schemas import Role
+from openlfr.governance.credentials import MIN_PASSWORD
+from openlfr.governance.schemas import DeploymentKind, OrgKind, Role
 
 
 # ids in paths: positive and within a 32-bit INTEGER column (PostgreSQL), so a huge id is a 422, not a crash
@@ -39,21 +40,30 @@ class TokenOut(_Out):
     expires_at: datetime
     user: str
     role: Role
+    organisation: str
 
 
 class MeOut(_Out):
     name: str
     role: Role
     organisation: str
+    organisation_kind: OrgKind | None
+    rank: str | None
     via: str
     csrf_token: str | None = Field(None, description="for cookie sessions: send as X-CSRF-Token")
 
 
+Password = Field(min_length=MIN_PASSWORD, max_length=1000)
+Rank = Field(None, max_length=40, description="police rank (police users only), e.g. superintendent")
+
+
 class UserIn(_In):
+    """A new user of the calling admin's own organisation."""
+
     name: str = Field(min_length=1, max_length=120)
     role: Role
-    organisation: str = Field("", max_length=200)
-    password: str = Field(min_length=10, max_length=1000)
+    rank: str | None = Rank
+    password: str = Password
 
 
 class UserOut(_Out):
@@ -61,7 +71,43 @@ class UserOut(_Out):
     name: str
     role: Role
     organisation: str
+    rank: str | None
     active: bool
+
+
+class RoleIn(_In):
+    role: Role
+    rank: str | None = Rank
+
+
+class PasswordIn(_In):
+    """An admin's reset of a user's password (every token of that user is revoked)."""
+
+    password: str = Password
+
+
+class OwnPasswordIn(_In):
+    old: str = Field(min_length=1, max_length=1000)
+    new: str = Password
+
+
+class EnrolIn(_In):
+    """Redeem a one-time enrolment token: become the organisation's first admin."""
+
+    token: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=120)
+    password: str = Password
+    rank: str | None = Rank
+
+
+class OrganisationOut(_Out):
+    """A party, as the public sees it (no users)."""
+
+    name: str
+    kind: OrgKind
+    host: bool = Field(description="the organisation that runs this installation")
+    created_at: datetime = Field(description="when it was registered")
+    enrolled_at: datetime | None = Field(None, description="when its first admin enrolled")
 
 
 # --- agreements and sharing --------------------------------------------------------------
@@ -73,9 +119,15 @@ class NoteIn(_In):
     note: str = Field("", max_length=2000)
 
 
+class AuthoriseIn(_In):
+    note: str = Field("", max_length=2000)
+    require_police_review: bool = Field(False, description="only police reviewers may confirm its alerts")
+
+
 class AgreementOut(_Out):
     id: int
-    operator: str
+    force: str = Field(description="the supplying police force")
+    operator: str = Field(description="the operator organisation the images are shared with")
     purpose: str
     lawful_basis: str
     valid_from: datetime
@@ -84,7 +136,7 @@ class AgreementOut(_Out):
     allowed_categories: list[str]
     allow_under_18: bool
     status: str
-    supplier_id: int
+    supplier_id: int = Field(description="the supplier (a user of the force) who offered it")
 
 
 class SharedImageOut(_Out):
@@ -167,6 +219,8 @@ class ThresholdIn(_In):
 
 class DeploymentOut(_Out):
     id: int
+    kind: DeploymentKind
+    organisation: str = Field(description="the operator organisation that runs it")
     purpose: str
     watchlist_id: int
     camera_ids: list[int]
@@ -175,8 +229,46 @@ class DeploymentOut(_Out):
     threshold: float
     dpia_ref: str
     status: str
+    confirmations_required: int
+    police_review_required: bool = Field(description="only police reviewers may confirm its alerts")
     snapshot_hash: str | None
     snapshot_size: int | None
+
+
+class UseOut(_Out):
+    """One use of a shared image: on a watchlist, in a deployment's snapshot, or in an alert."""
+
+    kind: Literal["watchlist", "deployment", "alert"]
+    id: int
+    organisation: str
+    at: datetime | None
+    detail: str
+
+
+class ImageHistoryOut(LedgerRowOut):
+    uses: list[UseOut]
+
+
+class ForceAlertOut(_Out):
+    id: int
+    deployment_id: int
+    camera_id: int
+    at: datetime
+    score: float
+    outcome: Literal["verified", "false alert", "not settled"]
+    deleted_at: datetime | None
+
+
+class ForceOut(_Out):
+    """A police force's central view: every agreement it is party to, every image it shared
+    (whoever in the force shared it) with each use, and the deployments and alerts that used
+    them. No image bytes or templates."""
+
+    force: str
+    agreements: list[AgreementOut]
+    images: list[ImageHistoryOut]
+    deployments: list[DeploymentOut]
+    alerts: list[ForceAlertOut]
 
 
 # --- alerts and reviews -------------------------------------------------------------------
@@ -253,6 +345,8 @@ class TransparencyOut(_Out):
     operator_notice: str = "This page lists every authorised use of live facial recognition by this operator."
     how_to_complain: str
     deployments: list[PublicDeployment]
+    organisations: list[OrganisationOut] = Field(
+        default_factory=list, description="every party registered on this installation")
 
 
 class HealthOut(_Out):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import object_session
 
-from openlfr.api import defs, reviews
+from openlfr.api import defs
 from openlfr.errors import NotFoundError
 from openlfr.evaluation import deployment_report
-from openlfr.governance import Ctx
+from openlfr.governance import Ctx, reviews
 from openlfr.governance.cameras import current_signage
-from openlfr.store.models import Alert, Camera, Deployment, WatchlistEntry
+from openlfr.governance.central import ForceView
+from openlfr.governance.organisations import list_organisations
+from openlfr.store.models import Alert, Camera, Deployment, EnrolmentToken, Organisation, User, WatchlistEntry
 
 PUBLIC_STATUSES = ("authorised", "live", "ended")
 
@@ -28,19 +31,63 @@ def alert_out(ctx: Ctx, alert: Alert) -> defs.AlertOut:
     )
 
 
-def list_alerts(ctx: Ctx, limit: int = 200) -> list[defs.AlertOut]:
-    """Newest alerts still held, newest first."""
+def reviewable(user: User) -> Select:
+    """The ids of the deployments whose alerts ``user`` may review (the same rule as
+    :func:`openlfr.governance.reviews.may_review`): those their organisation runs, and those an
+    officer of their organisation authorised."""
+    officers = select(User.id).where(User.organisation_id == user.organisation_id)
+    return select(Deployment.id).where((Deployment.organisation_id == user.organisation_id)
+                                       | Deployment.authorised_by_id.in_(officers))
+
+
+def reviewable_ids(ctx: Ctx, user: User) -> set[int]:
+    """:func:`reviewable` as a set."""
+    return set(ctx.session.execute(reviewable(user)).scalars())
+
+
+def list_alerts(ctx: Ctx, user: User, limit: int = 200) -> list[defs.AlertOut]:
+    """Newest alerts still held that ``user`` may review, newest first."""
     rows = ctx.session.execute(
-        select(Alert).where(Alert.deleted_at.is_(None)).order_by(Alert.id.desc()).limit(limit)).scalars()
+        select(Alert).where(Alert.deleted_at.is_(None), Alert.deployment_id.in_(reviewable(user)))
+        .order_by(Alert.id.desc()).limit(limit)).scalars()
     return [alert_out(ctx, a) for a in rows]
+
+
+def _org_name(dep: Deployment) -> str:
+    session = object_session(dep)
+    org = session.get(Organisation, dep.organisation_id) if session is not None and dep.organisation_id else None
+    return org.name if org is not None else ""
 
 
 def deployment_out(dep: Deployment) -> defs.DeploymentOut:
     """A deployment for staff."""
     return defs.DeploymentOut(
-        id=dep.id, purpose=dep.purpose, watchlist_id=dep.watchlist_id, camera_ids=[c.id for c in dep.cameras],
-        start=dep.start, end=dep.end, threshold=dep.threshold, dpia_ref=dep.dpia_ref, status=dep.status,
-        snapshot_hash=dep.snapshot_hash, snapshot_size=dep.snapshot_size)
+        id=dep.id, kind=dep.kind, organisation=_org_name(dep), purpose=dep.purpose, watchlist_id=dep.watchlist_id,
+        camera_ids=[c.id for c in dep.cameras], start=dep.start, end=dep.end, threshold=dep.threshold,
+        dpia_ref=dep.dpia_ref, status=dep.status, confirmations_required=dep.confirmations_required,
+        police_review_required=dep.police_review_required, snapshot_hash=dep.snapshot_hash,
+        snapshot_size=dep.snapshot_size)
+
+
+def force_out(view: ForceView) -> defs.ForceOut:
+    """The force's central view as JSON (no image bytes or templates)."""
+    images = [defs.ImageHistoryOut(status=h.image.status, **h.image.__dict__,
+                                   uses=[defs.UseOut(**u.__dict__) for u in h.uses]) for h in view.images]
+    alerts = [defs.ForceAlertOut(
+        id=a.id, deployment_id=a.deployment_id, camera_id=a.camera_id, at=a.at, score=a.score,
+        outcome={"true": "verified", "false": "false alert"}.get(a.review_outcome or "", "not settled"),
+        deleted_at=a.deleted_at) for a in view.alerts]
+    return defs.ForceOut(force=view.force, agreements=[defs.AgreementOut.model_validate(a) for a in view.agreements],
+                         images=images, deployments=[deployment_out(d) for d in view.deployments], alerts=alerts)
+
+
+def organisations(ctx: Ctx) -> list[defs.OrganisationOut]:
+    """Every registered party, as the public may see it: name, kind, host, registered, first admin enrolled."""
+    enrolled = dict(ctx.session.execute(
+        select(EnrolmentToken.organisation_id, func.min(EnrolmentToken.used_at))
+        .where(EnrolmentToken.used_at.is_not(None)).group_by(EnrolmentToken.organisation_id)).all())
+    return [defs.OrganisationOut(name=o.name, kind=o.kind, host=o.is_host, created_at=o.created_at,
+                                 enrolled_at=enrolled.get(o.id)) for o in list_organisations(ctx)]
 
 
 def public_report(ctx: Ctx, deployment_id: int) -> deployment_report.DeploymentEffectiveness:
@@ -52,7 +99,8 @@ def public_report(ctx: Ctx, deployment_id: int) -> deployment_report.DeploymentE
 
 
 def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
-    """What the public may know: where, when, why, how many; never images, templates or names."""
+    """What the public may know: where, when, why, how many, and who the parties are; never
+    images, templates or names of people."""
     deps = ctx.session.execute(
         select(Deployment).where(Deployment.status.in_(PUBLIC_STATUSES)).order_by(Deployment.start.desc())).scalars()
     out = []
@@ -67,4 +115,4 @@ def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
             watchlist_size=dep.snapshot_size, faces_seen=report.faces_seen, alerts=report.alerts,
             verified_alerts=report.verified_true, false_alerts=report.verified_false,
             signage=sorted(set(signs)), report_url=f"/transparency/deployments/{dep.id}/report"))
-    return defs.TransparencyOut(how_to_complain=complaints, deployments=out)
+    return defs.TransparencyOut(how_to_complain=complaints, deployments=out, organisations=organisations(ctx))

@@ -4,7 +4,12 @@ Every accuracy variant measured in :mod:`openlfr.evaluation.gains` (flip averagi
 gating, cohort normalisation, template fusion) can be derived from the same few numbers
 per image: the raw embedding of the aligned chip, the raw embedding of its mirror image and
 the face's quality measures. Computing them is the slow part (minutes for LFW on a CPU), so
-they are computed once and kept in an ``.npz`` file keyed by the image list and pipeline.
+they are computed once and kept in a file keyed by the image list and pipeline.
+
+The cache holds templates and image names, so it is sealed like the store's blobs
+(AES-256-GCM under the store's keyring, see :mod:`openlfr.store.keys`; mode 0600 in a 0700
+folder): nothing in it is readable on disk, and ``openlfr key rotate`` reseals it. A clear
+``.npz`` cache of earlier versions is sealed and removed the first time it is used.
 
 Detection follows the LFW convention of :mod:`openlfr.evaluation.lfw` (the face nearest the
 image centre) with one addition: where the configured detector finds nothing, an optional
@@ -14,6 +19,8 @@ fallback detector (the other of HOG and MMOD) is tried, so that fewer searches f
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +33,12 @@ from openlfr.face.image import load_image
 from openlfr.face.quality import assess
 from openlfr.face.types import Detector
 from openlfr.matching.similarity import to_template
+from openlfr.store.keys import EncryptionKeyError, Keyring, open_keyring, read_sealed, write_sealed
+from openlfr.store.settings import private_dir
 
 CACHE_VERSION = "facecache-v1"
+SUFFIX = ".sealed"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,15 +134,13 @@ def compute_face_data(
 def cache_file_for(paths: Sequence[Path], cache_dir: Path, key: str) -> Path:
     """The cache file name for an image list and pipeline key."""
     digest = hashlib.sha256(("\n".join(map(str, paths)) + "|" + key + "|" + CACHE_VERSION).encode()).hexdigest()[:24]
-    return Path(cache_dir) / f"faces-{digest}.npz"
+    return Path(cache_dir) / f"faces-{digest}{SUFFIX}"
 
 
-def save(data: FaceData, file: Path) -> None:
-    """Write face data to an ``.npz`` file (atomically: a partial file is never left)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp.npz")
+def _to_npz(data: FaceData) -> bytes:
+    buf = io.BytesIO()
     np.savez(
-        tmp,
+        buf,
         paths=np.asarray([str(p) for p in data.paths], dtype=str),
         embeddings=data.embeddings,
         flipped=data.flipped,
@@ -139,12 +148,11 @@ def save(data: FaceData, file: Path) -> None:
         acceptable=data.acceptable,
         detector=data.detector,
     )
-    tmp.replace(file)
+    return buf.getvalue()
 
 
-def load(file: Path) -> FaceData:
-    """Read face data written by :func:`save`."""
-    with np.load(file, allow_pickle=False) as d:
+def _from_npz(source: Path | io.BytesIO) -> FaceData:
+    with np.load(source, allow_pickle=False) as d:
         return FaceData(
             [Path(p) for p in d["paths"]],
             d["embeddings"],
@@ -155,6 +163,25 @@ def load(file: Path) -> FaceData:
         )
 
 
+def save(data: FaceData, file: Path, keyring: Keyring | None = None) -> None:
+    """Write face data sealed (the store's keyring unless ``keyring``), atomically, mode 0600
+    in a 0700 folder: a partial file is never left."""
+    file = Path(file)
+    private_dir(file.parent)
+    write_sealed(file, _to_npz(data), keyring or open_keyring())
+
+
+def load(file: Path, keyring: Keyring | None = None) -> FaceData:
+    """Read face data written by :func:`save`
+    (:class:`~openlfr.store.keys.EncryptionKeyError` if the keyring cannot open it)."""
+    return _from_npz(io.BytesIO(read_sealed(Path(file), keyring or open_keyring())))
+
+
+def _legacy_file(file: Path) -> Path:
+    """Where an earlier version kept the same cache in clear (``.npz``)."""
+    return file.with_suffix(".npz")
+
+
 def face_data(
     paths: Sequence[Path],
     analyzer: FaceAnalyzer,
@@ -162,16 +189,44 @@ def face_data(
     key: str = "",
     fallback: Detector | None = None,
     progress: Callable[[int], None] | None = None,
+    keyring: Keyring | None = None,
 ) -> FaceData:
-    """:func:`compute_face_data` with an optional cache in ``cache_dir`` keyed by ``key``
-    (which should name the pipeline: backend, detector, embedder)."""
+    """:func:`compute_face_data` with an optional sealed cache in ``cache_dir`` keyed by
+    ``key`` (which should name the pipeline: backend, detector, embedder); ``keyring``
+    defaults to the store's (``OPENLFR_KEY`` or ``OPENLFR_KEY_FILE``)."""
     paths = [Path(p) for p in paths]
-    file = cache_file_for(paths, cache_dir, key) if cache_dir is not None else None
-    if file is not None and file.exists():
+    if cache_dir is None:
+        return compute_face_data(paths, analyzer, fallback=fallback, progress=progress)
+    ring = keyring or open_keyring()
+    file = cache_file_for(paths, cache_dir, key)
+    cached = _cached(file, ring)
+    if cached is not None:
         if progress:
             progress(len(paths))
-        return load(file)
+        return cached
     data = compute_face_data(paths, analyzer, fallback=fallback, progress=progress)
-    if file is not None:
-        save(data, file)
+    save(data, file, ring)
     return data
+
+
+def _cached(file: Path, ring: Keyring) -> FaceData | None:
+    """The cached face data, or ``None`` (a file the keyring cannot open is recomputed);
+    a clear cache of earlier versions is sealed, and its clear file removed."""
+    if file.exists():
+        try:
+            return load(file, ring)
+        except (EncryptionKeyError, OSError, ValueError) as err:
+            log.warning("face data cache %s is unusable, computing it again: %s", file, err)
+            return None
+    legacy = _legacy_file(file)
+    if legacy.exists():
+        try:
+            data = _from_npz(legacy)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("old face data cache %s is unreadable, computing it again: %s", legacy, err)
+            legacy.unlink(missing_ok=True)
+            return None
+        save(data, file, ring)
+        legacy.unlink(missing_ok=True)
+        return data
+    return None

@@ -190,7 +190,7 @@ def load_shape_model(path: str | Path, cache_dir: str | Path | None = None) -> S
             pass  # a damaged cache entry: rebuild it below
     model = parse_shape_predictor(reader.data, reader.name)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, like the data folder (mkstemp files are 0600)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz.tmp")
     except OSError:
         return model  # no writable cache: parse again next time

@@ -10,7 +10,7 @@ from openlfr.errors import InputError
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError
-from openlfr.governance.schemas import CameraCreate, OrgKind, Role, SignageCreate
+from openlfr.governance.schemas import CameraCreate, Role, SignageCreate
 from openlfr.store.models import Camera, SignageRecord
 
 
@@ -54,8 +54,5 @@ def current_signage(ctx: Ctx, camera_id: int, on: date) -> SignageRecord | None:
 
 def list_cameras(ctx: Ctx, actor: Actor) -> list[Camera]:
     """The cameras of the actor's organisation (an oversight body's auditors: all), oldest first."""
-    me = ctx.require(actor, None, "camera.list")
-    query = select(Camera).order_by(Camera.id)
-    if not ctx.oversees(me):
-        query = query.where(Camera.organisation_id == me.organisation_id)
+    query = ctx.visible(actor, "camera.list", select(Camera).order_by(Camera.id), Camera.organisation_id)
     return list(ctx.session.execute(query).scalars())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
 
 from openlfr import audit
@@ -27,7 +27,8 @@ from openlfr.governance.credentials import Actor, clean_name, live_token
 from openlfr.governance.errors import PermissionDenied
 from openlfr.governance.schemas import OrgKind, Role
 from openlfr.governance.settings import Policy
-from openlfr.store import BlobStore, BlobTransaction, blob_dir, data_dir, load_or_create_key, make_engine
+from openlfr.store import BlobStore, BlobTransaction, blob_dir, make_engine
+from openlfr.store.keys import open_keyring
 from openlfr.store import session_factory, upgrade
 from openlfr.store.models import Base, User
 
@@ -112,6 +113,13 @@ class Ctx:
             self.require_member(user, org, action)
         return user
 
+    def visible(self, actor: Actor, action: str, query: Select[Any], column: Any,
+                roles: set[Role] | None = None) -> Select[Any]:
+        """``query`` narrowed to rows whose ``column`` is the actor's organisation (an oversight
+        body's auditors see every organisation's)."""
+        me = self.require(actor, roles, action)
+        return query if self.oversees(me) else query.where(column == me.organisation_id)
+
     def oversees(self, user: User) -> bool:
         """Whether ``user`` is an auditor of an oversight body (who may read every party's records)."""
         return Role(user.role) is Role.AUDITOR and OrgKind(user.org.kind) is OrgKind.OVERSIGHT_BODY
@@ -145,7 +153,7 @@ class Governance:
         if migrate:
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
-        self.blob_store = BlobStore(blob_root or blob_dir(), key or load_or_create_key(data_dir() / "key"))
+        self.blob_store = BlobStore(blob_root or blob_dir(), key or open_keyring())  # OPENLFR_KEY or OPENLFR_KEY_FILE
         self.policy = policy or Policy()
         self.template_fn = template_fn
         self.clock = clock

@@ -314,10 +314,16 @@ def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
     me = ctx.require(actor, None, "deployment.list")
     query = select(Deployment).order_by(Deployment.id)
     if not ctx.oversees(me):
-        uses_force = select(SnapshotItem.deployment_id).join(SharedImage, SharedImage.id == SnapshotItem.shared_image_id) \
+        # frozen with the force's images (authorised), or waiting for the force (requested: its
+        # watchlist holds the force's images now), or authorised by one of its officers
+        frozen = select(SnapshotItem.deployment_id).join(SharedImage, SharedImage.id == SnapshotItem.shared_image_id) \
             .join(Agreement, Agreement.id == SharedImage.agreement_id).where(Agreement.supplier_org_id == me.organisation_id)
+        listing = select(WatchlistEntry.watchlist_id).join(SharedImage, SharedImage.id == WatchlistEntry.shared_image_id) \
+            .join(Agreement, Agreement.id == SharedImage.agreement_id) \
+            .where(Agreement.supplier_org_id == me.organisation_id, WatchlistEntry.removed_at.is_(None))
         by_force = select(User.id).where(User.organisation_id == me.organisation_id)
-        query = query.where((Deployment.organisation_id == me.organisation_id) | Deployment.id.in_(uses_force)
+        query = query.where((Deployment.organisation_id == me.organisation_id) | Deployment.id.in_(frozen)
+                            | ((Deployment.status == "requested") & Deployment.watchlist_id.in_(listing))
                             | Deployment.authorised_by_id.in_(by_force))
     return list(ctx.session.execute(query).scalars())
 

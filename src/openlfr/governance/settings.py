@@ -5,7 +5,7 @@ Suggested to move into :mod:`openlfr.config` once the settings there settle.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,3 +23,12 @@ class Policy(BaseSettings):
     min_authorising_rank: str = Field(
         "superintendent", description="lowest police rank that may approve agreements and authorise deployments")
     min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")
+
+    @field_validator("min_authorising_rank")
+    @classmethod
+    def _known_rank(cls, value: str) -> str:
+        from openlfr.governance.ranks import RANKS
+
+        if value not in RANKS:
+            raise ValueError(f"unknown police rank {value!r}; known ranks: {', '.join(RANKS)}")
+        return value

@@ -97,8 +97,6 @@ def deactivate(ctx: Ctx, actor: Actor, name: str, reason: str) -> User:
 
 def list_users(ctx: Ctx, actor: Actor) -> list[User]:
     """The users an admin or auditor may see: their own organisation's (an oversight body's auditors: all)."""
-    me = ctx.require(actor, {Role.ADMIN, Role.AUDITOR}, "user.list")
-    query = select(User).order_by(User.id)
-    if not ctx.oversees(me):
-        query = query.where(User.organisation_id == me.organisation_id)
+    query = ctx.visible(actor, "user.list", select(User).order_by(User.id), User.organisation_id,
+                        {Role.ADMIN, Role.AUDITOR})
     return list(ctx.session.execute(query).scalars())

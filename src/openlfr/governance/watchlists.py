@@ -8,7 +8,7 @@ from openlfr.errors import InputError
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
-from openlfr.governance.schemas import OrgKind, Role, WatchlistAdd, WatchlistCreate
+from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
 from openlfr.governance.sharing import check_sharing_allowed
 from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
 
@@ -108,8 +108,5 @@ def remove_entry(ctx: Ctx, actor: Actor, entry_id: int, reason: str) -> Watchlis
 
 def list_watchlists(ctx: Ctx, actor: Actor) -> list[Watchlist]:
     """The watchlists of the actor's organisation (an oversight body's auditors: all), oldest first."""
-    me = ctx.require(actor, None, "watchlist.list")
-    query = select(Watchlist).order_by(Watchlist.id)
-    if not ctx.oversees(me):
-        query = query.where(Watchlist.organisation_id == me.organisation_id)
+    query = ctx.visible(actor, "watchlist.list", select(Watchlist).order_by(Watchlist.id), Watchlist.organisation_id)
     return list(ctx.session.execute(query).scalars())

@@ -43,12 +43,18 @@ class StoreConfig:
 
     @classmethod
     def from_environment(cls) -> "StoreConfig":
-        """The store the settings point at (``OPENLFR_DATABASE_URL``, ``OPENLFR_DATA_DIR``, key)."""
-        from openlfr.store import blob_dir, data_dir, load_or_create_key
+        """The store the settings point at (``OPENLFR_DATABASE_URL``, ``OPENLFR_DATA_DIR``, key).
+
+        A key given in ``OPENLFR_KEY`` is handed over as it is; a key file
+        (``OPENLFR_KEY_FILE``) is created here if missing and then read by each worker itself
+        (``key_b64`` empty), so workers follow a key rotation done while they run."""
+        from openlfr.store import blob_dir
+        from openlfr.store.keys import open_keyring
         from openlfr.store.settings import database_url
 
-        key = load_or_create_key(data_dir() / "key")
-        return cls(database_url(), str(blob_dir()), base64.b64encode(key).decode())
+        ring = open_keyring()
+        key_b64 = base64.b64encode(ring.primary_key).decode() if ring.source == "env" else ""
+        return cls(database_url(), str(blob_dir()), key_b64)
 
     def governance(self) -> Governance:
         """A :class:`Governance` on this store (schema already migrated by the parent)."""

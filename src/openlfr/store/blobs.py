@@ -1,9 +1,12 @@
 """Encrypted blob store: images, templates, snapshots and crops, AES-256-GCM at rest.
 
-Each blob is one file ``<dir>/<id[:2]>/<id>`` holding ``b"OLFR1" + nonce(12) + ciphertext``;
-the blob id is bound in as associated data, so a file renamed to another id fails to
-decrypt. The key is 32 bytes, given base64 in ``OPENLFR_KEY`` or read from ``<data_dir>/key``,
-which is created (mode 0600) on first use.
+Each blob is one file ``<dir>/<id[:2]>/<id>`` (mode 0600, folders 0700) holding
+``b"OLFR2" + key id(4) + nonce(12) + ciphertext``, sealed under the keyring's primary key
+(see :mod:`openlfr.store.keys`); the blob id is bound in as associated data, so a file
+renamed to another id fails to decrypt. Blobs of earlier versions (``b"OLFR1" + nonce +
+ciphertext``) are still read. The keyring comes from ``OPENLFR_KEY`` (base64, one fixed
+key) or the key file ``OPENLFR_KEY_FILE`` (default ``<data_dir>/key``), created (mode 0600)
+on first use; ``openlfr key rotate`` replaces the key and reseals every blob.
 
 :class:`BlobTransaction` makes blob writes follow the database transaction: blobs written
 in a rolled-back transaction are removed, and deletions happen only after a commit.
@@ -11,60 +14,38 @@ in a rolled-back transaction are removed, and deletions happen only after a comm
 
 from __future__ import annotations
 
-import base64
-import os
 import secrets
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from openlfr.errors import InputError, NotFoundError
+from openlfr.store.keys import MAGIC_V1, MAGIC_V2, EncryptionKeyError, Keyring, load_or_create_key, open_keyring
+from openlfr.store.settings import private_dir, write_private
 
-from openlfr.errors import InputError, NotFoundError, OpenLFRError
-
-MAGIC = b"OLFR1"
+MAGIC = MAGIC_V2
 KEY_ENV = "OPENLFR_KEY"
 
-
-class EncryptionKeyError(OpenLFRError):
-    """The encryption key is missing, malformed or does not open a blob."""
-
-
-def load_or_create_key(key_file: Path) -> bytes:
-    """The 32-byte key from ``OPENLFR_KEY`` (base64) or ``key_file``, created if missing."""
-    env = os.environ.get(KEY_ENV)
-    if env:
-        try:
-            key = base64.b64decode(env, validate=True)
-        except ValueError as err:
-            raise EncryptionKeyError(f"{KEY_ENV} is not valid base64") from err
-        if len(key) != 32:
-            raise EncryptionKeyError(f"{KEY_ENV} must decode to 32 bytes, got {len(key)}")
-        return key
-    if key_file.exists():
-        key = base64.b64decode(key_file.read_text().strip())
-        if len(key) != 32:
-            raise EncryptionKeyError(f"key file {key_file} does not hold a 32-byte base64 key")
-        return key
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    # O_EXCL + 0600: never world-readable, and two first runs cannot race to different keys.
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_or_create_key(key_file)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(base64.b64encode(key).decode() + "\n")
-    return key
+__all__ = [
+    "MAGIC", "MAGIC_V1", "MAGIC_V2", "BlobStore", "BlobTransaction", "EncryptionKeyError", "Keyring",
+    "load_or_create_key", "open_keyring",
+]
 
 
 class BlobStore:
-    """AES-GCM encrypted files addressed by random ids."""
+    """AES-GCM encrypted files addressed by random ids.
 
-    def __init__(self, root: Path, key: bytes) -> None:
-        if len(key) != 32:
-            raise EncryptionKeyError("blob key must be 32 bytes")
+    ``key`` is a :class:`~openlfr.store.keys.Keyring` (which follows a rotation done by
+    another process) or one fixed 32-byte key.
+    """
+
+    def __init__(self, root: Path, key: bytes | Keyring, *, durable: bool = True) -> None:
+        if isinstance(key, Keyring):
+            self.keyring = key
+        else:
+            if len(key) != 32:
+                raise EncryptionKeyError("blob key must be 32 bytes")
+            self.keyring = Keyring.single(bytes(key))
         self.root = Path(root)
-        self._aead = AESGCM(key)
+        self.durable = durable
 
     def _path(self, blob_id: str) -> Path:
         if not blob_id or not all(c in "0123456789abcdef" for c in blob_id):
@@ -72,16 +53,13 @@ class BlobStore:
         return self.root / blob_id[:2] / blob_id
 
     def put(self, data: bytes) -> str:
-        """Encrypt ``data`` to a new blob and return its id."""
+        """Encrypt ``data`` to a new blob (mode 0600, written atomically) and return its id."""
         blob_id = secrets.token_hex(16)
-        nonce = secrets.token_bytes(12)
-        sealed = MAGIC + nonce + self._aead.encrypt(nonce, data, blob_id.encode())
+        sealed = self.keyring.seal(data, blob_id.encode())
         path = self._path(blob_id)
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(sealed)
-        os.replace(tmp, path)
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        write_private(path, sealed, durable=self.durable)
         return blob_id
 
     def get(self, blob_id: str) -> bytes:
@@ -91,13 +69,9 @@ class BlobStore:
             sealed = path.read_bytes()
         except FileNotFoundError as err:
             raise NotFoundError(f"blob {blob_id} does not exist (deleted?)") from err
-        if not sealed.startswith(MAGIC):
+        if not sealed.startswith((MAGIC_V1, MAGIC_V2)):
             raise EncryptionKeyError(f"blob {blob_id} is not an openlfr encrypted blob")
-        nonce, body = sealed[len(MAGIC) : len(MAGIC) + 12], sealed[len(MAGIC) + 12 :]
-        try:
-            return self._aead.decrypt(nonce, body, blob_id.encode())
-        except InvalidTag as err:
-            raise EncryptionKeyError(f"blob {blob_id} cannot be decrypted: wrong key or tampered file") from err
+        return self.keyring.open(sealed, blob_id.encode(), f"blob {blob_id}")
 
     def exists(self, blob_id: str) -> bool:
         """Whether the blob's file is present."""

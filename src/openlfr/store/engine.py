@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from openlfr.store.settings import database_url
+from openlfr.store.settings import database_url, private_dir, tighten_file
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -27,6 +28,7 @@ def make_engine(url: str | None = None) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        _private_sqlite_file(engine)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,6 +45,26 @@ def make_engine(url: str | None = None) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_sqlite_file(engine: Engine) -> None:
+    """Create the SQLite file 0600 (its folder 0700) before SQLite does, or tighten an existing
+    one: SQLite gives its journal and WAL files the database file's mode, so they follow."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:") or engine.url.query.get("uri"):
+        return
+    path = Path(database)
+    if path.exists():
+        tighten_file(path)
+        for suffix in ("-journal", "-wal", "-shm"):
+            tighten_file(path.with_name(path.name + suffix))
+        return
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:  # pragma: no cover - let SQLite report the problem in its own words
+        pass
 
 
 def alembic_config(url: str) -> Config:

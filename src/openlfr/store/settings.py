@@ -1,23 +1,98 @@
-"""Where the governance store lives: database URL and blob folder.
+"""Where the governance store lives: database URL, blob folder and key file.
 
 Read from ``OPENLFR_DATABASE_URL`` (any SQLAlchemy URL; ``postgresql+psycopg://...`` for
-PostgreSQL) with the embedded default ``sqlite:///<data_dir>/openlfr.db``. These belong in
-:mod:`openlfr.config` eventually; they are kept here so the store can be used on its own.
+PostgreSQL) with the embedded default ``sqlite:///<data_dir>/openlfr.db``, and from
+``OPENLFR_KEY_FILE`` (default ``<data_dir>/key``) for the encryption keyring, which may live
+apart from the data (another disk, a mounted secret). These belong in :mod:`openlfr.config`
+eventually; they are kept here so the store can be used on its own.
+
+Everything under the data directory is private to its owner: folders are created 0700 and
+files 0600 (:func:`private_dir`, :func:`write_private`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from pathlib import Path
 
 from openlfr.config import get_settings
 
+KEY_FILE_ENV = "OPENLFR_KEY_FILE"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and any missing parents) with mode 0700; tighten it to 0700 if it already
+    exists with group or other bits and belongs to this user. Returns ``path``."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):  # every folder made here is 0700, not only the last
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if not missing:
+        path.mkdir(mode=0o700, exist_ok=True)  # an error if it is a file
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    except OSError:  # pragma: no cover - a folder we may use but not change (not ours)
+        pass
+    return path
+
+
+def tighten_file(path: Path) -> None:
+    """Drop group and other permission bits from an existing file of this user (no error if
+    it is missing or not ours)."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    except OSError:
+        pass
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new file in ``folder`` durable (best effort where not supported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically with mode 0600: a temporary file beside it
+    (created 0600, fsynced when ``durable``), then a rename. A reader sees the old or the new
+    content, never a partial file; a crash leaves at most a stray ``.*.tmp`` file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
 
 def data_dir() -> Path:
-    """The openlfr data directory (``OPENLFR_DATA_DIR``), created if missing."""
-    path = Path(get_settings().data_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The openlfr data directory (``OPENLFR_DATA_DIR``), created 0700 if missing."""
+    return private_dir(Path(get_settings().data_dir))
 
 
 def database_url() -> str:
@@ -31,3 +106,16 @@ def database_url() -> str:
 def blob_dir() -> Path:
     """Folder of encrypted blobs: ``<data_dir>/blobs``."""
     return data_dir() / "blobs"
+
+
+def eval_cache_dir() -> Path:
+    """Default folder of sealed evaluation caches: ``<data_dir>/eval-cache``."""
+    return data_dir() / "eval-cache"
+
+
+def key_file() -> Path:
+    """The keyring file: ``OPENLFR_KEY_FILE`` or ``<data_dir>/key``."""
+    configured = os.environ.get(KEY_FILE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return data_dir() / "key"

@@ -1,20 +1,29 @@
-"""Alerts for reviewers: the queue, one alert with its images, decisions, and the live stream."""
+"""Alerts for reviewers: the queue, one alert with its images, decisions, and the live stream.
+
+A reviewer sees only the alerts of deployments they may review (those their organisation
+runs, or that an officer of their organisation authorised: :func:`reviews.may_review`);
+another organisation's alert is refused (403, audited), everywhere, the stream included.
+The stream re-checks the caller's credential at least every second and before it sends
+anything, so a deactivated user, a reset password or a revoked token ends it at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import queue
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
 
-from openlfr.api import defs, reviews, views
+from openlfr.api import defs, views
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
-from openlfr.governance import Ctx, Role
+from openlfr.governance import Ctx, Role, reviews
+from openlfr.governance.credentials import live_token
 from openlfr.store.models import Alert, Camera, MediaItem, SharedImage, WatchlistEntry
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -22,20 +31,26 @@ REVIEWERS = (Role.REVIEWER,)
 KEEPALIVE_S = 15.0
 POLL_S = 0.2  # worst-case added latency of an alert announced in this process
 STORE_POLL_S = 1.0  # worst-case added latency of an alert committed by another process
+RECHECK_S = 0.75  # the caller's credential is checked again this often (and before anything is sent)
 
 
 @router.get("", response_model=list[defs.AlertOut])
 def list_alerts(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> list[defs.AlertOut]:
-    """Alerts still held, newest first."""
+    """Alerts still held that the caller may review, newest first."""
     with tx(request) as ctx:
-        return views.list_alerts(ctx)
+        user = ctx.require(me.actor, {Role.REVIEWER}, "alert.list")
+        return views.list_alerts(ctx, user)
 
 
-def _alerts_after(request: Request, last_id: int) -> list[dict]:
-    """Alerts committed after ``last_id`` by any process writing to the store (camera workers)."""
+def _alerts_after(request: Request, last_id: int, deployments: set[int]) -> list[dict]:
+    """Alerts of ``deployments`` committed after ``last_id`` by any process writing to the
+    store (camera workers)."""
+    if not deployments:
+        return []
     with tx(request) as ctx:
         rows = ctx.session.execute(
-            select(Alert).where(Alert.id > last_id, Alert.deleted_at.is_(None)).order_by(Alert.id)).scalars()
+            select(Alert).where(Alert.id > last_id, Alert.deleted_at.is_(None), Alert.deployment_id.in_(deployments))
+            .order_by(Alert.id)).scalars()
         return [{"alert_id": a.id, "deployment_id": a.deployment_id, "camera_id": a.camera_id,
                  "entry_id": a.entry_id, "score": a.score, "at": a.at.isoformat()} for a in rows]
 
@@ -45,13 +60,29 @@ def _last_alert_id(request: Request) -> int:
         return ctx.session.execute(select(func.coalesce(func.max(Alert.id), 0))).scalar_one()
 
 
+def _reviewable(request: Request, me: Principal) -> set[int] | None:
+    """The deployments the caller may review now, or ``None`` once their credential is no
+    longer live (revoked, expired, password reset, role changed, user deactivated)."""
+    with tx(request) as ctx:
+        found = live_token(ctx.session, me.token, ctx.now())
+        if found is None or found[0].id != me.token_id or Role(found[1].role) is not Role.REVIEWER:
+            return None
+        return views.reviewable_ids(ctx, found[1])
+
+
 @router.get("/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> StreamingResponse:
-    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time).
+    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time),
+    for the deployments the caller may review.
 
     Alerts come from the in-process event bus and from the store, which camera workers in
-    other processes (``openlfr run``) commit to; each alert is sent once."""
+    other processes (``openlfr run``) commit to; each alert is sent once. The caller's
+    credential is checked again at least every second and before each batch is sent: the
+    stream ends (``event: end``) as soon as it is revoked or expires or the user is deactivated."""
+    allowed = await asyncio.to_thread(_reviewable, request, me)
+    if allowed is None:
+        raise HTTPException(401, "session expired or not valid: log in again", headers={"WWW-Authenticate": "Bearer"})
     sub = request.app.state.bus.subscribe(maxsize=200)
     camera_names: dict[int, str] = {}
 
@@ -63,12 +94,23 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
         return camera_names[camera_id]
 
     async def events() -> AsyncIterator[str]:
+        nonlocal allowed
         sent: set[int] = set()
         last_id = await asyncio.to_thread(_last_alert_id, request)  # older ones are in the queue page
+        checked = time.monotonic()
+
+        async def recheck() -> bool:
+            nonlocal allowed, checked
+            allowed = await asyncio.to_thread(_reviewable, request, me)
+            checked = time.monotonic()
+            return allowed is not None
+
         try:
             yield ": connected\n\n"
             idle = since_store = 0.0
             while not await request.is_disconnected():
+                if time.monotonic() - checked >= RECHECK_S and not await recheck():
+                    break
                 batch: list[tuple[str, dict]] = []
                 try:
                     while True:
@@ -79,8 +121,12 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
                     pass
                 if since_store >= STORE_POLL_S:
                     since_store = 0.0
-                    batch += [("alert", a) for a in await asyncio.to_thread(_alerts_after, request, last_id)]
+                    batch += [("alert", a) for a in await asyncio.to_thread(_alerts_after, request, last_id,
+                                                                            set(allowed or ()))]
                 fresh = [(k, d) for k, d in batch if k != "alert" or d["alert_id"] not in sent]
+                if fresh and not await recheck():  # nothing goes out on a credential that is gone
+                    break
+                fresh = [(k, d) for k, d in fresh if d.get("deployment_id") in (allowed or set())]
                 if not fresh:
                     # poll instead of blocking a worker thread per open stream
                     await asyncio.sleep(POLL_S)
@@ -100,6 +146,8 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
                     if "camera_id" in data:
                         data["camera"] = await asyncio.to_thread(camera_name, data["camera_id"])
                     yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+            if allowed is None:  # the credential is gone: say so (the console stops reconnecting) and end
+                yield 'event: end\ndata: {"reason": "credential no longer valid: log in again"}\n\n'
         finally:
             sub.close()
 
@@ -109,19 +157,20 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
 
 @router.get("/{alert_id}", response_model=defs.AlertOut)
 def get_alert(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
-    """One alert with its reviews."""
+    """One alert with its reviews (a reviewer who may review its deployment; each view audited)."""
     with tx(request) as ctx:
-        alert = ctx.get(Alert, alert_id, "alert")
-        ctx.audit(me.name, "alert.view", "alert", alert.id)
+        _, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        ctx.audit(me.actor, "alert.view", "alert", alert.id)
         return views.alert_out(ctx, alert)
 
 
 @router.post("/{alert_id}/review", response_model=defs.AlertOut)
 def review(alert_id: defs.Id, body: defs.ReviewIn, request: Request,
            me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
-    """Confirm, dismiss or escalate with a note; verified after confirmations by different reviewers."""
+    """Confirm, dismiss or escalate with a note; verified after confirmations by different
+    reviewers (police reviewers only, where the deployment requires it)."""
     with tx(request) as ctx:
-        alert = reviews.review(ctx, me.name, alert_id, body.decision, body.note)
+        alert = reviews.review(ctx, me.actor, alert_id, body.decision, body.note)
         out = views.alert_out(ctx, alert)
     request.app.state.metrics.reviews.labels(body.decision).inc()
     return out
@@ -139,12 +188,12 @@ def _image(ctx: Ctx, blob: str | None, what: str) -> Response:
 def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> Response:
     """The probe face crop of an alert (decrypted; each view is audited)."""
     with tx(request) as ctx:
-        ctx.get(Alert, alert_id, "alert")
+        reviews.reviewer_for(ctx, me.actor, "alert.view_crop", alert_id)
         item = ctx.session.execute(select(MediaItem).where(MediaItem.alert_id == alert_id, MediaItem.kind == "crop")
                                    .order_by(MediaItem.id)).scalars().first()
         if item is None:
             raise HTTPException(404, f"alert {alert_id} has no probe crop")
-        ctx.audit(me.name, "alert.view_crop", "alert", alert_id)
+        ctx.audit(me.actor, "alert.view_crop", "alert", alert_id)
         return _image(ctx, item.blob, "probe crop")
 
 
@@ -152,10 +201,10 @@ def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*R
 def watchlist_image(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> Response:
     """The watchlist image the alert matched (decrypted; each view is audited)."""
     with tx(request) as ctx:
-        alert = ctx.get(Alert, alert_id, "alert")
+        _, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view_watchlist_image", alert_id)
         entry = ctx.session.get(WatchlistEntry, alert.entry_id) if alert.entry_id is not None else None
         if entry is None:
             raise HTTPException(404, f"alert {alert_id} has no watchlist entry")
         image = ctx.get(SharedImage, entry.shared_image_id, "shared image")
-        ctx.audit(me.name, "alert.view_watchlist_image", "alert", alert_id)
+        ctx.audit(me.actor, "alert.view_watchlist_image", "alert", alert_id)
         return _image(ctx, image.image_blob, "watchlist image")

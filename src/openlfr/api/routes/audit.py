@@ -38,7 +38,7 @@ def verify(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> 
         result = audit.verify(ctx.session)
         out = defs.VerifyOut(ok=result.ok, count=result.count, head_seq=result.head_seq, head_hash=result.head_hash,
                              detail=result.message())
-        ctx.audit(me.name, "audit.verify", "audit", result.head_seq, ok=result.ok)
+        ctx.audit(me.actor, "audit.verify", "audit", result.head_seq, ok=result.ok)
     return out
 
 
@@ -49,6 +49,6 @@ def export(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> 
         path = Path(tmp) / "audit.jsonl"
         audit.export_chain(ctx.session, path, now=ctx.now())
         body = path.read_bytes()
-        ctx.audit(me.name, "audit.export", "audit", "-", bytes=len(body))
+        ctx.audit(me.actor, "audit.export", "audit", "-", bytes=len(body))
     return Response(body, media_type="application/x-ndjson",
                     headers={"Content-Disposition": 'attachment; filename="openlfr-audit.jsonl"'})

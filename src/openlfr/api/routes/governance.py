@@ -1,7 +1,9 @@
-"""Agreements, sharing and the supplier ledger, watchlists, cameras and signage, deployments.
+"""Agreements, sharing, the force's ledger and central view, watchlists, cameras and signage,
+deployments.
 
-Each route checks the caller's role before calling the service, which checks it again with
-the finer rules (own agreement, requester is not authoriser, ...).
+Each route checks the caller's role before calling the service with the caller's credential
+(``me.actor``); the service checks it again with the finer rules (own organisation, rank,
+requester is not authoriser, ...) and scopes every list to what the caller's organisation may see.
 """
 
 from __future__ import annotations
@@ -14,33 +16,32 @@ from openlfr.api import defs, upload, views
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
 from openlfr.governance import Role, parse
-from openlfr.governance import agreements, cameras, deployments, sharing, watchlists
+from openlfr.governance import agreements, cameras, central, deployments, sharing, watchlists
 from openlfr.governance.schemas import (
     AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, WatchlistAdd, WatchlistCreate,
 )
 
 router = APIRouter(prefix="/api")
-SUP, ADMIN, OFFICER, REVIEWER, AUDITOR = (Role.SUPPLIER, Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER,
-                                          Role.REVIEWER, Role.AUDITOR)
-STAFF = (SUP, ADMIN, OFFICER, AUDITOR)
+SUP, OPS, OFFICER, REVIEWER, AUDITOR = (Role.SUPPLIER, Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER,
+                                        Role.REVIEWER, Role.AUDITOR)
+STAFF = (SUP, OPS, OFFICER, AUDITOR)
+FORCE_VIEWERS = (SUP, OFFICER, AUDITOR)
+ForceName = Query(None, max_length=200, description="the police force (oversight bodies' auditors must name one)")
 
 
 # --- agreements ---------------------------------------------------------------------------
 @router.get("/agreements", response_model=list[defs.AgreementOut], tags=["agreements"])
 def list_agreements(request: Request, me: Principal = Depends(require(*STAFF))) -> list[defs.AgreementOut]:
-    """Agreements: a supplier sees its own, the others see all."""
+    """The agreements the caller's organisation is party to (an oversight body's auditors: all)."""
     with tx(request) as ctx:
-        rows = agreements.list_agreements(ctx)
-        if me.role is SUP:
-            rows = [a for a in rows if a.supplier_id == me.user_id]
-        return [defs.AgreementOut.model_validate(a) for a in rows]
+        return [defs.AgreementOut.model_validate(a) for a in agreements.list_agreements(ctx, me.actor)]
 
 
 @router.post("/agreements", response_model=defs.AgreementOut, status_code=201, tags=["agreements"])
 def create_agreement(body: AgreementCreate, request: Request, me: Principal = Depends(require(SUP))) -> defs.AgreementOut:
     """The supplier offers an agreement to an operator (draft until approved)."""
     with tx(request) as ctx:
-        return defs.AgreementOut.model_validate(agreements.create(ctx, me.name, body))
+        return defs.AgreementOut.model_validate(agreements.create(ctx, me.actor, body))
 
 
 @router.post("/agreements/{agreement_id}/approve", response_model=defs.AgreementOut, tags=["agreements"])
@@ -48,7 +49,7 @@ def approve_agreement(agreement_id: defs.Id, request: Request,
                       me: Principal = Depends(require(OFFICER))) -> defs.AgreementOut:
     """An authorising officer approves a draft agreement."""
     with tx(request) as ctx:
-        return defs.AgreementOut.model_validate(agreements.approve(ctx, me.name, agreement_id))
+        return defs.AgreementOut.model_validate(agreements.approve(ctx, me.actor, agreement_id))
 
 
 @router.post("/agreements/{agreement_id}/suspend", response_model=defs.AgreementOut, tags=["agreements"])
@@ -56,7 +57,7 @@ def suspend_agreement(agreement_id: defs.Id, body: defs.ReasonIn, request: Reque
                       me: Principal = Depends(require(SUP, OFFICER))) -> defs.AgreementOut:
     """Pause sharing under an agreement."""
     with tx(request) as ctx:
-        return defs.AgreementOut.model_validate(agreements.suspend(ctx, me.name, agreement_id, body.reason))
+        return defs.AgreementOut.model_validate(agreements.suspend(ctx, me.actor, agreement_id, body.reason))
 
 
 @router.post("/agreements/{agreement_id}/resume", response_model=defs.AgreementOut, tags=["agreements"])
@@ -64,15 +65,15 @@ def resume_agreement(agreement_id: defs.Id, request: Request,
                      me: Principal = Depends(require(SUP, OFFICER))) -> defs.AgreementOut:
     """Lift a suspension."""
     with tx(request) as ctx:
-        return defs.AgreementOut.model_validate(agreements.resume(ctx, me.name, agreement_id))
+        return defs.AgreementOut.model_validate(agreements.resume(ctx, me.actor, agreement_id))
 
 
 @router.post("/agreements/{agreement_id}/end", response_model=defs.AgreementOut, tags=["agreements"])
 def end_agreement(agreement_id: defs.Id, body: defs.ReasonIn, request: Request,
-                  me: Principal = Depends(require(SUP, OFFICER, ADMIN))) -> defs.AgreementOut:
+                  me: Principal = Depends(require(SUP, OFFICER, OPS))) -> defs.AgreementOut:
     """End an agreement and purge every image shared under it."""
     with tx(request) as ctx:
-        return defs.AgreementOut.model_validate(agreements.end(ctx, me.name, agreement_id, body.reason))
+        return defs.AgreementOut.model_validate(agreements.end(ctx, me.actor, agreement_id, body.reason))
 
 
 # --- sharing and ledger -------------------------------------------------------------------
@@ -94,7 +95,7 @@ async def share_image(
 
     def work() -> defs.SharedImageOut:
         with tx(request) as ctx:
-            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.name, data, image))
+            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.actor, data, image))
 
     return await run_in_threadpool(work)
 
@@ -104,126 +105,139 @@ def revoke_image(image_id: defs.Id, body: defs.ReasonIn, request: Request,
                  me: Principal = Depends(require(SUP))) -> defs.SharedImageOut:
     """The supplier withdraws one image (purged at once)."""
     with tx(request) as ctx:
-        return defs.SharedImageOut.model_validate(sharing.revoke_image(ctx, me.name, image_id, body.reason))
+        return defs.SharedImageOut.model_validate(sharing.revoke_image(ctx, me.actor, image_id, body.reason))
 
 
 @router.get("/ledger", response_model=list[defs.LedgerRowOut], tags=["sharing"])
-def ledger(request: Request, supplier: str | None = Query(None, max_length=120),
-           me: Principal = Depends(require(SUP, AUDITOR))) -> list[defs.LedgerRowOut]:
-    """Every image a supplier has shared, live or purged (auditors name the supplier)."""
+def ledger(request: Request, force: str | None = ForceName,
+           me: Principal = Depends(require(*FORCE_VIEWERS))) -> list[defs.LedgerRowOut]:
+    """Every image a police force has shared under any of its agreements, whoever in the force
+    shared it, live or purged (the caller's own force; an oversight auditor names one)."""
     with tx(request) as ctx:
-        rows = sharing.supplier_view(ctx, me.name, supplier)
+        rows = sharing.force_ledger(ctx, me.actor, force)
         return [defs.LedgerRowOut(status=r.status, **r.__dict__) for r in rows]
+
+
+@router.get("/force", response_model=defs.ForceOut, tags=["sharing"])
+def force_view(request: Request, force: str | None = ForceName,
+               me: Principal = Depends(require(*FORCE_VIEWERS))) -> defs.ForceOut:
+    """The force's central view: every agreement it is party to, every image it shared with
+    the watchlists, deployments and alerts that used it, and those deployments and alerts
+    (the caller's own force; an oversight auditor names one). No image bytes."""
+    with tx(request) as ctx:
+        return views.force_out(central.force_view(ctx, me.actor, force))
 
 
 # --- watchlists ---------------------------------------------------------------------------
 @router.get("/watchlists", response_model=list[defs.WatchlistOut], tags=["watchlists"])
-def list_watchlists(request: Request, me: Principal = Depends(require(ADMIN, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
+def list_watchlists(request: Request, me: Principal = Depends(require(OPS, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
     """Watchlists with their number of active entries."""
     with tx(request) as ctx:
         return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap,
                                   entries=len(watchlists.active_entries(ctx, w.id)))
-                for w in watchlists.list_watchlists(ctx)]
+                for w in watchlists.list_watchlists(ctx, me.actor)]
 
 
 @router.post("/watchlists", response_model=defs.WatchlistOut, status_code=201, tags=["watchlists"])
-def create_watchlist(body: WatchlistCreate, request: Request, me: Principal = Depends(require(ADMIN))) -> defs.WatchlistOut:
+def create_watchlist(body: WatchlistCreate, request: Request, me: Principal = Depends(require(OPS))) -> defs.WatchlistOut:
     """A new, empty watchlist."""
     with tx(request) as ctx:
-        w = watchlists.create_watchlist(ctx, me.name, body)
+        w = watchlists.create_watchlist(ctx, me.actor, body)
         return defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap, entries=0)
 
 
 @router.post("/watchlists/{watchlist_id}/entries", response_model=defs.EntryOut, status_code=201, tags=["watchlists"])
 def add_entry(watchlist_id: defs.Id, body: defs.EntryIn, request: Request,
-              me: Principal = Depends(require(ADMIN))) -> defs.EntryOut:
+              me: Principal = Depends(require(OPS))) -> defs.EntryOut:
     """Put a shared image on the watchlist."""
     data = parse(WatchlistAdd, **(body.model_dump() | {"watchlist_id": watchlist_id}))
     with tx(request) as ctx:
-        return defs.EntryOut.model_validate(watchlists.add_entry(ctx, me.name, data))
+        return defs.EntryOut.model_validate(watchlists.add_entry(ctx, me.actor, data))
 
 
 @router.post("/watchlist-entries/{entry_id}/remove", response_model=defs.EntryOut, tags=["watchlists"])
 def remove_entry(entry_id: defs.Id, body: defs.ReasonIn, request: Request,
-                 me: Principal = Depends(require(ADMIN))) -> defs.EntryOut:
+                 me: Principal = Depends(require(OPS))) -> defs.EntryOut:
     """Take an entry off its watchlist."""
     with tx(request) as ctx:
-        return defs.EntryOut.model_validate(watchlists.remove_entry(ctx, me.name, entry_id, body.reason))
+        return defs.EntryOut.model_validate(watchlists.remove_entry(ctx, me.actor, entry_id, body.reason))
 
 
 # --- cameras and signage ------------------------------------------------------------------
 @router.get("/cameras", response_model=list[defs.CameraOut], tags=["cameras"])
 def list_cameras(request: Request,
-                 me: Principal = Depends(require(ADMIN, OFFICER, REVIEWER, AUDITOR))) -> list[defs.CameraOut]:
+                 me: Principal = Depends(require(OPS, OFFICER, REVIEWER, AUDITOR))) -> list[defs.CameraOut]:
     """Every camera."""
     with tx(request) as ctx:
-        return [defs.CameraOut.model_validate(c) for c in cameras.list_cameras(ctx)]
+        return [defs.CameraOut.model_validate(c) for c in cameras.list_cameras(ctx, me.actor)]
 
 
 @router.post("/cameras", response_model=defs.CameraOut, status_code=201, tags=["cameras"])
-def add_camera(body: CameraCreate, request: Request, me: Principal = Depends(require(ADMIN))) -> defs.CameraOut:
+def add_camera(body: CameraCreate, request: Request, me: Principal = Depends(require(OPS))) -> defs.CameraOut:
     """Register a camera."""
     with tx(request) as ctx:
-        return defs.CameraOut.model_validate(cameras.add_camera(ctx, me.name, body))
+        return defs.CameraOut.model_validate(cameras.add_camera(ctx, me.actor, body))
 
 
 @router.post("/cameras/{camera_id}/signage", response_model=defs.SignageOut, status_code=201, tags=["cameras"])
 def record_signage(camera_id: defs.Id, body: defs.SignageIn, request: Request,
-                   me: Principal = Depends(require(ADMIN))) -> defs.SignageOut:
+                   me: Principal = Depends(require(OPS))) -> defs.SignageOut:
     """Record a check of the public notice at a camera."""
     data = parse(SignageCreate, **(body.model_dump() | {"camera_id": camera_id}))
     with tx(request) as ctx:
-        return defs.SignageOut.model_validate(cameras.record_signage(ctx, me.name, data))
+        return defs.SignageOut.model_validate(cameras.record_signage(ctx, me.actor, data))
 
 
 # --- deployments --------------------------------------------------------------------------
 @router.get("/deployments", response_model=list[defs.DeploymentOut], tags=["deployments"])
 def list_deployments(request: Request,
-                     me: Principal = Depends(require(ADMIN, OFFICER, REVIEWER, AUDITOR))) -> list[defs.DeploymentOut]:
+                     me: Principal = Depends(require(OPS, OFFICER, REVIEWER, AUDITOR))) -> list[defs.DeploymentOut]:
     """Every deployment."""
     with tx(request) as ctx:
-        return [views.deployment_out(d) for d in deployments.list_deployments(ctx)]
+        return [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
 
 
 @router.post("/deployments", response_model=defs.DeploymentOut, status_code=201, tags=["deployments"])
 def request_deployment(body: DeploymentRequest, request: Request,
-                       me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+                       me: Principal = Depends(require(OPS, OFFICER))) -> defs.DeploymentOut:
     """Ask for a deployment, with a threshold or a target false-alert rate (calibrated on the
     cohort in ``OPENLFR_CALIBRATION_COHORT``; refused with 409 where none is configured)."""
     from openlfr.evaluation.cohort import configured_calibrator
 
     calibrate = configured_calibrator() if body.target_false_alert_rate is not None else None
     with tx(request) as ctx:
-        return views.deployment_out(deployments.request(ctx, me.name, body, calibrate))
+        return views.deployment_out(deployments.request(ctx, me.actor, body, calibrate))
 
 
 @router.post("/deployments/{deployment_id}/authorise", response_model=defs.DeploymentOut, tags=["deployments"])
-def authorise_deployment(deployment_id: defs.Id, body: defs.NoteIn, request: Request,
+def authorise_deployment(deployment_id: defs.Id, body: defs.AuthoriseIn, request: Request,
                          me: Principal = Depends(require(OFFICER))) -> defs.DeploymentOut:
-    """Authorise (never by the requester): freezes the watchlist snapshot."""
+    """Authorise (an officer of the supplying force, of the required rank, never the requester):
+    freezes the watchlist snapshot; may require that only police reviewers confirm its alerts."""
     with tx(request) as ctx:
-        return views.deployment_out(deployments.authorise(ctx, me.name, deployment_id, body.note))
+        return views.deployment_out(deployments.authorise(ctx, me.actor, deployment_id, body.note,
+                                                          require_police_review=body.require_police_review))
 
 
 @router.post("/deployments/{deployment_id}/start", response_model=defs.DeploymentOut, tags=["deployments"])
 def start_deployment(deployment_id: defs.Id, request: Request,
-                     me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+                     me: Principal = Depends(require(OPS, OFFICER))) -> defs.DeploymentOut:
     """Go live (inside the window, with current signage)."""
     with tx(request) as ctx:
-        return views.deployment_out(deployments.start(ctx, me.name, deployment_id))
+        return views.deployment_out(deployments.start(ctx, me.actor, deployment_id))
 
 
 @router.post("/deployments/{deployment_id}/end", response_model=defs.DeploymentOut, tags=["deployments"])
 def end_deployment(deployment_id: defs.Id, body: defs.NoteIn, request: Request,
-                   me: Principal = Depends(require(ADMIN, OFFICER))) -> defs.DeploymentOut:
+                   me: Principal = Depends(require(OPS, OFFICER))) -> defs.DeploymentOut:
     """End a live deployment or cancel one not yet live."""
     with tx(request) as ctx:
-        return views.deployment_out(deployments.end(ctx, me.name, deployment_id, body.note))
+        return views.deployment_out(deployments.end(ctx, me.actor, deployment_id, body.note))
 
 
 @router.post("/deployments/{deployment_id}/threshold", response_model=defs.DeploymentOut, tags=["deployments"])
 def set_threshold(deployment_id: defs.Id, body: defs.ThresholdIn, request: Request,
-                  me: Principal = Depends(require(ADMIN))) -> defs.DeploymentOut:
+                  me: Principal = Depends(require(OPS))) -> defs.DeploymentOut:
     """Change the threshold before authorisation."""
     with tx(request) as ctx:
-        return views.deployment_out(deployments.set_threshold(ctx, me.name, deployment_id, body.threshold))
+        return views.deployment_out(deployments.set_threshold(ctx, me.actor, deployment_id, body.threshold))

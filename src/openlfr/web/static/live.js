@@ -5,6 +5,11 @@
   const source = new EventSource("/api/alerts/stream");
   source.onopen = () => { status.textContent = "Live: new alerts appear here."; };
   source.onerror = () => { status.textContent = "Live updates interrupted; reconnecting…"; };
+  // the server ends the stream when the session is revoked, expired or the user deactivated
+  source.addEventListener("end", () => {
+    source.close();
+    status.textContent = "Live updates stopped: your session is no longer valid. Log in again.";
+  });
   source.addEventListener("alert", (msg) => {
     const a = JSON.parse(msg.data);
     if (body.querySelector(`tr[data-alert="${a.alert_id}"]`)) return;
