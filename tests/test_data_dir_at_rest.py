@@ -39,9 +39,10 @@ def _unit_vectors(body: bytes, dtype: str, dim: int = 128) -> bool:
         n = (len(body) - offset) // size
         if n < dim:
             continue
-        x = np.frombuffer(body, dtype=dtype, count=n, offset=offset).astype(np.float64)
-        ok = np.isfinite(x) & (np.abs(x) < 1.0)
-        sq = np.where(ok, x * x, 0.0)
+        with np.errstate(all="ignore"):  # random bytes read as floats: NaNs and huge values are expected
+            x = np.frombuffer(body, dtype=dtype, count=n, offset=offset).astype(np.float64)
+            ok = np.isfinite(x) & (np.abs(x) < 1.0)
+            sq = np.where(ok, x * x, 0.0)
         run = np.convolve(ok.astype(np.int32), np.ones(dim, dtype=np.int32), "valid")
         energy = np.convolve(sq, np.ones(dim), "valid")
         if np.any((run == dim) & (np.abs(energy - 1.0) < 1e-3)):

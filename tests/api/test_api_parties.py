@@ -323,6 +323,49 @@ def test_the_one_admin_chain_is_impossible(site: Site) -> None:
     assert {e.actor for e in events} == {"estate-admin", "unverified:ea-police"}
 
 
+def test_the_one_admin_chain_is_impossible_in_the_console(site: Site) -> None:
+    """The same chain through the console, as a person at the estate would try it: its user
+    admin makes the police users, its operator admin approves, shares and authorises its own
+    deployment. Every police step is refused; all it can make is a request nobody authorised."""
+    before, seq = state(site), audit_seq(site)
+    today = datetime.now(UTC)
+    with browser(site, "estate-admin") as (c, csrf):
+        for form in ({"name": "ea-supplier", "role": "supplier", "password": PASSWORD},
+                     {"name": "ea-officer", "role": "authorising_officer", "rank": "commissioner",
+                      "password": PASSWORD}):
+            r = c.post("/console/users", data=form | {"csrf_token": csrf})
+            assert r.status_code == 303 and "error=" in r.headers["location"], r.headers
+    with browser(site, "admin") as (c, csrf):
+        assert c.post(f"/console/agreements/{site.agreement_id}/approve", data={"csrf_token": csrf}).status_code == 403
+        r = c.post("/console/images", data={"csrf_token": csrf, "agreement_id": str(site.agreement_id),
+                                            "category": "wanted", "reason": "x", "subject_ref": "S-EA",
+                                            "image_date": str(today.date())},
+                   files={"file": ("a.png", png(4343), "image/png")})
+        assert r.status_code == 403
+        with site.gov.transaction() as ctx:
+            wl = ctx.session.execute(select(Watchlist.id)).scalars().first()
+        r = c.post("/console/deployments", data={
+            "csrf_token": csrf, "purpose": "our own deployment", "watchlist_id": str(wl),
+            "camera_ids": str(site.camera_id), "start": (today + timedelta(days=30)).isoformat(timespec="minutes"),
+            "end": (today + timedelta(days=31)).isoformat(timespec="minutes"), "threshold": "0.5",
+            "dpia_ref": "D", "necessity": "we decided this ourselves, nobody else"})
+        assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers  # a request is all it can make
+        with site.gov.transaction() as ctx:
+            mine = ctx.session.execute(select(Deployment.id).order_by(Deployment.id.desc())).scalars().first()
+        for verb in ("authorise", "start"):  # refused by the services: an error shown in the page
+            r = c.post(f"/console/deployments/{mine}/{verb}", data={"csrf_token": csrf})
+            assert r.status_code == 303 and "error=" in r.headers["location"], (verb, r.headers)
+    after = state(site)
+    new_deps = [d for d in after["deployments"] if d not in before["deployments"]]
+    assert new_deps == [(mine, "requested", None, False)]
+    assert {k: v for k, v in after.items() if k != "deployments"} == {k: v for k, v in before.items()
+                                                                      if k != "deployments"}
+    refused = [e for e in events_after(site, seq) if e.action.endswith(".refused")]
+    assert {e.actor for e in refused} == {"estate-admin", "admin"} and len(refused) >= 5
+    with site.client("admin") as c:  # leave the shared site as it was
+        assert c.post(f"/api/deployments/{mine}/end", json={"note": "test over"}).status_code == 200
+
+
 # --- (c) rank ------------------------------------------------------------------------------
 def test_an_officer_below_superintendent_cannot_approve(site: Site) -> None:
     register(site.gov, "Docklands Ltd", OrgKind.SITE_OPERATOR)
