@@ -42,10 +42,15 @@ def _main(
         Optional[str], typer.Option(help="Inference backend: cpu, cuda, auto or dlib (default: OPENLFR_BACKEND or auto).")
     ] = None,
     detector: Annotated[
-        Optional[str], typer.Option(help="Face detector: hog or mmod (default: OPENLFR_DETECTOR or mmod; hog needs dlib).")
+        Optional[str], typer.Option(help="Face detector: mmod, hog (needs dlib) or yunet (default: OPENLFR_DETECTOR or mmod).")
+    ] = None,
+    face_model: Annotated[
+        Optional[str], typer.Option(help="Face model whose templates are made and matched: dlib-resnet or sface, or one "
+                                         "registered in OPENLFR_MODELS_FILE (default: OPENLFR_FACE_MODEL or dlib-resnet).")
     ] = None,
 ) -> None:
-    for name, value in (("OPENLFR_DATA_DIR", data_dir), ("OPENLFR_BACKEND", backend), ("OPENLFR_DETECTOR", detector)):
+    for name, value in (("OPENLFR_DATA_DIR", data_dir), ("OPENLFR_BACKEND", backend), ("OPENLFR_DETECTOR", detector),
+                        ("OPENLFR_FACE_MODEL", face_model)):
         if value is not None:
             os.environ[name] = str(value)
     get_settings.cache_clear()
@@ -182,7 +187,9 @@ def evaluate_lfw(
     if missing:
         raise UserError(f"{len(missing)} image(s) named by the pairs file are missing, e.g. {missing[0]}")
     settings = get_settings()
-    key = f"{settings.backend}|{settings.detector}|{type(analyzer.stage.embedder).__name__}"
+    from openlfr.evaluation.effectiveness import pipeline_key
+
+    key = pipeline_key(analyzer, None)
     with Progress(console=err_console, transient=True, disable=json_out and not sys.stderr.isatty()) as bar:
         task = bar.add_task("computing templates", total=len(paths))
         data = face_data(

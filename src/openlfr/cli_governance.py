@@ -29,7 +29,6 @@ from openlfr.cli_support import fail as _fail
 from openlfr.cli_support import new_password
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
-from openlfr.matching.similarity import DEFAULT_THRESHOLD
 
 user_app = typer.Typer(help="Users of your own organisation (its admins only).", no_args_is_help=True)
 agreement_app = typer.Typer(help="Data-sharing agreements between a police force and an operator.",
@@ -427,6 +426,19 @@ def watchlist_add(watchlist_id: int, image_id: int, label: Annotated[str, typer.
         typer.echo(f"entry {watchlists.add_entry(ctx, me, data).id} added to watchlist {watchlist_id}")
 
 
+@deployment_app.command("watchlist-retemplate")
+@_errors
+def watchlist_retemplate(watchlist_id: int) -> None:
+    """Re-make every template of a watchlist with the configured face model (--face-model),
+    from the encrypted shared images; audited per image. Frozen snapshots keep theirs."""
+    from openlfr.governance import watchlists
+
+    with _as_user("watchlist.retemplate", with_templates=True) as (ctx, me):
+        done = watchlists.retemplate(ctx, me, watchlist_id)
+        typer.echo(f"watchlist {watchlist_id}: {done['retemplated']} template(s) re-made, "
+                   f"{done['unchanged']} already of this model")
+
+
 @deployment_app.command("request")
 @_errors
 def deployment_request(
@@ -605,7 +617,8 @@ DEMO_USERS = [("met", "supplier", None, DEMO_FORCE),
 def demo_setup(
     images: Annotated[Optional[Path], typer.Option(help="Folder of face photos (default ../shared/data/lfw).")] = None,
     count: Annotated[int, typer.Option(help="How many images to share.")] = 5,
-    threshold: Annotated[float, typer.Option(help="Deployment threshold (cosine similarity).")] = DEFAULT_THRESHOLD,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Deployment threshold (cosine similarity; default: the face model's own default).")] = None,
     password: Annotated[Optional[str], typer.Option(
         envvar="OPENLFR_DEMO_PASSWORD", help="Password of every demo user (default: a random one, printed).")] = None,
 ) -> None:
@@ -626,6 +639,8 @@ def demo_setup(
                                             OrgKind, Role, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
                                             WatchlistCreate)
     from openlfr.store.models import Organisation
+
+    from openlfr.face import registry
 
     paths = _demo_images(images, count)
     by = organisations.machine_user()
@@ -695,7 +710,8 @@ def demo_setup(
             with gov.transaction() as ctx:
                 dep = deployments.request(ctx, alice, parse(
                     DeploymentRequest, purpose="Locate wanted violent offenders at the estate", watchlist_id=wl.id,
-                    camera_ids=cams, start=now, end=now + timedelta(hours=8), threshold=threshold,
+                    camera_ids=cams, start=now, end=now + timedelta(hours=8),
+                    threshold=threshold or registry.model_threshold(),
                     dpia_ref="DPIA-DEMO-1",
                     necessity="Repeated violent offences near the square; patrols alone have not located the suspects."))
                 deployments.authorise(ctx, supt, dep.id, "demo")

@@ -52,6 +52,7 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/api/watchlists", "/api/watchlists", frozenset({ADMIN, OFFICER, AUDITOR})),
     ("POST", "/api/watchlists", "/api/watchlists", frozenset({ADMIN})),
     ("POST", "/api/watchlists/{watchlist_id}/entries", f"/api/watchlists/{X}/entries", frozenset({ADMIN})),
+    ("POST", "/api/watchlists/{watchlist_id}/retemplate", f"/api/watchlists/{X}/retemplate", frozenset({ADMIN})),
     ("POST", "/api/watchlist-entries/{entry_id}/remove", f"/api/watchlist-entries/{X}/remove", frozenset({ADMIN})),
     ("GET", "/api/cameras", "/api/cameras", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
     ("POST", "/api/cameras", "/api/cameras", frozenset({ADMIN})),

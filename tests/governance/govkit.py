@@ -35,13 +35,16 @@ class Clock:
         return self.now
 
 
-def fake_template(image: bytes) -> tuple[np.ndarray, float]:
+FAKE_MODEL = "fake-test-model:00000000"
+
+
+def fake_template(image: bytes) -> tuple[np.ndarray, float, str]:
     """A deterministic unit vector from the bytes; ``b"noface"`` images have no face."""
     if image.startswith(b"noface"):
         raise NoFaceError("no face found in the image")
     seed = int.from_bytes(hashlib.sha256(image).digest()[:8], "little")
     vec = np.random.default_rng(seed).standard_normal(128).astype(np.float32)
-    return vec / np.linalg.norm(vec), 0.9
+    return vec / np.linalg.norm(vec), 0.9, FAKE_MODEL
 
 
 ADMIN_PASSWORD = "an admin password for tests"

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from openlfr import audit
 from openlfr.store import make_engine, upgrade
 from openlfr.store.engine import alembic_config
-from openlfr.store.models import Agreement, AuditEvent, Camera, Deployment, Organisation, User, Watchlist
+from openlfr.face.registry import DLIB_RESNET_ID
+from openlfr.store.models import Agreement, AuditEvent, Camera, Deployment, Organisation, SharedImage, User, Watchlist
 
 T = datetime(2030, 1, 1, 9, 0)
 OLD_USERS = [  # id, name, role, organisation text as typed before
@@ -71,8 +72,13 @@ def _fill_old_store(url: str) -> None:
                           "(1, 'north', 'n', '', '', :t), (2, 'south', 's', '', '', :t)"), {"t": T})
         conn.execute(text(
             "INSERT INTO deployments (id, purpose, watchlist_id, start, \"end\", threshold, dpia_ref, necessity, "
-            "status, requested_by_id, requested_at, confirmations_required) VALUES "
-            "(1, 'p', 1, :t, :t, 0.6, 'D', 'n', 'requested', 1, :t, 2)"), {"t": T})
+            "status, requested_by_id, requested_at, confirmations_required, snapshot_hash) VALUES "
+            "(1, 'p', 1, :t, :t, 0.6, 'D', 'n', 'requested', 1, :t, 2, NULL), "
+            "(2, 'p', 1, :t, :t, 0.6, 'D', 'n', 'authorised', 1, :t, 2, :h)"), {"t": T, "h": "a" * 64})
+        conn.execute(text(
+            "INSERT INTO shared_images (id, agreement_id, sha256, category, reason, subject_ref, image_date, under_18, "
+            "quality, shared_by_id, shared_at) VALUES (1, 1, :h, 'wanted', 'r', 'S-1', :d, false, 0.9, 2, :t)"),
+            {"h": "b" * 64, "d": T.date(), "t": T})
         with Session(bind=conn) as session:  # camera 2 was added by ruth (of the estate), per the audit log
             audit.append(session, actor="ruth", action="camera.add", object_type="camera", object_id="2",
                          details={}, at=datetime(2030, 1, 1, tzinfo=UTC))
@@ -110,6 +116,9 @@ def test_an_old_store_migrates_by_the_documented_rule(old_store: str) -> None:
         assert listed["Met Police"] == ["met", "supt"] and listed["Unassigned (migrated)"] == ["drifter"]
         assert details["rule"].startswith("docs/parties.md")
         assert audit.verify(session).ok
+        # migration 0006: every template and snapshot made before was the dlib ResNet's
+        assert session.get(SharedImage, 1).template_model == DLIB_RESNET_ID
+        assert (session.get(Deployment, 1).model_id, session.get(Deployment, 2).model_id) == (None, DLIB_RESNET_ID)
     engine.dispose()
 
 

@@ -166,6 +166,11 @@ class LedgerRowOut(_Out):
 
 
 # --- watchlists, cameras, deployments -----------------------------------------------------
+class RetemplateOut(_Out):
+    retemplated: int = Field(description="templates re-made with the server's face model")
+    unchanged: int = Field(description="templates already of that model")
+
+
 class EntryIn(_In):
     """A watchlist entry (the watchlist is in the path)."""
 

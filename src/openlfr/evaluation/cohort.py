@@ -106,6 +106,7 @@ def size_calibrator(
     def calibrate(size: int, rate: float) -> dict:
         record = calibrate_size(data, analyzer.flip, size, rate).to_dict()
         record["cohort_faces"] = int(data.found.sum())
+        record["model_id"] = analyzer.model_id  # a threshold holds only on its own model's scale
         return record
 
     return calibrate

@@ -29,7 +29,8 @@ def pipeline_key(analyzer: FaceAnalyzer, fallback: Detector | None) -> str:
     emb = analyzer.stage.embedder
     det = getattr(analyzer.stage.detector, "name", type(analyzer.stage.detector).__name__)
     fb = getattr(fallback, "name", "") if fallback is not None else ""
-    return f"{getattr(emb, 'backend', '')}|{det}+{fb}|{type(emb).__name__}"
+    # the face model's id (name and weight digest): templates of different models never mix
+    return f"{getattr(emb, 'backend', '')}|{det}+{fb}|{analyzer.model_id}"
 
 
 def kept_config(rows: list[gains.GainRow], configs: list[gains.Config]) -> tuple[gains.Config, list[str]]:

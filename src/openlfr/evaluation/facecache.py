@@ -30,7 +30,6 @@ import numpy as np
 from openlfr.evaluation.lfw import central
 from openlfr.face.analyzer import FaceAnalyzer, flip_fuse
 from openlfr.face.image import load_image
-from openlfr.face.quality import assess
 from openlfr.face.types import Detector
 from openlfr.matching.similarity import to_template
 from openlfr.store.keys import EncryptionKeyError, Keyring, open_keyring, read_sealed, write_sealed
@@ -120,7 +119,7 @@ def compute_face_data(
             name = getattr(fallback, "name", "fallback")
         if dets:
             marks, chips = analyzer.align(image, [central(dets, image.shape)])
-            q = assess(marks[0], chips[0], analyzer.policy)
+            q = analyzer.assess(marks[0], chips[0])
             quality[i], acceptable[i], detector[i] = q.score, q.acceptable, name
             pending.append((i, np.ascontiguousarray(chips[0])))
             if len(pending) >= batch_size:

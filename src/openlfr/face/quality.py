@@ -30,16 +30,22 @@ class QualityPolicy:
 DEFAULT_POLICY = QualityPolicy()
 
 
-def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The two eye centres from dlib's 5 points (each eye has two corner points)."""
+DLIB5, ARCFACE5 = "dlib5", "arcface5"  # the two 5-point schemes (see openlfr.face.registry)
+
+
+def eye_centres(landmarks: np.ndarray, scheme: str = DLIB5) -> tuple[np.ndarray, np.ndarray]:
+    """The two eye centres: from dlib's 5 points (each eye has two corner points) or ArcFace's
+    (the first two points are the eye centres)."""
     pts = np.asarray(landmarks, dtype=np.float64)
+    if scheme == ARCFACE5:
+        return pts[0], pts[1]
     return pts[0:2].mean(axis=0), pts[2:4].mean(axis=0)
 
 
-def pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+def pose(landmarks: np.ndarray, scheme: str = DLIB5) -> tuple[float, float, float]:
     """(eye distance px, yaw in -1..1, roll in degrees) from the 5 landmarks."""
-    a, b = eye_centres(landmarks)
-    nose = np.asarray(landmarks, dtype=np.float64)[4]
+    a, b = eye_centres(landmarks, scheme)
+    nose = np.asarray(landmarks, dtype=np.float64)[2 if scheme == ARCFACE5 else 4]
     axis = b - a
     dist = float(np.hypot(*axis))
     if dist < 1e-6:
@@ -68,9 +74,10 @@ def _ramp(value: float, low: float, high: float) -> float:
     return float(np.clip((value - low) / max(high - low, 1e-9), 0.0, 1.0))
 
 
-def assess(landmarks: np.ndarray, chip: np.ndarray, policy: QualityPolicy = DEFAULT_POLICY) -> Quality:
+def assess(landmarks: np.ndarray, chip: np.ndarray, policy: QualityPolicy = DEFAULT_POLICY,
+           scheme: str = DLIB5) -> Quality:
     """Score one face: 0 (unusable) to 1 (large, sharp, frontal), with refusal reasons."""
-    dist, yaw, roll = pose(landmarks)
+    dist, yaw, roll = pose(landmarks, scheme)
     sharp = sharpness(chip)
     reasons = []
     if dist < policy.min_eye_distance:

@@ -65,11 +65,14 @@ class Box:
 
 @dataclass
 class Detection:
-    """One face found by a detector: its box and the detector's confidence."""
+    """One face found by a detector: its box, the detector's confidence and, for detectors
+    that place them (YuNet), its 5 points in ArcFace's order (eye centres, nose tip, mouth
+    corners; ``(5, 2)`` float (x, y))."""
 
     box: Box
     score: float
     detector: str = ""
+    landmarks: np.ndarray | None = None
 
 
 @dataclass
@@ -95,9 +98,10 @@ class Face:
     detection: Detection
     landmarks: np.ndarray  # (5, 2)
     chip: np.ndarray  # (150, 150, 3) uint8
-    embedding: np.ndarray  # (128,) float32, raw
-    template: np.ndarray  # (128,) float32, unit length
+    embedding: np.ndarray  # (D,) float32, raw
+    template: np.ndarray  # (D,) float32, unit length
     quality: Quality
+    model_id: str = ""  # the face model that made the template (see openlfr.face.registry)
 
     @property
     def box(self) -> Box:

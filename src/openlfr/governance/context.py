@@ -32,7 +32,8 @@ from openlfr.store.keys import open_keyring
 from openlfr.store import session_factory, upgrade
 from openlfr.store.models import Base, User
 
-TemplateFn = Callable[[bytes], tuple[np.ndarray, float]]
+# image bytes -> (unit template, quality 0..1, id of the face model that made it)
+TemplateFn = Callable[[bytes], tuple[np.ndarray, float, str]]
 Clock = Callable[[], datetime]
 T = TypeVar("T", bound=Base)
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from openlfr.errors import InputError
+from openlfr.face.registry import DLIB_RESNET_ID  # the registry only; no model is loaded
 from openlfr.governance.cameras import current_signage
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
@@ -40,10 +41,11 @@ class LiveWatchlist:
     camera_id: int
     entry_ids: list[int]
     labels: list[str]
-    templates: np.ndarray  # (N, 128) float32, unit rows
+    templates: np.ndarray  # (N, D) float32, unit rows
     threshold: float
     snapshot_hash: str
     valid_until: datetime
+    model_id: str  # the face model of the templates: probes must come from the same one
 
 
 def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
@@ -123,9 +125,14 @@ def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, An
         items.append({
             "entry_id": e.id, "shared_image_id": image.id, "label": e.label, "subject_ref": image.subject_ref,
             "sha256": image.sha256, "agreement_id": agreement.id, "quality": round(e.quality, 6),
+            "model_id": image.template_model,
             "template_f32le": base64.b64encode(np.frombuffer(template, dtype="<f4").tobytes()).decode(),
         })
-    doc = {"deployment_id": dep.id, "watchlist_id": dep.watchlist_id, "entries": items}
+    models = sorted({i["model_id"] for i in items})
+    if len(models) != 1:
+        raise RuleViolation(f"watchlist {dep.watchlist_id} holds templates of {len(models)} face models "
+                            f"({', '.join(models)}): re-template it under one model before it is deployed")
+    doc = {"deployment_id": dep.id, "watchlist_id": dep.watchlist_id, "model_id": models[0], "entries": items}
     body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return body, items
 
@@ -153,16 +160,22 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
     if forces != {user.organisation_id}:
         raise PermissionDenied(f"deployment {deployment_id}'s watchlist holds images of another force: only an "
                                f"officer of the force that supplied every image may authorise it")
+    calibrated = (dep.calibration or {}).get("model_id")
+    if calibrated and calibrated != items[0]["model_id"]:
+        raise RuleViolation(f"deployment {deployment_id}'s threshold was calibrated for face model {calibrated}, but its "
+                            f"watchlist's templates are {items[0]['model_id']}'s: request it again")
     if require_police_review:
         dep.police_review_required = True
     dep.snapshot_hash = hashlib.sha256(body).hexdigest()
     dep.snapshot_blob = ctx.blobs.put(body)
     dep.snapshot_size = len(items)
+    dep.model_id = items[0]["model_id"]
     for item in items:
         ctx.session.add(SnapshotItem(deployment_id=dep.id, shared_image_id=item["shared_image_id"]))
     dep.status, dep.authorised_by_id, dep.authorised_at = "authorised", user.id, ctx.now()
     ctx.audit(actor, "deployment.authorise", "deployment", dep.id, note=note, snapshot_sha256=dep.snapshot_hash,
               entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold, rank=user.rank,
+              model=dep.model_id,
               police_review_required=dep.police_review_required)
     return dep
 
@@ -249,13 +262,16 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
     body = ctx.blobs.get(dep.snapshot_blob)
     if hashlib.sha256(body).hexdigest() != dep.snapshot_hash:
         raise RuleViolation(f"deployment {deployment_id}'s snapshot does not match its recorded hash")
-    items = json.loads(body)["entries"]
+    doc = json.loads(body)
+    items = doc["entries"]
     templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
     ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(items))
     return LiveWatchlist(
         deployment_id=dep.id, camera_id=camera_id, entry_ids=[i["entry_id"] for i in items],
         labels=[i["label"] for i in items], templates=templates.astype(np.float32), threshold=dep.threshold,
         snapshot_hash=dep.snapshot_hash or "", valid_until=dep.end,
+        # snapshots frozen before templates knew their model were all the dlib ResNet's
+        model_id=doc.get("model_id", DLIB_RESNET_ID),
     )
 
 

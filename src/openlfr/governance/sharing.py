@@ -17,9 +17,6 @@ from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViol
 from openlfr.governance.schemas import OrgKind, Role, ShareImage
 from openlfr.store.models import Agreement, LedgerEntry, Organisation, SharedImage, WatchlistEntry
 
-TEMPLATE_DIM = 128
-
-
 def check_sharing_allowed(agreement: Agreement, at: datetime) -> None:
     """Refuse unless ``agreement`` is active and ``at`` lies in its validity window."""
     if agreement.status != "active":
@@ -39,13 +36,20 @@ def live_image_count(ctx: Ctx, agreement_id: int) -> int:
     ).scalar_one()
 
 
-def _check_template(template: np.ndarray, quality: float) -> np.ndarray:
+def make_template(ctx: Ctx, image: bytes) -> tuple[np.ndarray, float, str]:
+    """The enrolment template of an image with the configured face model: (unit template,
+    quality, model id), checked (any dimension; unit length; quality in 0..1; a model id)."""
+    if ctx.template_fn is None:
+        raise InputError("no template function was given: cannot turn the image into a template")
+    template, quality, model_id = ctx.template_fn(image)
     vec = np.asarray(template, dtype=np.float32).reshape(-1)
-    if vec.shape != (TEMPLATE_DIM,) or not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3:
-        raise InputError("the template function returned something other than a unit-length 128-D template")
-    if not 0.0 <= quality <= 1.0:
+    if not len(vec) or not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3:
+        raise InputError("the template function returned something other than a unit-length template")
+    if not 0.0 <= float(quality) <= 1.0:
         raise InputError(f"the template function returned a quality of {quality}, outside 0..1")
-    return vec
+    if not model_id:
+        raise InputError("the template function did not say which face model made the template")
+    return vec, float(quality), model_id
 
 
 def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: bytes) -> SharedImage:
@@ -78,22 +82,19 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: bytes) -> Share
     if dup is not None:
         raise DuplicateError(f"this image (sha256 {digest[:12]}...) was already shared under agreement "
                              f"{agreement.id} as image {dup}")
-    if ctx.template_fn is None:
-        raise InputError("no template function was given: cannot turn the image into a template")
-    template, quality = ctx.template_fn(image)
-    vec = _check_template(template, float(quality))
+    vec, quality, model_id = make_template(ctx, image)
 
     row = SharedImage(
         agreement_id=agreement.id, sha256=digest, category=data.category, reason=data.reason,
         subject_ref=data.subject_ref, image_date=data.image_date, under_18=data.under_18,
-        quality=float(quality), shared_by_id=user.id, shared_at=now,
+        quality=quality, shared_by_id=user.id, shared_at=now, template_model=model_id,
         image_blob=ctx.blobs.put(image), template_blob=ctx.blobs.put(vec.tobytes()),
     )
     ctx.session.add(row)
     ctx.session.flush()
     _ledger(ctx, "shared", row, agreement, actor, now)
     ctx.audit(actor, "image.share", "shared_image", row.id, agreement=agreement.id, sha256=digest,
-              category=data.category, subject_ref=data.subject_ref, quality=round(float(quality), 4))
+              category=data.category, subject_ref=data.subject_ref, quality=round(quality, 4), model=model_id)
     return row
 
 

@@ -9,7 +9,7 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
 from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
-from openlfr.governance.sharing import check_sharing_allowed
+from openlfr.governance.sharing import check_sharing_allowed, make_template
 from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
 
 
@@ -110,3 +110,33 @@ def list_watchlists(ctx: Ctx, actor: Actor) -> list[Watchlist]:
     """The watchlists of the actor's organisation (an oversight body's auditors: all), oldest first."""
     query = ctx.visible(actor, "watchlist.list", select(Watchlist).order_by(Watchlist.id), Watchlist.organisation_id)
     return list(ctx.session.execute(query).scalars())
+
+
+def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int) -> dict[str, int]:
+    """Re-make, with the configured face model, the template of every image on a watchlist
+    (an operator admin of its organisation), from the encrypted shared images themselves.
+
+    Images already templated by that model are left alone; each one re-made is audited with
+    its old and new model. Snapshots frozen earlier keep their own templates (and model).
+    Returns {"retemplated": n, "unchanged": m}."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.retemplate", "watchlist", watchlist_id)
+    watchlist = ctx.get(Watchlist, watchlist_id, "watchlist")
+    ctx.require_member(user, watchlist.organisation_id, f"re-template watchlist {watchlist_id}")
+    done = same = 0
+    model = ""
+    for entry in active_entries(ctx, watchlist.id):
+        image = entry.shared_image
+        if image.image_blob is None or image.template_blob is None:
+            raise RuleViolation(f"entry {entry.id}'s image {image.id} has been deleted: remove the entry first")
+        vec, quality, model = make_template(ctx, ctx.blobs.get(image.image_blob))
+        if image.template_model == model:
+            same += 1
+            continue
+        old_blob, old_model = image.template_blob, image.template_model
+        image.template_blob, image.template_model = ctx.blobs.put(vec.tobytes()), model
+        ctx.blobs.delete(old_blob)
+        ctx.audit(actor, "image.retemplate", "shared_image", image.id, watchlist=watchlist.id, old_model=old_model,
+                  model=model, quality=round(quality, 4))
+        done += 1
+    ctx.audit(actor, "watchlist.retemplate", "watchlist", watchlist.id, model=model, retemplated=done, unchanged=same)
+    return {"retemplated": done, "unchanged": same}

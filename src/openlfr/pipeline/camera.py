@@ -22,11 +22,11 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from openlfr.config import get_settings
 from openlfr.errors import OpenLFRError
-from openlfr.face.align import face_chip
 from openlfr.face.analyzer import FaceAnalyzer, build_stage
 from openlfr.face.detectors import make_detector
-from openlfr.face.quality import assess
+from openlfr.face.registry import ARCFACE5, check_same_model, registry
 from openlfr.face.types import Box, Detection, Detector
 from openlfr.governance import Governance, RuleViolation
 from openlfr.governance.deployments import LiveWatchlist, live_watchlist
@@ -44,19 +44,23 @@ from openlfr.video.tracker import IoUTracker, Track
 
 log = logging.getLogger(__name__)
 
-# Smallest face each detector finds without upsampling (both use an ~80 px window).
-DETECTOR_BASE_FACE = {"hog": 80, "mmod": 80}
-
-
 def resolve_detector(name: str) -> str:
-    """``auto`` is HOG where dlib is installed (cheapest on a CPU), else the MMOD CNN."""
+    """``auto`` is the detector the face model needs where it needs its own points (YuNet for
+    SFace); else HOG where dlib is installed (cheapest on a CPU), else the MMOD CNN."""
     if name != "auto":
         return name
+    if registry().embedder(get_settings().face_model).landmarks == ARCFACE5:
+        return "yunet"
     try:
         import dlib  # noqa: F401
     except ImportError:
         return "mmod"
     return "hog"
+
+
+def base_face(detector: str) -> int:
+    """Smallest face width (px) the detector finds without upsampling (the registry's figure)."""
+    return registry().detector(resolve_detector(detector)).min_face
 
 
 @lru_cache(maxsize=4)
@@ -67,7 +71,7 @@ def pipeline_stage(detector: str) -> tuple[FaceAnalyzer, Detector]:
     """
     name = resolve_detector(detector)
     analyzer = FaceAnalyzer(build_stage(name))
-    det = analyzer.stage.detector if name == "mmod" else make_detector(name, upsample=0)
+    det = make_detector(name, upsample=0) if name == "hog" else analyzer.stage.detector
     return analyzer, det
 
 
@@ -119,7 +123,7 @@ class CameraPipeline:
         self.settings = settings or CameraSettings()
         shared_analyzer, self.detector = pipeline_stage(self.settings.detector)
         self.analyzer = analyzer or shared_analyzer
-        self.scale = DETECTOR_BASE_FACE.get(resolve_detector(self.settings.detector), 80) / float(self.settings.min_face_size)
+        self.scale = base_face(self.settings.detector) / float(self.settings.min_face_size)
         self.publish = publish
         self.worker = worker or f"pipeline:camera-{camera_id}"
         self.source_label = source_label
@@ -161,6 +165,8 @@ class CameraPipeline:
         except RuleViolation as err:
             self.watchlist = None
             raise DeploymentNotLive(str(err)) from err
+        # probes are matched only against templates of the same face model
+        check_same_model(self.analyzer.model_id, self.watchlist.model_id, f"deployment {self.deployment_id}'s watchlist")
         self._watchlist_checked = at
 
     def finish(self, finished_source: bool = False) -> None:
@@ -313,7 +319,9 @@ class CameraPipeline:
                 box = Box(r.left + int(b.left / self.scale), r.top + int(b.top / self.scale),
                           r.left + int(b.right / self.scale), r.top + int(b.bottom / self.scale))
                 if box.width >= min_w:
-                    dets.append(Detection(box, d.score, d.detector))
+                    marks = None if d.landmarks is None else (
+                        np.asarray(d.landmarks, np.float32) / self.scale + np.array([r.left, r.top], np.float32))
+                    dets.append(Detection(box, d.score, d.detector, marks))
         return dets
 
     def _analyse_faces(self, frame: Frame, at: datetime, pairs: list[tuple[Track, Detection]]) -> list[AlertEvent]:
@@ -321,11 +329,11 @@ class CameraPipeline:
         image = frame.image
         self.counters.faces_seen += len(pairs)
         self.counters.tracks += sum(1 for tr, _ in pairs if tr.hits == 1)
-        marks = self.analyzer.stage.landmarker.landmarks(image, [d.box for _, d in pairs])
+        marks = self.analyzer.landmarks(image, [d for _, d in pairs])
         chosen: list[tuple[Track, Shot]] = []
         for (track, det), m in zip(pairs, marks):
-            chip = face_chip(image, m)
-            quality = assess(m, chip, self.analyzer.policy)
+            chip = self.analyzer.chip(image, m)
+            quality = self.analyzer.assess(m, chip)
             shots = track.data.setdefault("best", BestShots(self.settings.templates_per_track))
             shot = Shot(frame.index, frame.time, det.box, quality, m, chip, crop=np.empty(0), wall=at,
                         captured=frame.captured)

@@ -147,6 +147,9 @@ class SharedImage(Base):
     shared_at: Mapped[datetime] = mapped_column(UTCDateTime())
     image_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
     template_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the face model that made the template (openlfr.face.registry model id)
+    # (stores made before templates knew their model hold only the dlib ResNet's: migration 0006)
+    template_model: Mapped[str] = mapped_column(String(80), server_default="dlib-resnet-v1:55533b28")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -267,6 +270,8 @@ class Deployment(Base):
     authorised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     snapshot_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     snapshot_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the face model of the frozen templates: probes must come from the same model
+    model_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     snapshot_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     snapshot_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -155,6 +155,14 @@ def add_entry(watchlist_id: defs.Id, body: defs.EntryIn, request: Request,
         return defs.EntryOut.model_validate(watchlists.add_entry(ctx, me.actor, data))
 
 
+@router.post("/watchlists/{watchlist_id}/retemplate", response_model=defs.RetemplateOut, tags=["watchlists"])
+def retemplate_watchlist(watchlist_id: defs.Id, request: Request,
+                         me: Principal = Depends(require(OPS))) -> defs.RetemplateOut:
+    """Re-make every template on the watchlist with the server's face model (audited per image)."""
+    with tx(request) as ctx:
+        return defs.RetemplateOut(**watchlists.retemplate(ctx, me.actor, watchlist_id))
+
+
 @router.post("/watchlist-entries/{entry_id}/remove", response_model=defs.EntryOut, tags=["watchlists"])
 def remove_entry(entry_id: defs.Id, body: defs.ReasonIn, request: Request,
                  me: Principal = Depends(require(OPS))) -> defs.EntryOut:

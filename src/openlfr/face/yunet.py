@@ -1,0 +1,149 @@
+"""OpenCV Zoo's YuNet face detector (``face_detection_yunet_2023mar_int8bq.onnx``, MIT).
+
+Run by OpenCV's own ``cv2.FaceDetectorYN`` (which loads the int8 block-quantised file in
+OpenCV 5.1), from the digest-checked bytes, so the file that was checked is the file that runs.
+The input size is set per image, so any image size works (OpenCV pads it to a multiple of 32);
+faces down to about 13-18 px wide are found (measured on downscaled
+``misc/obama.jpg``, ``misc/two_people.jpg`` and an LFW image; none below 9 px).
+
+Each face comes with a box, a score and 5 landmarks in YuNet's order — the subject's right
+eye, left eye, nose tip, right mouth corner, left mouth corner (image left to right: left eye,
+right eye, nose, left mouth corner, right mouth corner) — the order of the ArcFace template
+(:mod:`openlfr.face.arcface_align`). The network expects BGR; this module takes RGB, like the
+rest of openlfr, and converts.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from openlfr.errors import InputError, ModelError
+from openlfr.face import zoo_files
+from openlfr.face.image import as_rgb
+from openlfr.face.types import Box, Detection
+from openlfr.face.zoo_files import YUNET
+
+
+def _quiet_create(data: bytes, score: float, nms: float, top_k: int) -> Any:
+    """``cv2.FaceDetectorYN`` from model bytes, without OpenCV's warning about targets."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    level = logging.getLogLevel() if logging is not None else None
+    try:
+        if logging is not None:
+            logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+        return cv2.FaceDetectorYN.create(
+            "onnx", np.frombuffer(data, np.uint8), np.zeros(0, np.uint8), (320, 320), score, nms, top_k
+        )
+    except cv2.error as exc:
+        raise ModelError(f"OpenCV cannot load the YuNet model: {str(exc).strip().splitlines()[-1]}") from None
+    finally:
+        if logging is not None and level is not None:
+            logging.setLogLevel(level)
+
+
+def _region_bounds(region: Box | None, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    if region is None:
+        return 0, 0, w, h
+    left, top = max(0, int(region.left)), max(0, int(region.top))
+    right, bottom = min(w, int(region.right) + 1), min(h, int(region.bottom) + 1)
+    return left, top, right, bottom
+
+
+class YuNetDetector:
+    """YuNet faces with their 5 landmarks, best first; boxes clipped to the image.
+
+    ``score_threshold``: the lowest face score kept (0-1); ``nms_threshold``: the IoU above
+    which the weaker of two boxes is dropped; ``top_k``: candidates kept before suppression;
+    ``model_path``/``sha256``: another copy of the file (digest defaults to the pinned one).
+    """
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.6,
+        nms_threshold: float = 0.3,
+        top_k: int = 5000,
+        *,
+        model_path: str | Path | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        if not 0.0 <= score_threshold <= 1.0:
+            raise InputError("score_threshold must be between 0 and 1")
+        if not 0.0 <= nms_threshold <= 1.0:
+            raise InputError("nms_threshold must be between 0 and 1")
+        if top_k < 1:
+            raise InputError("top_k must be at least 1")
+        checked = zoo_files.load_zoo(YUNET, model_path, sha256)
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.top_k = int(top_k)
+        self.sha256 = checked.sha256
+        self._model_id = checked.model_id
+        self._net = _quiet_create(checked.data, self.score_threshold, self.nms_threshold, self.top_k)
+        self._lock = threading.Lock()  # the OpenCV object holds the input size: one image at a time
+        self._size: tuple[int, int] = (320, 320)
+
+    @property
+    def model_id(self) -> str:
+        """``yunet-2023mar-int8bq:<first 8 hex digits of the file's SHA-256>``."""
+        return self._model_id
+
+    def detect(self, image_rgb: np.ndarray, region: Box | None = None) -> list[Detection]:
+        """Faces in ``image_rgb`` (RGB, grey or RGBA ``uint8``), best first, each with its 5 points."""
+        return [det for det, _ in self.detect_with_landmarks(image_rgb, region)]
+
+    def detect_with_landmarks(
+        self, image_rgb: np.ndarray, region: Box | None = None
+    ) -> list[tuple[Detection, np.ndarray]]:
+        """Faces with their ``(5, 2)`` float32 landmarks (x, y), best first.
+
+        ``region`` (inclusive box, image coordinates) limits the search to part of the image,
+        e.g. a motion region of a frame; boxes and landmarks are still in image coordinates.
+        """
+        if not isinstance(image_rgb, np.ndarray):
+            raise InputError(f"expected a numpy image array, got {type(image_rgb).__name__}")
+        image = as_rgb(image_rgb)
+        left, top, right, bottom = _region_bounds(region, image.shape)
+        if right - left < 1 or bottom - top < 1:
+            return []
+        crop = image[top:bottom, left:right]
+        bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+        size = (bgr.shape[1], bgr.shape[0])
+        with self._lock:
+            if size != self._size:
+                self._net.setInputSize(size)
+                self._size = size
+            _, faces = self._net.detect(bgr)
+        if faces is None or len(faces) == 0:
+            return []
+        faces = np.asarray(faces, np.float32)
+        faces = faces[np.argsort(-faces[:, 14], kind="stable")]
+        h, w = image.shape[:2]
+        out: list[tuple[Detection, np.ndarray]] = []
+        for row in faces:
+            x, y, bw, bh = (float(v) for v in row[:4])
+            x += left
+            y += top
+            box_left = max(0, round(x))
+            box_top = max(0, round(y))
+            box_right = min(w - 1, round(x + bw) - 1)
+            box_bottom = min(h - 1, round(y + bh) - 1)
+            if box_right <= box_left or box_bottom <= box_top:
+                continue
+            points = row[4:14].reshape(5, 2).copy()
+            points[:, 0] += left
+            points[:, 1] += top
+            points = points.astype(np.float32)
+            det = Detection(Box(box_left, box_top, box_right, box_bottom), float(row[14]), self.name, points)
+            out.append((det, points))
+        return out
+
+
+__all__ = ["YuNetDetector"]

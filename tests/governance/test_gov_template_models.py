@@ -1,0 +1,85 @@
+"""Templates know their model: stored with it, frozen with it, never compared across models,
+and re-made under another model only by the watchlist's own operator admin, audited."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from openlfr.errors import ModelError
+from openlfr.face.registry import check_same_model
+from openlfr.governance import OrgKind, PermissionDenied, Role, RuleViolation
+from openlfr.governance import deployments, watchlists
+from openlfr.store.models import AuditEvent, Deployment, SharedImage
+
+from govkit import FAKE_MODEL, Estate, fake_template
+
+OTHER_MODEL = "other-test-model:11111111"
+
+
+def other_template(image: bytes) -> tuple[np.ndarray, float, str]:
+    """A second 'model': another deterministic unit vector, in a 64-D space."""
+    vec = np.random.default_rng(len(image) + 7).standard_normal(64).astype(np.float32)
+    return vec / np.linalg.norm(vec), 0.8, OTHER_MODEL
+
+
+def test_templates_and_snapshots_record_their_model(estate: Estate) -> None:
+    dep, cam, images = estate.live_deployment()
+    with estate.gov.transaction() as ctx:
+        assert {ctx.session.get(SharedImage, i).template_model for i in images} == {FAKE_MODEL}
+        assert ctx.session.get(Deployment, dep).model_id == FAKE_MODEL
+        live = deployments.live_watchlist(ctx, dep, cam, estate.clock.now)
+    assert live.model_id == FAKE_MODEL and live.templates.shape == (3, 128)
+    (event,) = [e for e in _events(estate, "deployment.authorise")]
+    assert json.loads(event.details)["model"] == FAKE_MODEL
+
+
+def test_mixed_models_are_never_compared(estate: Estate) -> None:
+    ag = estate.agreement()
+    first = estate.share(ag, b"img-a", subject="S-a")
+    estate.gov.template_fn = other_template
+    second = estate.share(ag, b"img-bb", subject="S-b")
+    wl = estate.watchlist([first, second])
+    dep = estate.request(wl, [estate.camera()])
+    with pytest.raises(RuleViolation, match="2 face models"), estate.gov.transaction() as ctx:
+        deployments.authorise(ctx, estate.officer, dep)
+    with pytest.raises(ModelError, match="cannot be compared"):
+        check_same_model(FAKE_MODEL, OTHER_MODEL)
+
+
+def test_retemplating_is_audited_and_only_by_the_watchlists_own_admin(estate: Estate) -> None:
+    ag = estate.agreement()
+    images = [estate.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(2)]
+    wl = estate.watchlist(images)
+    estate.gov.template_fn = other_template
+    other = estate.organisation("Other Estate", OrgKind.SITE_OPERATOR)
+    other_ops = estate.user("other-ops", Role.OPERATOR_ADMIN, by=other)
+    for actor, why in ((other_ops, "Other Estate cannot"), (estate.reviewer, "needs role operator_admin")):
+        with pytest.raises(PermissionDenied, match=why), estate.gov.transaction() as ctx:
+            watchlists.retemplate(ctx, actor, wl)
+    with estate.gov.transaction() as ctx:
+        assert watchlists.retemplate(ctx, estate.admin, wl) == {"retemplated": 2, "unchanged": 0}
+    with estate.gov.transaction() as ctx:
+        assert watchlists.retemplate(ctx, estate.admin, wl) == {"retemplated": 0, "unchanged": 2}
+        rows = [ctx.session.get(SharedImage, i) for i in images]
+        assert {r.template_model for r in rows} == {OTHER_MODEL}
+        assert len(ctx.blobs.get(rows[0].template_blob)) == 64 * 4
+    events = _events(estate, "image.retemplate")
+    assert [json.loads(e.details)["old_model"] for e in events] == [FAKE_MODEL] * 2
+    assert {e.actor for e in events} == {"admin"}
+    dep = estate.request(wl, [estate.camera()])
+    with estate.gov.transaction() as ctx:  # one model again: it can be deployed
+        assert deployments.authorise(ctx, estate.officer, dep).model_id == OTHER_MODEL
+
+
+def _events(estate: Estate, action: str) -> list[AuditEvent]:
+    with estate.gov.sessions() as session:
+        return list(session.execute(select(AuditEvent).where(AuditEvent.action == action)
+                                    .order_by(AuditEvent.seq)).scalars())
+
+
+def test_fake_template_says_its_model() -> None:
+    assert fake_template(b"x")[2] == FAKE_MODEL
