@@ -11,7 +11,6 @@ matching against a watchlist kept anywhere else.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openlfr.errors import InputError, OpenLFRError
+from openlfr.face.registry import file_sha256
 from openlfr.governance import Actor, Governance
 from openlfr.governance.searches import SearchGrant, check_search, end_search, start_search
 from openlfr.pipeline.events import AlertEvent
@@ -48,15 +48,6 @@ class SearchStopped(OpenLFRError):
     def __init__(self, message: str, result: SearchResult) -> None:
         super().__init__(message)
         self.result = result
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_recording(address: str, fps: float) -> Iterable[Frame]:

@@ -37,14 +37,19 @@ ARCFACE5 = "arcface5"  # eye centres, nose tip, mouth corners (ArcFace / Insight
 DLIB_RESNET_ID = "dlib-resnet-v1:55533b28"
 
 
-@lru_cache(maxsize=16)
-def file_digest(path: str) -> str:
-    """SHA-256 (hex) of a model file, read once per process."""
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in blocks (model files, recordings)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=16)
+def file_digest(path: str) -> str:
+    """SHA-256 (hex) of a model file, read once per process."""
+    return file_sha256(path)
 
 
 def make_model_id(name: str, path: str | Path) -> str:
