@@ -478,13 +478,18 @@ def deployment_request(
 def deployment_authorise(
     deployment_id: int, note: Annotated[str, typer.Option()] = "",
     require_police_review: Annotated[bool, typer.Option(help="Only police reviewers may confirm its alerts.")] = False,
+    threshold_reason: Annotated[str, typer.Option(
+        help="Why a threshold looser than the face model's FPIR-1% point is needed (refused without one).")] = "",
 ) -> None:
     """Authorise a deployment and freeze its watchlist (a senior officer of the force that supplied
     every image, never the requester)."""
+    from openlfr.evaluation.cohort import configured_floor
     from openlfr.governance import deployments
 
+    floor_fn = configured_floor()
     with _as_user("deployment.authorise") as (ctx, me):
-        dep = deployments.authorise(ctx, me, deployment_id, note, require_police_review=require_police_review)
+        dep = deployments.authorise(ctx, me, deployment_id, note, require_police_review=require_police_review,
+                                    threshold_reason=threshold_reason, floor_fn=floor_fn)
         typer.echo(f"deployment {dep.id} authorised; watchlist snapshot {dep.snapshot_size} entries, "
                    f"sha256 {dep.snapshot_hash}")
 

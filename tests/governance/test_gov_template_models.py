@@ -83,3 +83,36 @@ def _events(estate: Estate, action: str) -> list[AuditEvent]:
 
 def test_fake_template_says_its_model() -> None:
     assert fake_template(b"x")[2] == FAKE_MODEL
+
+
+def test_a_threshold_looser_than_the_fpir_1pct_point_needs_a_recorded_reason(estate: Estate) -> None:
+    ag = estate.agreement()
+    wl = estate.watchlist([estate.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(3)])
+    dep = estate.request(wl, [estate.camera()])  # threshold 0.6
+    seen = []
+
+    def floor(model: str, size: int) -> float:
+        seen.append((model, size))
+        return 0.7
+
+    with pytest.raises(RuleViolation, match="looser than face model .* FPIR-1% point"), estate.gov.transaction() as ctx:
+        deployments.authorise(ctx, estate.officer, dep, floor_fn=floor)
+    assert seen == [(FAKE_MODEL, 3)]
+    with estate.gov.transaction() as ctx:
+        deployments.authorise(ctx, estate.officer, dep, floor_fn=floor,
+                              threshold_reason="small watchlist of violent offenders; every alert is reviewed twice")
+    (event,) = _events(estate, "deployment.authorise")
+    details = json.loads(event.details)
+    assert details["threshold_floor"] == 0.7 and details["threshold_reason"].startswith("small watchlist")
+    assert [e.action for e in _events(estate, "deployment.authorise.refused")] == ["deployment.authorise.refused"]
+
+
+def test_the_floor_follows_the_watchlist_size() -> None:
+    from openlfr.face.registry import builtin
+
+    for name in ("dlib-resnet", "sface"):
+        entry = builtin().embedder(name)
+        floors = [entry.threshold_at_fpir(n, 0.01) for n in (1, 10, 100, 1000)]
+        assert all(f is not None for f in floors), name
+        assert floors == sorted(floors), (name, floors)  # a larger watchlist needs a stricter threshold
+        assert entry.threshold_at_fpir(1, 1e-4) > entry.threshold_at_fpir(1, 1e-2)

@@ -254,14 +254,18 @@ def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN)
 
 @router.post("/console/deployments/{deployment_id}/{verb}")
 def deployment_action(deployment_id: defs.Id, verb: str, request: Request, note: str = Form("", max_length=2000),
-                      police_review: str = Form("", max_length=8),
+                      police_review: str = Form("", max_length=8), threshold_reason: str = Form("", max_length=2000),
                       me: Principal = Depends(require(Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER))) -> Response:
+    from openlfr.evaluation.cohort import configured_floor
+
     back = HOME[me.role]
+    floor_fn = configured_floor() if verb == "authorise" else None
     actions: dict[str, Callable[[Any], object]] = {
         "start": lambda ctx: deployments.start(ctx, me.actor, deployment_id),
         "end": lambda ctx: deployments.end(ctx, me.actor, deployment_id, note),
         "authorise": lambda ctx: deployments.authorise(ctx, me.actor, deployment_id, note,
-                                                       require_police_review=police_review == "on"),
+                                                       require_police_review=police_review == "on",
+                                                       threshold_reason=threshold_reason, floor_fn=floor_fn),
     }
     if verb not in actions:
         return _back(back, error="unknown action")

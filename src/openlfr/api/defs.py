@@ -122,6 +122,8 @@ class NoteIn(_In):
 class AuthoriseIn(_In):
     note: str = Field("", max_length=2000)
     require_police_review: bool = Field(False, description="only police reviewers may confirm its alerts")
+    threshold_reason: str = Field("", max_length=2000, description="why a threshold looser than the model's "
+                                  "FPIR-1% point is needed (refused without one)")
 
 
 class AgreementOut(_Out):

@@ -110,3 +110,20 @@ def size_calibrator(
         return record
 
     return calibrate
+
+
+def configured_floor() -> Callable[[str, int], float | None] | None:
+    """For authorisation: ``(model id, watchlist size) -> FPIR-1% threshold`` on the cohort in
+    ``OPENLFR_CALIBRATION_COHORT`` (``None`` for another model than the cohort's, or when no
+    cohort is configured; the model's own table then applies)."""
+    from openlfr.face.analyzer import default_analyzer
+
+    calibrate = configured_calibrator()
+    if calibrate is None:
+        return None
+    model = default_analyzer().model_id
+
+    def floor(model_id: str, size: int) -> float | None:
+        return float(calibrate(size, 0.01)["threshold"]) if model_id == model else None
+
+    return floor

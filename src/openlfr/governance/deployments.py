@@ -137,12 +137,23 @@ def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, An
     return body, items
 
 
+# (model id, watchlist size) -> the model's FPIR-1% threshold on a calibration cohort, or None
+FloorFn = Callable[[str, int], "float | None"]
+
+
 def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
-              require_police_review: bool = False) -> Deployment:
+              require_police_review: bool = False, threshold_reason: str = "",
+              floor_fn: FloorFn | None = None) -> Deployment:
     """An authorising officer of the force that supplied every image on the watchlist, of the
     required rank and never the requester, approves the deployment (and may require that only
     police reviewers confirm its alerts); the watchlist is frozen into an encrypted snapshot
-    whose SHA-256 is recorded in the audit log."""
+    whose SHA-256 is recorded in the audit log.
+
+    A threshold looser than the model's FPIR-1% point for the watchlist's size (on the
+    configured calibration cohort through ``floor_fn``, else on the model's own LFW table)
+    is refused unless ``threshold_reason`` records why."""
+    from openlfr.face.registry import threshold_floor
+
     from openlfr.governance.agreements import require_rank
 
     user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.authorise", "deployment", deployment_id,
@@ -160,6 +171,13 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
     if forces != {user.organisation_id}:
         raise PermissionDenied(f"deployment {deployment_id}'s watchlist holds images of another force: only an "
                                f"officer of the force that supplied every image may authorise it")
+    model, size = items[0]["model_id"], len(items)
+    floor = floor_fn(model, size) if floor_fn is not None else None
+    floor = floor if floor is not None else threshold_floor(model, size)
+    if floor is not None and dep.threshold < floor and not threshold_reason.strip():
+        raise RuleViolation(f"threshold {dep.threshold:g} is looser than face model {model}'s FPIR-1% point "
+                            f"({floor:.4f}) for a watchlist of {size}: more than 1 in 100 passers-by on no list would "
+                            "raise an alert; raise the threshold or record the reason")
     calibrated = (dep.calibration or {}).get("model_id")
     if calibrated and calibrated != items[0]["model_id"]:
         raise RuleViolation(f"deployment {deployment_id}'s threshold was calibrated for face model {calibrated}, but its "
@@ -176,7 +194,9 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
     ctx.audit(actor, "deployment.authorise", "deployment", dep.id, note=note, snapshot_sha256=dep.snapshot_hash,
               entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold, rank=user.rank,
               model=dep.model_id,
-              police_review_required=dep.police_review_required)
+              police_review_required=dep.police_review_required,
+              threshold_floor=None if floor is None else round(floor, 6),
+              threshold_reason=threshold_reason.strip() if floor is not None and dep.threshold < floor else "")
     return dep
 
 

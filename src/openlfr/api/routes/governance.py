@@ -222,9 +222,13 @@ def authorise_deployment(deployment_id: defs.Id, body: defs.AuthoriseIn, request
                          me: Principal = Depends(require(OFFICER))) -> defs.DeploymentOut:
     """Authorise (an officer of the supplying force, of the required rank, never the requester):
     freezes the watchlist snapshot; may require that only police reviewers confirm its alerts."""
+    from openlfr.evaluation.cohort import configured_floor
+
+    floor_fn = configured_floor()
     with tx(request) as ctx:
-        return views.deployment_out(deployments.authorise(ctx, me.actor, deployment_id, body.note,
-                                                          require_police_review=body.require_police_review))
+        return views.deployment_out(deployments.authorise(
+            ctx, me.actor, deployment_id, body.note, require_police_review=body.require_police_review,
+            threshold_reason=body.threshold_reason, floor_fn=floor_fn))
 
 
 @router.post("/deployments/{deployment_id}/start", response_model=defs.DeploymentOut, tags=["deployments"])
