@@ -5,6 +5,7 @@
     python bench/eval_models.py scale  --lfw DIR --pairs FILE
     python bench/eval_models.py small  --lfw DIR --threshold sface=T --threshold dlib-resnet=T [--people 100]
     python bench/eval_models.py street [--frames 26]
+    python bench/eval_models.py gains  --lfw DIR
 
 Every part runs each pipeline (face model + detector) in the same process, on the same images,
 with the default analyzer (flip averaging on). Pipelines are named ``MODEL+DETECTOR``:
@@ -42,6 +43,9 @@ image is downscaled, whole, so that the face is W px wide (W from YuNet's box at
 measure for every pipeline), for each W in ``--widths``; reported per pipeline: % of faces found
 (a detection whose centre lies in the scaled reference box) and % matched at rank 1 against a
 gallery of the same people's second image at full size with score >= the model's threshold.
+
+**gains** — the open-set gains table of ``openlfr evaluate openset`` (plain, flip, AS-norm) with
+flip + AS-norm added, from that command's face cache under the same ``OPENLFR_DATA_DIR``.
 
 **street** — face box widths (px, each detector's own box) that YuNet and MMOD find in
 ``--frames`` frames spread over ``video/street_1080p.mp4``.
@@ -98,7 +102,7 @@ class Pipeline:
             return self.analyzer.analyze(image, [Detection(Box(0, 0, w - 1, h - 1), 1.0, "whole")])
         if self.pad:
             h, w = image.shape[:2]
-            py, px = int(round(h * self.pad)), int(round(w * self.pad))
+            py, px = round(h * self.pad), round(w * self.pad)
             padded = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             faces = self.analyzer.analyze(padded)
             for f in faces:  # boxes back into the image's coordinates (for centre tests only)
@@ -291,10 +295,13 @@ def misc_part(pipe: Pipeline, root: Path, threshold: float | None) -> dict:
         "highest_non_mate_score": max(non_mate) if non_mate else None,
         "seconds": seconds,
     }
-    if threshold is not None:
-        out["threshold"] = threshold
-        out["mates_below_threshold"] = int(sum(s < threshold for s in mate))
-        out["non_mates_at_or_above_threshold"] = int(sum(s >= threshold for s in non_mate))
+    assert pipe.analyzer is not None
+    out["at"] = {}
+    for label, t in (("registry default", pipe.analyzer.stage.model.default_threshold), ("--threshold", threshold)):
+        if t is not None:
+            out["at"][label] = {"threshold": t, "mates_below": int(sum(s < t for s in mate)),
+                                "non_mates_at_or_above": int(sum(s >= t for s in non_mate)),
+                                "mates": len(mate), "non_mates": len(non_mate)}
     return out
 
 
@@ -356,9 +363,9 @@ def print_1n(result: dict, thresholds: dict[str, float]) -> None:
             line = (f"- {s}: faces found in multiface.jpg {m['faces_in_multiface']} (6 people), two_people.jpg "
                     f"{m['faces_in_two_people']}; lowest mate score {fmt(m['lowest_mate_score'])}, highest non-mate "
                     f"score {fmt(m['highest_non_mate_score'])}")
-            if "threshold" in m:
-                line += (f"; at {m['threshold']:.3f}: {m['mates_below_threshold']} mate(s) below, "
-                         f"{m['non_mates_at_or_above_threshold']} non-mate(s) at or above")
+            for label, a in m["at"].items():
+                line += (f"; at {a['threshold']:.3f} ({label}): {a['mates_below']} of {a['mates']} mate scores below, "
+                         f"{a['non_mates_at_or_above']} of {a['non_mates']} non-mate scores at or above")
             print(line)
 
 
@@ -413,7 +420,7 @@ def run_scale(args: argparse.Namespace) -> dict:
             g, im = np.concatenate(gen), np.concatenate(imp)
             im_sorted = np.sort(im)[::-1]
 
-            def thr(rate: float) -> float:
+            def thr(rate: float, im_sorted: np.ndarray = im_sorted) -> float:
                 allowed = int(np.floor(rate * len(im_sorted)))
                 return float(np.nextafter(im_sorted[allowed], np.inf))
 
@@ -428,8 +435,8 @@ def run_scale(args: argparse.Namespace) -> dict:
                     "impostor_pairs": int((~same).sum()),
                 },
                 "all_pairs": {
-                    "genuine_pairs": int(len(g)),
-                    "impostor_pairs": int(len(im)),
+                    "genuine_pairs": len(g),
+                    "impostor_pairs": len(im),
                     "genuine_median": float(np.median(g)),
                     "impostor_median": float(np.median(im)),
                     "impostor_p99": float(np.percentile(im, 99)),
@@ -481,8 +488,7 @@ def run_small(args: argparse.Namespace) -> dict:
             refs[n] = (image, central(dets, image.shape).box)
     ref_w = np.array([b.width for _, b in refs.values()])
     result: dict = {"people": len(pick), "with_reference_face": len(refs),
-                    "reference_width_median": float(np.median(ref_w)), "reference_width_range": [int(ref_w.min()),
-                                                                                                 int(ref_w.max())],
+                    "reference_width_median": float(np.median(ref_w)), "reference_width_range": [int(ref_w.min()), int(ref_w.max())],
                     "widths": widths, "pipelines": {}}
     for spec in args.pipelines.split(","):
         pipe = make_pipeline(spec)
@@ -567,7 +573,7 @@ def run_street(args: argparse.Namespace) -> dict:
             widths += [x.box.width for x in found]
         w = np.array(widths)
         result["detectors"][name] = {
-            "faces": int(len(w)), "per_frame": per_frame, "widths": sorted(int(x) for x in w),
+            "faces": len(w), "per_frame": per_frame, "widths": sorted(int(x) for x in w),
             "min": int(w.min()) if len(w) else None, "median": float(np.median(w)) if len(w) else None,
             "max": int(w.max()) if len(w) else None, "ms_per_frame": 1000 * float(np.mean(secs)),
             "bins": {b: int(((w >= lo) & (w < hi)).sum()) for b, lo, hi in
@@ -579,9 +585,59 @@ def run_street(args: argparse.Namespace) -> dict:
     print("|---|---|---|---|---|---|---|---|")
     for name, r in result["detectors"].items():
         b = r["bins"]
+        median = "–" if r["median"] is None else f"{r['median']:.0f}"
         print(f"| {name} | {r['faces']} ({min(r['per_frame'])}-{max(r['per_frame'])}) | {r['min']} / "
-              f"{fmt(r['median'])} / {r['max']} | {b['<24']} | {b['24-39']} | {b['40-79']} | {b['80+']} | "
+              f"{median} / {r['max']} | {b['<24']} | {b['24-39']} | {b['40-79']} | {b['80+']} | "
               f"{r['ms_per_frame']:.0f} |")
+    return result
+
+
+# ----------------------------------------------------------------------------- open-set gains
+
+
+def run_gains(args: argparse.Namespace) -> dict:
+    """The open-set gains table of 'openlfr evaluate openset' with flip + AS-norm added, from its cache."""
+    from openlfr.config import get_settings
+    from openlfr.evaluation import facecache, gains
+    from openlfr.evaluation.effectiveness import pipeline_key
+    from openlfr.evaluation.lfw import people
+    from openlfr.face.detectors import make_detector
+
+    root = Path(args.lfw).resolve()
+    folder = people(root)
+    paths = sorted(p for imgs in folder.values() for p in imgs)
+    cache = get_settings().data_dir / "eval-cache"
+    configs = [gains.PLAIN, gains.Config(flip=True), gains.Config(cohort_norm=True),
+               gains.Config(flip=True, cohort_norm=True)]
+    result: dict = {}
+    for spec in args.pipelines.split(","):
+        pipe = make_pipeline(spec)
+        assert pipe.analyzer is not None
+        # the fallback 'openlfr evaluate openset' gives (the other of mmod and hog), so that its cache is reused
+        other = "hog" if pipe.detector == "mmod" else "mmod"
+        fallback = make_detector(other)
+        key = pipeline_key(pipe.analyzer, fallback)
+        hit = facecache.cache_file_for(paths, cache, key).exists()
+        print(f"  {spec}: face data {'from the cache' if hit else 'computed (no cache: slow)'}", file=sys.stderr)
+        data = facecache.face_data(paths, pipe.analyzer, cache, key, fallback)
+        exp = gains.Experiment(folder, data)
+        rows = []
+        for cfg in configs:
+            run = exp.run(cfg)
+            r = openset.evaluate(run.mated, run.non_mated)
+            rows.append({"config": cfg.label(), "rank1": r.rank1, "fnir_at_fpir_1pct": r.fnir_at_fpir["0.01"],
+                         "fnir_at_fpir_0_1pct": r.fnir_at_fpir["0.001"], "threshold_at_fpir_1pct": r.thresholds["0.01"],
+                         "threshold_at_fpir_0_1pct": r.thresholds["0.001"], "gallery": run.gallery_size,
+                         "mated": r.mated, "non_mated": r.non_mated})
+        result[spec] = {"images_without_face": int((~data.found).sum()), "rows": rows}
+    print(f"\n### Open-set gains on {root} (gallery, mated and non-mated searches as 'openlfr evaluate openset')\n")
+    print("| pipeline | configuration | rank-1 | FNIR @ FPIR 1% (thr) | FNIR @ FPIR 0.1% (thr) |")
+    print("|---|---|---|---|---|")
+    for spec, r in result.items():
+        for row in r["rows"]:
+            print(f"| {spec} | {row['config']} | {pct(row['rank1'])} | {pct(row['fnir_at_fpir_1pct'])} "
+                  f"({row['threshold_at_fpir_1pct']:.3f}) | {pct(row['fnir_at_fpir_0_1pct'])} "
+                  f"({row['threshold_at_fpir_0_1pct']:.3f}) |")
     return result
 
 
@@ -599,12 +655,14 @@ def main(argv: list[str] | None = None) -> int:
     p3.add_argument("--pipelines", default=DEFAULT_SMALL, help=f"default: {DEFAULT_SMALL}")
     p3.add_argument("--people", type=int, default=100)
     p3.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    p5 = sub.add_parser("gains", help="open-set gains on LFW incl. flip + AS-norm (the evaluate-openset cache)")
+    p5.add_argument("--pipelines", default="sface+yunet,dlib-resnet+mmod")
     p4 = sub.add_parser("street", help="face widths found by YuNet and MMOD in the street clip")
     p4.add_argument("--frames", type=int, default=26)
     p4.add_argument("--mmod-up1", action="store_true", help="also MMOD with one upsampling (slow)")
-    for p in (p1, p2, p3, p4):
+    for p in (p1, p2, p3, p4, p5):
         p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    for p in (p2, p3):
+    for p in (p2, p3, p5):
         p.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: <data>/lfw)")
     p2.add_argument("--pairs", type=Path, default=None, help="pairs file (default: <data>/lfw_pairs.txt)")
     for p in (p1, p3):
@@ -615,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lfw = data_dir() / "lfw"
     if getattr(args, "pairs", "x") is None:
         args.pairs = data_dir() / "lfw_pairs.txt"
-    run = {"1n": run_1n, "scale": run_scale, "small": run_small, "street": run_street}[args.part]
+    run = {"1n": run_1n, "scale": run_scale, "small": run_small, "street": run_street, "gains": run_gains}[args.part]
     result = run(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
