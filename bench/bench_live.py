@@ -33,9 +33,10 @@ from _common import data_dir
 
 from openlfr.errors import InputError
 from openlfr.face.analyzer import enrolment_template
-from openlfr.governance import Governance, Policy, Role, parse
-from openlfr.governance import agreements, cameras, deployments, sharing, users, watchlists
+from openlfr.governance import Actor, Governance, OrgKind, Policy, Role, parse
+from openlfr.governance import agreements, cameras, credentials, deployments, organisations, sharing, users, watchlists
 from openlfr.governance.schemas import (
+    OrganisationCreate,
     AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
     WatchlistCreate,
 )
@@ -76,46 +77,65 @@ def enrolment_crops(clip: Path, times: list[float], settings: CameraSettings) ->
     return crops
 
 
+def _token(ctx: object, name: str) -> Actor:
+    """A credential of user ``name`` (as a login gives, without the password check)."""
+    from sqlalchemy import select
+
+    from openlfr.store.models import User
+
+    user = ctx.session.execute(select(User).where(User.name == name)).scalar_one()  # type: ignore[attr-defined]
+    token, _ = credentials.new_token(ctx.session, user, "cli", timedelta(hours=4), ctx.now())  # type: ignore[attr-defined]
+    return Actor(token, name)
+
+
 def live_store(root: Path, images: list[bytes], threshold: float) -> tuple[Governance, int, int, int]:
     """A store with a live deployment whose watchlist holds ``images``: (gov, deployment, camera, entries)."""
     gov = Governance(f"sqlite:///{root / 'openlfr.db'}", blob_root=root / "blobs", key=os.urandom(32),
                      policy=Policy(), template_fn=enrolment_template)
     now = datetime.now(UTC)
+    me: dict[str, Actor] = {}
+    with gov.transaction() as ctx:  # the parties, as real ones are made (docs/parties.md)
+        for org, kind, admin, staff in [
+            ("Estate", OrgKind.SITE_OPERATOR, "estate-admin", [("admin", Role.OPERATOR_ADMIN, None)]),
+            ("Met", OrgKind.POLICE_FORCE, "met-admin",
+             [("met", Role.SUPPLIER, None), ("officer", Role.AUTHORISING_OFFICER, "superintendent")])]:
+            _, enrolment = organisations.register(ctx, OrganisationCreate(name=org, kind=kind), "bench",
+                                                  is_host=org == "Estate")
+            organisations.enrol(ctx, enrolment.token, admin, "bench password 1")
+            me[admin] = _token(ctx, admin)
+            for name, role, rank in staff:
+                users.create_user(ctx, me[admin], UserCreate(name=name, role=role, rank=rank), None)
+                me[name] = _token(ctx, name)
     with gov.transaction() as ctx:
-        users.create_user(ctx, "setup", UserCreate(name="admin", role=Role.OPERATOR_ADMIN, organisation="Estate"))
-        users.create_user(ctx, "admin", UserCreate(name="met", role=Role.SUPPLIER, organisation="Met"))
-        users.create_user(ctx, "admin", UserCreate(name="officer", role=Role.AUTHORISING_OFFICER, organisation="Met"))
-        users.create_user(ctx, "admin", UserCreate(name="officer2", role=Role.AUTHORISING_OFFICER, organisation="Estate"))
-    with gov.transaction() as ctx:
-        ag = agreements.create(ctx, "met", parse(
+        ag = agreements.create(ctx, me["met"], parse(
             AgreementCreate, operator="Estate", purpose="bench", lawful_basis="bench", valid_from=now,
             valid_until=now + timedelta(days=2), image_limit=100, allowed_categories=["wanted"], allow_under_18=False))
-        agreements.approve(ctx, "officer", ag.id)
+        agreements.approve(ctx, me["officer"], ag.id)
         ag_id = ag.id
     shared = []
     for i, image in enumerate(images):
         try:
             with gov.transaction() as ctx:
-                shared.append(sharing.share_image(ctx, "met", ShareImage(
+                shared.append(sharing.share_image(ctx, me["met"], ShareImage(
                     agreement_id=ag_id, category="wanted", reason="bench", subject_ref=f"P-{i}",
                     image_date=(now - timedelta(days=1)).date()), image).id)
         except InputError as err:  # no usable face in the crop for enrolment
             print(f"skipped crop {i}: {err}", file=sys.stderr)
     with gov.transaction() as ctx:
-        wl = watchlists.create_watchlist(ctx, "admin", WatchlistCreate(name="bench", criteria="bench", size_cap=100))
+        wl = watchlists.create_watchlist(ctx, me["admin"], WatchlistCreate(name="bench", criteria="bench", size_cap=100))
         for i, image_id in enumerate(shared):
-            watchlists.add_entry(ctx, "admin", WatchlistAdd(
+            watchlists.add_entry(ctx, me["admin"], WatchlistAdd(
                 watchlist_id=wl.id, shared_image_id=image_id, label=f"pedestrian {i}", reason="bench",
                 review_date=(now + timedelta(days=1)).date()))
-        cam = cameras.add_camera(ctx, "admin", CameraCreate(name="street", location="bench"))
-        cameras.record_signage(ctx, "admin", SignageCreate(camera_id=cam.id, text="LFR", checked_on=now.date()))
+        cam = cameras.add_camera(ctx, me["admin"], CameraCreate(name="street", location="bench"))
+        cameras.record_signage(ctx, me["admin"], SignageCreate(camera_id=cam.id, text="LFR", checked_on=now.date()))
         wl_id, cam_id = wl.id, cam.id
     with gov.transaction() as ctx:
-        dep = deployments.request(ctx, "admin", parse(
+        dep = deployments.request(ctx, me["admin"], parse(
             DeploymentRequest, purpose="benchmark the live pipeline", watchlist_id=wl_id, camera_ids=[cam_id], start=now,
             end=now + timedelta(hours=2), threshold=threshold, dpia_ref="DPIA-bench", necessity="benchmark of the live pipeline on a recorded clip"))
-        deployments.authorise(ctx, "officer2", dep.id)
-        deployments.start(ctx, "admin", dep.id)
+        deployments.authorise(ctx, me["officer"], dep.id)
+        deployments.start(ctx, me["admin"], dep.id)
         dep_id = dep.id
     return gov, dep_id, cam_id, len(shared)
 
@@ -127,7 +147,8 @@ def percentile(values: list[float], q: float) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="runs of each kind")
-    ap.add_argument("--threshold", type=float, default=0.94)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="deployment threshold (default: the configured face model's own default)")
     ap.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                     help="override a camera setting (JSON value), e.g. --set scan_bands=1")
     ap.add_argument("--json", action="store_true")
@@ -138,10 +159,14 @@ def main() -> None:
     settings = CameraSettings(**overrides)
     duration = VideoFileSource(clip).duration
     crops = enrolment_crops(clip, [0.8, 1.6, 2.4, 3.2, 4.0], settings)
-    results: dict[str, object] = {"clip": clip.name, "duration_s": round(duration, 2), "settings": settings.model_dump(),
+    from openlfr.config import get_settings
+
+    results: dict[str, object] = {"face_model": get_settings().face_model, "clip": clip.name, "duration_s": round(duration, 2), "settings": settings.model_dump(),
                                   "cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS")}
     with tempfile.TemporaryDirectory() as tmp:
-        gov, dep, cam, entries = live_store(Path(tmp), crops, args.threshold)
+        from openlfr.face.registry import model_threshold
+
+        gov, dep, cam, entries = live_store(Path(tmp), crops, args.threshold or model_threshold())
         results["watchlist_entries"] = entries
         # real-time factor: every frame decoded (on a reader thread), analysed at the default rate
         rtf, busy = [], []

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openlfr.face.registry import model_threshold
+
 PW = "a demo password for tests"
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"JFIF\x00", b"Exif\x00\x00")  # long enough never to occur by chance
 
@@ -84,7 +86,7 @@ def test_nothing_biometric_in_clear_after_a_full_run(tmp_path: Path, data_dir: P
     _openlfr(env, "camera", "signage", cam, "--text", "Live facial recognition in use")
     requested = _openlfr(env, "deployment", "request", "--purpose", "Locate a wanted person at the stage door",
                          "--watchlist", "1", "--camera", cam, "--start", "2020-01-01", "--end", "2099-01-01",
-                         "--threshold", "0.93", "--dpia", "DPIA-DEMO-2",
+                         "--threshold", str(model_threshold()), "--dpia", "DPIA-DEMO-2",
                          "--necessity", "A wanted person is expected at the stage door tonight.")
     dep = re.search(r"deployment (\d+) requested", requested).group(1)
     _openlfr(env, "deployment", "authorise", dep, user="supt-brown")

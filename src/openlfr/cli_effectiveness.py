@@ -26,6 +26,8 @@ def _analyzer_and_fallback():  # noqa: ANN202
 
     settings = get_settings()
     analyzer = default_analyzer()
+    if analyzer.stage.landmarker is None:  # the model aligns on its detector's own points: no other detector serves
+        return analyzer, None
     name = getattr(analyzer.stage.detector, "name", settings.detector)
     other = "hog" if name == "mmod" else "mmod"
     return analyzer, make_detector(other, backend=settings.backend)

@@ -25,9 +25,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("openlfr", appauthor=False)))
     backend: Backend = "auto"
-    detector: str = "mmod"
+    # YuNet places the 5 points SFace aligns on; mmod and hog serve the dlib ResNet
+    detector: str = "yunet"
     # the face model whose templates are made and matched (see openlfr.face.registry)
-    face_model: str = "dlib-resnet"
+    face_model: str = "sface"
     # faces of people on no watchlist (LFW layout or a flat folder): the impostor cohort from
     # which deployment requests that give a target false-alert rate get their threshold
     calibration_cohort: Path | None = None

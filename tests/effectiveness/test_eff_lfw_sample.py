@@ -89,7 +89,7 @@ def test_openset_report_calibrate(cli: typer.Typer, sample: Path, tmp_path: Path
     )
     assert res.exit_code == 0, res.output
     cal = json.loads(res.stdout)
-    assert cal["method"] == "size" and 0.5 < cal["threshold"] < 1.0 and 0 <= cal["predicted_fnir"] <= 1
+    assert cal["method"] == "size" and 0.0 < cal["threshold"] < 1.0 and 0 <= cal["predicted_fnir"] <= 1
     assert cal["per_comparison_rate"] == pytest.approx(1 - 0.99 ** (1 / 20))
 
     res = runner.invoke(cli, ["calibrate", "--cohort", str(sample), "--cache-dir", str(cache)])

@@ -17,7 +17,9 @@ from openlfr.governance import cameras, deployments, sharing  # noqa: E402
 from openlfr.governance.schemas import CameraCreate, ShareImage, SignageCreate  # noqa: E402
 from openlfr.store.blobs import BlobStore  # noqa: E402
 
-THRESHOLD = 0.94  # see the task notes: same person 0.93-0.98, others 0.84-0.91 on this model
+from openlfr.face.registry import model_threshold  # noqa: E402
+
+THRESHOLD = model_threshold()  # the configured model's default: about 1 false match in 10,000
 
 
 @dataclass

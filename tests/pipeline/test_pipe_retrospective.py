@@ -30,7 +30,7 @@ from openlfr.store import blob_dir  # noqa: E402
 from openlfr.store.models import Alert, AuditEvent, Base, MediaItem, User  # noqa: E402
 
 CLIP = "short_hamilton_clip.mp4"
-THRESHOLD = 0.94  # same person 0.93-0.98, others 0.84-0.91 on this model (see test_pipe_hamilton)
+from pipekit import THRESHOLD  # noqa: E402  (the configured model's default threshold)
 
 
 @pytest.fixture()

@@ -121,7 +121,9 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     for first, last, hits, c0, c1 in long_tracks.values():
         assert last - first >= 1.0  # followed for a second or more...
         assert hits <= stats.analysed  # ...at most once per analysed frame
-    # one track per walker, not one per detection
-    assert len(stats.tracks) <= 3 * len(long_tracks)
+    # one track per walker, not one per detection: about 9 people pass in the clip, seen on
+    # 18+ analysed frames each at most (a track per detection would give far more)
+    hits = sum(v[2] for v in stats.tracks.values())
+    assert len(stats.tracks) <= 12 and hits >= 3 * len(stats.tracks), stats.tracks
     moved = [v for v in long_tracks.values() if abs(v[4][0] - v[3][0]) + abs(v[4][1] - v[3][1]) > 30]
     assert len(moved) >= 2  # walking people, not fixed false detections

@@ -62,9 +62,14 @@ def pose(landmarks: np.ndarray, scheme: str = DLIB5) -> tuple[float, float, floa
     return dist, yaw, roll
 
 
+SHARPNESS_SIZE = 150  # chips are measured at one size, so the limits hold for every model's chip
+
+
 def sharpness(chip: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey chip's central part (higher = sharper)."""
+    """Variance of the Laplacian of the grey chip's central part, at 150x150 (higher = sharper)."""
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    if grey.shape[0] != SHARPNESS_SIZE:  # a smaller chip squeezes the blur into fewer pixels
+        grey = cv2.resize(grey, (SHARPNESS_SIZE, SHARPNESS_SIZE), interpolation=cv2.INTER_LINEAR)
     h, w = grey.shape
     centre = grey[h // 6 : h - h // 6, w // 6 : w - w // 6]
     return float(cv2.Laplacian(centre, cv2.CV_64F).var())

@@ -207,7 +207,8 @@ def builtin() -> Registry:
     # min_face: both dlib detectors scan an ~80 px window without upsampling
     reg.detectors["mmod"] = DetectorEntry("mmod", _mmod, None, 80)
     reg.detectors["hog"] = DetectorEntry("hog", _hog, None, 80, needs="dlib (pip install 'openlfr[dlib]')")
-    reg.detectors["yunet"] = DetectorEntry("yunet", _yunet, ARCFACE5, 20)
+    # YuNet finds faces from about 15 px; 32 px is where it finds them reliably
+    reg.detectors["yunet"] = DetectorEntry("yunet", _yunet, ARCFACE5, 32)
     return reg
 
 

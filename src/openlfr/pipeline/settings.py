@@ -19,7 +19,8 @@ class CameraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     analyse_fps: float = Field(5.0, gt=0, le=60, description="frames analysed per second")
-    detector: str = Field("auto", description="face detector: hog, mmod, or auto (hog where dlib is installed)")
+    detector: str = Field("auto", description="face detector: yunet, mmod, hog, or auto (the one the face model "
+                                              "needs: yunet for sface; for the dlib ResNet hog where dlib is installed)")
     scan_fps: float = Field(
         2.0, gt=0, le=60, description="searches for new faces per second; tracked faces are followed at analyse_fps")
     scan_bands: int = Field(

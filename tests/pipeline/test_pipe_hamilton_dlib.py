@@ -1,5 +1,6 @@
-"""The Hamilton clip with the SFace model and the YuNet detector: one alert for Lin-Manuel
-Miranda when he is listed, none when only Alex Lacamoire is; the score margin is reported."""
+"""The Hamilton clip with the dlib ResNet and the MMOD detector, which stay selectable beside the
+default SFace + YuNet: one alert for Lin-Manuel Miranda when he is listed, none when only Alex
+Lacamoire is; the score margin is reported."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ CLIP = "short_hamilton_clip.mp4"
 
 
 @pytest.fixture
-def sface(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
-    """SFace + YuNet as the configured face model; yields the model's default threshold."""
+def dlib_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """The dlib ResNet + MMOD as the configured face model; yields the model's default threshold."""
     from openlfr.config import get_settings
     from openlfr.face.analyzer import default_analyzer
     from openlfr.pipeline.camera import pipeline_stage
@@ -31,10 +32,10 @@ def sface(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
         for cached in (get_settings, default_analyzer, pipeline_stage):
             cached.cache_clear()
 
-    monkeypatch.setenv("OPENLFR_FACE_MODEL", "sface")
-    monkeypatch.setenv("OPENLFR_DETECTOR", "yunet")
+    monkeypatch.setenv("OPENLFR_FACE_MODEL", "dlib-resnet")
+    monkeypatch.setenv("OPENLFR_DETECTOR", "mmod")
     clear()
-    yield model_threshold("sface")
+    yield model_threshold("dlib-resnet")
     monkeypatch.undo()
     clear()
 
@@ -52,26 +53,26 @@ def _alerts(gov, refs: list[Path], video_dir: Path, threshold: float) -> tuple[l
         events.append(e)
     with gov.transaction() as ctx:
         assert {r.template_model for r in ctx.session.execute(select(SharedImage)).scalars()} == {
-            "sface-2021dec-int8bq:fb143eea"}
-        assert ctx.session.get(Deployment, dep).model_id == "sface-2021dec-int8bq:fb143eea"
+            "dlib-resnet-v1:55533b28"}
+        assert ctx.session.get(Deployment, dep).model_id == "dlib-resnet-v1:55533b28"
     return [e for e in events if isinstance(e, AlertEvent)], stats
 
 
-def test_one_alert_for_miranda_with_sface(tmp_path: Path, video_dir: Path, sface: float) -> None:
+def test_one_alert_for_miranda_with_dlib(tmp_path: Path, video_dir: Path, dlib_model: float) -> None:
     gov = make_store(tmp_path).governance()
     refs = video_dir / "references"
-    alerts, stats = _alerts(gov, [refs / "lin-manuel-miranda.png", refs / "alex-lacamoire.png"], video_dir, sface)
+    alerts, stats = _alerts(gov, [refs / "lin-manuel-miranda.png", refs / "alex-lacamoire.png"], video_dir, dlib_model)
     assert len(alerts) == 1, alerts
     (alert,) = alerts
     assert alert.label == "person 0"  # entry 0 is Miranda's photo
-    print(f"SFace Hamilton: Miranda's alert score {alert.score:.3f} at threshold {sface:.3f} "
-          f"(margin {alert.score - sface:+.3f}); {len(stats.tracks)} tracks")
+    print(f"dlib Hamilton: Miranda's alert score {alert.score:.3f} at threshold {dlib_model:.3f} "
+          f"(margin {alert.score - dlib_model:+.3f}); {len(stats.tracks)} tracks")
     with gov.transaction() as ctx:
         assert [r.id for r in ctx.session.execute(select(Alert)).scalars()] == [alert.alert_id]
         assert verify(ctx.session).ok
 
 
-def test_no_alert_with_sface_when_only_lacamoire_is_listed(tmp_path: Path, video_dir: Path, sface: float) -> None:
+def test_no_alert_with_dlib_when_only_lacamoire_is_listed(tmp_path: Path, video_dir: Path, dlib_model: float) -> None:
     gov = make_store(tmp_path).governance()
-    alerts, stats = _alerts(gov, [video_dir / "references" / "alex-lacamoire.png"], video_dir, sface)
+    alerts, stats = _alerts(gov, [video_dir / "references" / "alex-lacamoire.png"], video_dir, dlib_model)
     assert alerts == [] and stats.analysed > 20
