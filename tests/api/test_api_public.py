@@ -38,6 +38,8 @@ def test_transparency_shows_where_when_why_and_counts(site: Site) -> None:
     assert dep["status"] == "live" and dep["cameras"] == ["north-gate"]
     assert dep["locations"] == ["North gate, Estate Road"] and dep["watchlist_size"] == 2
     assert dep["threshold"] == 0.6 and dep["signage"] == ["Live facial recognition in use"]
+    # the threshold's scale is the frozen templates' face model (the tests' fake one here)
+    assert dep["face_model"] == "fake-test-model:00000000" and "fake-test-model:00000000" in page
     assert dep["alerts"] >= 1 and {"verified_alerts", "false_alerts", "faces_seen"} <= dep.keys()
     assert "complain" in record["how_to_complain"].lower() or "ico" in record["how_to_complain"].lower()
     assert "North gate, Estate Road" in page and "How to complain" in page

@@ -337,6 +337,7 @@ class PublicDeployment(_Out):
     end: datetime
     threshold: float
     threshold_source: str
+    face_model: str | None = Field(None, description="the face model (name:weight digest) whose scale the threshold is on")
     target_false_alert_rate: float | None = None  # when the threshold was calibrated for a target
     predicted_fnir: float | None = None  # the calibration's predicted share of listed faces missed
     watchlist_size: int | None

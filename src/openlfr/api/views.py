@@ -110,7 +110,7 @@ def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
         out.append(defs.PublicDeployment(
             id=dep.id, status=dep.status, purpose=dep.purpose, cameras=[c.name for c in dep.cameras],
             locations=[c.location for c in dep.cameras], start=dep.start, end=dep.end, threshold=dep.threshold,
-            threshold_source="calibrated" if dep.target_false_alert_rate else "set directly",
+            threshold_source="calibrated" if dep.target_false_alert_rate else "set directly", face_model=dep.model_id,
             target_false_alert_rate=report.target_false_alert_rate, predicted_fnir=report.predicted_fnir,
             watchlist_size=dep.snapshot_size, faces_seen=report.faces_seen, alerts=report.alerts,
             verified_alerts=report.verified_true, false_alerts=report.verified_false,

@@ -41,6 +41,7 @@ class DeploymentEffectiveness:
     observed_false_alert_rate_ci95: tuple[float, float]
     observed_false_alert_rate_upper_bound: float | None  # unsure and unreviewed counted as false
     predicted_vs_observed: str
+    face_model: str | None = None  # the model id of the frozen templates (the threshold's scale)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,8 +114,10 @@ def for_deployment(session: Any, deployment_id: int) -> DeploymentEffectiveness:
     ).scalar_one()
     outcomes = list(session.execute(select(Alert.review_outcome).where(Alert.deployment_id == dep.id)).scalars())
     cal = dep.calibration or {}
-    return summarise(dep.id, dep.status, dep.threshold, dep.target_false_alert_rate, cal.get("predicted_fnir"),
-                     int(faces), outcomes)
+    report = summarise(dep.id, dep.status, dep.threshold, dep.target_false_alert_rate, cal.get("predicted_fnir"),
+                       int(faces), outcomes)
+    report.face_model = dep.model_id
+    return report
 
 
 def write(report: DeploymentEffectiveness, out_dir: Path) -> tuple[Path, Path]:
