@@ -122,3 +122,31 @@ def test_the_pipeline_refuses_a_watchlist_of_another_model(tmp_path: Path) -> No
             CameraPipeline(gov, dep, cam).start()
     finally:
         gov.close()
+
+
+def test_an_operators_yunet_format_detector_is_registered_checked_and_used(tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    from openlfr.face.analyzer import FaceAnalyzer, build_stage
+    from openlfr.face.image import load_image
+    from openlfr.face.zoo_files import yunet_path
+
+    shutil.copyfile(yunet_path(), tmp_path / "my-yunet.onnx")  # a model file, not face data
+    digest = hashlib.sha256((tmp_path / "my-yunet.onnx").read_bytes()).hexdigest()
+    doc = tmp_path / "models.json"
+    doc.write_text(json.dumps({"detectors": [{"name": "my-yunet", "path": "my-yunet.onnx", "sha256": digest}]}))
+    reg = builtin()
+    assert load_user_models(reg, str(doc)) == ["my-yunet"] and reg.detector("my-yunet").landmarks == ARCFACE5
+    bad = builtin()
+    doc.write_text(json.dumps({"detectors": [{"name": "my-yunet", "path": "my-yunet.onnx", "sha256": "1" * 64}]}))
+    with pytest.raises(ModelError):
+        load_user_models(bad, str(doc))
+    assert "my-yunet" not in bad.detectors
+    registry.cache_clear()
+    registry().detectors["my-yunet"] = reg.detector("my-yunet")
+    try:
+        faces = FaceAnalyzer(build_stage(detector="my-yunet", model="sface")).analyze(
+            load_image(data_dir / "misc" / "two_people.jpg"))
+        assert len(faces) == 2 and all(f.model_id.startswith("sface") for f in faces)
+    finally:
+        registry.cache_clear()

@@ -7,6 +7,12 @@
                     "dim": 512, "threshold": 0.35, "mean": 127.5, "std": 127.5,
                     "licence": "...", "source": "..."}]}
 
+and detectors in YuNet's ONNX format (boxes, 5 points and scores, as OpenCV's
+``FaceDetectorYN`` reads them), for example a YuNet retrained or quantised differently::
+
+    {"detectors": [{"name": "my-yunet", "path": "yunet-q.onnx", "sha256": "<64 hex digits>",
+                    "format": "yunet", "min_face": 32}]}
+
 Each model is checked when the registry loads, before anything runs: the file exists, its
 SHA-256 is the one given, it is an ONNX graph with one ``(N, 3, S, S)`` float input where
 ``S`` is ``input_size``, and its output has ``dim`` values. Any failure is one
@@ -98,8 +104,26 @@ def _check(spec: dict[str, Any], base: Path) -> dict[str, Any]:
     return spec | {"path": path, "input_size": size, "dim": dim, "sha256": digest}
 
 
+def _check_detector(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A YuNet-format detector spec, loaded once to check it (digest, ONNX, input shape)."""
+    name = str(spec.get("name", "?"))
+    missing = [k for k in ("name", "path", "sha256") if k not in spec]
+    if missing:
+        raise ModelError(f"detector {name!r}: missing {', '.join(missing)}")
+    if spec.get("format", "yunet") != "yunet":
+        raise ModelError(f"detector {name!r}: format must be 'yunet' (OpenCV FaceDetectorYN's)")
+    path = Path(spec["path"]).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise ModelError(f"detector {name!r}: file {path} not found")
+    from openlfr.face.yunet import YuNetDetector
+
+    YuNetDetector(model_path=path, sha256=str(spec["sha256"]).lower())  # raises ModelError on any bad file
+    return spec | {"path": path, "sha256": str(spec["sha256"]).lower(), "min_face": int(spec.get("min_face", 32))}
+
+
 def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
-    """Add the embedders of ``OPENLFR_MODELS_FILE`` (or ``path``) to ``reg``: all or none."""
+    """Add the embedders and detectors of ``OPENLFR_MODELS_FILE`` (or ``path``) to ``reg``: all or none."""
     from openlfr.face.registry import DLIB5, EmbedderEntry, _arcface_chip, _dlib_chip
 
     path = path or os.environ.get(MODELS_ENV)
@@ -111,10 +135,24 @@ def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
     except (OSError, ValueError) as err:
         raise ModelError(f"{MODELS_ENV}: cannot read {file}: {err}") from None
     specs = [_check(s, file.parent) for s in doc.get("embedders", [])]
+    detectors = [_check_detector(s, file.parent) for s in doc.get("detectors", [])]
     names = []
     for s in specs:
         if s["name"] in reg.embedders:
             raise ModelError(f"model {s['name']!r}: the name is already registered")
+    for d in detectors:
+        if d["name"] in reg.detectors:
+            raise ModelError(f"detector {d['name']!r}: the name is already registered")
+    from openlfr.face.registry import ARCFACE5, DetectorEntry
+
+    for d in detectors:
+        def make(backend: str, d: dict[str, Any] = d) -> Any:
+            from openlfr.face.yunet import YuNetDetector
+
+            return YuNetDetector(model_path=d["path"], sha256=d["sha256"])
+
+        reg.detectors[d["name"]] = DetectorEntry(d["name"], make, ARCFACE5, d["min_face"])
+        names.append(d["name"])
 
     for s in specs:
         def factory(backend: str, s: dict[str, Any] = s) -> UserOnnxEmbedder:
