@@ -150,3 +150,24 @@ def test_an_operators_yunet_format_detector_is_registered_checked_and_used(tmp_p
         assert len(faces) == 2 and all(f.model_id.startswith("sface") for f in faces)
     finally:
         registry.cache_clear()
+
+
+def test_user_embedder_on_the_pytorch_path_matches_onnx_runtime(tmp_path: Path) -> None:
+    """An operator's model runs on the GPU path's executor (here on the CPU) with the same output."""
+    pytest.importorskip("torch", reason="PyTorch is not installed: the GPU path's check on the CPU needs it")
+    from openlfr.errors import ModelError
+    from openlfr.face.onnx_runtime import make_session
+    from openlfr.face.torch_graph import TorchGraph
+
+    path = tmp_path / "tiny.onnx"
+    _tiny_embedder(path)
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 3, 112, 112)).astype(np.float32)
+    want = make_session(path).run(["y"], {"x": x})[0]
+    got = TorchGraph(path, device="cpu").run(["y"], {"x": x})[0]
+    assert got.shape == (4, 8) and np.abs(got - want).max() < 1e-4
+    # an operator the executor does not know is refused at load, by name
+    graph = helper.make_graph([helper.make_node("Erf", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    with pytest.raises(ModelError, match="does not implement Erf"):
+        TorchGraph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), device="cpu")

@@ -257,6 +257,23 @@ def test_optimised_graph_matches_the_shipped_graph(lfw_faces, engines) -> None: 
     assert np.abs(one_by_one - got).max() < 1e-4
 
 
+def test_pytorch_path_matches_onnx_runtime(lfw_faces, engines) -> None:  # type: ignore[no-untyped-def]
+    """The GPU path's executor (PyTorch), run on the CPU, gives ONNX Runtime's embeddings."""
+    pytest.importorskip("torch", reason="PyTorch is not installed: the GPU path's check on the CPU needs it")
+    from openlfr.face.sface import INPUT_NAME, OUTPUT_NAME, optimised_graph
+    from openlfr.face.torch_graph import TorchGraph
+
+    _, chips = lfw_faces
+    _, fast = engines
+    pt = TorchGraph(optimised_graph(zoo_files.load_zoo(SFACE).model), device="cpu")
+    blob = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
+    got = pt.run([OUTPUT_NAME], {INPUT_NAME: blob})[0]
+    want = fast.embed(chips)
+    assert got.shape == want.shape
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.9999
+
+
 def test_alignment_and_embedding_match_opencv(lfw_faces, engines, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Our chips against ``FaceRecognizerSF.alignCrop``; our embedding against OpenCV DNN's."""
     import cv2

@@ -179,3 +179,87 @@ def test_video_frames(data_dir: Path, detector) -> None:  # type: ignore[no-unty
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     found = detector.detect(rgb)
     assert len(found) >= 1 and found[0].score > 0.8
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+def _opencv_faces(data: bytes, bgr: np.ndarray) -> np.ndarray:
+    """OpenCV's own FaceDetectorYN on ``bgr``: the reference decoding, best first."""
+    import cv2
+
+    net = cv2.FaceDetectorYN.create("onnx", np.frombuffer(data, np.uint8), np.zeros(0, np.uint8),
+                                    (bgr.shape[1], bgr.shape[0]), 0.6, 0.3, 5000)
+    _, faces = net.detect(bgr)
+    if faces is None:
+        return np.zeros((0, 15), np.float32)
+    return faces[np.argsort(-faces[:, 14], kind="stable")]
+
+
+REFERENCE_IMAGES = ["misc/multiface.jpg", "misc/two_people.jpg", "misc/obama-240p.jpg",
+                    "misc/obama-1080p.jpg", "lfw/" + SINGLE[1]]
+
+
+def test_decoding_matches_opencv_facedetectoryn(data_dir: Path, yunet_file: Path, detector) -> None:  # type: ignore[no-untyped-def]
+    """The float graph on ONNX Runtime plus openlfr's decoding give OpenCV's faces."""
+    import cv2
+
+    data = yunet_file.read_bytes()
+    total = 0
+    for rel in REFERENCE_IMAGES:
+        image = _load(data_dir, rel)
+        ref = _opencv_faces(data, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        ours = detector.detect_with_landmarks(image)
+        assert len(ours) == len(ref) >= 1, rel
+        for (det, points), row in zip(ours, ref):
+            assert abs(det.score - float(row[14])) < 1e-3, rel
+            assert abs(det.box.left - max(0, round(float(row[0])))) <= 1, rel
+            assert abs(det.box.top - max(0, round(float(row[1])))) <= 1, rel
+            assert np.abs(points - row[4:14].reshape(5, 2)).max() < 0.05, rel
+        total += len(ref)
+    assert total >= 10  # the group photo alone has 6
+
+
+def _torch_or_skip():  # type: ignore[no-untyped-def]
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("PyTorch is not installed: the GPU path's check on the CPU needs it")
+    return torch
+
+
+def test_pytorch_path_matches_onnx_runtime(data_dir: Path, yunet_file: Path) -> None:
+    """The GPU path's executor, run on the CPU, gives the ONNX Runtime outputs."""
+    import cv2
+
+    _torch_or_skip()
+    from openlfr.face import onnx_runtime, yunet_net
+    from openlfr.face.torch_graph import TorchGraph
+
+    graph = yunet_net.yunet_graph(zoo_files.load_zoo(YUNET).model)
+    ort = onnx_runtime.make_session(graph.SerializeToString(), backend="cpu")
+    pt = TorchGraph(graph, device="cpu")
+    for rel in ("misc/multiface.jpg", "misc/obama-480p.jpg"):
+        tensor = yunet_net.blob(cv2.cvtColor(_load(data_dir, rel), cv2.COLOR_RGB2BGR))
+        a = ort.run(list(yunet_net.OUTPUT_NAMES), {"input": tensor})
+        b = pt.run(list(yunet_net.OUTPUT_NAMES), {"input": tensor})
+        for x, y in zip(a, b):
+            assert x.shape == y.shape
+            assert np.abs(x - y).max() < 1e-3, rel
+        fa = yunet_net.decode(a, tensor.shape[3], tensor.shape[2], 0.6, 0.3, 5000)
+        fb = yunet_net.decode(b, tensor.shape[3], tensor.shape[2], 0.6, 0.3, 5000)
+        assert len(fa) == len(fb) >= 1 and np.abs(fa - fb).max() < 0.05
+
+
+def test_backend_choice_is_checked(yunet_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cuda`` with neither onnxruntime-gpu nor a CUDA PyTorch is one clear error, not a CPU run."""
+    from openlfr.face import onnx_runtime, torch_graph
+    from openlfr.face.yunet import YuNetDetector
+
+    monkeypatch.setattr(onnx_runtime, "cuda_available", lambda: False)
+    monkeypatch.setattr(torch_graph, "torch_cuda_available", lambda: False)
+    with pytest.raises(ModelError, match="no CUDA backend"):
+        YuNetDetector(backend="cuda")
+    with pytest.raises(ModelError, match="unknown backend"):
+        YuNetDetector(backend="tpu")
+    assert YuNetDetector(backend="auto").detect(np.zeros((64, 64, 3), np.uint8)) == []  # auto falls back to the CPU

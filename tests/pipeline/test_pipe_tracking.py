@@ -39,6 +39,17 @@ def test_tracker_follows_a_walking_face_and_separates_two() -> None:
     assert abs(pred.center[0] - (100 + 30 * 10 + 39.5)) < 5
 
 
+def test_tracker_follows_a_fast_walker_close_to_the_camera() -> None:
+    """Two face widths per 0.2 s (a 1.5 m/s walk), one detection missed: still one track."""
+    tr = IoUTracker(max_age=1.0)
+    times = [0.0, 0.2, 0.6, 0.8]  # the detection at 0.4 s was missed
+    ids = {tr.update([_det(100 + int(1000 * t), 300, size=100)], t)[0][0][0].id for t in times}
+    assert len(ids) == 1 and tr.started == 1
+    # the same jump in a twentieth of the time is not a walk: a different face
+    tr.update([_det(100 + 800 + 200, 300, size=100)], 0.81)
+    assert tr.started == 2
+
+
 def test_tracker_ends_tracks_after_max_age_and_skips_jumps() -> None:
     tr = IoUTracker(max_age=0.5)
     tr.update([_det(100, 100)], 0.0)
@@ -121,9 +132,9 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     for first, last, hits, c0, c1 in long_tracks.values():
         assert last - first >= 1.0  # followed for a second or more...
         assert hits <= stats.analysed  # ...at most once per analysed frame
-    # one track per walker, not one per detection: about 9 people pass in the clip, seen on
-    # 18+ analysed frames each at most (a track per detection would give far more)
+    # one track per walker, not one per detection: 5 faces pass close enough to be found
+    # (counted by eye), one of them crossing the whole frame in 1.4 s; 60 detections in all
     hits = sum(v[2] for v in stats.tracks.values())
-    assert len(stats.tracks) <= 12 and hits >= 3 * len(stats.tracks), stats.tracks
+    assert len(stats.tracks) <= 8 and hits >= 5 * len(stats.tracks), stats.tracks
     moved = [v for v in long_tracks.values() if abs(v[4][0] - v[3][0]) + abs(v[4][1] - v[3][1]) > 30]
     assert len(moved) >= 2  # walking people, not fixed false detections

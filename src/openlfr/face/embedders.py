@@ -145,31 +145,24 @@ class DlibEmbedder:
         return out
 
 
-def _torch_cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 def make_embedder(backend: str = "auto", **kwargs: Any) -> Embedder:
     """An embedder for ``backend``: ``"dlib"``, ``"cpu"`` (ONNX Runtime), ``"cuda"``
     (onnxruntime-gpu if installed, else PyTorch on CUDA) or ``"auto"`` (cuda if available,
     else cpu). ``kwargs`` go to the embedder's constructor (``batch_size``, ``model_path``...).
     """
     from openlfr.face.onnx_runtime import cuda_available
+    from openlfr.face.torch_graph import torch_cuda_available
 
     if backend not in BACKENDS:
         raise InputError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if backend == "dlib":
         return DlibEmbedder(**kwargs)
     if backend == "auto":
-        backend = "cuda" if cuda_available() or _torch_cuda_available() else "cpu"
+        backend = "cuda" if cuda_available() or torch_cuda_available() else "cpu"
     if backend == "cpu":
         return OnnxEmbedder("cpu", **kwargs)
     if cuda_available():
         return OnnxEmbedder("cuda", **kwargs)
-    if _torch_cuda_available():
+    if torch_cuda_available():
         return TorchEmbedder("cuda", **kwargs)
     raise ModelError("no CUDA backend: install onnxruntime-gpu, or PyTorch with CUDA, on a GPU machine")

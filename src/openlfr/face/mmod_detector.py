@@ -363,12 +363,9 @@ def _resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise InputError(f"unknown MMOD backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        try:
-            import torch
+        from openlfr.face.torch_graph import torch_cuda_available
 
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
+        return "cuda" if torch_cuda_available() else "cpu"
     return backend
 
 

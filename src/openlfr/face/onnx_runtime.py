@@ -67,11 +67,41 @@ def make_session(
     opts.inter_op_num_threads = 1  # the graphs are chains: no parallel branches worth a pool
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    # Idle pool threads would otherwise spin for a while after each run, taking the cores
+    # from the next network (YuNet and SFace run back to back) and from the other cameras.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(model) if isinstance(model, Path) else model
     try:
         return ort.InferenceSession(source, sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from exc
+
+
+def make_runner(
+    model: bytes | str | Path,
+    backend: str = "cpu",
+    threads: int | None = None,
+) -> Any:
+    """Something with ``run(output_names, feeds)`` that runs a float ONNX graph on ``backend``.
+
+    ``cpu`` (or ``dlib``, which has no meaning for ONNX models): ONNX Runtime on the CPU.
+    ``cuda``: ONNX Runtime's CUDA provider when onnxruntime-gpu is installed, else PyTorch on
+    the GPU (:class:`openlfr.face.torch_graph.TorchGraph`), else a :class:`ModelError`.
+    ``auto``: ``cuda`` where either is available, else ``cpu``.
+    """
+    from openlfr.face.torch_graph import TorchGraph, torch_cuda_available
+
+    if backend not in (*_BACKENDS, "dlib"):
+        raise ModelError(f"unknown backend {backend!r} (use one of {_BACKENDS})")
+    if backend == "auto":
+        backend = "cuda" if cuda_available() or torch_cuda_available() else "cpu"
+    if backend != "cuda":
+        return make_session(model, backend="cpu", threads=threads)
+    if cuda_available():
+        return make_session(model, backend="cuda", threads=threads)
+    if torch_cuda_available():
+        return TorchGraph(model, device="cuda")
+    raise ModelError("no CUDA backend: install onnxruntime-gpu, or PyTorch with CUDA, on a GPU machine")
 
 
 @lru_cache(maxsize=16)

@@ -130,7 +130,7 @@ def _sface_weights() -> Path:
 def _sface_factory(backend: str) -> Embedder:
     from openlfr.face.sface import SFaceEmbedder
 
-    return SFaceEmbedder()
+    return SFaceEmbedder(backend=backend)
 
 
 def _arcface_chip(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -154,7 +154,7 @@ def _hog(backend: str) -> Detector:
 def _yunet(backend: str) -> Detector:
     from openlfr.face.yunet import YuNetDetector
 
-    return YuNetDetector()
+    return YuNetDetector(backend=backend)
 
 
 @dataclass

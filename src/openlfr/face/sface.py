@@ -39,6 +39,7 @@ import numpy as np
 
 from openlfr.errors import InputError, ModelError
 from openlfr.face import zoo_files
+from openlfr.face.onnx_fold import constant_value
 from openlfr.face.zoo_files import SFACE
 
 SFACE_SIZE = 112
@@ -66,22 +67,6 @@ def strip_stray_inputs(model: Any) -> Any:
     return out
 
 
-def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:
-    """ONNX ``DequantizeLinear`` with blocked quantisation (opset 21), in numpy."""
-    qf = q.astype(np.float32)
-    if block:
-        scale = np.repeat(scale, block, axis=axis)
-        zero = np.repeat(zero, block, axis=axis)
-        index: list[slice] = [slice(None)] * q.ndim
-        index[axis] = slice(0, q.shape[axis])
-        scale, zero = scale[tuple(index)], zero[tuple(index)]
-    elif scale.ndim == 1 and q.ndim > 1:  # per-axis
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return ((qf - zero.astype(np.float32)) * scale.astype(np.float32)).astype(np.float32)
-
-
 def _bn_affine(consts: dict[str, np.ndarray], node: Any, attrs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     gamma, beta, mean, var = (consts[x].astype(np.float64) for x in node.input[1:5])
     k = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
@@ -97,13 +82,9 @@ def _parse(model: Any) -> dict[str, Any]:
     nodes: list[tuple[Any, dict[str, Any]]] = []
     for n in g.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "DequantizeLinear" and all(x in consts for x in n.input):
-            q, s, z = (consts[x] for x in n.input[:3])
-            consts[n.output[0]] = _dequantize(q, s, z, int(attrs.get("axis", 1)), int(attrs.get("block_size", 0)))
-        elif n.op_type == "Reshape" and all(x in consts for x in n.input):
-            consts[n.output[0]] = consts[n.input[0]].reshape(consts[n.input[1]])
-        elif n.op_type == "Constant":
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        value = constant_value(consts, n, attrs)
+        if value is not None:
+            consts[n.output[0]] = value
         elif n.op_type in ("Dropout", "Flatten"):  # identity at inference / implied by the layout
             continue
         else:
@@ -227,7 +208,7 @@ class SFaceEmbedder:
 
     ``threads``: intra-op threads (default: ``OMP_NUM_THREADS`` or the number of cores);
     ``batch``: chips per network run; ``backend``: ``cpu``, ``cuda`` or ``auto`` (see
-    :func:`openlfr.face.onnx_runtime.make_session`); ``model_path``/``sha256``: another copy of
+    :func:`openlfr.face.onnx_runtime.make_runner`); ``model_path``/``sha256``: another copy of
     the file (the digest defaults to the pinned one; a different digest is for an operator's own
     file); ``optimise=False`` runs the reference graph (stray inputs dropped, nothing else).
     The file is refused with a :class:`ModelError` before anything loads if it is missing, has
@@ -265,12 +246,12 @@ class SFaceEmbedder:
         else:
             graph = strip_stray_inputs(checked.model).SerializeToString()
         try:
-            self.session = onnx_runtime.make_session(graph, backend=backend, threads=threads)
+            self.session = onnx_runtime.make_runner(graph, backend=backend, threads=threads)
         except ModelError:
             if not isinstance(graph, Path):
                 raise
             # an unreadable cache entry: build again in memory (the cache is only a speed-up)
-            self.session = onnx_runtime.make_session(
+            self.session = onnx_runtime.make_runner(
                 optimised_graph(checked.model).SerializeToString(), backend=backend, threads=threads
             )
 

@@ -7,8 +7,8 @@
                     "dim": 512, "threshold": 0.35, "mean": 127.5, "std": 127.5,
                     "licence": "...", "source": "..."}]}
 
-and detectors in YuNet's ONNX format (boxes, 5 points and scores, as OpenCV's
-``FaceDetectorYN`` reads them), for example a YuNet retrained or quantised differently::
+and detectors in YuNet's ONNX format (the 12 outputs ``cls/obj/bbox/kps`` at strides 8, 16
+and 32 that OpenCV's ``FaceDetectorYN`` reads, decoded by :mod:`openlfr.face.yunet_net`), for example a YuNet retrained or quantised differently::
 
     {"detectors": [{"name": "my-yunet", "path": "yunet-q.onnx", "sha256": "<64 hex digits>",
                     "format": "yunet", "min_face": 32}]}
@@ -40,16 +40,19 @@ REQUIRED = ("name", "path", "sha256", "input_size", "landmarks", "dim", "thresho
 
 
 class UserOnnxEmbedder:
-    """An operator's ONNX embedder on ONNX Runtime (CPU), batched."""
+    """An operator's ONNX embedder, batched, on ``backend`` (see
+    :func:`openlfr.face.onnx_runtime.make_runner`: ONNX Runtime on the CPU, or the GPU path)."""
 
-    def __init__(self, path: Path, input_size: int, dim: int, mean: float, std: float, batch: int = 32) -> None:
-        import onnxruntime as ort
+    def __init__(self, path: Path, input_size: int, dim: int, mean: float, std: float, batch: int = 32,
+                 backend: str = "cpu") -> None:
+        import onnx
+
+        from openlfr.face.onnx_runtime import make_runner
 
         self.dim, self.input_size, self.mean, self.std, self.batch = dim, input_size, mean, std, batch
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+        graph = onnx.load(str(path), load_external_data=False).graph
+        self.input = next(i.name for i in graph.input if i.name not in {t.name for t in graph.initializer})
+        self.session = make_runner(Path(path), backend=backend)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` uint8 RGB chips -> ``(N, dim)`` float32 raw embeddings."""
@@ -149,7 +152,7 @@ def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
         def make(backend: str, d: dict[str, Any] = d) -> Any:
             from openlfr.face.yunet import YuNetDetector
 
-            return YuNetDetector(model_path=d["path"], sha256=d["sha256"])
+            return YuNetDetector(model_path=d["path"], sha256=d["sha256"], backend=backend)
 
         reg.detectors[d["name"]] = DetectorEntry(d["name"], make, ARCFACE5, d["min_face"])
         names.append(d["name"])
@@ -157,7 +160,7 @@ def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
     for s in specs:
         def factory(backend: str, s: dict[str, Any] = s) -> UserOnnxEmbedder:
             return UserOnnxEmbedder(s["path"], s["input_size"], s["dim"], float(s.get("mean", 0.0)),
-                                    float(s.get("std", 1.0)))
+                                    float(s.get("std", 1.0)), backend=backend)
 
         reg.embedders[s["name"]] = EmbedderEntry(
             name=s["name"], dim=s["dim"], chip_size=s["input_size"], landmarks=s["landmarks"],
