@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             chips.append(arcface_chip(image, found[0][1]))
     chips_a = np.stack(chips)
     n = len(chips_a)
-    print(f"| what | CPU ms | GPU ms | CPU/GPU | unit | largest difference |")
+    print("| what | CPU ms | GPU ms | CPU/GPU | unit | largest difference |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for batch in (1, 32, 256):
         emb = {b: SFaceEmbedder(backend=b, batch=batch) for b in ("cpu", "cuda")}
