@@ -272,8 +272,9 @@ def share_add(
             _fail(f"{image} is not a file")
         data = parse(ShareImage, agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject,
                      image_date=_day(image_date), under_18=under_18)
+        prepared = sharing.prepare_image(gov.template_fn, image.read_bytes(), label=str(image))
         with gov.transaction() as ctx:
-            row = sharing.share_image(ctx, me, data, image.read_bytes())
+            row = sharing.share_image(ctx, me, data, prepared)
             typer.echo(f"image {row.id} shared under agreement {agreement_id} (sha256 {row.sha256[:16]}..., "
                        f"quality {row.quality:.2f})")
 
@@ -699,10 +700,11 @@ def demo_setup(
             shared = 0
             for i, path in enumerate(paths):
                 try:
+                    prepared = sharing.prepare_image(gov.template_fn, path.read_bytes(), label=path.name)
                     with gov.transaction() as ctx:
                         img = sharing.share_image(ctx, met, ShareImage(
                             agreement_id=ag.id, category="wanted-violent", reason=f"warrant W-{1000 + i}",
-                            subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), path.read_bytes())
+                            subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
                         watchlists.add_entry(ctx, alice, WatchlistAdd(
                             watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
                             review_date=now.date() + timedelta(days=14)))

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # which deployment requests that give a target false-alert rate get their threshold
     calibration_cohort: Path | None = None
     model_cache_dir_override: Path | None = Field(default=None, alias="OPENLFR_MODEL_CACHE_DIR")
+    # the image gate (openlfr.face.image_gate): largest image decoded, read from its header first,
+    # and the memory all decodes in this process may hold at once
+    max_image_pixels: int = Field(default=25_000_000, gt=0)
+    decode_budget_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
 
     @property
     def model_cache_dir(self) -> Path:

@@ -17,6 +17,14 @@ class ImageError(InputError):
     """A file is missing, not an image, truncated or too large."""
 
 
+class ImageTooLarge(ImageError):
+    """The image is over a size limit (bytes, pixels or the decoding budget)."""
+
+
+class UnsupportedImage(ImageError):
+    """The bytes are not one of the accepted image formats."""
+
+
 class NoFaceError(InputError):
     """No face was found where one was required."""
 

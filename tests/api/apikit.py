@@ -71,7 +71,8 @@ def _lfw_faces() -> list[bytes] | None:
     import os
     lfw = Path(os.environ.get("OPENLFR_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "lfw"
     people = [lfw / "Tony_Blair", lfw / "Colin_Powell"]
-    files = [people[0] / "Tony_Blair_0001.jpg", people[1] / "Colin_Powell_0001.jpg", people[0] / "Tony_Blair_0002.jpg"]
+    # Tony_Blair_0002 to list: _0001 has a second, smaller face that real enrolment refuses
+    files = [people[0] / "Tony_Blair_0002.jpg", people[1] / "Colin_Powell_0001.jpg", people[0] / "Tony_Blair_0001.jpg"]
     if not all(f.is_file() for f in files):
         return None
     return [f.read_bytes() for f in files]

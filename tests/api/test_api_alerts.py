@@ -9,6 +9,7 @@ import time
 import httpx
 
 from apikit import ENTRY_REASON, LABELS, Site, watchlist_image
+from openlfr.face.image_gate import gate_image
 
 
 def _public(site: Site) -> dict:
@@ -86,7 +87,8 @@ def test_two_different_reviewers_must_confirm(site: Site) -> None:
         assert a["status"] == "pending" and a["label"] == LABELS[0] and a["reason"] == ENTRY_REASON
         assert a["camera"] == "north-gate" and abs(a["score"] - 0.77) < 1e-6
         assert r1.get(f"/api/alerts/{alert_id}/crop").headers["content-type"] in ("image/png", "image/jpeg")
-        assert r1.get(f"/api/alerts/{alert_id}/watchlist-image").content == watchlist_image(0)
+        # the listed image as stored: re-encoded clean by the image gate
+        assert r1.get(f"/api/alerts/{alert_id}/watchlist-image").content == gate_image(watchlist_image(0)).data
 
         a = r1.post(f"/api/alerts/{alert_id}/review", json={"decision": "confirm", "note": "same face"}).json()
         assert a["status"] == "confirmed_once" and a["confirmations"] == 1
@@ -94,6 +96,14 @@ def test_two_different_reviewers_must_confirm(site: Site) -> None:
 
         again = r1.post(f"/api/alerts/{alert_id}/review", json={"decision": "confirm"})
         assert again.status_code == 409 and "different reviewer" in again.json()["detail"]
+
+        # the second reviewer decides blind: the first decision (and its note) is not shown,
+        # in the list nor in the alert, until their own decision is recorded
+        blind = r2.get(f"/api/alerts/{alert_id}").json()
+        assert blind["status"] == "pending" and blind["confirmations"] == 0 and blind["reviews"] == []
+        listed = next(x for x in r2.get("/api/alerts").json() if x["id"] == alert_id)
+        assert listed["status"] == "pending" and listed["reviews"] == []
+        assert r1.get(f"/api/alerts/{alert_id}").json()["status"] == "confirmed_once"  # the first sees their own
 
         a = r2.post(f"/api/alerts/{alert_id}/review", json={"decision": "confirm", "note": "agree"}).json()
         assert a["status"] == "verified" and a["confirmations"] == 2

@@ -68,6 +68,8 @@ def test_reviewers_confirm_live_alert_and_public_page_updates(browser, site: Sit
 
     second = _login(browser, site, "reviewer2")
     second.goto(f"{site.url}/console/alerts/{alert_id}")
+    second.wait_for_selector("h1 .status-pending")  # decides blind to the first reviewer's decision
+    assert "same person as the watchlist image" not in second.content()
     second.fill("textarea[name=note]", "agree")
     second.click("button[value=confirm]")
     second.wait_for_selector("h1 .status-verified")

@@ -65,7 +65,7 @@ def _as_admin(site: Site, path: str, body: dict) -> None:
     assert r.status_code in (200, 204), r.text
 
 
-@pytest.mark.parametrize("change", ["deactivate", "password", "role"])
+@pytest.mark.parametrize("change", ["deactivate", "password", "role", "logout"])
 def test_offboarding_stops_session_token_and_open_stream(site: Site, change: str) -> None:
     name = f"leaver-{change}"
     with site.client("estate-admin") as c:
@@ -78,9 +78,14 @@ def test_offboarding_stops_session_token_and_open_stream(site: Site, change: str
         first = site.raise_alert()
         assert all(s.wait_for(first) for s in streams), [s.lines for s in streams]
 
-        _as_admin(site, *{"deactivate": (f"/api/users/{name}/deactivate", {"reason": "left the company"}),
-                          "password": (f"/api/users/{name}/password", {"password": "a brand new password"}),
-                          "role": (f"/api/users/{name}/role", {"role": "auditor"})}[change])
+        if change == "logout":  # the user logs out of each: the token, then the console session
+            assert api.post("/api/auth/logout").status_code == 204
+            csrf = browser.get("/api/auth/me").json()["csrf_token"]
+            assert browser.post("/logout", data={"csrf_token": csrf}).status_code in (200, 303)
+        else:
+            _as_admin(site, *{"deactivate": (f"/api/users/{name}/deactivate", {"reason": "left the company"}),
+                              "password": (f"/api/users/{name}/password", {"password": "a brand new password"}),
+                              "role": (f"/api/users/{name}/role", {"role": "auditor"})}[change])
         changed = time.monotonic()
         second = site.raise_alert()  # announced at once: it must not reach the leaver
         for s in streams:
@@ -97,6 +102,8 @@ def test_offboarding_stops_session_token_and_open_stream(site: Site, change: str
         with site.bearer(token) as again:
             with again.stream("GET", "/api/alerts/stream") as r:
                 assert r.status_code == 401
+    if change == "logout":
+        return  # logging out revokes the credentials used; the account itself is untouched
     if change == "password":
         assert site.login(name, "a brand new password")
     elif change == "role":

@@ -27,7 +27,7 @@ from openlfr.store import make_engine
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import Agreement, AuditEvent, Deployment, SharedImage, User
 
-from govkit import fake_template
+from govkit import as_image, fake_template
 
 PW = "a password for tests"
 NOT_LOGGED_IN = "error: log in first: openlfr login NAME (or set OPENLFR_TOKEN)"
@@ -165,7 +165,7 @@ def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
     assert "agreement 1 is active" in cli.ok("agreement", "approve", "1")
     cli.login("met")
     image = tmp_path / "face.jpg"
-    image.write_bytes(b"pretend jpeg")
+    image.write_bytes(as_image(b"pretend jpeg"))
     assert "image 1 shared" in cli.ok(*share_args(image))
     cli.refused(*share_args(image), match="already shared")
     cli.login("alice")
@@ -349,7 +349,7 @@ def test_the_one_admin_chain_is_impossible_through_the_cli(parties: Cli, tmp_pat
     cli = parties
     draft_agreement(cli)  # a real draft from the force, which the estate would need approved
     image = tmp_path / "face.jpg"
-    image.write_bytes(b"someone the estate wants watched")
+    image.write_bytes(as_image(b"someone the estate wants watched"))
     cli.login("estate-admin")
     cli.refused("user", "add", "my-ao", "--role", "authorising_officer", "--rank", "superintendent",
                 match="cannot have")
@@ -533,7 +533,7 @@ def test_cli_deployment_request_with_a_target_false_alert_rate(
     cli.login("ao")
     cli.ok("agreement", "approve", "1")
     image = tmp_path / "face.jpg"
-    image.write_bytes(b"pretend jpeg")
+    image.write_bytes(as_image(b"pretend jpeg"))
     cli.login("met")
     cli.ok(*share_args(image))
     cli.login("alice")

@@ -22,7 +22,7 @@ from openlfr.governance.schemas import AgreementCreate, OrganisationCreate, User
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import Agreement, Alert, AuditEvent, User
 
-from govkit import ADMIN_PASSWORD, Estate, token_for
+from govkit import ADMIN_PASSWORD, Estate, as_image, token_for
 
 
 def _events(estate: Estate, action: str) -> list[AuditEvent]:
@@ -159,11 +159,11 @@ def test_central_view_shows_the_whole_force_and_no_other(estate: Estate) -> None
     with estate.gov.transaction() as ctx:
         sharing.share_image(ctx, kent_supplier, sharing.ShareImage(
             agreement_id=kent_ag, category="wanted", reason="r", subject_ref="KENT-1",
-            image_date=estate.clock.now.date()), b"kent face")
+            image_date=estate.clock.now.date()), as_image(b"kent face"))
     with estate.gov.transaction() as ctx:
         image = sharing.share_image(ctx, colleague, sharing.ShareImage(
             agreement_id=local, category="wanted", reason="r", subject_ref="S-1",
-            image_date=estate.clock.now.date()), b"face").id
+            image_date=estate.clock.now.date()), as_image(b"face")).id
     wl = estate.watchlist([image])
     dep = estate.request(wl, [estate.camera()])
     with estate.gov.transaction() as ctx:

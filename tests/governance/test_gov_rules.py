@@ -14,7 +14,7 @@ from openlfr.governance import agreements, cameras, deployments, retention, shar
 from openlfr.governance.schemas import CameraCreate, ShareImage, WatchlistAdd
 from openlfr.store.models import Deployment, LedgerEntry, SharedImage, WatchlistEntry
 
-from govkit import Estate, fake_template
+from govkit import Estate, as_image, fake_template
 
 
 def test_share_refused_before_approval(estate: Estate) -> None:
@@ -154,7 +154,9 @@ def test_no_templates_outside_a_live_deployment(estate: Estate) -> None:
         deployments.start(ctx, estate.admin, dep)
 
     got = live(estate.clock.now)
-    expected = np.stack([fake_template(f"img{i}".encode())[0] for i in range(3)])
+    from openlfr.face.image_gate import gate_image
+
+    expected = np.stack([fake_template(gate_image(as_image(f"img{i}".encode())).data)[0] for i in range(3)])
     assert got.templates.shape == (3, 128) and got.templates.dtype == np.float32
     np.testing.assert_allclose(got.templates, expected, atol=1e-7)
     assert got.threshold == 0.6 and len(got.snapshot_hash) == 64
@@ -366,7 +368,7 @@ def test_force_ledger_lists_everything_the_force_shared_everywhere(estate: Estat
     x = estate.share(ag1, b"x", subject="S-x")
     with estate.gov.transaction() as ctx:
         sharing.share_image(ctx, colleague, sharing.ShareImage(
-            agreement_id=ag2, category="wanted", reason="r", subject_ref="S-y", image_date=estate.clock.now.date()), b"y")
+            agreement_id=ag2, category="wanted", reason="r", subject_ref="S-y", image_date=estate.clock.now.date()), as_image(b"y"))
     with estate.gov.transaction() as ctx:
         sharing.revoke_image(ctx, estate.supplier, x, "wrong person")
     with estate.gov.transaction() as ctx:

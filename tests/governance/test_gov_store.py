@@ -22,9 +22,9 @@ from openlfr.governance import deployments, sharing
 from openlfr.governance.schemas import AgreementCreate, DeploymentRequest, ShareImage
 from openlfr.store import BlobStore, load_or_create_key, make_engine, upgrade
 from openlfr.store.blobs import EncryptionKeyError
-from openlfr.store.models import Base, LedgerEntry, SharedImage
+from openlfr.store.models import AuditEvent, Base, LedgerEntry, SharedImage
 
-from govkit import Estate, fake_template
+from govkit import Estate, as_image, fake_template
 
 
 def _blob_files(root: Path) -> list[Path]:
@@ -53,19 +53,22 @@ def test_images_and_templates_are_encrypted_on_disk(estate: Estate, tmp_path: Pa
     ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     image = jpeg.tobytes()
     assert ok and image[:3] == b"\xff\xd8\xff"
-    template = fake_template(image)[0]
+    from openlfr.face.image_gate import gate_image
+
+    stored = gate_image(image).data  # what is kept: the image re-encoded, metadata-free
+    template = fake_template(stored)[0]
     ag = estate.agreement()
     image_id = estate.share(ag, image)
     files = _blob_files(tmp_path / "blobs")
     assert len(files) == 2  # image + template
     for f in files:
         body = f.read_bytes()
-        assert b"\xff\xd8\xff" not in body and image[100:132] not in body
+        assert b"\xff\xd8\xff" not in body and stored[100:132] not in body
         assert template.tobytes() not in body and template.tobytes()[:32] not in body
         assert template.astype(np.float64).tobytes()[:32] not in body
     with estate.gov.transaction() as ctx:
         row = ctx.session.get(SharedImage, image_id)
-        assert ctx.blobs.get(row.image_blob) == image
+        assert ctx.blobs.get(row.image_blob) == stored
         np.testing.assert_array_equal(sharing.load_template(ctx, row), template)
     # The database holds no biometric data either: only blob ids.
     db_path = Path(estate.gov.engine.url.database or "")
@@ -131,8 +134,8 @@ def test_failure_mid_transaction_rolls_back_everything(estate: Estate, tmp_path:
     before = _counts(estate, tmp_path)
     data = ShareImage(agreement_id=ag, category="wanted", reason="r", subject_ref="S", image_date=estate.clock.now.date())
     with pytest.raises(NoFaceError), estate.gov.transaction() as ctx:
-        sharing.share_image(ctx, estate.supplier, data, b"first, fine")
-        sharing.share_image(ctx, estate.supplier, data, b"noface second")
+        sharing.share_image(ctx, estate.supplier, data, as_image(b"first, fine"))
+        sharing.share_image(ctx, estate.supplier, data, as_image(b"noface second"))
     assert _counts(estate, tmp_path) == before  # the first share and its blobs are gone too
 
 
@@ -211,3 +214,73 @@ def test_transaction_isolation_governance_objects(tmp_path: Path, db_url: str) -
     a.close()
     b.close()
     assert os.path.isdir(tmp_path / "blobs")
+
+
+def test_busy_store_is_retried_and_real_faults_are_not(estate: Estate) -> None:
+    """``Governance.run`` (the camera workers' writes) waits out a busy store; it gives up on
+    anything else at once, and on a store that stays busy after its attempts."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    calls: list[int] = []
+
+    def busy_twice(ctx) -> str:  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+        ctx.audit("worker-1", "test.write", "camera", 1)
+        return "stored"
+
+    assert estate.gov.run(busy_twice, first_wait=0.01) == "stored" and len(calls) == 3
+    with estate.gov.transaction() as ctx:
+        assert ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "test.write")).scalars().all()
+
+    calls.clear()
+
+    def broken(ctx) -> None:  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise IntegrityError("INSERT ...", {}, sqlite3.IntegrityError("UNIQUE constraint failed"))
+
+    with pytest.raises(IntegrityError):
+        estate.gov.run(broken, first_wait=0.01)
+    assert len(calls) == 1
+
+    calls.clear()
+
+    def always_busy(ctx) -> None:  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+
+    with pytest.raises(OperationalError):
+        estate.gov.run(always_busy, attempts=3, first_wait=0.01)
+    assert len(calls) == 3
+
+
+def test_reads_never_wait_for_a_write_in_progress(estate: Estate) -> None:
+    """A read (``Governance.reading``: health, public pages) answers while a write transaction
+    is open (on SQLite: a deferred read transaction, and write-ahead logging for commits)."""
+    import threading
+    import time as _time
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with estate.gov.transaction() as ctx:
+            ctx.audit("worker-1", "test.long_write", "camera", 1)
+            ctx.session.flush()
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert holding.wait(10)
+        t0 = _time.perf_counter()
+        with estate.gov.reading() as ctx:
+            n = ctx.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+        assert _time.perf_counter() - t0 < 0.5 and n > 0
+    finally:
+        release.set()
+        t.join(10)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
 
-from govkit import Clock, Estate, fake_template  # noqa: E402
+from govkit import Clock, Estate, as_image, fake_template  # noqa: E402
 
 from openlfr.audit.chain import verify  # noqa: E402
 from openlfr.errors import NotFoundError  # noqa: E402
@@ -84,7 +84,7 @@ def _estate(gov: Governance, images: list[tuple[str, bytes]]) -> tuple[Estate, i
         data = ShareImage(agreement_id=ag, category="wanted", reason="warrant 123", subject_ref=ref,
                           image_date=(estate.clock.now - timedelta(days=30)).date())
         with gov.transaction() as ctx:
-            ids.append(sharing.share_image(ctx, estate.supplier, data, raw).id)
+            ids.append(sharing.share_image(ctx, estate.supplier, data, as_image(raw)).id)
     wl = estate.watchlist(ids)
     with gov.transaction() as ctx:
         cam = cameras.add_camera(ctx, estate.admin, parse(CameraCreate, name="stage-door", location="stage door")).id

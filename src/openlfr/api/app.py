@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openlfr.api.auth import LoginLimiter
 from openlfr.api.settings import ApiSettings
-from openlfr.errors import InputError, NotFoundError, OpenLFRError
+from openlfr.errors import ImageTooLarge, InputError, NotFoundError, OpenLFRError, UnsupportedImage
 from openlfr.governance import DuplicateError, Governance, PermissionDenied, RuleViolation
 from openlfr.governance.retention import RetentionSweeper
 from openlfr.pipeline.events import EventBus
@@ -26,7 +26,8 @@ WEB = Path(__file__).resolve().parents[1] / "web"
 
 # deliberate service errors -> HTTP status (most specific first)
 _STATUS: list[tuple[type[OpenLFRError], int]] = [
-    (PermissionDenied, 403), (NotFoundError, 404), (DuplicateError, 409), (RuleViolation, 409), (InputError, 422),
+    (PermissionDenied, 403), (NotFoundError, 404), (DuplicateError, 409), (RuleViolation, 409),
+    (ImageTooLarge, 413), (UnsupportedImage, 415), (InputError, 422),
 ]
 
 
@@ -111,6 +112,12 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+    from openlfr.api.body_limit import BodyLimit
+
+    # outermost: a body over the limit is refused before any other layer reads it
+    app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes,
+                       upload_paths=("/api/images", "/console/images"))
 
     from openlfr.api.routes import alerts, audit, auth, governance, public
     from openlfr.api import console

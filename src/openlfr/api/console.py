@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from openlfr import audit
 from openlfr.api import auth, defs, upload, views
@@ -27,7 +26,7 @@ from openlfr.api.app import WEB
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
 from openlfr.errors import OpenLFRError
-from openlfr.governance import OrgKind, PermissionDenied, Role, parse, reviews
+from openlfr.governance import Ctx, OrgKind, PermissionDenied, Role, parse, reviews
 from openlfr.governance import agreements, cameras, central, deployments, organisations, sharing, users, watchlists
 from openlfr.governance.ranks import RANKS
 from openlfr.governance.schemas import (
@@ -217,9 +216,9 @@ def reviewer(request: Request, me: Principal = Depends(require(Role.REVIEWER))) 
 @router.get("/console/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(alert_id: defs.Id, request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
     with tx(request) as ctx:
-        _, alert, dep = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        user, alert, dep = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
         ctx.audit(me.actor, "alert.view", "alert", alert.id)
-        out = views.alert_out(ctx, alert)
+        out = views.alert_out(ctx, alert, user)
         police_review = dep.police_review_required
     return _page(request, "alert.html", me, alert=out, police_review=police_review)
 
@@ -360,21 +359,26 @@ def supplier(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) 
 async def supplier_share(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) -> Response:
     """Share an image from the console (same checks as ``POST /api/images``)."""
     limit = request.app.state.settings.max_upload_bytes
-    upload.check_length(request, limit)
-    form = await request.form()
-    file = form.get("file")
-    fields = {k: form.get(k, "") for k in ("agreement_id", "category", "reason", "subject_ref", "image_date")}
     try:
-        if not isinstance(file, UploadFile):
-            raise HTTPException(422, "choose an image file")
-        image = await upload.read_image(file, limit)
-        data = parse(ShareImage, **fields, under_18=form.get("under_18") == "on")
+        fields, raw = await upload.read_share_form(request, limit)
+        data = parse(ShareImage, **{k: v for k, v in fields.items() if k != "under_18"},
+                     under_18=fields.get("under_18") == "on")
     except HTTPException as err:
         return _back("/console/supplier", error=str(err.detail))
     except OpenLFRError as err:
         return _back("/console/supplier", error=str(err))
-    return await run_in_threadpool(_act, request, "/console/supplier", lambda ctx: (
-        f"image {sharing.share_image(ctx, me.actor, data, image).id} shared"))
+
+    def share(ctx: Ctx, prepared: sharing.PreparedImage) -> str:
+        return f"image {sharing.share_image(ctx, me.actor, data, prepared).id} shared"
+
+    def work() -> Response:
+        try:
+            prepared = sharing.prepare_image(request.app.state.gov.template_fn, raw, label="the uploaded image")
+        except OpenLFRError as err:
+            return _back("/console/supplier", error=str(err))
+        return _act(request, "/console/supplier", lambda ctx: share(ctx, prepared))
+
+    return await run_in_threadpool(work)
 
 
 # --- the force's central view -------------------------------------------------------------

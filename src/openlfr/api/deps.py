@@ -19,6 +19,14 @@ def tx(request: Request) -> Iterator[Ctx]:
         yield ctx
 
 
+@contextmanager
+def reading(request: Request) -> Iterator[Ctx]:
+    """A read-only governance context for this request (never waits for a write in progress)."""
+    gov: Governance = request.app.state.gov
+    with gov.reading() as ctx:
+        yield ctx
+
+
 def settings(request: Request) -> ApiSettings:
     """The app's API settings."""
     return request.app.state.settings

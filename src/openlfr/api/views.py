@@ -17,16 +17,17 @@ from openlfr.store.models import Alert, Camera, Deployment, EnrolmentToken, Orga
 PUBLIC_STATUSES = ("authorised", "live", "ended")
 
 
-def alert_out(ctx: Ctx, alert: Alert) -> defs.AlertOut:
-    """An alert as reviewers see it."""
+def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
+    """An alert as the reviewer ``viewer`` may see it (blind to the others' decisions until they
+    have decided: :func:`openlfr.governance.reviews.blind_view`)."""
     entry = ctx.session.get(WatchlistEntry, alert.entry_id) if alert.entry_id is not None else None
     camera = ctx.session.get(Camera, alert.camera_id)
-    rows = reviews.reviews_of(ctx, alert.id)
+    state, confirmed, rows = reviews.blind_view(alert, reviews.reviews_of(ctx, alert.id), viewer.id)
     return defs.AlertOut(
         id=alert.id, deployment_id=alert.deployment_id, camera_id=alert.camera_id,
         camera=camera.name if camera else "?", at=alert.at, score=alert.score,
         label=entry.label if entry else None, reason=entry.reason if entry else None,
-        status=reviews.status(alert, rows), confirmations=reviews.confirmations(rows),
+        status=state, confirmations=confirmed,
         reviews=[defs.ReviewOut(reviewer=name, decision=r.decision, note=r.note, at=r.at) for r, name in rows],
     )
 
@@ -50,7 +51,7 @@ def list_alerts(ctx: Ctx, user: User, limit: int = 200) -> list[defs.AlertOut]:
     rows = ctx.session.execute(
         select(Alert).where(Alert.deleted_at.is_(None), Alert.deployment_id.in_(reviewable(user)))
         .order_by(Alert.id.desc()).limit(limit)).scalars()
-    return [alert_out(ctx, a) for a in rows]
+    return [alert_out(ctx, a, user) for a in rows]
 
 
 def _org_name(dep: Deployment) -> str:

@@ -2,64 +2,40 @@
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from openlfr.errors import ImageError
 
-#: Refuse images above this many pixels before decoding them (decompression bombs, huge scans).
-MAX_PIXELS = 50_000_000
+#: Larger files are refused before they are read (no photograph is anywhere near this).
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
-def _decode(opener: io.BytesIO | Path, label: str, max_pixels: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        # PIL warns (then errors) on large images itself; we check the size ourselves first.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(opener) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageError(
-                        f"{label}: image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over the "
-                        f"{max_pixels / 1e6:.0f}-megapixel limit"
-                    )
-                img.load()  # decodes now, so truncation is caught here
-                img = ImageOps.exif_transpose(img)
-                return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-        except ImageError:
-            raise
-        except UnidentifiedImageError as exc:
-            raise ImageError(f"{label}: not an image (or an unsupported format)") from exc
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"{label}: image is too large to decode safely") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            reason = str(exc).rstrip(".") or type(exc).__name__
-            raise ImageError(f"{label}: image is corrupt or truncated ({reason})") from exc
-
-
-def load_image(source: str | Path | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(source: str | Path | bytes, *, max_pixels: int | None = None) -> np.ndarray:
     """Load an image file (or its bytes) as an ``(H, W, 3)`` RGB ``uint8`` array.
 
-    EXIF orientation is applied. Raises :class:`ImageError` if the file is missing, is not
-    an image, is truncated or corrupt, or has more than ``max_pixels`` pixels.
+    Any format Pillow reads, through the size and memory rules of
+    :func:`openlfr.face.image_gate.decode` (``max_pixels`` defaults to
+    ``OPENLFR_MAX_IMAGE_PIXELS``). EXIF orientation is applied. Raises :class:`ImageError` if
+    the file is missing, is not an image, is truncated or corrupt, or is too large.
     """
+    from openlfr.face.image_gate import decode
+
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError("<bytes>: empty file")
-        return _decode(io.BytesIO(data), "<bytes>", max_pixels)
+        return decode(bytes(source), label="<bytes>", max_pixels=max_pixels, formats=None)[0]
     path = Path(source)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if not path.is_file():
         raise ImageError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file")
-    return _decode(path, str(path), max_pixels)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: {path.stat().st_size} bytes, over the {MAX_FILE_BYTES}-byte limit for an image")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read it ({exc.strerror})") from None
+    return decode(data, label=str(path), max_pixels=max_pixels, formats=None)[0]
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ own as an ``<action>.refused`` audit event, so refusals leave a trace but no par
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, Select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from openlfr import audit
@@ -30,12 +32,14 @@ from openlfr.governance.settings import Policy
 from openlfr.store import BlobStore, BlobTransaction, blob_dir, make_engine
 from openlfr.store.keys import open_keyring
 from openlfr.store import session_factory, upgrade
+from openlfr.store.engine import read_only
 from openlfr.store.models import Base, User
 
 # image bytes -> (unit template, quality 0..1, id of the face model that made it)
 TemplateFn = Callable[[bytes], tuple[np.ndarray, float, str]]
 Clock = Callable[[], datetime]
 T = TypeVar("T", bound=Base)
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
@@ -135,6 +139,17 @@ class Ctx:
                                    f"{other.name if other else 'another organisation'}")
 
 
+def transient(err: DBAPIError) -> bool:
+    """Whether a database error means "busy, try again" rather than a real fault."""
+    if getattr(err, "connection_invalidated", False):
+        return True
+    code = getattr(err.orig, "pgcode", None) or getattr(err.orig, "sqlstate", None)
+    if code in ("40001", "40P01", "55P03"):  # serialisation failure, deadlock, lock not available
+        return True
+    text = str(err.orig).lower()
+    return isinstance(err, OperationalError) and ("locked" in text or "busy" in text)
+
+
 class Governance:
     """Opens transactions on one store (database URL + blob folder + key)."""
 
@@ -154,6 +169,7 @@ class Governance:
         if migrate:
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
+        self.read_sessions = session_factory(read_only(self.engine))
         self.blob_store = BlobStore(blob_root or blob_dir(), key or open_keyring())  # OPENLFR_KEY or OPENLFR_KEY_FILE
         self.policy = policy or Policy()
         self.template_fn = template_fn
@@ -179,6 +195,34 @@ class Governance:
                     log.exception("could not record the refusal of %s in the audit log", ctx.attempt[1])
             raise
         finally:
+            session.close()
+
+    def run(self, work: Callable[[Ctx], R], *, attempts: int = 6, first_wait: float = 0.2) -> R:
+        """``work(ctx)`` in a transaction, run again (after 0.2, 0.4, 0.8... s) when the store
+        was only busy: SQLite's lock held past its busy timeout, a PostgreSQL serialisation
+        failure or deadlock, a dropped connection. For writers that must not die of a busy
+        store (the camera workers); any other error is raised at once."""
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as ctx:
+                    return work(ctx)
+            except DBAPIError as err:
+                if attempt + 1 >= attempts or not transient(err):
+                    raise
+                log.warning("store busy (%s); retrying in %.1f s", str(err.orig).splitlines()[0], first_wait * 2**attempt)
+                time.sleep(first_wait * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def reading(self) -> Iterator[Ctx]:
+        """A :class:`Ctx` for reads only: it never takes SQLite's write lock (so it never waits
+        for a long write), and whatever it might change is rolled back."""
+        session = self.read_sessions()
+        ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn)
+        try:
+            yield ctx
+        finally:
+            session.rollback()
             session.close()
 
     def _audit_refusal(self, attempt: tuple[str, str, str, str], reason: str) -> None:

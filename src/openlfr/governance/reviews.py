@@ -51,6 +51,18 @@ def status(alert: Alert, rows: list[tuple[AlertReview, str]]) -> str:
     return "confirmed_once" if confirmations(rows) else "pending"
 
 
+def blind_view(alert: Alert, rows: list[tuple[AlertReview, str]], viewer_id: int | None
+               ) -> tuple[str, int, list[tuple[AlertReview, str]]]:
+    """(status, confirmations, decisions) as ``viewer_id`` may see them. Reviewers decide blind:
+    until the alert is settled or the viewer has recorded a decision of their own, the others'
+    decisions (and so ``confirmed_once`` or ``escalated``) are hidden, so that a second
+    confirmation is a second independent look, not a countersignature."""
+    settled = alert.review_outcome in ("true", "false") or alert.deleted_at is not None
+    if settled or any(r.reviewer_id == viewer_id for r, _ in rows):
+        return status(alert, rows), confirmations(rows), rows
+    return "pending", 0, []
+
+
 def may_review(ctx: Ctx, user: User, dep: Deployment) -> bool:
     """Whether ``user`` belongs to the deployment's organisation or to the force that authorised it."""
     if user.organisation_id == dep.organisation_id:

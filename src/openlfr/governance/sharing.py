@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from openlfr.errors import InputError
-from openlfr.governance.context import Ctx
+from openlfr.governance.context import Ctx, TemplateFn
 from openlfr.governance.credentials import Actor
 from openlfr.governance.deployments import drop_snapshots_with_image
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
@@ -36,12 +36,10 @@ def live_image_count(ctx: Ctx, agreement_id: int) -> int:
     ).scalar_one()
 
 
-def make_template(ctx: Ctx, image: bytes) -> tuple[np.ndarray, float, str]:
-    """The enrolment template of an image with the configured face model: (unit template,
-    quality, model id), checked (any dimension; unit length; quality in 0..1; a model id)."""
-    if ctx.template_fn is None:
-        raise InputError("no template function was given: cannot turn the image into a template")
-    template, quality, model_id = ctx.template_fn(image)
+def checked_template(result: tuple[np.ndarray, float, str]) -> tuple[np.ndarray, float, str]:
+    """A template function's (unit template, quality, model id), checked: any dimension, unit
+    length, quality in 0..1, a model id."""
+    template, quality, model_id = result
     vec = np.asarray(template, dtype=np.float32).reshape(-1)
     if not len(vec) or not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3:
         raise InputError("the template function returned something other than a unit-length template")
@@ -52,12 +50,55 @@ def make_template(ctx: Ctx, image: bytes) -> tuple[np.ndarray, float, str]:
     return vec, float(quality), model_id
 
 
-def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: bytes) -> SharedImage:
+def make_template(ctx: Ctx, image: bytes) -> tuple[np.ndarray, float, str]:
+    """The enrolment template of an image with the configured face model (see :func:`checked_template`)."""
+    if ctx.template_fn is None:
+        raise InputError("no template function was given: cannot turn the image into a template")
+    return checked_template(ctx.template_fn(image))
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image through the gate and turned into a template, before any database work."""
+
+    data: bytes  # the clean re-encoded JPEG/PNG: the only bytes stored
+    sha256: str  # of ``data``
+    original_sha256: str  # of the bytes the supplier sent
+    template: np.ndarray
+    quality: float
+    model_id: str
+    width: int
+    height: int
+
+
+def prepare_image(template_fn: TemplateFn | None, image: bytes, label: str = "image") -> PreparedImage:
+    """The slow half of sharing, run outside any transaction: the image gate
+    (:func:`openlfr.face.image_gate.gate_image`: JPEG/PNG by content, size from the header,
+    decoding budget, clean re-encoding), then the template of the clean image.
+
+    Entry points call this first, then :func:`share_image` in a short transaction, so that no
+    decoding or face detection ever holds the database's write lock.
+    """
+    from openlfr.face.image_gate import gate_image
+
+    if template_fn is None:
+        raise InputError("no template function was given: cannot turn the image into a template")
+    if not image:
+        raise InputError("the image is empty")
+    gated = gate_image(image, label=label)
+    vec, quality, model_id = checked_template(template_fn(gated.data))
+    return PreparedImage(gated.data, hashlib.sha256(gated.data).hexdigest(), hashlib.sha256(image).hexdigest(),
+                         vec, quality, model_id, gated.width, gated.height)
+
+
+def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage | bytes) -> SharedImage:
     """Share one image under an agreement: checks, encrypted storage, ledger row, audit event.
 
     Refused unless the actor is a supplier of the agreement's force, the agreement is active and in its
     window, the category is allowed, an under-18 image is allowed, the limit is not reached
-    and the same image (SHA-256) was not already shared under this agreement.
+    and the same image (SHA-256 of the clean image) was not already shared under this agreement.
+    ``image`` is normally a :class:`PreparedImage` made outside the transaction by
+    :func:`prepare_image`; raw bytes are prepared here, inside it (holding the write lock).
     """
     user = ctx.require(actor, {Role.SUPPLIER}, "image.share", "agreement", data.agreement_id)
     agreement = ctx.get(Agreement, data.agreement_id, "agreement")
@@ -71,29 +112,32 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: bytes) -> Share
         raise RuleViolation(f"agreement {agreement.id} does not allow images of under-18s")
     if data.image_date > now.date():
         raise InputError(f"image date {data.image_date} is in the future")
-    if not image:
-        raise InputError("the image is empty")
+    if not isinstance(image, PreparedImage):
+        image = prepare_image(ctx.template_fn, image)
     if live_image_count(ctx, agreement.id) >= agreement.image_limit:
         raise RuleViolation(f"agreement {agreement.id} allows at most {agreement.image_limit} images: limit reached")
-    digest = hashlib.sha256(image).hexdigest()
+    digest = image.sha256
+    if hashlib.sha256(image.data).hexdigest() != digest:
+        raise InputError("the prepared image does not match its digest")
     dup = ctx.session.execute(
         select(SharedImage.id).where(SharedImage.agreement_id == agreement.id, SharedImage.sha256 == digest)
     ).scalar_one_or_none()
     if dup is not None:
         raise DuplicateError(f"this image (sha256 {digest[:12]}...) was already shared under agreement "
                              f"{agreement.id} as image {dup}")
-    vec, quality, model_id = make_template(ctx, image)
+    vec, quality, model_id = checked_template((image.template, image.quality, image.model_id))
 
     row = SharedImage(
         agreement_id=agreement.id, sha256=digest, category=data.category, reason=data.reason,
         subject_ref=data.subject_ref, image_date=data.image_date, under_18=data.under_18,
         quality=quality, shared_by_id=user.id, shared_at=now, template_model=model_id,
-        image_blob=ctx.blobs.put(image), template_blob=ctx.blobs.put(vec.tobytes()),
+        image_blob=ctx.blobs.put(image.data), template_blob=ctx.blobs.put(vec.tobytes()),
     )
     ctx.session.add(row)
     ctx.session.flush()
     _ledger(ctx, "shared", row, agreement, actor, now)
     ctx.audit(actor, "image.share", "shared_image", row.id, agreement=agreement.id, sha256=digest,
+              original_sha256=image.original_sha256, size=f"{image.width}x{image.height}",
               category=data.category, subject_ref=data.subject_ref, quality=round(quality, 4), model=model_id)
     return row
 

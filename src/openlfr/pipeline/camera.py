@@ -28,7 +28,7 @@ from openlfr.face.analyzer import FaceAnalyzer, build_stage
 from openlfr.face.detectors import make_detector
 from openlfr.face.registry import ARCFACE5, check_same_model, registry
 from openlfr.face.types import Box, Detection, Detector
-from openlfr.governance import Governance, RuleViolation
+from openlfr.governance import Ctx, Governance, RuleViolation
 from openlfr.governance.deployments import LiveWatchlist, live_watchlist
 from openlfr.matching.similarity import to_template
 from openlfr.pipeline.events import AlertEvent, StatusEvent
@@ -153,15 +153,17 @@ class CameraPipeline:
         """Load the live watchlist (refused without a live deployment) and past alert times."""
         self._wall0 = at or self.gov.clock()
         self._refresh_watchlist(self._wall0)
-        with self.gov.transaction() as ctx:
+        def begin(ctx: Ctx) -> None:
             self._last_alert = last_alert_times(ctx, self.deployment_id, self.camera_id)
             ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
                       settings=self.settings.model_dump(), source=self.source_label or "")
 
+        self.gov.run(begin)
+
     def _refresh_watchlist(self, at: datetime) -> None:
         try:
-            with self.gov.transaction() as ctx:
-                self.watchlist = live_watchlist(ctx, self.deployment_id, self.camera_id, at, worker=self.worker)
+            self.watchlist = self.gov.run(
+                lambda ctx: live_watchlist(ctx, self.deployment_id, self.camera_id, at, worker=self.worker))
         except RuleViolation as err:
             self.watchlist = None
             raise DeploymentNotLive(str(err)) from err
@@ -178,9 +180,8 @@ class CameraPipeline:
 
     def record_gap(self, gap: Gap) -> None:
         """Store a stream outage of this camera (called by the source when frames return)."""
-        with self.gov.transaction() as ctx:
-            store_gap(ctx, self.camera_id, self.deployment_id, gap.started_at, gap.ended_at, gap.attempts, gap.reason,
-                      self.worker)
+        self.gov.run(lambda ctx: store_gap(ctx, self.camera_id, self.deployment_id, gap.started_at, gap.ended_at,
+                                           gap.attempts, gap.reason, self.worker))
         self.motion.reset()
         if self.publish is not None:
             self.publish(StatusEvent(self.camera_id, self.deployment_id, "gap",
@@ -250,8 +251,8 @@ class CameraPipeline:
         if (at - self._interval_start).total_seconds() >= self.settings.counters_interval_s:
             self._flush(at)
         elif self.source_label and (at - self._last_checkpoint).total_seconds() >= self.settings.checkpoint_every_s:
-            with self.gov.transaction() as ctx:
-                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, frame.index)
+            self.gov.run(lambda ctx: save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label,
+                                                     frame.index))
             self._last_checkpoint = at
         self.stats.busy_s += time.perf_counter() - t_start
         return alerts
@@ -385,11 +386,14 @@ class CameraPipeline:
             deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score, at=at,
             track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),
             quality=shot.quality.score, crop=png.tobytes() if ok else b"", snapshot_hash=self.watchlist.snapshot_hash)
+        def store(ctx: Ctx) -> int:
+            stored = store_alert(ctx, rec, self.worker)
+            if self.source_label:
+                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index)
+            return stored
+
         try:
-            with self.gov.transaction() as ctx:
-                alert_id = store_alert(ctx, rec, self.worker)
-                if self.source_label:
-                    save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index)
+            alert_id = self.gov.run(store)
         except RuleViolation as err:
             raise DeploymentNotLive(str(err)) from err
         # Committed: only now may anyone be told.
@@ -410,10 +414,12 @@ class CameraPipeline:
     def _flush(self, at: datetime, finished: bool = False) -> None:
         start = self._interval_start or at
         counts, self.counters = self.counters, Counters()
-        with self.gov.transaction() as ctx:
+        def flush(ctx: Ctx) -> None:
             if not counts.empty():
                 store_counters(ctx, self.deployment_id, self.camera_id, start, max(at, start), counts, self.worker)
             if self.source_label:
                 save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, self._last_frame_index,
                                 finished=finished)
+
+        self.gov.run(flush)
         self._interval_start = self._last_checkpoint = at

@@ -19,8 +19,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default: :func:`~openlfr.store.settings.database_url`).
 
-    SQLite gets foreign keys enforced, a 30 s busy timeout and ``BEGIN IMMEDIATE``
-    transactions, so it behaves like PostgreSQL for the integrity rules the services rely on.
+    SQLite gets foreign keys enforced, a 30 s busy timeout, write-ahead logging (readers never
+    wait for a writer, nor a writer for readers) and ``BEGIN IMMEDIATE`` transactions, so it
+    behaves like PostgreSQL for the integrity rules the services rely on. A connection with the
+    execution option ``openlfr_read_only=True`` (:func:`read_only`) begins a plain deferred
+    transaction instead, which never takes the write lock.
     """
     url = url or database_url()
     kwargs: dict[str, Any] = {"future": True}
@@ -36,13 +39,18 @@ def make_engine(url: str | None = None) -> Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if engine.url.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")  # kept in the file; harmless to repeat
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(conn: Any) -> None:
             # Take the write lock when a transaction starts, so two processes cannot both read
             # the audit head and then race to append (SQLite's stand-in for SELECT ... FOR UPDATE).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only work begins a deferred transaction: with WAL it never waits for a writer.
+            read_only = conn.get_execution_options().get("openlfr_read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -82,6 +90,11 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine whose transactions are read-only (on SQLite, deferred: no write lock)."""
+    return engine.execution_options(openlfr_read_only=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -159,9 +159,9 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
 def get_alert(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
     """One alert with its reviews (a reviewer who may review its deployment; each view audited)."""
     with tx(request) as ctx:
-        _, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        user, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
         ctx.audit(me.actor, "alert.view", "alert", alert.id)
-        return views.alert_out(ctx, alert)
+        return views.alert_out(ctx, alert, user)
 
 
 @router.post("/{alert_id}/review", response_model=defs.AlertOut)
@@ -171,7 +171,7 @@ def review(alert_id: defs.Id, body: defs.ReviewIn, request: Request,
     reviewers (police reviewers only, where the deployment requires it)."""
     with tx(request) as ctx:
         alert = reviews.review(ctx, me.actor, alert_id, body.decision, body.note)
-        out = views.alert_out(ctx, alert)
+        out = views.alert_out(ctx, alert, ctx.user_of(me.actor))
     request.app.state.metrics.reviews.labels(body.decision).inc()
     return out
 

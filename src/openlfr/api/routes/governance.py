@@ -8,9 +8,8 @@ requester is not authoriser, ...) and scopes every list to what the caller's org
 
 from __future__ import annotations
 
-from datetime import date
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 
 from openlfr.api import defs, upload, views
 from openlfr.api.auth import Principal, require
@@ -77,25 +76,25 @@ def end_agreement(agreement_id: defs.Id, body: defs.ReasonIn, request: Request,
 
 
 # --- sharing and ledger -------------------------------------------------------------------
-@router.post("/images", response_model=defs.SharedImageOut, status_code=201, tags=["sharing"])
-async def share_image(
-    request: Request,
-    file: UploadFile = File(description="JPEG or PNG with one face"),
-    agreement_id: int = Form(), category: str = Form(), reason: str = Form(), subject_ref: str = Form(),
-    image_date: date = Form(), under_18: bool = Form(False),
-    me: Principal = Depends(require(SUP)),
-) -> defs.SharedImageOut:
-    """Share one image under an agreement (multipart upload); checked before anything is stored."""
+@router.post("/images", response_model=defs.SharedImageOut, status_code=201, tags=["sharing"],
+             openapi_extra=upload.SHARE_FORM_SCHEMA)
+async def share_image(request: Request, me: Principal = Depends(require(SUP))) -> defs.SharedImageOut:
+    """Share one image under an agreement (multipart upload: ``file`` and the fields below).
+
+    The credential is checked before the body is read; the image goes through the image gate
+    (JPEG/PNG by content, at most ``OPENLFR_MAX_IMAGE_PIXELS``, re-encoded without metadata)
+    and its face is found in a worker thread, then one short transaction stores it.
+    """
     limit = request.app.state.settings.max_upload_bytes
-    upload.check_length(request, limit)
-    data = parse(ShareImage, agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject_ref,
-                 image_date=image_date, under_18=under_18)
-    image = await upload.read_image(file, limit)
+    fields, raw = await upload.read_share_form(request, limit)
+    data = parse(ShareImage, **{k: v for k, v in fields.items() if k != "under_18"},
+                 under_18=fields.get("under_18", "false").lower() in ("true", "1", "on", "yes"))
     from starlette.concurrency import run_in_threadpool
 
     def work() -> defs.SharedImageOut:
+        prepared = sharing.prepare_image(request.app.state.gov.template_fn, raw, label="the uploaded image")
         with tx(request) as ctx:
-            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.actor, data, image))
+            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.actor, data, prepared))
 
     return await run_in_threadpool(work)
 

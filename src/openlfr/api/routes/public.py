@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 
 from openlfr.api import defs, views
-from openlfr.api.deps import tx
+from openlfr.api.deps import reading
 from openlfr.evaluation.deployment_report import DeploymentEffectiveness
 from openlfr.evaluation.report import deployment_html
 from openlfr.store.models import AuditEvent
@@ -18,8 +18,8 @@ router = APIRouter(tags=["public"])
 
 @router.get("/health", response_model=defs.HealthOut)
 def health(request: Request) -> defs.HealthOut:
-    """Liveness and a database round trip."""
-    with tx(request) as ctx:
+    """Liveness and a database round trip (a read: it never waits for a write in progress)."""
+    with reading(request) as ctx:
         n = ctx.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
     return defs.HealthOut(status="ok", database=True, audit_events=n)
 
@@ -33,7 +33,7 @@ def metrics(request: Request) -> Response:
 @router.get("/api/public/transparency", response_model=defs.TransparencyOut)
 def transparency(request: Request) -> defs.TransparencyOut:
     """Every authorised, live and past deployment: where, when, why, how many. No biometric data."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return views.transparency(ctx, request.app.state.settings.complaints)
 
 
@@ -41,13 +41,13 @@ def transparency(request: Request) -> defs.TransparencyOut:
 def deployment_report_json(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> DeploymentEffectiveness:
     """A public deployment's effectiveness: faces seen, alerts, verified true and false alerts,
     false alerts per 1,000 faces, precision, predicted versus observed false-alert rate."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return views.public_report(ctx, deployment_id)
 
 
 @router.get("/transparency/deployments/{deployment_id}/report", response_class=HTMLResponse)
 def deployment_report_html(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> HTMLResponse:
     """The same report as a plain HTML page, linked from the transparency page."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         report = views.public_report(ctx, deployment_id)
     return HTMLResponse(deployment_html(report.to_dict()))

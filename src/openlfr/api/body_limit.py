@@ -1,0 +1,61 @@
+"""Request bodies bounded before they are read: a declared length over the limit is refused at
+once, and a streamed (chunked) body is cut off as soon as it passes the limit.
+
+Only the upload routes take an image; every other body is small JSON or a small form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: the form fields that travel with an image (agreement, category, reason...)
+FORM_OVERHEAD = 64 * 1024
+#: any request that is not an image upload
+SMALL_BODY = 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: at most ``upload_limit + FORM_OVERHEAD`` bytes on ``upload_paths``,
+    :data:`SMALL_BODY` elsewhere; 413 otherwise, with nothing spooled to disk."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], upload_limit: int, upload_paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.upload_limit = upload_limit
+        self.upload_paths = upload_paths
+
+    def limit_for(self, path: str) -> int:
+        return self.upload_limit + FORM_OVERHEAD if path in self.upload_paths else SMALL_BODY
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            response = JSONResponse({"detail": f"request body too large: at most {limit} bytes"}, status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"request body too large: at most {limit} bytes")
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+__all__ = ["BodyLimit", "FORM_OVERHEAD", "SMALL_BODY"]
