@@ -558,7 +558,8 @@ def audit_verify(
     head: Annotated[Optional[list[str]], typer.Option(
         help="An earlier head SEQ:HASH that must still be in the chain (repeat).")] = None,
 ) -> None:
-    """Recompute the hash chain; report the first broken event (exit 1 if broken)."""
+    """Recompute the hash chain; report the first broken event (exit 1 if broken; exit 2, creating
+    nothing, when there is no store or it holds no audit log)."""
     from openlfr.audit import verify, verify_export
 
     anchors = []
@@ -570,11 +571,37 @@ def audit_verify(
     if export is not None:
         result = verify_export(export, anchors)
     else:
-        with _tx() as ctx:
-            result = verify(ctx.session, anchors)
+        result = _verify_existing_store(verify, anchors)
     typer.echo(result.message())
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> Any:
+    """Verify the configured store without creating, migrating or unlocking anything."""
+    from sqlalchemy import func, inspect, select
+    from sqlalchemy.exc import DBAPIError
+
+    from openlfr.errors import NotFoundError
+    from openlfr.store import make_engine, session_factory
+    from openlfr.store.models import AuditEvent
+    from openlfr.store.settings import existing_database_url
+
+    url = existing_database_url()
+    engine = make_engine(url)
+    try:
+        if "audit_events" not in inspect(engine).get_table_names():
+            raise NotFoundError(f"{engine.url.render_as_string(hide_password=True)} is not an openlfr store "
+                                "(no audit log table)")
+        with session_factory(engine)() as session:
+            if session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0:
+                raise NotFoundError("the store's audit log is empty: nothing to verify (a new, emptied or "
+                                    "replaced store)")
+            return verify(session, anchors)
+    except DBAPIError as err:
+        raise NotFoundError(f"cannot read the store: {str(err.orig).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
 
 
 @audit_app.command("export")

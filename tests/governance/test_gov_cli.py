@@ -28,6 +28,7 @@ from openlfr.store.api_models import ApiToken
 from openlfr.store.models import Agreement, AuditEvent, Deployment, SharedImage, User
 
 from govkit import as_image, fake_template
+from openlfr.config import get_settings
 
 PW = "a password for tests"
 NOT_LOGGED_IN = "error: log in first: openlfr login NAME (or set OPENLFR_TOKEN)"
@@ -567,3 +568,28 @@ def test_cli_deployment_request_with_a_target_false_alert_rate(
 def test_credentials_are_kept_per_store_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENLFR_DATABASE_URL", "postgresql+psycopg://u:secret@db.example/openlfr")
     assert cli_auth.store_key() == "postgresql+psycopg://u:***@db.example/openlfr"
+
+
+def test_audit_verify_refuses_a_missing_or_empty_store_and_creates_nothing(
+        cli: Cli, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped data folder, a store truncated to 0 bytes, a store with an empty audit log:
+    each is one error line and exit 2, never "chain OK: 0 events", and nothing is created."""
+    cli.refused("audit", "verify", match="audit log is empty")  # migrated, but nothing ever recorded
+    cli.ok("admin", "create", "estate-admin", "--org", ESTATE)
+    assert "chain OK" in cli.ok("audit", "verify")
+
+    monkeypatch.delenv("OPENLFR_DATABASE_URL")
+    mistyped = tmp_path / "openlfr-dtaa"
+    monkeypatch.setenv("OPENLFR_DATA_DIR", str(mistyped))
+    get_settings.cache_clear()
+    try:
+        cli.refused("audit", "verify", match="no openlfr store at")
+        assert not mistyped.exists()  # no folder, no database, no key
+        mistyped.mkdir()
+        (mistyped / "openlfr.db").write_bytes(b"")  # truncated to 0
+        cli.refused("audit", "verify", match="is empty (0 bytes)")
+        (mistyped / "openlfr.db").write_bytes(b"not a database at all" * 100)
+        cli.refused("audit", "verify", match="cannot read the store")
+        assert sorted(p.name for p in mistyped.iterdir()) == ["openlfr.db"]
+    finally:
+        get_settings.cache_clear()

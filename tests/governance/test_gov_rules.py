@@ -409,3 +409,34 @@ def test_unknown_ids_are_clear_errors(estate: Estate) -> None:
         estate.request(wl, [7])
     with pytest.raises(NotFoundError, match="deployment 5"), estate.gov.transaction() as ctx:
         deployments.live_watchlist(ctx, 5, 1, estate.clock.now)
+
+
+def test_a_suspended_agreement_stops_start_and_leaves_the_live_watchlist(estate: Estate) -> None:
+    """The agreements behind a deployment are checked again when it starts and whenever a camera
+    loads its watchlist, not only at authorisation."""
+    from openlfr.audit.chain import load_records
+
+    dep, cam, images = estate.live_deployment()
+    with estate.gov.transaction() as ctx:
+        ag = ctx.session.get(SharedImage, images[0]).agreement_id
+        assert len(deployments.live_watchlist(ctx, dep, cam, ctx.now()).entry_ids) == 3
+        agreements.suspend(ctx, estate.supplier, ag, "complaint under review")
+    with pytest.raises(RuleViolation, match="no longer in force"), estate.gov.transaction() as ctx:
+        deployments.live_watchlist(ctx, dep, cam, ctx.now())
+    with estate.gov.transaction() as ctx:
+        refused = [r for r in load_records(ctx.session) if r.action == "deployment.watchlist.refused"]
+        assert refused and "no longer in force" in refused[-1].details
+
+    # a second deployment of the same images, authorised before the suspension, cannot start
+    with estate.gov.transaction() as ctx:
+        agreements.resume(ctx, estate.supplier, ag)
+    wl = estate.watchlist(images, name="wl-2")
+    dep2 = estate.request(wl, [estate.camera("cam2")])
+    with estate.gov.transaction() as ctx:
+        deployments.authorise(ctx, estate.officer2, dep2)
+        agreements.suspend(ctx, estate.officer, ag, "again")
+    with pytest.raises(RuleViolation, match=f"agreement {ag}, which is suspended"), estate.gov.transaction() as ctx:
+        deployments.start(ctx, estate.admin, dep2)
+    with estate.gov.transaction() as ctx:  # lifted: the first deployment's cameras match again
+        agreements.resume(ctx, estate.supplier, ag)
+        assert len(deployments.live_watchlist(ctx, dep, cam, ctx.now()).entry_ids) == 3

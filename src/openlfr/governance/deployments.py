@@ -213,6 +213,27 @@ def _runner(ctx: Ctx, actor: Actor, action: str, dep_id: int) -> tuple[User, Dep
     return user, dep
 
 
+def agreements_out_of_force(ctx: Ctx, agreement_ids: set[int], at: datetime) -> dict[int, str]:
+    """Of ``agreement_ids``, those under which images may not be used at ``at`` (suspended,
+    ended, expired or not yet valid), each with the reason."""
+    out: dict[int, str] = {}
+    for agreement_id in sorted(agreement_ids):
+        agreement = ctx.session.get(Agreement, agreement_id)
+        if agreement is None:
+            out[agreement_id] = "no longer exists"
+        elif agreement.status != "active":
+            out[agreement_id] = f"is {agreement.status}"
+        elif not agreement.valid_from <= at < agreement.valid_until:
+            out[agreement_id] = f"is valid only from {agreement.valid_from:%Y-%m-%d %H:%M} to {agreement.valid_until:%Y-%m-%d %H:%M} UTC"
+    return out
+
+
+def _snapshot_agreements(ctx: Ctx, dep: Deployment) -> set[int]:
+    return set(ctx.session.execute(
+        select(SharedImage.agreement_id).join(SnapshotItem, SnapshotItem.shared_image_id == SharedImage.id)
+        .where(SnapshotItem.deployment_id == dep.id)).scalars())
+
+
 def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
     """Go live: only an authorised deployment, inside its window, on cameras with current signage."""
     _, dep = _runner(ctx, actor, "deployment.start", deployment_id)
@@ -224,6 +245,10 @@ def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
                             f"to {dep.end:%Y-%m-%d %H:%M} UTC")
     if dep.snapshot_blob is None:
         raise RuleViolation(f"deployment {deployment_id}'s watchlist snapshot has been deleted")
+    stopped = agreements_out_of_force(ctx, _snapshot_agreements(ctx, dep), now)
+    if stopped:
+        raise RuleViolation(f"deployment {deployment_id} cannot start: its watchlist uses images shared under "
+                            + "; ".join(f"agreement {a}, which {why}" for a, why in stopped.items()))
     for cam in dep.cameras if dep.kind == DeploymentKind.LIVE else []:
         if current_signage(ctx, cam.id, now.date()) is None:
             raise RuleViolation(f"camera {cam.name!r} has no signage check in the last "
@@ -265,6 +290,9 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
 
     Refused (:class:`RuleViolation`) unless the deployment is live, ``at`` lies in its
     window, the camera belongs to it and the snapshot still exists and matches its hash.
+    The agreements are checked again on every load: the images of an agreement suspended or
+    out of its window since authorisation are left out (and that is audited); with none left,
+    there are no templates.
     """
     ctx.attempt = (worker, "deployment.watchlist", "deployment", str(deployment_id))
     dep = ctx.get(Deployment, deployment_id, "deployment")
@@ -284,6 +312,14 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
         raise RuleViolation(f"deployment {deployment_id}'s snapshot does not match its recorded hash")
     doc = json.loads(body)
     items = doc["entries"]
+    stopped = agreements_out_of_force(ctx, {i["agreement_id"] for i in items}, ctx.now())
+    if stopped:
+        items = [i for i in items if i["agreement_id"] not in stopped]
+        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
+                  agreements={str(a): why for a, why in stopped.items()})
+        if not items:
+            raise RuleViolation(f"deployment {deployment_id}: every image of its watchlist was shared under an "
+                                "agreement no longer in force: no templates")
     templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
     ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(items))
     return LiveWatchlist(

@@ -103,6 +103,23 @@ def database_url() -> str:
     return f"sqlite:///{data_dir() / 'openlfr.db'}"
 
 
+def existing_database_url() -> str:
+    """The configured store's URL if it already exists (a SQLite file that is not empty), else
+    a :class:`~openlfr.errors.NotFoundError`. Creates nothing: for checks such as
+    ``openlfr audit verify``, where a mistyped data directory must not become a new store."""
+    from openlfr.errors import NotFoundError
+
+    url = os.environ.get("OPENLFR_DATABASE_URL")
+    if url:
+        return url
+    path = Path(get_settings().data_dir) / "openlfr.db"
+    if not path.is_file():
+        raise NotFoundError(f"no openlfr store at {path}: check OPENLFR_DATA_DIR (nothing was created)")
+    if path.stat().st_size == 0:
+        raise NotFoundError(f"the store at {path} is empty (0 bytes): it holds no audit log to verify")
+    return f"sqlite:///{path}"
+
+
 def blob_dir() -> Path:
     """Folder of encrypted blobs: ``<data_dir>/blobs``."""
     return data_dir() / "blobs"
