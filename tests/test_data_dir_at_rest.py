@@ -106,8 +106,7 @@ def test_nothing_biometric_in_clear_after_a_full_run(tmp_path: Path, data_dir: P
         with gov.transaction() as ctx:
             (alert,) = [a.id for a in ctx.session.query(Alert).filter(Alert.deployment_id == int(dep))]
         for reviewer in ("ruth", "sam"):
-            with gov.transaction() as ctx:
-                actor, _, _ = login.login(ctx, reviewer, PW, "session", timedelta(hours=1))
+            actor, _, _ = login.log_in(gov, reviewer, PW, "session", timedelta(hours=1), "test")
             with gov.transaction() as ctx:
                 reviews.review(ctx, actor, alert, "confirm", "same person")
         with gov.transaction() as ctx:

@@ -163,6 +163,18 @@ def governance(templates: Any = None) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------- log in and out
+def cli_place() -> str:
+    """Where a command-line login comes from, for the login throttle: the machine user."""
+    import getpass
+    import socket
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid()) if hasattr(os, "getuid") else "?"
+    return f"cli:{who}@{socket.gethostname()}"
+
+
 @user_errors
 def login(name: Annotated[str, typer.Argument(help="Your user name.")]) -> None:
     """Log in: a 12-hour credential for this store, saved (mode 0600) in the credentials file
@@ -172,11 +184,10 @@ def login(name: Annotated[str, typer.Argument(help="Your user name.")]) -> None:
 
     secret = password(f"Password for {name}")
     with governance() as gov:
-        with gov.transaction() as ctx:
-            result = auth.login(ctx, name, secret, "cli", CLI_LIFETIME)
-            if result is not None:
-                _, row, user = result
-                who, role, org, expires = user.name, user.role, user.organisation, row.expires_at
+        result = auth.log_in(gov, name, secret, "cli", CLI_LIFETIME, cli_place())
+        if result is not None:
+            _, row, user = result
+            who, role, org, expires = user.name, user.role, user.organisation, row.expires_at
         if result is None:  # the failure is in the audit log, under unverified:<name>
             raise NotLoggedIn(f"wrong name or password for {name!r}")
         earlier = _read().get("stores", {}).get(store_key())

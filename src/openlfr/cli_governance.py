@@ -23,7 +23,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_auth import governance, verify
+from openlfr.cli_auth import cli_place, governance, verify
 from openlfr.cli_auth import register as register_auth
 from openlfr.cli_support import fail as _fail
 from openlfr.cli_support import new_password
@@ -683,12 +683,11 @@ def demo_setup(
         now = gov.clock()
 
         def log_in(names: list[str]) -> None:
-            with gov.transaction() as ctx:
-                for name in names:
-                    result = auth.login(ctx, name, pw, "cli", timedelta(hours=1))
-                    if result is None:
-                        raise InputError(f"demo user {name} could not log in")
-                    me[name] = result[0]
+            for name in names:
+                result = auth.log_in(gov, name, pw, "cli", timedelta(hours=1), cli_place())
+                if result is None:
+                    raise InputError(f"demo user {name} could not log in")
+                me[name] = result[0]
 
         with gov.transaction() as ctx:
             if ctx.session.execute(select(Organisation.id)).first() is not None:

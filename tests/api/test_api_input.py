@@ -130,6 +130,44 @@ def test_login_rate_limit(tmp_path) -> None:
     gov.close()
 
 
+def test_two_hundred_concurrent_guesses_check_at_most_the_limit(db_url: str, tmp_path) -> None:
+    """200 wrong passwords for one name at once over real HTTP (SQLite and PostgreSQL): the
+    attempts are counted before the password is checked, so at most the limit are checked;
+    another user logs in fine meanwhile, and so does the target from another place."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta as td
+
+    from apikit import KEY, fake_template
+    from openlfr.governance import Governance, Role, login, users
+    from openlfr.governance.schemas import UserCreate
+    from openlfr.store.models import AuditEvent
+
+    gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=fake_template, migrate=False)
+    _host_admin(gov, "boss")
+    admin = login.log_in(gov, "boss", PASSWORD, "cli", td(hours=1), "setup")[0]
+    with gov.transaction() as ctx:
+        users.create_user(ctx, admin, UserCreate(name="colleague", role=Role.OPERATOR_ADMIN), PASSWORD)
+    app = create_app(gov, settings=ApiSettings(login_attempts=5, login_window_seconds=60))
+    with serve(app) as url:
+        def guess(i: int) -> int:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                return c.post("/api/auth/token", json={"name": "boss", "password": f"guess-{i}"}).status_code
+
+        with ThreadPoolExecutor(32) as pool:
+            codes = list(pool.map(guess, range(200)))
+            with httpx.Client(base_url=url, timeout=30) as c:  # a different user, meanwhile
+                other = c.post("/api/auth/token", json={"name": "colleague", "password": PASSWORD})
+        assert other.status_code == 200, other.text
+        assert set(codes) <= {401, 429} and codes.count(401) <= 5 and codes.count(429) >= 195, codes.count(401)
+    with gov.transaction() as ctx:
+        checked = ctx.session.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "auth.login.failed", AuditEvent.actor == "unverified:boss")).scalar_one()
+    assert checked <= 5
+    # the same user, from another place, is not locked out by guesses made elsewhere
+    assert login.log_in(gov, "boss", PASSWORD, "bearer", td(hours=1), "10.1.2.3") is not None
+    gov.close()
+
+
 def test_host_admin_only_once_then_logs_in_as_admin(tmp_path) -> None:
     from openlfr.errors import OpenLFRError
     gov = make_gov(tmp_path)

@@ -15,6 +15,7 @@ by the cookie must also carry the session's CSRF secret (``X-CSRF-Token`` header
 from __future__ import annotations
 
 import hmac
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from openlfr.governance import Governance, OrgKind, Role
 from openlfr.governance import login as gov_login
 from openlfr.governance.credentials import Actor, clean_name, live_token, token_digest
+from openlfr.governance.errors import Throttled
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import User
 
@@ -222,20 +224,22 @@ def throttle(request: Request, *keys: str) -> None:
 
 
 def login(request: Request, name: str, password: str, kind: str) -> tuple[Actor, ApiToken, User]:
-    """Check a login under the rate limit and issue a session or bearer token (401/429 otherwise);
-    :func:`openlfr.governance.login.login` audits both outcomes."""
+    """Log in through :func:`openlfr.governance.login.log_in` (throttled per user name and
+    client address in the database); 401 for a wrong password, 429 with ``Retry-After`` while
+    throttled. Runs in the caller's worker thread (the password hash is slow)."""
     app = request.app
-    keys = (_client(request), f"user:{name.lower()}")
-    throttle(request, *keys)
     settings = app.state.settings
     lifetime = timedelta(minutes=settings.session_minutes) if kind == "session" else timedelta(days=settings.token_days)
-    with app.state.gov.transaction() as ctx:
-        result = gov_login.login(ctx, name, password, kind, lifetime)
+    try:
+        result = gov_login.log_in(app.state.gov, name, password, kind, lifetime, _client(request),
+                                  limit=settings.login_attempts, window=settings.login_window_seconds)
+    except Throttled as err:
+        app.state.metrics.logins.labels("throttled").inc()
+        raise HTTPException(429, "too many failed attempts: try again later",
+                            headers={"Retry-After": str(max(1, math.ceil(err.retry_after)))}) from None
     if result is None:
-        app.state.limiter.failed(*keys)
         app.state.metrics.logins.labels("failed").inc()
         raise HTTPException(401, "wrong user name or password")
-    app.state.limiter.succeeded(keys[1])
     app.state.metrics.logins.labels("ok").inc()
     return result
 

@@ -15,3 +15,11 @@ class RuleViolation(OpenLFRError):
 
 class DuplicateError(InputError):
     """The same thing (image hash, name, entry) already exists."""
+
+
+class Throttled(OpenLFRError):
+    """Too many failed logins for this name from this place: wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -23,6 +23,8 @@ class Policy(BaseSettings):
     min_authorising_rank: str = Field(
         "superintendent", description="lowest police rank that may approve agreements and authorise deployments")
     min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")
+    login_attempts: int = Field(5, gt=0, description="failed logins allowed per user name and place...")
+    login_window_seconds: float = Field(300, gt=0, description="...within this many seconds; then a lockout that doubles")
 
     @field_validator("min_authorising_rank")
     @classmethod

@@ -48,3 +48,16 @@ class AlertReview(Base):
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginThrottle(Base):
+    """Failed logins of one user name from one place (client address, or the CLI's machine
+    user): counted before the password is checked, so concurrent guesses cannot overrun the
+    limit (:mod:`openlfr.governance.throttle`)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<name, lower case>|<place>"
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts counted in this window
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)  # each doubles the next wait
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
