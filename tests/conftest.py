@@ -41,6 +41,9 @@ def _private_openlfr_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("OPENLFR_DATA_DIR", str(home))
     cache = REPO / ".cache" / "models"
     monkeypatch.setenv("OPENLFR_MODEL_CACHE_DIR", str(cache))
+    # recordings that cameras may read: the shared data and the tests' own temporary files
+    monkeypatch.setenv("OPENLFR_CAMERA_FILE_ROOTS",
+                       os.pathsep.join([str(shared_data_dir()), str(tmp_path_factory.getbasetemp())]))
     from openlfr.config import get_settings
 
     get_settings.cache_clear()

@@ -367,6 +367,18 @@ def camera_add(name: str, location: Annotated[str, typer.Option()],
         typer.echo(f"camera {cameras.add_camera(ctx, me, data).id} {name}")
 
 
+@camera_app.command("networks")
+@_errors
+def camera_networks(networks: Annotated[list[str], typer.Argument(
+        help="CIDR blocks your cameras stream from (e.g. 10.20.0.0/16); 'none' allows none.")]) -> None:
+    """Set the networks your organisation's cameras may stream from (operator admin; audited)."""
+    from openlfr.governance import cameras
+
+    with _as_user("camera.networks") as (ctx, me):
+        kept = cameras.set_camera_networks(ctx, me, [] if networks == ["none"] else networks)
+    typer.echo(f"camera networks: {', '.join(kept) or 'none (no network camera may run)'}")
+
+
 @camera_app.command("signage")
 @_errors
 def camera_signage(camera_id: int, text: Annotated[str, typer.Option(help="The notice's text.")],

@@ -194,3 +194,20 @@ def test_health_metrics_and_audit(site: Site) -> None:
         assert export.status_code == 200
         lines = export.text.splitlines()
         assert '"format": "openlfr-audit/1"' in lines[0] and len(lines) >= v["count"] + 1
+
+
+def test_camera_addresses_at_the_api_door(site: Site) -> None:
+    """Refused at registration through the API as through the services: schemes other than
+    rtsp/rtsps/http/https, and hosts outside the networks the estate's admin allowed."""
+    with site.client("admin") as c:
+        for url, why in [("tcp://10.20.0.5:9000", "scheme 'tcp'"), ("http://127.0.0.1:8000/internal/admin", "network")]:
+            r = c.post("/api/cameras", json={"name": "api-cam-bad", "location": "gate", "stream_url": url})
+            assert r.status_code == 422 and why in r.json()["detail"], r.text
+        r = c.put("/api/camera-networks", json={"networks": ["10.30.0.0/16"]})
+        assert r.status_code == 200 and r.json() == {"networks": ["10.30.0.0/16"]}
+        r = c.post("/api/cameras", json={"name": "api-cam-ok", "location": "gate", "stream_url": "rtsp://10.30.1.2/s"})
+        assert r.status_code == 201, r.text
+        r = c.put("/api/camera-networks", json={"networks": ["not-a-network"]})
+        assert r.status_code == 422
+    with site.client("met") as c:
+        assert c.put("/api/camera-networks", json={"networks": ["0.0.0.0/0"]}).status_code == 403

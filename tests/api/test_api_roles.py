@@ -57,6 +57,7 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/api/cameras", "/api/cameras", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
     ("POST", "/api/cameras", "/api/cameras", frozenset({ADMIN})),
     ("POST", "/api/cameras/{camera_id}/signage", f"/api/cameras/{X}/signage", frozenset({ADMIN})),
+    ("PUT", "/api/camera-networks", "/api/camera-networks", frozenset({ADMIN})),
     ("GET", "/api/deployments", "/api/deployments", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
     ("POST", "/api/deployments", "/api/deployments", frozenset({ADMIN, OFFICER})),
     ("POST", "/api/deployments/{deployment_id}/authorise", f"/api/deployments/{X}/authorise", frozenset({OFFICER})),
@@ -134,6 +135,8 @@ def _call(client: httpx.Client, method: str, path: str) -> httpx.Response:
             return r
     if method == "GET":
         return client.get(path)
+    if method == "PUT":
+        return client.put(path, json={})
     if path in ("/api/images",) or path.startswith("/console") or path in ("/login", "/logout", "/enrol"):
         return client.post(path, data={"x": "1"})
     return client.post(path, json={})

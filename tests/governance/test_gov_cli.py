@@ -593,3 +593,17 @@ def test_audit_verify_refuses_a_missing_or_empty_store_and_creates_nothing(
         assert sorted(p.name for p in mistyped.iterdir()) == ["openlfr.db"]
     finally:
         get_settings.cache_clear()
+
+
+def test_camera_addresses_at_the_cli_door(parties: Cli) -> None:
+    parties.login("alice")
+    parties.refused("camera", "add", "gate", "--location", "north gate", "--stream", "tcp://10.20.0.5:9000",
+                    match="scheme 'tcp' is not allowed")
+    parties.refused("camera", "add", "gate", "--location", "north gate", "--stream", "rtsp://10.20.0.5/s",
+                    match="no camera network is allowed")
+    assert "10.20.0.0/16" in parties.ok("camera", "networks", "10.20.0.0/16")
+    assert "camera" in parties.ok("camera", "add", "gate", "--location", "north gate", "--stream", "rtsp://10.20.0.5/s")
+    parties.refused("camera", "add", "admin-page", "--location", "x", "--stream", "http://127.0.0.1:8000/admin",
+                    match="outside the networks")
+    parties.login("met")
+    parties.refused("camera", "networks", "0.0.0.0/0", match="")

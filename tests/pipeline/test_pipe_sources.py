@@ -88,3 +88,26 @@ def test_worker_with_an_unusable_address_fails_without_restarts(tmp_path: Path) 
 
     job = CameraJob(1, 1, "cam1", str(tmp_path / "gone.mp4"))
     assert run_camera(job, StoreConfig("sqlite://", str(tmp_path), ""), gov=object()) == EXIT_BAD_SOURCE  # type: ignore[arg-type]
+
+
+def test_worker_refuses_a_camera_whose_network_is_no_longer_allowed(tmp_path: Path, video_dir: Path) -> None:
+    """The address is checked again when the worker opens it: narrowing the organisation's camera
+    networks stops a camera registered earlier, and the refusal is audited."""
+    from pipekit import live_deployment, make_store
+    from govkit import token_for
+    from openlfr.audit.chain import load_records
+    from openlfr.face.analyzer import enrolment_template
+    from openlfr.governance import cameras
+    from openlfr.pipeline.worker import EXIT_BAD_SOURCE, CameraJob, StoreConfig, run_camera
+
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    url = "http://127.0.0.1:9/internal/admin?token=x"  # allowed while loopback is (pipekit allows it)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"], source=url)
+    with gov.transaction() as ctx:
+        cameras.set_camera_networks(ctx, token_for(gov, "admin"), ["10.20.0.0/16"])
+    config = StoreConfig(store.url, str(store.blobs), "")
+    assert run_camera(CameraJob(dep, cam, "cam1", url), config, gov=gov) == EXIT_BAD_SOURCE
+    with gov.transaction() as ctx:
+        refused = [r for r in load_records(ctx.session) if r.action == "camera.source.refused"]
+    assert len(refused) == 1 and "outside the networks" in refused[0].details

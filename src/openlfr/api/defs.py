@@ -294,6 +294,15 @@ class ReviewOut(_Out):
     at: datetime
 
 
+class CameraNetworksIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    networks: list[str] = Field(max_length=100, description="CIDR blocks, e.g. 10.20.0.0/16")
+
+
+class CameraNetworksOut(BaseModel):
+    networks: list[str]
+
+
 class AlertOut(_Out):
     id: int
     deployment_id: int

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from openlfr.errors import InputError
+from openlfr.governance.camera_sources import check_camera_source, parse_networks
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError
@@ -19,12 +20,32 @@ def add_camera(ctx: Ctx, actor: Actor, data: CameraCreate) -> Camera:
     user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.add", "camera", data.name)
     if ctx.session.execute(select(Camera.id).where(Camera.name == data.name)).first() is not None:
         raise DuplicateError(f"a camera named {data.name!r} already exists")
+    check_camera_source(data.stream_url, user.org.camera_networks or [])
     row = Camera(name=data.name, location=data.location, zone=data.zone, stream_url=data.stream_url,
                  created_at=ctx.now(), organisation_id=user.organisation_id)
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "camera.add", "camera", row.id, name=row.name, location=row.location, zone=row.zone)
     return row
+
+
+def set_camera_networks(ctx: Ctx, actor: Actor, networks: list[str]) -> list[str]:
+    """An operator admin sets the networks their organisation's cameras may stream from
+    (CIDR blocks; an empty list allows none); audited with the old and new lists."""
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.networks", "organisation", "-")
+    parsed = [str(n) for n in parse_networks(networks)]
+    org = user.org
+    old, org.camera_networks = list(org.camera_networks or []), parsed
+    ctx.audit(actor, "camera.networks", "organisation", org.id, old=old, new=parsed)
+    return parsed
+
+
+def check_camera(ctx: Ctx, camera: Camera) -> None:
+    """The camera's address against its organisation's networks now (the worker, at each open)."""
+    from openlfr.store.models import Organisation
+
+    org = ctx.session.get(Organisation, camera.organisation_id) if camera.organisation_id else None
+    check_camera_source(camera.stream_url, (org.camera_networks if org is not None else None) or [])
 
 
 def record_signage(ctx: Ctx, actor: Actor, data: SignageCreate) -> SignageRecord:

@@ -76,6 +76,30 @@ class CameraJob:
     paced: bool = False  # play a recording at real time, dropping late frames, as a camera would
 
 
+def _source_refusal(gov: Governance, job: CameraJob) -> str:
+    """Why the camera's address may not be opened now (its organisation's networks, the
+    recording folders: :mod:`openlfr.governance.camera_sources`), audited; "" when it may."""
+    from openlfr.errors import InputError
+    from openlfr.governance.cameras import check_camera
+    from openlfr.store.models import Camera
+
+    def check(ctx: Any) -> str:
+        camera = ctx.get(Camera, job.camera_id, "camera")
+        try:
+            if camera.stream_url != job.source:
+                raise InputError("the job's address is not the camera's registered address")
+            check_camera(ctx, camera)
+        except InputError as err:
+            return str(err)
+        return ""
+
+    reason = gov.run(check)
+    if reason:
+        gov.run(lambda ctx: ctx.audit(f"pipeline:{job.camera_name}", "camera.source.refused", "camera",
+                                      job.camera_id, deployment=job.deployment_id, reason=reason))
+    return reason
+
+
 def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: Any = None,
                gov: Governance | None = None) -> int:
     """Analyse one camera until its recording ends, ``stop`` is set or the deployment ends.
@@ -98,6 +122,10 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
         kind = source_kind(job.source)
     except InputError as err:
         log.error("camera %s: %s", job.camera_name, err)
+        return EXIT_BAD_SOURCE
+    refusal = _source_refusal(gov, job)
+    if refusal:
+        log.error("camera %s: %s", job.camera_name, refusal)
         return EXIT_BAD_SOURCE
     recorded = kind in ("file", "folder")
     start_frame = 0

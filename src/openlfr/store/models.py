@@ -48,6 +48,9 @@ class Organisation(Base):
     is_host: Mapped[bool] = mapped_column(Boolean, default=False)
     registered_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # networks (CIDR) its cameras' stream addresses may point into, set by its operator admins;
+    # empty: no network camera is allowed (see openlfr.governance.camera_sources)
+    camera_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class User(Base):

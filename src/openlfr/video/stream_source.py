@@ -17,8 +17,11 @@ from datetime import UTC, datetime
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own warnings: we report errors ourselves
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # each failed reopen would print a warning
-# RTSP over TCP: no lost UDP packets (smeared frames) and it passes firewalls/NAT.
-os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+# RTSP over TCP: no lost UDP packets (smeared frames) and it passes firewalls/NAT. FFmpeg may
+# use only the protocols camera streams need (openlfr.governance.camera_sources), so a stream
+# or playlist cannot lead it to other protocols (concat:, subfile:, data:, ftp:...).
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS",
+                      "rtsp_transport;tcp|protocol_whitelist;file,rtp,udp,tcp,tls,rtsp,rtsps,http,https,crypto,httpproxy")
 import cv2  # noqa: E402
 
 from openlfr.video.frames import Frame  # noqa: E402

@@ -186,6 +186,16 @@ def add_camera(body: CameraCreate, request: Request, me: Principal = Depends(req
         return defs.CameraOut.model_validate(cameras.add_camera(ctx, me.actor, body))
 
 
+@router.put("/camera-networks", response_model=defs.CameraNetworksOut, tags=["cameras"])
+def set_camera_networks(body: defs.CameraNetworksIn, request: Request,
+                        me: Principal = Depends(require(OPS))) -> defs.CameraNetworksOut:
+    """Set the networks (CIDR) your organisation's cameras may stream from; an empty list allows
+    none. Camera addresses are checked against them when registered and each time a worker opens
+    one. Audited with the old and new lists."""
+    with tx(request) as ctx:
+        return defs.CameraNetworksOut(networks=cameras.set_camera_networks(ctx, me.actor, body.networks))
+
+
 @router.post("/cameras/{camera_id}/signage", response_model=defs.SignageOut, status_code=201, tags=["cameras"])
 def record_signage(camera_id: defs.Id, body: defs.SignageIn, request: Request,
                    me: Principal = Depends(require(OPS))) -> defs.SignageOut:
