@@ -581,23 +581,37 @@ def audit_verify(
             raise InputError(f"--head must be SEQ:HASH (64 hex digits), not {item!r}")
         anchors.append((int(seq), digest.lower()))
     if export is not None:
-        result = verify_export(export, anchors)
+        result, store = verify_export(export, anchors), None
     else:
-        result = _verify_existing_store(verify, anchors)
+        result, store = _verify_existing_store(verify, anchors)
     typer.echo(result.message())
-    if not result.ok:
+    if store is not None:
+        typer.echo(store.message())
+    if not result.ok or (store is not None and not store.ok):
         raise typer.Exit(1)
 
 
-def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> Any:
-    """Verify the configured store without creating, migrating or unlocking anything."""
+def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> tuple[Any, Any]:
+    """Verify the configured store's chain, then compare the store with it (with the
+    encryption key, if there is one, to check the files), creating or migrating nothing."""
     from sqlalchemy import func, inspect, select
     from sqlalchemy.exc import DBAPIError
 
+    from openlfr.audit.consistency import check_store
+    from openlfr.config import get_settings
     from openlfr.errors import NotFoundError
-    from openlfr.store import make_engine, session_factory
+    from openlfr.store import BlobStore, make_engine, session_factory
+    from openlfr.store.keys import open_keyring
     from openlfr.store.models import AuditEvent
     from openlfr.store.settings import existing_database_url
+
+    blobs = None
+    folder = Path(get_settings().data_dir) / "blobs"
+    if folder.is_dir():
+        try:
+            blobs = BlobStore(folder, open_keyring(create=False))
+        except OpenLFRError:
+            blobs = None  # no key here: the files cannot be checked (the result says so)
 
     url = existing_database_url()
     engine = make_engine(url)
@@ -609,7 +623,8 @@ def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> Any:
             if session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 0:
                 raise NotFoundError("the store's audit log is empty: nothing to verify (a new, emptied or "
                                     "replaced store)")
-            return verify(session, anchors)
+            result = verify(session, anchors)
+            return result, (check_store(session, blobs) if result.ok else None)
     except DBAPIError as err:
         raise NotFoundError(f"cannot read the store: {str(err.orig).splitlines()[0]}") from None
     finally:

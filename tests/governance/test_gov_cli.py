@@ -204,7 +204,8 @@ def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
 
     # the audit log is the machine's: verified and exported without logging in
     export = tmp_path / "audit.jsonl"
-    assert "chain OK" in cli.ok("audit", "verify")
+    verified = cli.ok("audit", "verify")
+    assert "chain OK" in verified and "store matches the audit log" in verified
     seq, digest = re.search(r"head #(\d+) ([0-9a-f]{64})", cli.ok("audit", "export", str(export))).groups()
     assert "chain OK" in cli.ok("audit", "verify", "--export", str(export), "--head", f"{seq}:{digest}")
     wrong = cli.run("audit", "verify", "--head", f"{seq}:{'0' * 64}")
@@ -212,6 +213,10 @@ def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
     assert [e.actor for e in cli.events("agreement.approve")] == ["ao"]
     assert [e.actor for e in cli.events("image.share")] == ["met"]
     engine = make_engine(cli.db_url)
+    with engine.begin() as conn:  # outside the chain: a loosened threshold
+        conn.execute(text("UPDATE deployments SET threshold = 0.01 WHERE id = 1"))
+    differs = cli.run("audit", "verify")
+    assert differs.exit_code == 1 and "chain OK" in differs.output and "deployment 1: threshold 0.01" in differs.output
     with engine.begin() as conn:
         conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 5"))
     engine.dispose()

@@ -319,11 +319,12 @@ class AlertOut(_Out):
 
 # --- audit and public ---------------------------------------------------------------------
 class VerifyOut(_Out):
-    ok: bool
+    ok: bool = Field(description="the chain is intact and the store matches it")
     count: int
     head_seq: int
     head_hash: str
     detail: str = ""
+    store_problems: list[str] = Field(default_factory=list, description="where the store differs from the log")
 
 
 class AuditEventOut(_Out):

@@ -138,6 +138,7 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
     _ledger(ctx, "shared", row, agreement, actor, now)
     ctx.audit(actor, "image.share", "shared_image", row.id, agreement=agreement.id, sha256=digest,
               original_sha256=image.original_sha256, size=f"{image.width}x{image.height}",
+              template_sha256=hashlib.sha256(vec.tobytes()).hexdigest(),
               category=data.category, subject_ref=data.subject_ref, quality=round(quality, 4), model=model_id)
     return row
 

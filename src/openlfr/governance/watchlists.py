@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import func, select
 
 from openlfr.errors import InputError
@@ -136,7 +138,7 @@ def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int) -> dict[str, int]:
         image.template_blob, image.template_model = ctx.blobs.put(vec.tobytes()), model
         ctx.blobs.delete(old_blob)
         ctx.audit(actor, "image.retemplate", "shared_image", image.id, watchlist=watchlist.id, old_model=old_model,
-                  model=model, quality=round(quality, 4))
+                  model=model, quality=round(quality, 4), template_sha256=hashlib.sha256(vec.tobytes()).hexdigest())
         done += 1
     ctx.audit(actor, "watchlist.retemplate", "watchlist", watchlist.id, model=model, retemplated=done, unchanged=same)
     return {"retemplated": done, "unchanged": same}

@@ -33,12 +33,17 @@ def events(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int =
 
 @router.post("/verify", response_model=defs.VerifyOut)
 def verify(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> defs.VerifyOut:
-    """Recompute the whole hash chain; the check itself is audited."""
+    """Recompute the whole hash chain, then compare the store with it (ledger rows, alert
+    outcomes, thresholds, encrypted files: ``store_problems``); the check itself is audited."""
+    from openlfr.audit.consistency import check_store
+
     with tx(request) as ctx:
         result = audit.verify(ctx.session)
-        out = defs.VerifyOut(ok=result.ok, count=result.count, head_seq=result.head_seq, head_hash=result.head_hash,
-                             detail=result.message())
-        ctx.audit(me.actor, "audit.verify", "audit", result.head_seq, ok=result.ok)
+        store = check_store(ctx.session, request.app.state.gov.blob_store)
+        out = defs.VerifyOut(ok=result.ok and store.ok, count=result.count, head_seq=result.head_seq,
+                             head_hash=result.head_hash, detail=result.message() + "\n" + store.message(),
+                             store_problems=store.problems)
+        ctx.audit(me.actor, "audit.verify", "audit", result.head_seq, ok=out.ok, store_problems=len(store.problems))
     return out
 
 
