@@ -76,16 +76,24 @@ class SweepReport:
     snapshots_deleted: list[int] = field(default_factory=list)
     alerts_deleted: list[int] = field(default_factory=list)
     media_deleted: list[int] = field(default_factory=list)
+    temp_files_removed: int = 0  # half-written files a crash left
+    orphan_blobs_removed: int = 0  # files of transactions that never committed
 
     def summary(self) -> str:
         """One line for people."""
-        return (f"{len(self.agreements_expired)} agreements expired, {len(self.deployments_ended)} deployments ended, "
+        text = (f"{len(self.agreements_expired)} agreements expired, {len(self.deployments_ended)} deployments ended, "
                 f"{len(self.snapshots_deleted)} snapshots, {len(self.alerts_deleted)} alerts and "
                 f"{len(self.media_deleted)} crops/footage deleted")
+        if self.temp_files_removed or self.orphan_blobs_removed:
+            text += (f"; {self.temp_files_removed} half-written and {self.orphan_blobs_removed} unreferenced "
+                     "files left by interrupted writes removed")
+        return text
 
 
-def sweep(ctx: Ctx) -> SweepReport:
-    """Apply every retention rule due at ``ctx.now()``; each deletion is an audit event."""
+def sweep(ctx: Ctx, orphan_grace_s: float = 3600.0) -> SweepReport:
+    """Apply every retention rule due at ``ctx.now()``; each deletion is an audit event. Also
+    removes what a crash left in the blob folder (half-written files, files of transactions
+    that never committed) older than ``orphan_grace_s`` seconds."""
     now = ctx.now()
     report = SweepReport()
     report.agreements_expired = [a.id for a in agreements.expire_due(ctx, SYSTEM)]
@@ -106,8 +114,20 @@ def sweep(ctx: Ctx) -> SweepReport:
         alert.deleted_at = now
         ctx.audit(SYSTEM, "alert.delete", "alert", alert.id, retain_until=alert.retain_until)
         report.alerts_deleted.append(alert.id)
+    report.temp_files_removed, report.orphan_blobs_removed = ctx.blobs.store.remove_orphans(
+        referenced_blobs(ctx), orphan_grace_s)
     ctx.audit(SYSTEM, "retention.sweep", "store", "-", summary=report.summary())
     return report
+
+
+def referenced_blobs(ctx: Ctx) -> set[str]:
+    """Every blob id a row refers to (images, templates, snapshots, crops and footage)."""
+    from openlfr.store.models import Deployment, SharedImage
+
+    ids: set[str] = set()
+    for column in (SharedImage.image_blob, SharedImage.template_blob, Deployment.snapshot_blob, MediaItem.blob):
+        ids.update(b for b in ctx.session.execute(select(column).where(column.is_not(None))).scalars())
+    return ids
 
 
 def _delete_media(ctx: Ctx, media: MediaItem, reason: str) -> None:

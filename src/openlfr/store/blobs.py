@@ -81,6 +81,34 @@ class BlobStore:
         """Remove a blob's file (no error if already gone)."""
         self._path(blob_id).unlink(missing_ok=True)
 
+    def remove_orphans(self, referenced: set[str], older_than_s: float = 600.0) -> tuple[int, int]:
+        """Delete what a crash can leave behind, if older than ``older_than_s`` seconds (so that a
+        write still in progress elsewhere is never touched): half-written ``.*.tmp`` files, and
+        blob files no row refers to (written by a transaction that never committed). Returns
+        (temporary files, orphan blobs) removed."""
+        import time
+
+        cutoff = time.time() - older_than_s
+        tmp = orphans = 0
+        if not self.root.is_dir():
+            return 0, 0
+        for folder in self.root.iterdir():
+            if not folder.is_dir() or len(folder.name) != 2:
+                continue
+            for path in folder.iterdir():
+                try:
+                    if path.stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+                    tmp += 1
+                elif path.name not in referenced and all(c in "0123456789abcdef" for c in path.name):
+                    path.unlink(missing_ok=True)
+                    orphans += 1
+        return tmp, orphans
+
 
 class BlobTransaction:
     """Blob operations tied to one database transaction (see module docstring)."""
