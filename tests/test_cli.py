@@ -116,3 +116,13 @@ def test_evaluate_lfw_on_a_few_pairs(data_dir: Path, home: Path, tmp_path: Path)
         run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(one_fold), "--no-identification"], home),
         "at least 2 folds",
     )
+
+
+def test_a_corrupt_database_is_one_error_line(tmp_path: Path) -> None:
+    """A store file that is not a database (disk fault, wrong file): one line, exit 2, no traceback."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "openlfr.db").write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 40)
+    for args in (["org", "list"], ["deployment", "list"], ["retention", "sweep"]):
+        proc = run(args, home)
+        assert_clean_error(proc, "database cannot be used")

@@ -233,11 +233,18 @@ _register_extensions()
 
 
 def main() -> None:
-    """Console-script entry point: deliberate errors become one line and exit code 2."""
+    """Console-script entry point: deliberate errors and store faults become one line and exit code 2."""
+    from sqlalchemy.exc import DBAPIError
+
     try:
         app()
     except OpenLFRError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except DBAPIError as exc:  # a corrupt, missing or unreachable database: one line, not a traceback
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        sys.stderr.write(f"error: the store's database cannot be used ({first}); check OPENLFR_DATABASE_URL "
+                         "or OPENLFR_DATA_DIR\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -680,7 +680,8 @@ def demo_setup(
     threshold: Annotated[Optional[float], typer.Option(
         help="Deployment threshold (cosine similarity; default: the face model's own default).")] = None,
     password: Annotated[Optional[str], typer.Option(
-        envvar="OPENLFR_DEMO_PASSWORD", help="Password of every demo user (default: a random one, printed).")] = None,
+        envvar="OPENLFR_DEMO_PASSWORD",
+        help="One password for every demo user (default: a different random one each, printed).")] = None,
 ) -> None:
     """Create a small example estate on an empty store, by the same steps real parties take.
 
@@ -711,7 +712,7 @@ def demo_setup(
 
         def log_in(names: list[str]) -> None:
             for name in names:
-                result = auth.log_in(gov, name, pw, "cli", timedelta(hours=1), cli_place())
+                result = auth.log_in(gov, name, pw[name], "cli", timedelta(hours=1), cli_place())
                 if result is None:
                     raise InputError(f"demo user {name} could not log in")
                 me[name] = result[0]
@@ -720,16 +721,17 @@ def demo_setup(
             if ctx.session.execute(select(Organisation.id)).first() is not None:
                 raise InputError("the store is not empty; demo-setup needs an empty store "
                                  "(use another --data-dir or OPENLFR_DATABASE_URL)")
-            pw = password or secrets.token_urlsafe(9)
+            everyone = [admin for _, _, admin in DEMO_ORGS] + [name for name, *_ in DEMO_USERS]
+            pw = {name: password or secrets.token_urlsafe(12) for name in everyone}
             for org, kind, admin in DEMO_ORGS:  # registered at the machine, tokens redeemed by their admins
                 _, enrolment = organisations.register(ctx, OrganisationCreate(name=org, kind=OrgKind(kind)), by,
                                                       is_host=org == DEMO_HOST)
-                organisations.enrol(ctx, enrolment.token, admin, pw)
+                organisations.enrol(ctx, enrolment.token, admin, pw[admin])
         log_in([admin for _, _, admin in DEMO_ORGS])
         admin_of = {org: me[admin] for org, _, admin in DEMO_ORGS}
         with gov.transaction() as ctx:
             for name, role, rank, org in DEMO_USERS:
-                users.create_user(ctx, admin_of[org], UserCreate(name=name, role=Role(role), rank=rank), pw)
+                users.create_user(ctx, admin_of[org], UserCreate(name=name, role=Role(role), rank=rank), pw[name])
         log_in([name for name, *_ in DEMO_USERS])
         met, supt, alice = me["met"], me["supt-brown"], me["alice"]
         try:
@@ -788,9 +790,10 @@ def demo_setup(
     typer.echo(result.message())
     typer.echo("try: openlfr login met; openlfr share list; openlfr force view; "
                "openlfr login alice; openlfr deployment list; openlfr audit verify")
-    typer.echo(f"log-ins (password {pw}): "
-               + ", ".join(f"{n} ({r.replace('_', ' ')}{', ' + k if k else ''}, {o})" for n, r, k, o in DEMO_USERS)
-               + "; each organisation's user admin: " + ", ".join(f"{a} ({o})" for o, _, a in DEMO_ORGS)
+    typer.echo("log-ins (name: password): "
+               + ", ".join(f"{n}: {pw[n]} ({r.replace('_', ' ')}{', ' + k if k else ''}, {o})"
+                           for n, r, k, o in DEMO_USERS)
+               + "; each organisation's user admin: " + ", ".join(f"{a}: {pw[a]} ({o})" for o, _, a in DEMO_ORGS)
                + "; start the console with: openlfr serve")
 
 

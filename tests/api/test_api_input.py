@@ -211,3 +211,39 @@ def test_camera_addresses_at_the_api_door(site: Site) -> None:
         assert r.status_code == 422
     with site.client("met") as c:
         assert c.put("/api/camera-networks", json={"networks": ["0.0.0.0/0"]}).status_code == 403
+
+
+def test_security_headers_signed_messages_and_secure_cookies(site: Site) -> None:
+    with site.client() as c:
+        page = c.get("/login")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["cache-control"] == "no-store"
+        assert c.get("/api/public/transparency").headers["cache-control"] == "no-store"
+        assert "no-store" not in c.get("/static/console.css").headers.get("cache-control", "")
+        # a crafted link cannot make the console say anything
+        crafted = c.get("/login", params={"error": "Session expired: call 0800 123 456 with your password"})
+        assert "0800 123 456" not in crafted.text
+    # messages the server itself writes are shown: a share form sent without a file
+    with httpx.Client(base_url=site.url, timeout=10) as c:
+        assert console_login(c, "met").status_code == 303
+        csrf = c.get("/api/auth/me").json()["csrf_token"]
+        r = c.post("/console/images", data={"csrf_token": csrf, "agreement_id": "1"}, files={"x": ("a", b"b")},
+                   follow_redirects=True)
+        assert "choose an image file" in r.text
+    # the console's cookies are Secure unless it is reached on loopback over plain HTTP
+    for host, secure in (("127.0.0.1", False), ("lfr.estate.example", True)):
+        with httpx.Client(base_url=site.url, timeout=10, headers={"Host": host}) as c:
+            r = c.get("/login")
+            cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and "openlfr_login_csrf" in v)
+            assert ("Secure" in cookie) is secure, cookie
+
+
+def test_weak_passwords_are_refused_at_every_door(site: Site) -> None:
+    with site.client("estate-admin") as c:
+        for weak in ("password1234", "estateltd2030", "qwertyuiop123", "weak-one-2030"):
+            r = c.post("/api/users", json={"name": "weak-one", "role": "reviewer", "password": weak})
+            assert r.status_code == 422 and "password" in r.json()["detail"], (weak, r.text)
+        r = c.post("/api/users", json={"name": "strong-one", "role": "reviewer",
+                                       "password": "lantern orbit gravel cactus"})
+        assert r.status_code == 201, r.text

@@ -612,3 +612,8 @@ def test_camera_addresses_at_the_cli_door(parties: Cli) -> None:
                     match="outside the networks")
     parties.login("met")
     parties.refused("camera", "networks", "0.0.0.0/0", match="")
+
+
+def test_weak_password_at_the_cli_door(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENLFR_NEW_PASSWORD", "password1234")
+    cli.refused("admin", "create", "estate-admin", "--org", ESTATE, match="password too weak")

@@ -38,3 +38,18 @@ def test_lockout_per_name_and_place_doubles_and_clears(estate: Estate) -> None:
     for _ in range(2):
         assert login.log_in(gov, name, "wrong password!", "cli", HOUR, "10.0.0.1", limit=3, window=60) is None
     assert login.log_in(gov, name, ADMIN_PASSWORD, "cli", HOUR, "10.0.0.1", limit=3, window=60) is not None
+
+
+def test_weak_passwords_are_refused_by_the_service(estate: Estate) -> None:
+    """Every way a password is set (enrolment, new user, reset, own change) goes through one
+    strength check: common passwords, patterns and the organisation's own name are refused."""
+    from openlfr.errors import InputError
+    from openlfr.governance import Role, users
+    from openlfr.governance.schemas import UserCreate
+
+    for weak in ("password1234", "estateltd2030", "1234567890"):
+        with pytest.raises(InputError, match="password"), estate.gov.transaction() as ctx:
+            users.create_user(ctx, estate.estate_admin, UserCreate(name="newcomer", role=Role.REVIEWER), weak)
+    with estate.gov.transaction() as ctx:
+        users.create_user(ctx, estate.estate_admin, UserCreate(name="newcomer", role=Role.REVIEWER),
+                          "lantern orbit gravel cactus")

@@ -43,6 +43,12 @@ class Metrics:
         self.reviews = Counter("openlfr_alert_reviews", "Alert review decisions", ["decision"], registry=self.registry)
 
 
+#: scripts and styles only from this server (the reports' own inline style excepted), no
+#: framing, forms only to this server, images from here or made in the page
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
 def _wants_html(request: Request) -> bool:
     return request.url.path.startswith("/console") or (
         not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""))
@@ -107,10 +113,15 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
         path = getattr(route, "path", "unmatched")
         metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - start)
-        # the console must never be framed or cached by shared caches
+        # the console must never be framed, run injected scripts, or be cached
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # FastAPI's own pages use inline scripts
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        if not request.url.path.startswith(("/static", "/metrics")):
+            # pages and API answers name people and alerts: no browser or proxy may keep them
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     from openlfr.api.body_limit import BodyLimit

@@ -52,14 +52,38 @@ def _verbs(role: Role) -> Callable[[Any], list[str]]:
     return verbs
 
 
+#: signs the messages a console redirect carries, so that only messages this server wrote are
+#: shown: a crafted link (?error=Call 0800...) displays nothing
+_MESSAGE_KEY = secrets.token_bytes(32)
+
+
+def _message_sig(msg: str, error: str) -> str:
+    return hmac.new(_MESSAGE_KEY, f"{msg}\0{error}".encode(), "sha256").hexdigest()[:32]
+
+
 def _page(request: Request, name: str, me: Principal | None, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"me": me, "msg": request.query_params.get("msg", ""),
-                                                      "error": request.query_params.get("error", ""), **context})
+    q = request.query_params
+    msg, error = q.get("msg", ""), q.get("error", "")
+    if (msg or error) and not hmac.compare_digest(q.get("sig", ""), _message_sig(msg, error)):
+        msg = error = ""  # not written by this server
+    return templates.TemplateResponse(request, name, {"me": me, "msg": msg, "error": error, **context})
 
 
 def _back(back: str, **query: str) -> RedirectResponse:
+    """Redirect to ``back`` with a message (``msg=`` or ``error=``), signed for :func:`_page`."""
+    query["sig"] = _message_sig(query.get("msg", ""), query.get("error", ""))
     sep = "&" if "?" in back else "?"
     return RedirectResponse(f"{back}{sep}{urlencode(query, quote_via=quote)}", status_code=303)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies get the ``Secure`` flag: the setting, else on unless this is plain HTTP
+    on loopback (a browser would not send a Secure cookie back there)."""
+    configured = request.app.state.settings.secure_cookies
+    if configured is not None:
+        return bool(configured)
+    loopback = (request.url.hostname or "") in ("127.0.0.1", "::1", "localhost")
+    return request.url.scheme == "https" or not loopback
 
 
 def _act(request: Request, back: str, action: Callable[[Any], str]) -> Response:
@@ -83,7 +107,7 @@ def _public_form(request: Request, template: str, cookie: str, path: str) -> HTM
     csrf = secrets.token_urlsafe(24)
     response = _page(request, template, None, form_csrf=csrf, ranks=list(RANKS))
     response.set_cookie(cookie, csrf, httponly=True, samesite="strict", max_age=3600, path=path,
-                        secure=request.app.state.settings.secure_cookies)
+                        secure=secure_cookies(request))
     return response
 
 
@@ -105,7 +129,7 @@ def login(request: Request, name: str = Form(max_length=120), password: str = Fo
     actor, row, user = auth.login(request, name, password, "session")
     response = RedirectResponse(HOME[Role(user.role)], status_code=303)
     response.set_cookie(auth.SESSION_COOKIE, actor.token, httponly=True, samesite="strict",
-                        secure=request.app.state.settings.secure_cookies,
+                        secure=secure_cookies(request),
                         max_age=int((row.expires_at - row.created_at).total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response

@@ -16,7 +16,9 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest image upload accepted")
     login_attempts: int = Field(5, gt=0, description="failed logins allowed per client and per user name...")
     login_window_seconds: float = Field(300, gt=0, description="...within this many seconds")
-    secure_cookies: bool = Field(False, description="send cookies only over HTTPS (set behind a TLS proxy)")
+    secure_cookies: bool | None = Field(
+        None, description="send cookies only over HTTPS; by default on, except when the console is reached on "
+                          "loopback (127.0.0.1, ::1, localhost) over plain HTTP")
     complaints: str = Field(
         "Write to the data protection officer of the operator, or complain to the Information Commissioner's "
         "Office (ico.org.uk/make-a-complaint).", description="how the public can complain (transparency page)")

@@ -51,16 +51,33 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` (refused if shorter than :data:`MIN_PASSWORD`)."""
+MIN_STRENGTH = 3  # zxcvbn's score (0-4): 3 = "safely unguessable", about 10^8 guesses or more
+
+
+def check_strength(password: str, context: tuple[str, ...] = ()) -> None:
+    """Refuse a password shorter than :data:`MIN_PASSWORD` characters or weaker than
+    :data:`MIN_STRENGTH` by zxcvbn's estimate (common passwords, keyboard patterns, dates,
+    names, and anything built on ``context``: the user's name and organisation)."""
     if len(password) < MIN_PASSWORD:
         raise InputError(f"a password needs at least {MIN_PASSWORD} characters")
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(password[:100], user_inputs=[c for c in context if c])
+    if result["score"] < MIN_STRENGTH:
+        hint = result["feedback"].get("warning") or "it is too easy to guess"
+        raise InputError(f"password too weak: {hint.rstrip('.')}; use a few unrelated words")
+
+
+def hash_password(password: str, context: tuple[str, ...] = ()) -> str:
+    """An argon2id hash of ``password``, if it passes :func:`check_strength`."""
+    check_strength(password, context)
     return _hasher.hash(password)
 
 
 def store_password(session: Session, user: User, password: str, at: datetime) -> None:
     """Set ``user``'s password (callers check who may, and audit it)."""
-    digest = hash_password(password)
+    org = user.org.name if getattr(user, "org", None) is not None else ""
+    digest = hash_password(password, (user.name, org, *org.split(), org.replace(" ", "")))
     row = session.get(Credential, user.id)
     if row is None:
         session.add(Credential(user_id=user.id, password_hash=digest, updated_at=at))
