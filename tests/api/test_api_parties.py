@@ -591,3 +591,31 @@ def test_a_reviewer_of_another_organisation_sees_none_of_its_alerts(kent: Site) 
         with site.client(name) as c:
             assert c.get(f"/api/alerts/{stored}").status_code == 200
             assert announced in {a["id"] for a in c.get("/api/alerts").json()}
+
+
+def test_the_officer_sees_every_fact_they_authorise(site: Site) -> None:
+    """The deployment as the API and the console show it carries what the officer signs off:
+    cameras, watchlist (size, categories, criteria), DPIA, necessity, threshold and its basis,
+    confirmations; agreements awaiting approval show categories, under-18 and the supplier."""
+    with site.client("officer") as c:
+        (dep,) = [d for d in c.get("/api/deployments").json() if d["id"] == site.deployment_id]
+    assert dep["necessity"].startswith("Serious offences") and dep["dpia_ref"]
+    assert [cam["name"] for cam in dep["cameras"]] == ["north-gate"] and dep["cameras"][0]["location"]
+    wl = dep["watchlist"]
+    assert wl["name"] == "wanted" and wl["criteria"] == "warrant" and wl["entries"] == 2 and wl["categories"] == {"wanted": 2}
+    assert dep["threshold_basis"] == "set by hand (no calibration)" and dep["confirmations_required"] == 2
+    with site.client("met") as c:
+        r = c.post("/api/agreements", json=agreement_body(ESTATE, 900) | {"allowed_categories": ["wanted", "missing"]})
+        assert r.status_code == 201, r.text
+        draft = r.json()["id"]
+    with browser(site, "officer") as (c, _):
+        page = c.get("/console/officer").text
+    assert f'data-agreement="{draft}"' in page, page[page.find("Agreements awaiting"):][:1500]
+    row = page[page.index(f'data-agreement="{draft}"'):]
+    row = row[:row.index("</tr>")]
+    assert "wanted, missing" in row and ">no<" in row and ">met<" in row  # categories, under-18, supplier
+    with browser(site, "admin") as (c, _):
+        page = c.get("/console/admin").text
+    assert "What is authorised" in page and "Serious offences in the area" in page and "north-gate (" in page
+    with site.client("met") as c:  # the shared site: leave no draft behind
+        assert c.post(f"/api/agreements/{draft}/end", json={"reason": "test over"}).status_code == 200

@@ -139,6 +139,7 @@ class AgreementOut(_Out):
     allow_under_18: bool
     status: str
     supplier_id: int = Field(description="the supplier (a user of the force) who offered it")
+    supplier_name: str = Field("", description="that supplier's user name")
 
 
 class SharedImageOut(_Out):
@@ -224,16 +225,40 @@ class ThresholdIn(_In):
     threshold: float = Field(gt=0, le=1)
 
 
+class CameraBriefOut(_Out):
+    id: int
+    name: str
+    location: str
+    zone: str
+
+
+class WatchlistBriefOut(_Out):
+    id: int
+    name: str
+    criteria: str = Field(description="who may be put on it")
+    entries: int = Field(description="entries on it now")
+    size_cap: int
+    categories: dict[str, int] = Field(description="entries per sharing category")
+    under_18: int = Field(description="entries flagged as under 18")
+
+
 class DeploymentOut(_Out):
+    """Everything an officer authorises, and what happened since."""
+
     id: int
     kind: DeploymentKind
     organisation: str = Field(description="the operator organisation that runs it")
     purpose: str
+    necessity: str = Field("", description="the necessity and proportionality statement")
     watchlist_id: int
+    watchlist: WatchlistBriefOut | None = None
     camera_ids: list[int]
+    cameras: list[CameraBriefOut] = Field(default_factory=list)
     start: datetime
     end: datetime
     threshold: float
+    threshold_basis: str = Field("", description="where the threshold comes from")
+    model_id: str | None = Field(None, description="the face model (frozen at authorisation)")
     dpia_ref: str
     status: str
     confirmations_required: int

@@ -60,12 +60,40 @@ def _org_name(dep: Deployment) -> str:
     return org.name if org is not None else ""
 
 
+def _watchlist_brief(dep: Deployment) -> defs.WatchlistBriefOut | None:
+    wl = dep.watchlist
+    session = object_session(dep)
+    if wl is None or session is None:
+        return None
+    live = session.execute(select(WatchlistEntry).where(WatchlistEntry.watchlist_id == wl.id,
+                                                        WatchlistEntry.removed_at.is_(None))).scalars().all()
+    categories: dict[str, int] = {}
+    for e in live:
+        categories[e.shared_image.category] = categories.get(e.shared_image.category, 0) + 1
+    return defs.WatchlistBriefOut(id=wl.id, name=wl.name, criteria=wl.criteria, entries=len(live), size_cap=wl.size_cap,
+                                  categories=categories, under_18=sum(1 for e in live if e.under_18))
+
+
+def threshold_basis(dep: Deployment) -> str:
+    """Where a deployment's threshold comes from, in words."""
+    calibration = dep.calibration or {}
+    if dep.target_false_alert_rate is not None:
+        cohort = calibration.get("cohort") or calibration.get("source") or "the configured cohort"
+        return (f"calibrated for {dep.target_false_alert_rate:g} false alerts per passer-by on no list "
+                f"({cohort})")
+    return "set by hand (no calibration)"
+
+
 def deployment_out(dep: Deployment) -> defs.DeploymentOut:
-    """A deployment for staff."""
+    """A deployment for staff: every fact an officer authorises."""
     return defs.DeploymentOut(
-        id=dep.id, kind=dep.kind, organisation=_org_name(dep), purpose=dep.purpose, watchlist_id=dep.watchlist_id,
-        camera_ids=[c.id for c in dep.cameras], start=dep.start, end=dep.end, threshold=dep.threshold,
-        dpia_ref=dep.dpia_ref, status=dep.status, confirmations_required=dep.confirmations_required,
+        id=dep.id, kind=dep.kind, organisation=_org_name(dep), purpose=dep.purpose, necessity=dep.necessity,
+        watchlist_id=dep.watchlist_id, watchlist=_watchlist_brief(dep),
+        camera_ids=[c.id for c in dep.cameras],
+        cameras=[defs.CameraBriefOut.model_validate(c) for c in dep.cameras],
+        start=dep.start, end=dep.end, threshold=dep.threshold, threshold_basis=threshold_basis(dep),
+        model_id=dep.model_id, dpia_ref=dep.dpia_ref, status=dep.status,
+        confirmations_required=dep.confirmations_required,
         police_review_required=dep.police_review_required, snapshot_hash=dep.snapshot_hash,
         snapshot_size=dep.snapshot_size)
 

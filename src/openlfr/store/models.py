@@ -117,7 +117,7 @@ class Agreement(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    supplier: Mapped[User] = relationship(foreign_keys=[supplier_id])
+    supplier: Mapped[User] = relationship(foreign_keys=[supplier_id], lazy="joined")
     supplier_org: Mapped[Organisation] = relationship(foreign_keys=[supplier_org_id], lazy="joined")
     operator_org: Mapped[Organisation] = relationship(foreign_keys=[operator_org_id], lazy="joined")
 
@@ -130,6 +130,11 @@ class Agreement(Base):
     def force(self) -> str:
         """The supplying force's name."""
         return self.supplier_org.name if self.supplier_org is not None else ""
+
+    @property
+    def supplier_name(self) -> str:
+        """The supplier (a user of the force) who offered it."""
+        return self.supplier.name if self.supplier is not None else ""
 
 
 class SharedImage(Base):
