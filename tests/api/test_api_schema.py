@@ -1,4 +1,5 @@
-"""Schemathesis against the served OpenAPI schema: generated requests never get a 5xx.
+"""Schemathesis against the served OpenAPI schema: generated requests never get a 5xx, and
+every answer (status code, content type, body) is one the schema documents.
 
 Runs on its own store and server (generated requests end deployments, add cameras, ...),
 each operation called with a token of a role allowed to use it, so requests reach the
@@ -17,6 +18,9 @@ from openlfr.api import ApiSettings, create_app
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e .[test])")
 from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance, response_schema_conformance, status_code_conformance,
+)
 
 EXAMPLES = 12
 # endpoints that cannot be fuzzed meaningfully: an endless stream, and one that revokes the caller
@@ -69,3 +73,6 @@ def test_no_server_errors(case, fuzz_site) -> None:  # type: ignore[no-untyped-d
     user = _user_for(case.method.upper(), case.operation.path)
     response = case.call(base_url=url, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=10)
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    # every answer, errors included, is one the schema documents, in the documented shape
+    case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
+                                             response_schema_conformance])

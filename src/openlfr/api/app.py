@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openlfr.api import defs
 from openlfr.api.auth import LoginLimiter
 from openlfr.api.settings import ApiSettings
 from openlfr.errors import ImageTooLarge, InputError, NotFoundError, OpenLFRError, UnsupportedImage
@@ -134,7 +135,7 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     from openlfr.api import console
 
     for module in (auth, governance, alerts, audit, public):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=defs.ERROR_RESPONSES)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     return app

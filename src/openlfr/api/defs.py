@@ -8,7 +8,7 @@ response, so no database row is ever serialised as is.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -390,6 +390,28 @@ class TransparencyOut(_Out):
     deployments: list[PublicDeployment]
     organisations: list[OrganisationOut] = Field(
         default_factory=list, description="every party registered on this installation")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: one line saying why."""
+
+    detail: str
+
+
+#: the errors any API operation may answer with (documented on every route of the JSON API)
+# errors are JSON even on routes that answer HTML (FastAPI would document the route's own type)
+_JSON: dict[str, Any] = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, **_JSON, "description": "a body that cannot be parsed (not JSON, or a broken form)"},
+    401: {"model": ErrorOut, **_JSON, "description": "not logged in, or the session or token expired or was revoked"},
+    403: {"model": ErrorOut, **_JSON, "description": "wrong role or organisation, rank too low, or CSRF token missing"},
+    404: {"model": ErrorOut, **_JSON, "description": "no such object"},
+    409: {"model": ErrorOut, **_JSON, "description": "a governance rule refuses it, or a duplicate"},
+    413: {"model": ErrorOut, **_JSON, "description": "request body or image too large"},
+    415: {"model": ErrorOut, **_JSON, "description": "not a JPEG or PNG image"},
+    422: {"model": ErrorOut, **_JSON, "description": "invalid input (one line naming the field)"},
+    429: {"model": ErrorOut, **_JSON, "description": "too many failed attempts: see Retry-After"},
+}
 
 
 class HealthOut(_Out):

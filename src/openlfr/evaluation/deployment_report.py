@@ -36,9 +36,9 @@ class DeploymentEffectiveness:
     unreviewed: int
     false_alerts_per_1000_faces: float | None
     precision: float | None  # verified true / (verified true + verified false)
-    precision_ci95: tuple[float, float]
+    precision_ci95: list[float | None]  # [low, high] (null with nothing to count); a list: tuples give an invalid JSON Schema
     observed_false_alert_rate: float | None
-    observed_false_alert_rate_ci95: tuple[float, float]
+    observed_false_alert_rate_ci95: list[float | None]  # [low, high]
     observed_false_alert_rate_upper_bound: float | None  # unsure and unreviewed counted as false
     predicted_vs_observed: str
     face_model: str | None = None  # the model id of the frozen templates (the threshold's scale)
@@ -92,9 +92,9 @@ def summarise(
         unreviewed=n,
         false_alerts_per_1000_faces=1000.0 * f / faces_seen if faces_seen else None,
         precision=t / (t + f) if t + f else None,
-        precision_ci95=wilson(t, t + f),
+        precision_ci95=list(wilson(t, t + f)),
         observed_false_alert_rate=observed,
-        observed_false_alert_rate_ci95=wilson(f, faces_seen),
+        observed_false_alert_rate_ci95=list(wilson(f, faces_seen)),
         observed_false_alert_rate_upper_bound=upper,
         predicted_vs_observed=verdict,
     )
