@@ -143,3 +143,33 @@ def test_matching_stops_when_the_deployment_ends_mid_run(tmp_path: Path, video_d
         assert not ctx.session.execute(select(Alert)).scalars().all()
         refused = ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "deployment.watchlist.refused")).scalars().all()
         assert refused  # the refusal is on the audit record
+
+
+def test_a_suspended_agreement_stops_matching_within_seconds(tmp_path: Path, video_dir: Path) -> None:
+    """The force suspends the agreement while the camera runs: within ``agreement_check_s``
+    (2 s) of video the pipeline holds none of its images any more (here: all of them, so it
+    stops), the refusal is audited, and no alert is raised after the suspension."""
+    from openlfr.audit.chain import load_records
+    from openlfr.governance import agreements
+    from openlfr.store.models import Agreement
+
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"])
+    pipe = CameraPipeline(gov, dep, cam)
+    pipe.start()
+    suspended_at = None
+    with pytest.raises(DeploymentNotLive, match="no longer in force"):
+        for frame in VideoFileSource(video_dir / CLIP):
+            if suspended_at is None and frame.time >= 0.5:
+                met = token_for(gov, "met")
+                with gov.transaction() as ctx:
+                    (ag,) = ctx.session.execute(select(Agreement.id)).scalars().all()
+                    agreements.suspend(ctx, met, ag, "complaint received")
+                suspended_at = frame.time
+            pipe.process(frame)
+            last = frame.time
+    assert suspended_at is not None and last - suspended_at <= 2.0 + 0.3, (suspended_at, last)
+    with gov.transaction() as ctx:
+        refused = [r for r in load_records(ctx.session) if r.action == "deployment.watchlist.refused"]
+    assert refused and "no longer in force" in refused[-1].details

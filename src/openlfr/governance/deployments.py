@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ class LiveWatchlist:
     snapshot_hash: str
     valid_until: datetime
     model_id: str  # the face model of the templates: probes must come from the same one
+    agreement_ids: list[int] = field(default_factory=list)  # the agreements its images were shared under
 
 
 def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
@@ -328,6 +329,7 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
         snapshot_hash=dep.snapshot_hash or "", valid_until=dep.end,
         # snapshots frozen before templates knew their model were all the dlib ResNet's
         model_id=doc.get("model_id", DLIB_RESNET_ID),
+        agreement_ids=sorted({int(i["agreement_id"]) for i in items}),
     )
 
 

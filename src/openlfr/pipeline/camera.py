@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import cv2
@@ -29,7 +29,7 @@ from openlfr.face.detectors import make_detector
 from openlfr.face.registry import ARCFACE5, check_same_model, registry
 from openlfr.face.types import Box, Detection, Detector
 from openlfr.governance import Ctx, Governance, RuleViolation
-from openlfr.governance.deployments import LiveWatchlist, live_watchlist
+from openlfr.governance.deployments import LiveWatchlist, agreements_out_of_force, live_watchlist
 from openlfr.matching.similarity import to_template
 from openlfr.pipeline.events import AlertEvent, StatusEvent
 from openlfr.pipeline.records import (
@@ -144,6 +144,7 @@ class CameraPipeline:
         self._interval_start: datetime | None = None
         self._last_checkpoint: datetime | None = None
         self._watchlist_checked: datetime | None = None
+        self._agreements_checked: datetime = datetime.min.replace(tzinfo=UTC)
         self._last_frame_index = 0
         self._last_wall: datetime | None = None
 
@@ -169,7 +170,7 @@ class CameraPipeline:
             raise DeploymentNotLive(str(err)) from err
         # probes are matched only against templates of the same face model
         check_same_model(self.analyzer.model_id, self.watchlist.model_id, f"deployment {self.deployment_id}'s watchlist")
-        self._watchlist_checked = at
+        self._watchlist_checked = self._agreements_checked = at
 
     def finish(self, finished_source: bool = False) -> None:
         """End every track, write the last counters (and the final position of a recording)."""
@@ -234,6 +235,11 @@ class CameraPipeline:
         t_start = self._t_frame_start = time.perf_counter()
         if self._watchlist_checked is None or (at - self._watchlist_checked).total_seconds() >= self.settings.watchlist_refresh_s:
             self._refresh_watchlist(at)
+        elif (at - self._agreements_checked).total_seconds() >= self.settings.agreement_check_s:
+            self._agreements_checked = at
+            if self.watchlist is not None and self.gov.run(lambda ctx: agreements_out_of_force(
+                    ctx, set(self.watchlist.agreement_ids), ctx.now())):
+                self._refresh_watchlist(at)  # drops their images (audited), or stops with none left
         self.counters.frames_analysed += 1
         self.stats.analysed += 1
         image = frame.image

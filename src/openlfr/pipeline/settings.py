@@ -38,6 +38,9 @@ class CameraSettings(BaseModel):
     counters_interval_s: float = Field(60.0, gt=0, description="counters are written (and audited) this often")
     checkpoint_every_s: float = Field(5.0, gt=0, description="recorded sources save their position this often")
     watchlist_refresh_s: float = Field(30.0, gt=0, description="re-check the deployment is live this often")
+    agreement_check_s: float = Field(
+        2.0, gt=0, description="check this often that the agreements behind the watchlist are still in force "
+                               "(a suspended or ended one's images leave the watchlist at once)")
 
     @field_validator("roi")
     @classmethod
