@@ -446,8 +446,10 @@ def watchlist_retemplate(watchlist_id: int) -> None:
     from the encrypted shared images; audited per image. Frozen snapshots keep theirs."""
     from openlfr.governance import watchlists
 
-    with _as_user("watchlist.retemplate", with_templates=True) as (ctx, me):
-        done = watchlists.retemplate(ctx, me, watchlist_id)
+    with _acting("watchlist.retemplate", True) as (gov, me):
+        prepared = watchlists.prepare_retemplate(gov, me, watchlist_id)  # the face model runs with no lock held
+        with gov.transaction() as ctx:
+            done = watchlists.retemplate(ctx, me, watchlist_id, prepared)
         typer.echo(f"watchlist {watchlist_id}: {done['retemplated']} template(s) re-made, "
                    f"{done['unchanged']} already of this model")
 

@@ -116,3 +116,39 @@ def test_the_floor_follows_the_watchlist_size() -> None:
         assert all(f is not None for f in floors), name
         assert floors == sorted(floors), (name, floors)  # a larger watchlist needs a stricter threshold
         assert entry.threshold_at_fpir(1, 1e-4) > entry.threshold_at_fpir(1, 1e-2)
+
+
+def test_retemplating_runs_the_face_model_with_no_lock_held(estate: Estate) -> None:
+    """Through ``prepare_retemplate`` (what the API and the CLI do) every template is made while
+    another writer can still commit; made inside the transaction (the fallback), none is."""
+    import threading
+
+    ag = estate.agreement()
+    wl = estate.watchlist([estate.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(2)])
+    writable: list[bool] = []
+
+    def probing_template(image: bytes) -> tuple[np.ndarray, float, str]:
+        # can another writer commit now? (a thread, so it uses its own connection)
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                with estate.gov.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                with estate.gov.transaction() as ctx:
+                    ctx.audit("probe", "test.probe", "store", "-")
+                done.set()
+            except Exception:  # noqa: BLE001 - a lock timeout means "held"
+                pass
+
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        writable.append(done.wait(2.0))
+        return other_template(image)
+
+    estate.gov.template_fn = probing_template
+    prepared = watchlists.prepare_retemplate(estate.gov, estate.admin, wl)
+    assert writable == [True, True]
+    with estate.gov.transaction() as ctx:
+        assert watchlists.retemplate(ctx, estate.admin, wl, prepared) == {"retemplated": 2, "unchanged": 0}
+    assert writable == [True, True]  # the prepared templates were used: the model did not run again

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy import func, select
 
 from openlfr.errors import InputError
-from openlfr.governance.context import Ctx
+from openlfr.governance.context import Ctx, Governance
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
 from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
-from openlfr.governance.sharing import check_sharing_allowed, make_template
+from openlfr.governance.sharing import check_sharing_allowed, checked_template, make_template
 from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
 
 
@@ -114,23 +115,50 @@ def list_watchlists(ctx: Ctx, actor: Actor) -> list[Watchlist]:
     return list(ctx.session.execute(query).scalars())
 
 
-def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int) -> dict[str, int]:
+#: image id -> (template, quality, model id, the image blob it was made from)
+Retemplates = dict[int, tuple[Any, float, str, str]]
+
+
+def _retemplate_target(ctx: Ctx, actor: Actor, watchlist_id: int) -> Watchlist:
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.retemplate", "watchlist", watchlist_id)
+    watchlist = ctx.get(Watchlist, watchlist_id, "watchlist")
+    ctx.require_member(user, watchlist.organisation_id, f"re-template watchlist {watchlist_id}")
+    return watchlist
+
+
+def prepare_retemplate(gov: Governance, actor: Actor, watchlist_id: int) -> Retemplates:
+    """The slow half of :func:`retemplate`, outside any long transaction: the images are read
+    (after the same checks, in a short transaction), then templated with no lock held."""
+    with gov.transaction() as ctx:
+        watchlist = _retemplate_target(ctx, actor, watchlist_id)
+        images = [(e.shared_image.id, e.shared_image.image_blob, ctx.blobs.get(e.shared_image.image_blob))
+                  for e in active_entries(ctx, watchlist.id) if e.shared_image.image_blob is not None]
+    if gov.template_fn is None:
+        raise RuleViolation("no template function was given: cannot turn the images into templates")
+    return {image_id: (*checked_template(gov.template_fn(data)), blob) for image_id, blob, data in images}
+
+
+def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int, prepared: Retemplates | None = None) -> dict[str, int]:
     """Re-make, with the configured face model, the template of every image on a watchlist
     (an operator admin of its organisation), from the encrypted shared images themselves.
 
     Images already templated by that model are left alone; each one re-made is audited with
     its old and new model. Snapshots frozen earlier keep their own templates (and model).
+    ``prepared`` (:func:`prepare_retemplate`) holds templates made outside the transaction;
+    any image it lacks, or whose file changed since, is templated here.
     Returns {"retemplated": n, "unchanged": m}."""
-    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.retemplate", "watchlist", watchlist_id)
-    watchlist = ctx.get(Watchlist, watchlist_id, "watchlist")
-    ctx.require_member(user, watchlist.organisation_id, f"re-template watchlist {watchlist_id}")
+    watchlist = _retemplate_target(ctx, actor, watchlist_id)
     done = same = 0
     model = ""
     for entry in active_entries(ctx, watchlist.id):
         image = entry.shared_image
         if image.image_blob is None or image.template_blob is None:
             raise RuleViolation(f"entry {entry.id}'s image {image.id} has been deleted: remove the entry first")
-        vec, quality, model = make_template(ctx, ctx.blobs.get(image.image_blob))
+        ready = (prepared or {}).get(image.id)
+        if ready is not None and ready[3] == image.image_blob:
+            vec, quality, model = ready[0], ready[1], ready[2]
+        else:
+            vec, quality, model = make_template(ctx, ctx.blobs.get(image.image_blob))
         if image.template_model == model:
             same += 1
             continue

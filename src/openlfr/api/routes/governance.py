@@ -157,9 +157,11 @@ def add_entry(watchlist_id: defs.Id, body: defs.EntryIn, request: Request,
 @router.post("/watchlists/{watchlist_id}/retemplate", response_model=defs.RetemplateOut, tags=["watchlists"])
 def retemplate_watchlist(watchlist_id: defs.Id, request: Request,
                          me: Principal = Depends(require(OPS))) -> defs.RetemplateOut:
-    """Re-make every template on the watchlist with the server's face model (audited per image)."""
+    """Re-make every template on the watchlist with the server's face model (audited per image);
+    the model runs before the transaction, so no lock is held while it does."""
+    prepared = watchlists.prepare_retemplate(request.app.state.gov, me.actor, watchlist_id)
     with tx(request) as ctx:
-        return defs.RetemplateOut(**watchlists.retemplate(ctx, me.actor, watchlist_id))
+        return defs.RetemplateOut(**watchlists.retemplate(ctx, me.actor, watchlist_id, prepared))
 
 
 @router.post("/watchlist-entries/{entry_id}/remove", response_model=defs.EntryOut, tags=["watchlists"])
