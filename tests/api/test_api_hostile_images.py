@@ -61,6 +61,7 @@ def _watch(url: str) -> Iterator[dict[str, float]]:
     """While the block runs: the largest resident-memory growth of this process (the server runs
     in it) and the slowest ``/health`` answer, polled every 20 ms."""
     seen = {"rss_growth": 0.0, "health_max_s": 0.0, "health_calls": 0}
+    httpx.get(f"{url}/health", timeout=5)  # warm: the first call opens connections
     base = _rss()
     stop = threading.Event()
 

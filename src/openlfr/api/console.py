@@ -24,7 +24,7 @@ from openlfr import audit
 from openlfr.api import auth, defs, upload, views
 from openlfr.api.app import WEB
 from openlfr.api.auth import Principal, require
-from openlfr.api.deps import tx
+from openlfr.api.deps import reading, tx
 from openlfr.errors import OpenLFRError
 from openlfr.governance import Ctx, OrgKind, PermissionDenied, Role, parse, reviews
 from openlfr.governance import agreements, cameras, central, deployments, organisations, sharing, users, watchlists
@@ -186,7 +186,7 @@ def console_home(me: Principal = Depends(require())) -> Response:
 # --- an organisation's admin: its users -----------------------------------------------------
 @router.get("/console/users", response_class=HTMLResponse)
 def users_page(request: Request, me: Principal = Depends(require(Role.ADMIN))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         rows = users.list_users(ctx, me.actor)
     roles = sorted(r.value for r in ROLES_BY_KIND[me.org_kind]) if me.org_kind else []
     police = me.org_kind is OrgKind.POLICE_FORCE
@@ -232,7 +232,7 @@ def user_password(request: Request, name: str = Form(max_length=120), password: 
 # --- reviewer -----------------------------------------------------------------------------
 @router.get("/console/reviewer", response_class=HTMLResponse)
 def reviewer(request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         alerts = views.list_alerts(ctx, ctx.require(me.actor, {Role.REVIEWER}, "alert.list"))
     return _page(request, "reviewer.html", me, alerts=alerts)
 
@@ -261,7 +261,7 @@ def alert_review(alert_id: defs.Id, request: Request, decision: str = Form(max_l
 # --- operator admin -----------------------------------------------------------------------
 @router.get("/console/admin", response_class=HTMLResponse)
 def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         cams = [(c, cameras.current_signage(ctx, c.id, ctx.now().date())) for c in cameras.list_cameras(ctx, me.actor)]
         wls = [(w, len(watchlists.active_entries(ctx, w.id))) for w in watchlists.list_watchlists(ctx, me.actor)]
         deps = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
@@ -355,7 +355,7 @@ def deployment_request(request: Request, purpose: str = Form(max_length=2000), w
 # --- authorising officer ------------------------------------------------------------------
 @router.get("/console/officer", response_class=HTMLResponse)
 def officer(request: Request, me: Principal = Depends(require(Role.AUTHORISING_OFFICER))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         drafts = [a for a in agreements.list_agreements(ctx, me.actor) if a.status == "draft"]
         outs = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor) if d.status == "requested"]
     return _page(request, "officer.html", me, agreements=drafts, deployments=outs, verbs=_verbs(me.role),
@@ -372,7 +372,7 @@ def agreement_approve(agreement_id: defs.Id, request: Request,
 # --- supplier -----------------------------------------------------------------------------
 @router.get("/console/supplier", response_class=HTMLResponse)
 def supplier(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         own = agreements.list_agreements(ctx, me.actor)
         active = [a for a in own if a.status == "active"]
         ledger = sharing.force_ledger(ctx, me.actor)
@@ -413,14 +413,14 @@ def force_page(request: Request, force: str = Query("", max_length=200),
     every image with its uses, the deployments and alerts that used them."""
     view, error = None, ""
     try:
-        with tx(request) as ctx:
+        with reading(request) as ctx:
             found = central.force_view(ctx, me.actor, force or None)
             view = views.force_out(found)
     except OpenLFRError as err:
         error = str(err)
     forces = []
     if me.org_kind is OrgKind.OVERSIGHT_BODY:
-        with tx(request) as ctx:
+        with reading(request) as ctx:
             forces = [o.name for o in organisations.list_organisations(ctx) if o.kind == OrgKind.POLICE_FORCE.value]
     return _page(request, "force.html", me, view=view, forces=forces, force=force, page_error=error)
 
@@ -428,7 +428,7 @@ def force_page(request: Request, force: str = Query("", max_length=200),
 # --- auditor ------------------------------------------------------------------------------
 @router.get("/console/auditor", response_class=HTMLResponse)
 def auditor(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         rows = list(ctx.session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(200)).scalars())
     return _page(request, "auditor.html", me, events=rows, police=me.org_kind is OrgKind.POLICE_FORCE,
                  oversight=me.org_kind is OrgKind.OVERSIGHT_BODY)
@@ -447,6 +447,6 @@ def audit_verify(request: Request, me: Principal = Depends(require(Role.AUDITOR)
 # --- public -------------------------------------------------------------------------------
 @router.get("/transparency", response_class=HTMLResponse)
 def transparency(request: Request) -> HTMLResponse:
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         record = views.transparency(ctx, request.app.state.settings.complaints)
     return _page(request, "transparency.html", None, record=record)

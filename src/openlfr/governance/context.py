@@ -221,8 +221,17 @@ class Governance:
         ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn)
         try:
             yield ctx
+        except OpenLFRError as err:
+            if ctx.attempt is not None:  # refusals are audited, as in a transaction
+                session.rollback()
+                try:
+                    self._audit_refusal(ctx.attempt, str(err))
+                except Exception:  # never hide the refusal itself behind a logging failure
+                    log.exception("could not record the refusal of %s in the audit log", ctx.attempt[1])
+            raise
         finally:
-            session.rollback()
+            # close, not rollback: the database transaction ends (anything written is discarded)
+            # but loaded objects keep their state, so pages can be rendered from them afterwards
             session.close()
 
     def _audit_refusal(self, attempt: tuple[str, str, str, str], reason: str) -> None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from openlfr.api import auth, defs, views
 from openlfr.api.auth import Principal, require
-from openlfr.api.deps import tx
+from openlfr.api.deps import reading, tx
 from openlfr.governance import PermissionDenied, Role, parse
 from openlfr.governance import organisations, users
 from openlfr.governance.schemas import UserCreate
@@ -73,7 +73,7 @@ def enrol(body: defs.EnrolIn, request: Request) -> defs.UserOut:
 def list_organisations(request: Request) -> list[defs.OrganisationOut]:
     """Every registered organisation: name, kind, whether it hosts this installation, when it
     was registered and when its first admin enrolled. Public; no users."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return views.organisations(ctx)
 
 
@@ -81,7 +81,7 @@ def list_organisations(request: Request) -> list[defs.OrganisationOut]:
 @router.get("/users", response_model=list[defs.UserOut], tags=["users"])
 def list_users(request: Request, me: Principal = Depends(require(Role.ADMIN, Role.AUDITOR))) -> list[defs.UserOut]:
     """The users of the caller's organisation (an oversight body's auditors: every user)."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return [defs.UserOut.model_validate(u) for u in users.list_users(ctx, me.actor)]
 
 

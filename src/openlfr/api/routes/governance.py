@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from openlfr.api import defs, upload, views
 from openlfr.api.auth import Principal, require
-from openlfr.api.deps import tx
+from openlfr.api.deps import reading, tx
 from openlfr.governance import Role, parse
 from openlfr.governance import agreements, cameras, central, deployments, sharing, watchlists
 from openlfr.governance.schemas import (
@@ -32,7 +32,7 @@ ForceName = Query(None, max_length=200, description="the police force (oversight
 @router.get("/agreements", response_model=list[defs.AgreementOut], tags=["agreements"])
 def list_agreements(request: Request, me: Principal = Depends(require(*STAFF))) -> list[defs.AgreementOut]:
     """The agreements the caller's organisation is party to (an oversight body's auditors: all)."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return [defs.AgreementOut.model_validate(a) for a in agreements.list_agreements(ctx, me.actor)]
 
 
@@ -112,7 +112,7 @@ def ledger(request: Request, force: str | None = ForceName,
            me: Principal = Depends(require(*FORCE_VIEWERS))) -> list[defs.LedgerRowOut]:
     """Every image a police force has shared under any of its agreements, whoever in the force
     shared it, live or purged (the caller's own force; an oversight auditor names one)."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         rows = sharing.force_ledger(ctx, me.actor, force)
         return [defs.LedgerRowOut(status=r.status, **r.__dict__) for r in rows]
 
@@ -123,7 +123,7 @@ def force_view(request: Request, force: str | None = ForceName,
     """The force's central view: every agreement it is party to, every image it shared with
     the watchlists, deployments and alerts that used it, and those deployments and alerts
     (the caller's own force; an oversight auditor names one). No image bytes."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return views.force_out(central.force_view(ctx, me.actor, force))
 
 
@@ -131,7 +131,7 @@ def force_view(request: Request, force: str | None = ForceName,
 @router.get("/watchlists", response_model=list[defs.WatchlistOut], tags=["watchlists"])
 def list_watchlists(request: Request, me: Principal = Depends(require(OPS, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
     """Watchlists with their number of active entries."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap,
                                   entries=len(watchlists.active_entries(ctx, w.id)))
                 for w in watchlists.list_watchlists(ctx, me.actor)]
@@ -177,7 +177,7 @@ def remove_entry(entry_id: defs.Id, body: defs.ReasonIn, request: Request,
 def list_cameras(request: Request,
                  me: Principal = Depends(require(OPS, OFFICER, REVIEWER, AUDITOR))) -> list[defs.CameraOut]:
     """Every camera."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return [defs.CameraOut.model_validate(c) for c in cameras.list_cameras(ctx, me.actor)]
 
 
@@ -212,7 +212,7 @@ def record_signage(camera_id: defs.Id, body: defs.SignageIn, request: Request,
 def list_deployments(request: Request,
                      me: Principal = Depends(require(OPS, OFFICER, REVIEWER, AUDITOR))) -> list[defs.DeploymentOut]:
     """Every deployment."""
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         return [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
 
 
