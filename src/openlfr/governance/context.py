@@ -188,11 +188,7 @@ class Governance:
         except BaseException as err:
             session.rollback()
             blobs.rollback()
-            if isinstance(err, OpenLFRError) and ctx.attempt is not None:
-                try:
-                    self._audit_refusal(ctx.attempt, str(err))
-                except Exception:  # never hide the refusal itself behind a logging failure
-                    log.exception("could not record the refusal of %s in the audit log", ctx.attempt[1])
+            self._record_refusal(ctx, err)
             raise
         finally:
             session.close()
@@ -221,18 +217,24 @@ class Governance:
         ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn)
         try:
             yield ctx
-        except OpenLFRError as err:
-            if ctx.attempt is not None:  # refusals are audited, as in a transaction
-                session.rollback()
-                try:
-                    self._audit_refusal(ctx.attempt, str(err))
-                except Exception:  # never hide the refusal itself behind a logging failure
-                    log.exception("could not record the refusal of %s in the audit log", ctx.attempt[1])
+        except BaseException as err:
+            session.rollback()
+            self._record_refusal(ctx, err)  # refusals are audited, as in a transaction
             raise
         finally:
             # close, not rollback: the database transaction ends (anything written is discarded)
             # but loaded objects keep their state, so pages can be rendered from them afterwards
             session.close()
+
+    def _record_refusal(self, ctx: Ctx, err: BaseException) -> None:
+        """Audit a refused attempt (an openlfr error after ``ctx.attempt`` was set), in its own
+        transaction; a failure to log never hides the refusal itself."""
+        if not isinstance(err, OpenLFRError) or ctx.attempt is None:
+            return
+        try:
+            self._audit_refusal(ctx.attempt, str(err))
+        except Exception:  # noqa: BLE001
+            log.exception("could not record the refusal of %s in the audit log", ctx.attempt[1])
 
     def _audit_refusal(self, attempt: tuple[str, str, str, str], reason: str) -> None:
         actor, action, object_type, object_id = attempt
