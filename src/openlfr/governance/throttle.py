@@ -19,6 +19,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import Throttled
@@ -36,9 +38,15 @@ def reserve(ctx: Ctx, name: str, place: str, *, limit: int, window: float, max_l
     """Count one login attempt for ``name`` from ``place``, or :class:`Throttled` while locked."""
     now = ctx.now()
     key = throttle_key(name, place)
+    # make sure the row exists (concurrent first attempts must not both insert), then lock it
+    dialect = ctx.session.get_bind().dialect.name
+    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    values = {"key": key, "failures": 0, "window_start": now, "lockouts": 0, "locked_until": None}
+    if insert is not None:
+        ctx.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     row = ctx.session.execute(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).scalar_one_or_none()
-    if row is None:
-        row = LoginThrottle(key=key, failures=0, window_start=now, lockouts=0, locked_until=None)
+    if row is None:  # another database: plain insert (its own locking applies)
+        row = LoginThrottle(**values)
         ctx.session.add(row)
     if row.locked_until is not None and row.locked_until > now:
         wait = (row.locked_until - now).total_seconds()
