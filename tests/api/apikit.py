@@ -120,6 +120,17 @@ def serve(app: object) -> Iterator[str]:
         thread.join(10)
 
 
+def bearer_tokens(url: str) -> dict[str, str]:
+    """A bearer token for every user of the test store (logged in through the API)."""
+    with httpx.Client(base_url=url, timeout=10) as c:
+        out = {}
+        for name in USERS:
+            r = c.post("/api/auth/token", json={"name": name, "password": PASSWORD})
+            r.raise_for_status()
+            out[name] = r.json()["token"]
+    return out
+
+
 @dataclass
 class Site:
     """The running server and what is in its store."""

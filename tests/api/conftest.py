@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from apikit import PASSWORD, USERS, Site, build_store, make_gov, serve
+from apikit import Site, bearer_tokens, build_store, make_gov, serve
 from openlfr.api import ApiSettings, create_app
 
 
@@ -19,11 +18,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     dep, cam, entries, ag, snap = build_store(gov)
     app = create_app(gov, settings=ApiSettings(max_upload_bytes=200_000, login_attempts=1000))
     with serve(app) as url:
-        s = Site(url, gov, app, dep, cam, entries, ag, snap)
-        with httpx.Client(base_url=url, timeout=10) as c:
-            for name in USERS:
-                r = c.post("/api/auth/token", json={"name": name, "password": PASSWORD})
-                r.raise_for_status()
-                s.tokens[name] = r.json()["token"]
+        s = Site(url, gov, app, dep, cam, entries, ag, snap, bearer_tokens(url))
         yield s
     gov.close()

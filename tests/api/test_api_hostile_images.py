@@ -18,7 +18,7 @@ import cv2
 import httpx
 import pytest
 
-from apikit import KEY, PASSWORD, USERS, Site, build_store, serve
+from apikit import KEY, Site, bearer_tokens, build_store, serve
 from openlfr.api import ApiSettings, create_app
 from openlfr.governance import Governance
 
@@ -118,11 +118,7 @@ def hostile(db_url: str, tmp_path: Path, data_dir: Path) -> Iterator[tuple[Site,
     dep, cam, entries, ag, snap = build_store(gov)
     app = create_app(gov, settings=ApiSettings(max_upload_bytes=30_000_000, login_attempts=1000))
     with serve(app) as url:
-        site = Site(url, gov, app, dep, cam, entries, ag, snap)
-        with httpx.Client(base_url=url, timeout=10) as c:
-            for name in USERS:
-                site.tokens[name] = c.post("/api/auth/token", json={"name": name, "password": PASSWORD}).json()["token"]
-        yield site, templates
+        yield Site(url, gov, app, dep, cam, entries, ag, snap, bearer_tokens(url)), templates
     gov.close()
 
 

@@ -247,3 +247,25 @@ def test_weak_passwords_are_refused_at_every_door(site: Site) -> None:
         r = c.post("/api/users", json={"name": "strong-one", "role": "reviewer",
                                        "password": "lantern orbit gravel cactus"})
         assert r.status_code == 201, r.text
+
+
+def test_the_image_gate_at_the_console_door(site: Site) -> None:
+    """The console's share form refuses what the API refuses, with the same words, and stores nothing."""
+    before = _counts(site)
+    with httpx.Client(base_url=site.url, timeout=10) as c:
+        assert console_login(c, "met").status_code == 303
+        csrf = c.get("/api/auth/me").json()["csrf_token"]
+        fields = {"csrf_token": csrf, **_meta(site)}
+        for body, words in ((b"GIF89a" + bytes(100), "only JPEG or PNG"),
+                            (b"\x89PNG\r\n\x1a\n" + bytes(100), "not an image")):
+            r = c.post("/console/images", data=fields, files={"file": ("x.png", body, "image/png")},
+                       follow_redirects=True)
+            assert words in r.text, (str(r.url), [h.headers.get("location") for h in r.history])
+    assert _counts(site) == before
+
+
+def test_audit_verify_through_the_api_compares_the_store(site: Site) -> None:
+    with site.client("dpo") as c:
+        r = c.post("/api/audit/verify")
+    assert r.status_code == 200 and r.json()["ok"] is True and r.json()["store_problems"] == []
+    assert "store matches the audit log" in r.json()["detail"]

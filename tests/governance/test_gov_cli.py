@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,6 +168,15 @@ def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
     cli.login("met")
     image = tmp_path / "face.jpg"
     image.write_bytes(as_image(b"pretend jpeg"))
+    # the image gate at the CLI door: another format, a header claiming 30000x30000 pixels
+    gif = tmp_path / "face.gif"
+    gif.write_bytes(b"GIF89a" + bytes(200))
+    cli.refused(*share_args(gif), match="not a JPEG or PNG image")
+    bomb = tmp_path / "bomb.png"
+    chunks = [b"IHDR" + (30000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0]), b"IDAT" + zlib.compress(bytes(1000))]
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(
+        (len(c) - 4).to_bytes(4, "big") + c + zlib.crc32(c).to_bytes(4, "big") for c in chunks))
+    cli.refused(*share_args(bomb), match="megapixel")
     assert "image 1 shared" in cli.ok(*share_args(image))
     cli.refused(*share_args(image), match="already shared")
     cli.login("alice")

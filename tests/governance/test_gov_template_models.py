@@ -152,3 +152,29 @@ def test_retemplating_runs_the_face_model_with_no_lock_held(estate: Estate) -> N
     with estate.gov.transaction() as ctx:
         assert watchlists.retemplate(ctx, estate.admin, wl, prepared) == {"retemplated": 2, "unchanged": 0}
     assert writable == [True, True]  # the prepared templates were used: the model did not run again
+
+
+def test_prepared_images_and_templates_cannot_be_forged(estate: Estate) -> None:
+    """The Python door: share_image and retemplate accept prepared work only from the functions
+    that make it (the image gate, the configured model), not an object built by the caller."""
+    from dataclasses import replace
+
+    from openlfr.errors import InputError
+    from openlfr.governance import sharing
+    from openlfr.governance.schemas import ShareImage
+
+    from govkit import as_image
+
+    ag = estate.agreement()
+    wl = estate.watchlist([estate.share(ag, b"img-0", subject="S-0")])
+    prepared = sharing.prepare_image(estate.gov.template_fn, as_image(b"img-1"))
+    forged = replace(prepared, template=-prepared.template, seal=None)
+    data = ShareImage(agreement_id=ag, category="wanted", reason="r", subject_ref="S-1",
+                      image_date=estate.clock.now.date())
+    with pytest.raises(InputError, match="prepare_image"), estate.gov.transaction() as ctx:
+        sharing.share_image(ctx, estate.supplier, data, forged)
+    fake = watchlists.Retemplates({})
+    with pytest.raises(InputError, match="prepare_retemplate"), estate.gov.transaction() as ctx:
+        watchlists.retemplate(ctx, estate.admin, wl, fake)
+    with estate.gov.transaction() as ctx:
+        assert sharing.share_image(ctx, estate.supplier, data, prepared).id

@@ -95,13 +95,12 @@ def budget() -> DecodeBudget:
 
 @dataclass(frozen=True)
 class GatedImage:
-    """An image that passed the gate: its clean bytes, their format and size, and its pixels."""
+    """An image that passed the gate: its clean bytes, their format and size."""
 
     data: bytes  # re-encoded, metadata-free JPEG or PNG: the only bytes openlfr keeps
     format: str  # "JPEG" or "PNG"
     width: int
     height: int
-    rgb: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
 
 
 def decode(
@@ -161,16 +160,8 @@ def decode(
     return rgb, fmt
 
 
-def gate_image(
-    data: bytes,
-    *,
-    label: str = "image",
-    max_pixels: int | None = None,
-    max_bytes: int | None = None,
-) -> GatedImage:
+def gate_image(data: bytes, *, label: str = "image", max_pixels: int | None = None) -> GatedImage:
     """A JPEG or PNG checked, decoded within the budget and re-encoded clean (the module doc)."""
-    if max_bytes is not None and isinstance(data, (bytes, bytearray)) and len(data) > max_bytes:
-        raise ImageTooLarge(f"{label}: {len(data)} bytes, over the {max_bytes}-byte limit")
     rgb, fmt = decode(data, label=label, max_pixels=max_pixels)
     out = io.BytesIO()
     clean = Image.fromarray(rgb)
@@ -178,7 +169,7 @@ def gate_image(
         clean.save(out, "JPEG", quality=JPEG_QUALITY)
     else:
         clean.save(out, "PNG")
-    return GatedImage(out.getvalue(), fmt, rgb.shape[1], rgb.shape[0], rgb)
+    return GatedImage(out.getvalue(), fmt, rgb.shape[1], rgb.shape[0])
 
 
 __all__ = ["DecodeBudget", "GatedImage", "budget", "decode", "gate_image", "sniff"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
@@ -57,18 +57,23 @@ def make_template(ctx: Ctx, image: bytes) -> tuple[np.ndarray, float, str]:
     return checked_template(ctx.template_fn(image))
 
 
+#: marks a PreparedImage made by prepare_image, so that no caller can hand share_image
+#: bytes that skipped the gate, or a template of its own choosing
+_SEAL = object()
+
+
 @dataclass(frozen=True)
 class PreparedImage:
     """An image through the gate and turned into a template, before any database work."""
 
     data: bytes  # the clean re-encoded JPEG/PNG: the only bytes stored
-    sha256: str  # of ``data``
     original_sha256: str  # of the bytes the supplier sent
     template: np.ndarray
     quality: float
     model_id: str
     width: int
     height: int
+    seal: object = field(default=None, repr=False, compare=False)
 
 
 def prepare_image(template_fn: TemplateFn | None, image: bytes, label: str = "image") -> PreparedImage:
@@ -87,8 +92,8 @@ def prepare_image(template_fn: TemplateFn | None, image: bytes, label: str = "im
         raise InputError("the image is empty")
     gated = gate_image(image, label=label)
     vec, quality, model_id = checked_template(template_fn(gated.data))
-    return PreparedImage(gated.data, hashlib.sha256(gated.data).hexdigest(), hashlib.sha256(image).hexdigest(),
-                         vec, quality, model_id, gated.width, gated.height)
+    return PreparedImage(gated.data, hashlib.sha256(image).hexdigest(), vec, quality, model_id, gated.width,
+                         gated.height, seal=_SEAL)
 
 
 def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage | bytes) -> SharedImage:
@@ -114,11 +119,11 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
         raise InputError(f"image date {data.image_date} is in the future")
     if not isinstance(image, PreparedImage):
         image = prepare_image(ctx.template_fn, image)
+    if image.seal is not _SEAL:
+        raise InputError("a prepared image must come from sharing.prepare_image (the image gate)")
     if live_image_count(ctx, agreement.id) >= agreement.image_limit:
         raise RuleViolation(f"agreement {agreement.id} allows at most {agreement.image_limit} images: limit reached")
-    digest = image.sha256
-    if hashlib.sha256(image.data).hexdigest() != digest:
-        raise InputError("the prepared image does not match its digest")
+    digest = hashlib.sha256(image.data).hexdigest()
     dup = ctx.session.execute(
         select(SharedImage.id).where(SharedImage.agreement_id == agreement.id, SharedImage.sha256 == digest)
     ).scalar_one_or_none()

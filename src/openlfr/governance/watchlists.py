@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -115,8 +116,17 @@ def list_watchlists(ctx: Ctx, actor: Actor) -> list[Watchlist]:
     return list(ctx.session.execute(query).scalars())
 
 
-#: image id -> (template, quality, model id, the image blob it was made from)
-Retemplates = dict[int, tuple[Any, float, str, str]]
+#: marks templates made by prepare_retemplate (a caller cannot slip in templates of its own)
+_SEAL = object()
+
+
+@dataclass(frozen=True)
+class Retemplates:
+    """Templates made outside the transaction: image id -> (template, quality, model id, the
+    image blob it was made from)."""
+
+    templates: dict[int, tuple[Any, float, str, str]]
+    seal: object = field(default=None, repr=False, compare=False)
 
 
 def _retemplate_target(ctx: Ctx, actor: Actor, watchlist_id: int) -> Watchlist:
@@ -135,7 +145,8 @@ def prepare_retemplate(gov: Governance, actor: Actor, watchlist_id: int) -> Rete
                   for e in active_entries(ctx, watchlist.id) if e.shared_image.image_blob is not None]
     if gov.template_fn is None:
         raise RuleViolation("no template function was given: cannot turn the images into templates")
-    return {image_id: (*checked_template(gov.template_fn(data)), blob) for image_id, blob, data in images}
+    return Retemplates({image_id: (*checked_template(gov.template_fn(data)), blob) for image_id, blob, data in images},
+                       seal=_SEAL)
 
 
 def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int, prepared: Retemplates | None = None) -> dict[str, int]:
@@ -148,13 +159,15 @@ def retemplate(ctx: Ctx, actor: Actor, watchlist_id: int, prepared: Retemplates 
     any image it lacks, or whose file changed since, is templated here.
     Returns {"retemplated": n, "unchanged": m}."""
     watchlist = _retemplate_target(ctx, actor, watchlist_id)
+    if prepared is not None and prepared.seal is not _SEAL:
+        raise InputError("prepared templates must come from watchlists.prepare_retemplate")
     done = same = 0
     model = ""
     for entry in active_entries(ctx, watchlist.id):
         image = entry.shared_image
         if image.image_blob is None or image.template_blob is None:
             raise RuleViolation(f"entry {entry.id}'s image {image.id} has been deleted: remove the entry first")
-        ready = (prepared or {}).get(image.id)
+        ready = prepared.templates.get(image.id) if prepared is not None else None
         if ready is not None and ready[3] == image.image_blob:
             vec, quality, model = ready[0], ready[1], ready[2]
         else:
