@@ -47,6 +47,9 @@ class LiveWatchlist:
     valid_until: datetime
     model_id: str  # the face model of the templates: probes must come from the same one
     agreement_ids: list[int] = field(default_factory=list)  # the agreements its images were shared under
+    # the first moment one of its entries passes its review date (it must then be loaded again,
+    # which drops that entry); None when no entry is due before the deployment ends
+    next_change: datetime | None = None
 
 
 def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:

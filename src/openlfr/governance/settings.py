@@ -23,10 +23,23 @@ class Policy(BaseSettings):
     min_authorising_rank: str = Field(
         "superintendent", description="lowest police rank that may approve agreements and authorise deployments")
     min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")
+    max_deployment_hours: float = Field(72, gt=0, description="longest window a deployment may be requested for")
+    urgent_min_rank: str = Field(
+        "inspector", description="lowest police rank that may authorise a deployment by the urgency route")
+    urgent_review_hours: float = Field(
+        24, gt=0, description="an urgent authority must be reviewed by an officer of the usual rank within this; "
+        "unreviewed, the deployment ends")
+    entry_review_warning_days: int = Field(7, ge=0, description="entries this close to review are flagged to the authoriser")
+    signage_backdate_days: int = Field(
+        2, ge=0, description="a signage check may be recorded at most this many days after it was made")
+    checkpoint_interval_minutes: float = Field(
+        15, gt=0, description="the audit chain's head is signed at least this often while anything is written")
+    camera_claim_seconds: float = Field(
+        30, gt=0, description="a camera worker's claim on its camera lasts this long unless renewed")
     login_attempts: int = Field(5, gt=0, description="failed logins allowed per user name and place...")
     login_window_seconds: float = Field(300, gt=0, description="...within this many seconds; then a lockout that doubles")
 
-    @field_validator("min_authorising_rank")
+    @field_validator("min_authorising_rank", "urgent_min_rank")
     @classmethod
     def _known_rank(cls, value: str) -> str:
         from openlfr.governance.ranks import RANKS

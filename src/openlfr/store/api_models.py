@@ -50,6 +50,37 @@ class AlertReview(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class AlertOutcome(Base):
+    """What happened after a verified alert: the engagement result from a fixed list
+    (openlfr.governance.outcomes), a note and the officer who engaged. One per alert."""
+
+    __tablename__ = "alert_outcomes"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    result: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    officer: Mapped[str] = mapped_column(String(120))  # who engaged (a name or collar number)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Escalation(Base):
+    """An alert a reviewer escalated, owned by a named role of a named organisation until it
+    is resolved."""
+
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    owner_role: Mapped[str] = mapped_column(String(32))
+    owner_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)  # confirm | dismiss
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+
+
 class LoginThrottle(Base):
     """Failed logins of one user name from one place (client address, or the CLI's machine
     user): counted before the password is checked, so concurrent guesses cannot overrun the

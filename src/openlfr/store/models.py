@@ -150,6 +150,9 @@ class SharedImage(Base):
     subject_ref: Mapped[str] = mapped_column(String(120))
     image_date: Mapped[date] = mapped_column(Date)
     under_18: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the warrant or court reference a "wanted" or court-order category needs (see
+    # openlfr.governance.categories); "" for the others and for images shared before it was asked
+    warrant_ref: Mapped[str] = mapped_column(String(120), default="", server_default="")
     quality: Mapped[float] = mapped_column(Float)
     shared_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     shared_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -194,6 +197,9 @@ class Watchlist(Base):
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     criteria: Mapped[str] = mapped_column(Text)
+    # the composition criteria: the categories (openlfr.governance.categories) its entries may
+    # have; [] on watchlists made before categories were a fixed list
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     size_cap: Mapped[int] = mapped_column(Integer)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -242,6 +248,12 @@ class SignageRecord(Base):
     checked_on: Mapped[date] = mapped_column(Date)
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the deployment the check was made for (None: a check of the camera alone, made before
+    # checks were per deployment)
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), nullable=True)
+    # an optional photo of the notice, as an encrypted blob
+    photo_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 deployment_cameras = Table(
@@ -270,7 +282,23 @@ class Deployment(Base):
     threshold: Mapped[float] = mapped_column(Float)
     dpia_ref: Mapped[str] = mapped_column(String(200))
     necessity: Mapped[str] = mapped_column(Text)
-    # requested -> authorised -> live -> ended ; requested|authorised -> cancelled
+    # the structured grounds (openlfr.governance.grounds); "" / None on deployments requested
+    # before they were asked for
+    legal_basis: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    dpia_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    eia_ref: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    eia_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    proportionality: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the urgency route: authorised below the usual rank, reviewed afterwards by one of it
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    urgency_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    retro_review_due: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retro_reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    retro_reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retro_review_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # upheld | ended
+    # the watchlist's composition summary the authoriser saw, frozen with the authority
+    composition: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # requested -> authorised -> live -> ended ; requested|authorised -> cancelled ; requested -> refused
     status: Mapped[str] = mapped_column(String(16), default="requested")
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -351,6 +379,21 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the audit chain's head at a moment (see :mod:`openlfr.audit.checkpoints`):
+    once published, any rewrite of an event up to ``seq`` is detected."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[str] = mapped_column(String(40))  # the exact ISO text that was signed
+    reason: Mapped[str] = mapped_column(String(80))
+    key_id: Mapped[str] = mapped_column(String(64))  # SHA-256 (hex) of the raw Ed25519 public key
+    public_key: Mapped[str] = mapped_column(String(64))  # raw Ed25519 public key, hex
+    signature: Mapped[str] = mapped_column(String(128))  # Ed25519 signature, hex
 
 
 class AuditHead(Base):

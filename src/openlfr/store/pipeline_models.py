@@ -42,9 +42,11 @@ class PipelineCounter(Base):
     interval_end: Mapped[datetime] = mapped_column(UTCDateTime())
     frames: Mapped[int] = mapped_column(Integer, default=0)
     frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
-    faces_seen: Mapped[int] = mapped_column(Integer, default=0)
+    faces_seen: Mapped[int] = mapped_column(Integer, default=0)  # detections on analysed frames (diagnostic)
     tracks: Mapped[int] = mapped_column(Integer, default=0)
-    templates: Mapped[int] = mapped_column(Integer, default=0)
+    # people passes: tracks whose face was searched at least once
+    passes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    templates: Mapped[int] = mapped_column(Integer, default=0)  # faces searched against the watchlist
     templates_discarded: Mapped[int] = mapped_column(Integer, default=0)
     alerts: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -72,3 +74,17 @@ class CameraCheckpoint(Base):
     frame_index: Mapped[int] = mapped_column(Integer)
     finished: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CameraOwner(Base):
+    """The one worker that may process a camera now: claimed at start, renewed while it runs,
+    released at the end; a second worker is refused while the claim is fresh, so no camera is
+    analysed (and counted) twice."""
+
+    __tablename__ = "camera_owners"
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    owner: Mapped[str] = mapped_column(String(200))  # "<worker>@<host>:<pid>"
+    token: Mapped[str] = mapped_column(String(64))  # the claim's own random id (a restart is a new claim)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
