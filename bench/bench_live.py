@@ -32,8 +32,10 @@ import numpy as np
 from _common import data_dir
 
 from openlfr.errors import InputError
+from openlfr.governance.errors import RuleViolation
 from openlfr.face.analyzer import enrolment_template
 from openlfr.governance import Actor, Governance, OrgKind, Policy, Role, parse
+from openlfr.governance.grounds import LegalBasis
 from openlfr.governance import agreements, cameras, credentials, deployments, organisations, sharing, users, watchlists
 from openlfr.governance.schemas import (
     OrganisationCreate,
@@ -109,7 +111,7 @@ def live_store(root: Path, images: list[bytes], threshold: float) -> tuple[Gover
     with gov.transaction() as ctx:
         ag = agreements.create(ctx, me["met"], parse(
             AgreementCreate, operator="Estate", purpose="bench", lawful_basis="bench", valid_from=now,
-            valid_until=now + timedelta(days=2), image_limit=100, allowed_categories=["wanted"], allow_under_18=False))
+            valid_until=now + timedelta(days=2), image_limit=100, allowed_categories=["wanted_by_court"], allow_under_18=False))
         agreements.approve(ctx, me["officer"], ag.id)
         ag_id = ag.id
     shared = []
@@ -117,23 +119,29 @@ def live_store(root: Path, images: list[bytes], threshold: float) -> tuple[Gover
         try:
             with gov.transaction() as ctx:
                 shared.append(sharing.share_image(ctx, me["met"], ShareImage(
-                    agreement_id=ag_id, category="wanted", reason="bench", subject_ref=f"P-{i}",
+                    agreement_id=ag_id, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="bench",
+                    subject_ref=f"P-{i}",
                     image_date=(now - timedelta(days=1)).date()), image).id)
-        except InputError as err:  # no usable face in the crop for enrolment
+        except (InputError, RuleViolation) as err:  # no usable face in the crop, or below the quality floor
             print(f"skipped crop {i}: {err}", file=sys.stderr)
     with gov.transaction() as ctx:
-        wl = watchlists.create_watchlist(ctx, me["admin"], WatchlistCreate(name="bench", criteria="bench", size_cap=100))
+        wl = watchlists.create_watchlist(ctx, me["admin"], WatchlistCreate(
+            name="bench", criteria="bench", categories=["wanted_by_court"], size_cap=100))
         for i, image_id in enumerate(shared):
             watchlists.add_entry(ctx, me["admin"], WatchlistAdd(
                 watchlist_id=wl.id, shared_image_id=image_id, label=f"pedestrian {i}", reason="bench",
                 review_date=(now + timedelta(days=1)).date()))
         cam = cameras.add_camera(ctx, me["admin"], CameraCreate(name="street", location="bench"))
-        cameras.record_signage(ctx, me["admin"], SignageCreate(camera_id=cam.id, text="LFR", checked_on=now.date()))
         wl_id, cam_id = wl.id, cam.id
     with gov.transaction() as ctx:
         dep = deployments.request(ctx, me["admin"], parse(
             DeploymentRequest, purpose="benchmark the live pipeline", watchlist_id=wl_id, camera_ids=[cam_id], start=now,
-            end=now + timedelta(hours=2), threshold=threshold, dpia_ref="DPIA-bench", necessity="benchmark of the live pipeline on a recorded clip"))
+            end=now + timedelta(hours=2), threshold=threshold, legal_basis=LegalBasis.GDPR_UNLAWFUL_ACTS,
+            dpia_ref="DPIA-bench", dpia_date=now.date(), eia_ref="EIA-bench", eia_date=now.date(),
+            necessity="A benchmark of the live pipeline on a recorded clip, measuring its speed before real use.",
+            proportionality="Recorded public-data footage only; no live camera, and nothing is kept after the run."))
+        cameras.record_signage(ctx, me["admin"], SignageCreate(
+            camera_id=cam_id, deployment_id=dep.id, text="Live facial recognition in use", checked_on=now.date()))
         deployments.authorise(ctx, me["officer"], dep.id)
         deployments.start(ctx, me["admin"], dep.id)
         dep_id = dep.id

@@ -13,7 +13,7 @@ import re
 import stat
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -76,19 +76,25 @@ def test_nothing_biometric_in_clear_after_a_full_run(tmp_path: Path, data_dir: P
 
     out = _openlfr(env, "demo-setup", "--images", str(data_dir / "lfw"), "--count", "3")
     assert "chain OK" in out
-    shared = _openlfr(env, "share", "add", "1", str(lin), "--category", "wanted-violent", "--reason", "warrant W-77",
+    shared = _openlfr(env, "share", "add", "1", str(lin), "--category", "wanted_serious_offence",
+                      "--warrant-ref", "WA/2026/00077", "--reason", "warrant W-77",
                       "--subject", "MET-0077", "--image-date", "2026-01-05", user="met")
     image = re.search(r"image (\d+) shared", shared).group(1)
     _openlfr(env, "deployment", "watchlist-add", "1", image, "--label", "Subject 77", "--reason", "warrant W-77",
              "--review-date", "2099-01-01", user="alice")
     cam = re.search(r"camera (\d+)", _openlfr(env, "camera", "add", "stage-door", "--location", "Stage door",
                                                 "--stream", str(clip))).group(1)
-    _openlfr(env, "camera", "signage", cam, "--text", "Live facial recognition in use")
+    now = datetime.now(UTC) - timedelta(minutes=1)
     requested = _openlfr(env, "deployment", "request", "--purpose", "Locate a wanted person at the stage door",
-                         "--watchlist", "1", "--camera", cam, "--start", "2020-01-01", "--end", "2099-01-01",
-                         "--threshold", str(model_threshold()), "--dpia", "DPIA-DEMO-2",
-                         "--necessity", "A wanted person is expected at the stage door tonight.")
+                         "--watchlist", "1", "--camera", cam, "--start", now.isoformat(),
+                         "--end", (now + timedelta(hours=8)).isoformat(),
+                         "--threshold", str(model_threshold()), "--legal-basis", "ukgdpr_a6_1f_a9_2g_sch1_para10",
+                         "--dpia", "DPIA-DEMO-2", "--dpia-date", "2024-06-03", "--eia-ref", "EIA-DEMO-2",
+                         "--eia-date", "2024-06-03",
+                         "--necessity", "A person wanted for a violent offence is expected at the stage door tonight.",
+                         "--proportionality", "One camera at one door for eight hours; other faces are discarded.")
     dep = re.search(r"deployment (\d+) requested", requested).group(1)
+    _openlfr(env, "camera", "signage", cam, "--deployment", dep, "--text", "Live facial recognition in use")
     _openlfr(env, "deployment", "authorise", dep, user="supt-brown")
     _openlfr(env, "deployment", "start", dep, user="alice")
     _openlfr(env, "run", "--camera", "stage-door")

@@ -135,7 +135,8 @@ def scan(
         sys.stdout.flush()
 
     def summary(result: SearchResult) -> None:
-        counts = {"frames_analysed": result.analysed, "tracks": result.tracks, "alerts": len(result.alerts)}
+        counts = {"frames_analysed": result.analysed, "people_passes": result.passes, "tracks": result.tracks,
+                  "alerts": len(result.alerts)}
         if json_out:
             sys.stdout.write(json.dumps({"summary": {**counts, "deployment": result.grant.deployment_id,
                                                      "camera": result.grant.camera_name,
@@ -144,7 +145,7 @@ def scan(
         else:
             sys.stdout.write(f"searched {Path(video).name} in deployment {result.grant.deployment_id} "
                              f"(camera {result.grant.camera_name}): {result.analysed} frames analysed, "
-                             f"{result.tracks} people passes, {len(result.alerts)} alert(s)"
+                             f"{result.passes} people passes, {len(result.alerts)} alert(s)"
                              f"{' (stopped early)' if result.stopped else ''}\n")
         sys.stdout.flush()
 
@@ -220,9 +221,10 @@ def evaluate_lfw(
 
 def _register_extensions() -> None:
     # each command group lives beside the part of openlfr it drives
-    from openlfr import cli_api, cli_effectiveness, cli_governance, cli_keys, cli_pipeline
+    from openlfr import cli_alerts, cli_api, cli_effectiveness, cli_governance, cli_keys, cli_pipeline
 
     cli_governance.register(app)
+    cli_alerts.register(app)
     cli_keys.register(app)
     cli_pipeline.register(app)
     cli_effectiveness.register(app, evaluate_app)

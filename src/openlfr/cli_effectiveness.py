@@ -122,7 +122,7 @@ def _print_summary(result: dict) -> None:
 @_errors
 def calibrate(
     watchlist_size: Annotated[Optional[int], typer.Option(help="Number of people on the watchlist.")] = None,
-    false_alert_rate: Annotated[float, typer.Option(help="Tolerated false alerts per face seen, e.g. 0.0001.")] = 1e-4,
+    false_alert_rate: Annotated[float, typer.Option(help="Tolerated false alerts per face searched, e.g. 0.0001.")] = 1e-4,
     cohort: Annotated[Optional[Path], typer.Option(help="Faces of people NOT on the watchlist (LFW layout or flat folder).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where cohort face data is cached.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -148,7 +148,7 @@ def calibrate(
         return
     typer.echo(
         f"threshold {result.threshold:.4f} (cosine) for a watchlist of {result.watchlist_size} at "
-        f"{false_alert_rate:g} false alerts per face seen ({false_alert_rate * 10_000:g} per 10,000 faces)"
+        f"{false_alert_rate:g} false alerts per face searched ({false_alert_rate * 10_000:g} per 10,000 faces)"
     )
     if result.per_comparison_rate is not None:
         typer.echo(f"per-comparison false-match rate aimed at: {result.per_comparison_rate:.3g}")

@@ -29,6 +29,11 @@ from openlfr.cli_support import fail as _fail
 from openlfr.cli_support import new_password
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
+from openlfr.governance.grounds import LegalBasis, WatchlistCategory
+
+#: the watchlist categories, for --help
+_CATEGORIES = ", ".join(f"{c.value} ({c.rule.words}{'; needs --warrant-ref' if c.rule.needs_reference else ''})"
+                        for c in WatchlistCategory)
 
 user_app = typer.Typer(help="Users of your own organisation (its admins only).", no_args_is_help=True)
 agreement_app = typer.Typer(help="Data-sharing agreements between a police force and an operator.",
@@ -198,18 +203,17 @@ def agreement_create(
     valid_from: Annotated[str, typer.Option("--from", help="ISO date/time (UTC if no zone).")],
     valid_until: Annotated[str, typer.Option("--until", help="ISO date/time (UTC if no zone).")],
     limit: Annotated[int, typer.Option(help="Most images shared at any time.")],
-    category: Annotated[list[str], typer.Option(help="Allowed watchlist category (repeat).")],
+    category: Annotated[list[str], typer.Option(help="Allowed watchlist category (repeat): " + _CATEGORIES + ".")],
     allow_under_18: Annotated[bool, typer.Option(help="Allow images of under-18s.")] = False,
 ) -> None:
     """A supplier of a police force offers an agreement (a draft until a senior officer of the force approves it)."""
-    from openlfr.governance import agreements, parse
-    from openlfr.governance.schemas import AgreementCreate
+    from openlfr.governance import agreements
 
-    with _as_user("agreement.create") as (ctx, me):
-        data = parse(AgreementCreate, operator=operator, purpose=purpose, lawful_basis=lawful_basis,
-                     valid_from=_when(valid_from), valid_until=_when(valid_until), image_limit=limit,
-                     allowed_categories=category, allow_under_18=allow_under_18)
-        row = agreements.create(ctx, me, data)
+    with _as_user("agreement.create") as (ctx, me):  # the fields are checked after the caller: refusals audited
+        row = agreements.create_from(ctx, me, dict(
+            operator=operator, purpose=purpose, lawful_basis=lawful_basis, valid_from=_when(valid_from),
+            valid_until=_when(valid_until), image_limit=limit, allowed_categories=category,
+            allow_under_18=allow_under_18))
         typer.echo(f"agreement {row.id} created (draft)")
 
 
@@ -257,24 +261,27 @@ def agreement_list(json_out: JsonOut = False) -> None:
 @_errors
 def share_add(
     agreement_id: int, image: Path,
-    category: Annotated[str, typer.Option()],
+    category: Annotated[str, typer.Option(help="The watchlist category: " + _CATEGORIES + ".")],
     reason: Annotated[str, typer.Option(help="Why this person is shared.")],
-    subject: Annotated[str, typer.Option(help="Pseudonymous subject reference (not a name).")],
+    subject: Annotated[str, typer.Option(
+        help="Pseudonymous subject reference, a code such as MPS-2026-000123: never a name or a date of birth.")],
     image_date: Annotated[str, typer.Option(help="When the image was taken (YYYY-MM-DD).")],
+    warrant_ref: Annotated[str, typer.Option(
+        help="The warrant or court reference (required for the wanted categories and court orders).")] = "",
     under_18: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
 ) -> None:
     """Share one image under an agreement (a supplier of its force)."""
-    from openlfr.governance import parse, sharing
-    from openlfr.governance.schemas import ShareImage
+    from openlfr.governance import sharing
 
     with _acting("image.share", with_templates=True) as (gov, me):
         if not image.is_file():
             _fail(f"{image} is not a file")
-        data = parse(ShareImage, agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject,
-                     image_date=_day(image_date), under_18=under_18)
+        day = _day(image_date)
         prepared = sharing.prepare_image(gov.template_fn, image.read_bytes(), label=str(image))
-        with gov.transaction() as ctx:
-            row = sharing.share_image(ctx, me, data, prepared)
+        with gov.transaction() as ctx:  # the fields are checked after the caller: refusals audited
+            row = sharing.share_image_from(ctx, me, dict(
+                agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject, image_date=day,
+                warrant_ref=warrant_ref, under_18=under_18), prepared)
             typer.echo(f"image {row.id} shared under agreement {agreement_id} (sha256 {row.sha256[:16]}..., "
                        f"quality {row.quality:.2f})")
 
@@ -381,16 +388,28 @@ def camera_networks(networks: Annotated[list[str], typer.Argument(
 
 @camera_app.command("signage")
 @_errors
-def camera_signage(camera_id: int, text: Annotated[str, typer.Option(help="The notice's text.")],
-                   checked_on: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default today).")] = None) -> None:
-    """Record a check of the public notice at a camera."""
-    from openlfr.governance import cameras, parse
-    from openlfr.governance.schemas import SignageCreate
+def camera_signage(
+    camera_id: int,
+    text: Annotated[str, typer.Option(help="The notice's text (it must say that facial recognition is in use).")],
+    deployment: Annotated[Optional[int], typer.Option(
+        help="The deployment the check is for (a deployment starts only on checks recorded for it).")] = None,
+    checked_on: Annotated[Optional[str], typer.Option(
+        help="YYYY-MM-DD (default today; not after today, nor more than OPENLFR_SIGNAGE_BACKDATE_DAYS before).")] = None,
+    photo: Annotated[Optional[Path], typer.Option(help="A JPEG or PNG photo of the notice (stored encrypted).")] = None,
+) -> None:
+    """Record a check of the public notice at a camera, for a deployment."""
+    from openlfr.governance import cameras
 
+    if photo is not None and not photo.is_file():
+        _fail(f"{photo} is not a file")
+    raw = photo.read_bytes() if photo is not None else None
     with _as_user("signage.record") as (ctx, me):
         day = _day(checked_on) if checked_on else ctx.now().date()
-        cameras.record_signage(ctx, me, parse(SignageCreate, camera_id=camera_id, text=text, checked_on=day))
-        typer.echo(f"signage for camera {camera_id} checked on {day}")
+        row = cameras.record_signage_from(ctx, me, dict(camera_id=camera_id, text=text, checked_on=day,
+                                                        deployment_id=deployment), raw)
+        typer.echo(f"signage for camera {camera_id} checked on {day}"
+                   + (f" for deployment {deployment}" if deployment is not None else "")
+                   + (f", photo sha256 {row.photo_sha256[:16]}..." if row.photo_sha256 else ""))
 
 
 @camera_app.command("list")
@@ -413,14 +432,18 @@ def camera_list(json_out: JsonOut = False) -> None:
 @deployment_app.command("watchlist-create")
 @_errors
 def watchlist_create(name: str, criteria: Annotated[str, typer.Option(help="Inclusion criteria.")],
+                     category: Annotated[list[str], typer.Option(
+                         help="A category its entries may have (repeat; the composition criteria): "
+                              + _CATEGORIES + ".")],
                      cap: Annotated[int, typer.Option(help="Size cap.")] = 2000) -> None:
-    """Create a governed watchlist of your organisation (entries come only from images shared with it)."""
-    from openlfr.governance import parse, watchlists
-    from openlfr.governance.schemas import WatchlistCreate
+    """Create a governed watchlist of your organisation (entries come only from images shared with
+    it, of its categories)."""
+    from openlfr.governance import watchlists
 
-    with _as_user("watchlist.create") as (ctx, me):
-        data = parse(WatchlistCreate, name=name, criteria=criteria, size_cap=cap)
-        typer.echo(f"watchlist {watchlists.create_watchlist(ctx, me, data).id} {name}")
+    with _as_user("watchlist.create") as (ctx, me):  # the fields are checked after the caller: refusals audited
+        row = watchlists.create_watchlist_from(ctx, me, dict(name=name, criteria=criteria, categories=category,
+                                                             size_cap=cap))
+        typer.echo(f"watchlist {row.id} {name}")
 
 
 @deployment_app.command("watchlist-add")
@@ -461,29 +484,43 @@ def deployment_request(
     camera: Annotated[list[int], typer.Option(help="Camera id (repeat).")],
     start: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
+    legal_basis: Annotated[str, typer.Option(
+        help="The legal basis: " + "; ".join(f"{b.value} ({b.words})" for b in LegalBasis)
+             + ". A police force's must be a dpa2018_s35 one; anyone else's must not.")],
     dpia: Annotated[str, typer.Option(help="DPIA reference.")],
-    necessity: Annotated[str, typer.Option(help="Necessity and proportionality statement.")],
+    dpia_date: Annotated[str, typer.Option(help="When the DPIA was signed off (YYYY-MM-DD, not after today).")],
+    eia_ref: Annotated[str, typer.Option(help="Equality impact assessment reference.")],
+    eia_date: Annotated[str, typer.Option(help="When the equality impact assessment was signed off (YYYY-MM-DD).")],
+    necessity: Annotated[str, typer.Option(
+        help="Why it is necessary and why less intrusive means will not do (at least 10 words).")],
+    proportionality: Annotated[str, typer.Option(
+        help="Why its intrusion is proportionate to its aim (at least 10 words).")],
     threshold: Annotated[Optional[float], typer.Option(help="Similarity threshold (cosine), or give --false-alert-rate.")] = None,
     false_alert_rate: Annotated[Optional[float], typer.Option(
-        help="Tolerated false alerts per face seen: the threshold is calibrated for the watchlist's size "
+        help="Tolerated false alerts per face searched: the threshold is calibrated for the watchlist's size "
              "on the cohort in OPENLFR_CALIBRATION_COHORT.")] = None,
     confirmations: Annotated[int, typer.Option(help="Different reviewers who must confirm an alert.")] = 2,
     kind: Annotated[str, typer.Option(help="live (cameras) or retrospective (recorded footage).")] = "live",
     police_review: Annotated[bool, typer.Option(help="Only police reviewers may confirm its alerts.")] = False,
+    urgent: Annotated[bool, typer.Option(
+        help="The urgency route: an officer of OPENLFR_URGENT_MIN_RANK may authorise it; an officer of the "
+             "usual rank must review it within OPENLFR_URGENT_REVIEW_HOURS or it ends.")] = False,
+    urgency_reason: Annotated[str, typer.Option(help="Why it cannot wait (required with --urgent).")] = "",
 ) -> None:
-    """Ask for a deployment (with a threshold, or a target false-alert rate to calibrate one)."""
+    """Ask for a deployment (with a threshold, or a target false-alert rate to calibrate one),
+    with its legal basis, DPIA, equality impact assessment, necessity and proportionality."""
     from openlfr.evaluation.cohort import configured_calibrator
-    from openlfr.governance import deployments, parse
-    from openlfr.governance.schemas import DeploymentRequest
+    from openlfr.governance import deployments
 
     with _acting("deployment.request") as (gov, me):
-        data = parse(DeploymentRequest, kind=kind, purpose=purpose, watchlist_id=watchlist, camera_ids=camera,
-                     start=_when(start), end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate,
-                     dpia_ref=dpia, necessity=necessity, confirmations_required=confirmations,
-                     police_review_required=police_review)
         calibrate = configured_calibrator() if false_alert_rate is not None else None
-        with gov.transaction() as ctx:
-            dep = deployments.request(ctx, me, data, calibrate)
+        with gov.transaction() as ctx:  # the fields are checked after the caller: a refusal is audited
+            dep = deployments.request_from(ctx, me, dict(
+                kind=kind, purpose=purpose, watchlist_id=watchlist, camera_ids=camera, start=_when(start),
+                end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate,
+                legal_basis=legal_basis, dpia_ref=dpia, dpia_date=dpia_date, eia_ref=eia_ref, eia_date=eia_date,
+                necessity=necessity, proportionality=proportionality, urgent=urgent, urgency_reason=urgency_reason,
+                confirmations_required=confirmations, police_review_required=police_review), calibrate)
             how = f"calibrated threshold {dep.threshold:.4f}" if dep.calibration else f"threshold {dep.threshold}"
             typer.echo(f"deployment {dep.id} requested ({dep.kind}, {how})")
 
@@ -507,6 +544,71 @@ def deployment_authorise(
                                     threshold_reason=threshold_reason, floor_fn=floor_fn)
         typer.echo(f"deployment {dep.id} authorised; watchlist snapshot {dep.snapshot_size} entries, "
                    f"sha256 {dep.snapshot_hash}")
+        if dep.retro_review_due is not None:
+            typer.echo(f"urgent: an officer of the usual rank must review it by {dep.retro_review_due:%Y-%m-%d %H:%M} "
+                       "UTC (openlfr deployment review), or it ends")
+
+
+@deployment_app.command("refuse")
+@_errors
+def deployment_refuse(deployment_id: int, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
+                      ) -> None:
+    """Refuse a requested deployment (an authorising officer of a supplying force, never the requester)."""
+    from openlfr.governance import deployments
+
+    with _as_user("deployment.refuse") as (ctx, me):
+        deployments.refuse(ctx, me, deployment_id, reason)
+        typer.echo(f"deployment {deployment_id} refused")
+
+
+@deployment_app.command("review")
+@_errors
+def deployment_review(
+    deployment_id: int,
+    outcome: Annotated[str, typer.Option(help="upheld (it runs on) or ended (it ends now).")],
+    note: Annotated[str, typer.Option(help="The reasons of the review.")],
+) -> None:
+    """The retrospective review of an urgent deployment (an officer of the same force, of the usual
+    rank, not the one who authorised it)."""
+    from openlfr.governance import deployments
+
+    with _as_user("deployment.retro_review") as (ctx, me):
+        dep = deployments.retro_review(ctx, me, deployment_id, outcome, note)
+        typer.echo(f"deployment {deployment_id} review: {outcome}; it is {dep.status}")
+
+
+@deployment_app.command("show")
+@_errors
+def deployment_show(deployment_id: int, json_out: JsonOut = False) -> None:
+    """One deployment with its grounds and its watchlist's composition (as the authoriser sees it
+    before authorising; frozen once authorised)."""
+    from openlfr.api.views import deployment_out
+    from openlfr.governance import deployments
+
+    with _as_user("deployment.list") as (ctx, me):
+        found = [d for d in deployments.list_deployments(ctx, me) if d.id == deployment_id]
+        if not found:
+            raise InputError(f"no deployment {deployment_id} that you may see")
+        out = deployment_out(found[0], ctx).model_dump(mode="json")
+    if json_out:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    comp = out.pop("composition")
+    for key in ("watchlist", "cameras", "camera_ids"):
+        out.pop(key, None)
+    for key, value in out.items():
+        typer.echo(f"{key}: {value}")
+    typer.echo(_composition_text(comp))
+
+
+def _composition_text(comp: dict[str, Any] | None) -> str:
+    """A composition summary in one paragraph."""
+    if comp is None:
+        return "composition: not available"
+    cats = "; ".join(f"{c['entries']} {c['category']} ({c['seriousness']})" for c in comp["categories"])
+    due = ", ".join(f"entry {r['entry_id']} on {r['review_date']}" for r in comp["review_due"]) or "none"
+    return (f"composition: {comp['entries']} entries ({cats}); {comp['under_18']} under 18; oldest image "
+            f"{comp['oldest_image'] or '-'}; due for review within {comp['review_warning_days']} days: {due}")
 
 
 @deployment_app.command("start")
@@ -546,12 +648,20 @@ def deployment_list(json_out: JsonOut = False) -> None:
     """The deployments your organisation runs, authorised or supplied images to."""
     from openlfr.governance import deployments
 
+    from openlfr.api.views import deployment_composition
+
     with _as_user("deployment.list") as (ctx, me):
-        _out([{"id": d.id, "kind": d.kind, "status": d.status, "purpose": d.purpose,
-               "cameras": ",".join(c.name for c in d.cameras), "start": d.start.isoformat(), "end": d.end.isoformat(),
-               "threshold": d.threshold, "snapshot": d.snapshot_hash or "",
-               "snapshot_deleted": bool(d.snapshot_deleted_at)}
-              for d in deployments.list_deployments(ctx, me)], json_out)
+        rows = []
+        for d in deployments.list_deployments(ctx, me):
+            comp = deployment_composition(d, ctx)
+            rows.append({"id": d.id, "kind": d.kind, "status": d.status, "purpose": d.purpose,
+                         "cameras": ",".join(c.name for c in d.cameras), "start": d.start.isoformat(),
+                         "end": d.end.isoformat(), "threshold": d.threshold, "legal_basis": d.legal_basis,
+                         "urgent": d.urgent, "snapshot": d.snapshot_hash or "",
+                         "snapshot_deleted": bool(d.snapshot_deleted_at),
+                         **({"composition": comp} if json_out else {"entries": comp["entries"] if comp else "",
+                                                                     "under_18": comp["under_18"] if comp else ""})})
+        _out(rows, json_out)
 
 
 # ---------------------------------------------------------------- retention and audit
@@ -571,31 +681,77 @@ def audit_verify(
     export: Annotated[Optional[Path], typer.Option(help="Verify an exported file instead of the database.")] = None,
     head: Annotated[Optional[list[str]], typer.Option(
         help="An earlier head SEQ:HASH that must still be in the chain (repeat).")] = None,
+    checkpoints: Annotated[Optional[Path], typer.Option(
+        help="A checkpoints file (openlfr audit checkpoints, or GET /api/public/checkpoints) kept from "
+             "earlier: every signed head in it must still be in the chain, signed by its pinned key.")] = None,
 ) -> None:
     """Recompute the hash chain; report the first broken event (exit 1 if broken; exit 2, creating
-    nothing, when there is no store or it holds no audit log)."""
+    nothing, when there is no store or it holds no audit log). With ``--checkpoints``, also one
+    line per checkpoint whose signature is bad, whose key is not the file's (or this
+    installation's), or whose event is gone or has another hash: a rewrite (exit 1)."""
+    from openlfr.audit import checkpoints as cps
     from openlfr.audit import verify, verify_export
+    from openlfr.audit.chain import check_anchors, verify_records
+    from openlfr.audit.export import read_export
 
+    pinned, signed = cps.read_file(checkpoints) if checkpoints is not None else (None, [])
     anchors = []
     for item in head or []:
         seq, _, digest = item.partition(":")
         if not seq.isdigit() or len(digest) != 64:
             raise InputError(f"--head must be SEQ:HASH (64 hex digits), not {item!r}")
         anchors.append((int(seq), digest.lower()))
-    if export is not None:
-        result, store = verify_export(export, anchors), None
+    records: list[Any] = []
+    installation_key = None
+    if export is None:
+        result, store = _verify_existing_store(verify, anchors, records)
+        installation_key = _installation_public_key() if checkpoints is not None else None
+    elif checkpoints is not None:
+        header, records = read_export(export)
+        result, store = verify_records(records, int(header["head_seq"]), str(header["head_hash"])), None
+        result = check_anchors(result, records, anchors) if result.ok else result
     else:
-        result, store = _verify_existing_store(verify, anchors)
+        result, store = verify_export(export, anchors), None
     typer.echo(result.message())
     if store is not None:
         typer.echo(store.message())
-    if not result.ok or (store is not None and not store.ok):
+    bad = False
+    if checkpoints is not None:
+        problems = []
+        if pinned and installation_key and pinned.lower() != installation_key:
+            problems.append(f"the file's key {cps.key_id(pinned)[:16]}... is not this installation's signing key "
+                            f"{cps.key_id(installation_key)[:16]}...")
+        problems += cps.verify(signed, records, public_key=pinned or installation_key)
+        for line in problems:
+            typer.echo(f"CHECKPOINT FAILS: {line}")
+        newest = f" (latest #{signed[-1].seq} of {signed[-1].at})" if signed else ""
+        typer.echo(f"checkpoints: {len(signed)} checked{newest}, " + (f"{len(problems)} problem(s)" if problems
+                   else "every one signed by the key and still in the chain"))
+        bad = bool(problems)
+    if bad or not result.ok or (store is not None and not store.ok):
         raise typer.Exit(1)
 
 
-def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> tuple[Any, Any]:
+def _installation_public_key() -> str | None:
+    """This installation's checkpoint public key (hex), or ``None`` without a key (nothing created)."""
+    from openlfr.audit.checkpoints import Signer, signing_key_path
+    from openlfr.config import get_settings
+    from openlfr.store.keys import open_keyring
+
+    path = signing_key_path(Path(get_settings().data_dir) / "blobs")
+    if not path.exists():
+        return None
+    try:
+        return Signer(path, open_keyring(create=False)).public_key()
+    except OpenLFRError:
+        return None  # no keyring here: the file's own key is used
+
+
+def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]],
+                           records: list[Any] | None = None) -> tuple[Any, Any]:
     """Verify the configured store's chain, then compare the store with it (with the
-    encryption key, if there is one, to check the files), creating or migrating nothing."""
+    encryption key, if there is one, to check the files), creating or migrating nothing.
+    ``records``, when given, receives the chain's events (for the checkpoints)."""
     from sqlalchemy import func, inspect, select
     from sqlalchemy.exc import DBAPIError
 
@@ -626,6 +782,10 @@ def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]]) -> tuple
                 raise NotFoundError("the store's audit log is empty: nothing to verify (a new, emptied or "
                                     "replaced store)")
             result = verify(session, anchors)
+            if records is not None:
+                from openlfr.audit.chain import load_records
+
+                records.extend(load_records(session))
             return result, (check_store(session, blobs) if result.ok else None)
     except DBAPIError as err:
         raise NotFoundError(f"cannot read the store: {str(err.orig).splitlines()[0]}") from None
@@ -645,6 +805,20 @@ def audit_export(path: Path) -> None:
     if not result.ok:
         typer.echo(f"warning: {result.message()}", err=True)
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoints")
+@_errors
+def audit_checkpoints(path: Path) -> None:
+    """Write every signed checkpoint and the installation's public key (JSON) for an outside
+    auditor: keep it, and give it to ``openlfr audit verify --checkpoints`` on the next visit."""
+    from openlfr.audit import checkpoints as cps
+
+    with governance() as gov, gov.reading() as ctx:
+        doc = cps.export_checkpoints(ctx.session, gov.signer, path, now=ctx.now())
+    items = doc["checkpoints"]
+    latest = f"; latest #{items[-1]['seq']} {items[-1]['head_hash']}" if items else ""
+    typer.echo(f"{len(items)} checkpoints written to {path}; key {doc['key_id'] or '(none yet)'}{latest}")
 
 
 # ---------------------------------------------------------------- demo
@@ -689,8 +863,9 @@ def demo_setup(
 
     The estate (the host), the Metropolitan Police and an oversight body, each with its first admin
     enrolled by one-time token; users made by their own organisation's admin; then, each logged
-    in as themselves, an approved agreement, shared images, a watchlist, two cameras with signage
-    and a live 8-hour deployment. Verifies the audit log."""
+    in as themselves, an approved agreement, shared images (with warrant references), a watchlist
+    of one category, two cameras and a live 8-hour deployment whose signage was checked for it.
+    Verifies the audit log."""
     import secrets
 
     from sqlalchemy import select
@@ -742,25 +917,23 @@ def demo_setup(
                     AgreementCreate, operator=DEMO_HOST,
                     purpose="Locate people wanted on warrant for violent offences",
                     lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
-                    image_limit=50, allowed_categories=["wanted-violent", "missing-vulnerable"]))
+                    image_limit=50, allowed_categories=[WatchlistCategory.WANTED_SERIOUS, WatchlistCategory.MISSING_AT_RISK]))
                 agreements.approve(ctx, supt, ag.id)
                 cams = []
                 for name, where in [("north-gate", "North gate, facing the square"), ("station-exit", "Station exit B")]:
                     cam = cameras.add_camera(ctx, alice, CameraCreate(name=name, location=where, zone="public square"))
-                    cameras.record_signage(ctx, alice, SignageCreate(
-                        camera_id=cam.id, text="Live facial recognition in use today. Complaints: dpo@estate.example",
-                        checked_on=now.date()))
                     cams.append(cam.id)
                 wl = watchlists.create_watchlist(ctx, alice, WatchlistCreate(
                     name="warrants", criteria="Wanted on warrant for a violent offence; image under 12 months old",
-                    size_cap=100))
+                    categories=[WatchlistCategory.WANTED_SERIOUS], size_cap=100))
             shared = 0
             for i, path in enumerate(paths):
                 try:
                     prepared = sharing.prepare_image(gov.template_fn, path.read_bytes(), label=path.name)
                     with gov.transaction() as ctx:
                         img = sharing.share_image(ctx, met, ShareImage(
-                            agreement_id=ag.id, category="wanted-violent", reason=f"warrant W-{1000 + i}",
+                            agreement_id=ag.id, category=WatchlistCategory.WANTED_SERIOUS,
+                            reason=f"warrant W-{1000 + i}", warrant_ref=f"WA/{now.year}/{1000 + i:05d}",
                             subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
                         watchlists.add_entry(ctx, alice, WatchlistAdd(
                             watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
@@ -776,9 +949,17 @@ def demo_setup(
                     DeploymentRequest, purpose="Locate wanted violent offenders at the estate", watchlist_id=wl.id,
                     camera_ids=cams, start=now, end=now + timedelta(hours=8),
                     threshold=threshold or registry.model_threshold(),
-                    dpia_ref="DPIA-DEMO-1",
-                    necessity="Repeated violent offences near the square; patrols alone have not located the suspects."))
+                    legal_basis=LegalBasis.GDPR_UNLAWFUL_ACTS, dpia_ref="DPIA-DEMO-1",
+                    dpia_date=now.date() - timedelta(days=14), eia_ref="EIA-DEMO-1",
+                    eia_date=now.date() - timedelta(days=14),
+                    necessity="Repeated violent offences near the square; patrols alone have not located the suspects.",
+                    proportionality="Only people wanted on warrant are listed, for eight hours at two signed cameras; "
+                                    "every other face is discarded at once."))
                 deployments.authorise(ctx, supt, dep.id, "demo")
+                for cam_id in cams:  # the notices checked for this deployment, then it may start
+                    cameras.record_signage(ctx, alice, SignageCreate(
+                        camera_id=cam_id, deployment_id=dep.id, checked_on=now.date(),
+                        text="Live facial recognition in use today. Complaints: dpo@estate.example"))
                 deployments.start(ctx, alice, dep.id)
         finally:  # the demo's own sessions end with it
             with gov.transaction() as ctx:

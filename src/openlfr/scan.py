@@ -35,7 +35,8 @@ class SearchResult:
     grant: SearchGrant
     frames: int = 0  # frames read from the recording (at the analysis rate)
     analysed: int = 0  # frames the pipeline analysed
-    tracks: int = 0  # people passes: tracks of faces followed
+    tracks: int = 0  # tracks of faces followed (searched or not)
+    passes: int = 0  # people passes: tracks whose face was searched against the watchlist
     alerts: list[AlertEvent] = field(default_factory=list)
     stopped: str = ""  # why the search ended before the recording did ("" when it ran to the end)
 
@@ -137,6 +138,7 @@ def search_recording(
         if pipe is not None:
             stats = pipe.stats
             result.frames, result.analysed, result.tracks = stats.frames, stats.analysed, len(stats.tracks)
+            result.passes = stats.passes
         with gov.transaction() as ctx:
             end_search(ctx, grant, frames=result.frames, analysed=result.analysed, tracks=result.tracks,
                        alerts=[a.alert_id for a in result.alerts], stopped=result.stopped)

@@ -21,7 +21,7 @@ import numpy as np
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
-from govkit import fake_template  # noqa: E402
+from govkit import fake_template, grounds  # noqa: E402
 
 from openlfr.governance import Actor, Governance, OrgKind, Role, parse  # noqa: E402
 from openlfr.governance import agreements, cameras, credentials, deployments, organisations  # noqa: E402
@@ -56,6 +56,7 @@ ROLE_USER = {Role.ADMIN: "estate-admin", Role.OPERATOR_ADMIN: "admin", Role.SUPP
              Role.AUTHORISING_OFFICER: "officer", Role.REVIEWER: "reviewer", Role.AUDITOR: "dpo"}
 LABELS = ("Subject Alpha Label", "Subject Beta Label")
 SUBJECT_REFS = ("SUBJREF-7781", "SUBJREF-7782")
+WARRANT_REF = "WA-2029-00123"  # a warrant reference (the watchlist's category needs one)
 ENTRY_REASON = "warrant WR-55501 for burglary"
 
 
@@ -229,25 +230,30 @@ def build_store(gov: Governance) -> tuple[int, int, list[int], int, str]:
         ag = agreements.create(ctx, met, parse(
             AgreementCreate, operator=ESTATE, purpose="locate people wanted on warrant",
             lawful_basis="DPA 2018 s.35", valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=30),
-            image_limit=50, allowed_categories=["wanted"]))
+            image_limit=50, allowed_categories=["wanted_by_court", "missing_at_risk"]))
         agreements.approve(ctx, officer, ag.id)
         images = [sharing.share_image(ctx, met, ShareImage(
-            agreement_id=ag.id, category="wanted", reason="warrant", subject_ref=SUBJECT_REFS[i],
-            image_date=date(2026, 1, 1)), watchlist_image(i)) for i in range(2)]
-        wl = watchlists.create_watchlist(ctx, admin, WatchlistCreate(name="wanted", criteria="warrant", size_cap=10))
+            agreement_id=ag.id, category="wanted_by_court", warrant_ref=WARRANT_REF, reason="warrant",
+            subject_ref=SUBJECT_REFS[i], image_date=date(2026, 1, 1)), watchlist_image(i)) for i in range(2)]
+        wl = watchlists.create_watchlist(ctx, admin, WatchlistCreate(name="wanted", criteria="warrant",
+                                                                     categories=["wanted_by_court"], size_cap=10))
         entries = [watchlists.add_entry(ctx, admin, WatchlistAdd(
             watchlist_id=wl.id, shared_image_id=img.id, label=LABELS[i], reason=ENTRY_REASON,
             review_date=(now + timedelta(days=14)).date())) for i, img in enumerate(images)]
         cam = cameras.add_camera(ctx, admin, CameraCreate(name="north-gate", location="North gate, Estate Road"))
-        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam.id, text="Live facial recognition in use",
-                                                         checked_on=now.date()))
         dep = deployments.request(ctx, admin, parse(
             DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=wl.id, camera_ids=[cam.id],
-            start=now - timedelta(minutes=5), end=now + timedelta(hours=8), threshold=0.6, dpia_ref="DPIA-1",
-            necessity="Serious offences in the area; less intrusive means failed."))
+            start=now - timedelta(minutes=5), end=now + timedelta(hours=8), threshold=0.6, **grounds()))
+        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam.id, deployment_id=dep.id,
+                                                         text="Live facial recognition in use", checked_on=now.date()))
         deployments.authorise(ctx, officer, dep.id)
         deployments.start(ctx, admin, dep.id)
         return dep.id, cam.id, [e.id for e in entries], ag.id, dep.snapshot_hash
+
+
+def grounds_json(**over: object) -> dict[str, str]:
+    """A deployment request's grounds (the estate's: UK GDPR) as JSON or form fields."""
+    return {k: str(v) for k, v in grounds(**over).items()}
 
 
 def make_gov(root: Path) -> Governance:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, select
 
-from apikit import PASSWORD, SUBJECT_REFS, Site, console_login, png
-from openlfr.store.models import Camera, LedgerEntry
+from apikit import PASSWORD, SUBJECT_REFS, Site, console_login, grounds_json, png
+from openlfr.store.models import AuditEvent, Camera, LedgerEntry
 
 
 @contextmanager
@@ -62,8 +62,16 @@ def test_admin_forms_need_csrf(site: Site) -> None:
         assert "south-gate" in page and SUBJECT_REFS[0] in page  # admins pick entries by pseudonymous reference
 
 
+def _events(site: Site, action: str) -> list[str]:
+    """The details (JSON text) of the audit events of ``action``, oldest first."""
+    with site.gov.transaction() as ctx:
+        return list(ctx.session.execute(select(AuditEvent.details).where(AuditEvent.action == action)
+                                        .order_by(AuditEvent.seq)).scalars())
+
+
 def test_admin_requests_deployment_from_console(site: Site) -> None:
     start = datetime.now(UTC) + timedelta(days=3)
+    refused_before = len(_events(site, "deployment.request.refused"))
     with browser(site, "admin") as (c, csrf):
         cam = c.post("/console/cameras", data={"name": "east-gate", "location": "East gate", "csrf_token": csrf})
         assert cam.status_code == 303
@@ -71,16 +79,30 @@ def test_admin_requests_deployment_from_console(site: Site) -> None:
         r = c.post("/console/deployments", follow_redirects=True, data={
             "csrf_token": csrf, "purpose": "find wanted people", "watchlist_id": "1", "camera_ids": str(cam_id),
             "start": start.strftime("%Y-%m-%dT%H:%M"), "end": (start + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
-            "threshold": "0.6", "dpia_ref": "DPIA-9", "necessity": "short"})
-        assert "necessity" in r.text  # too short: refused with the field named
+            "threshold": "0.6", **grounds_json(necessity="short")})
+        assert "necessity statement must say why" in r.text  # too short: refused with the field named
         r = c.post("/console/deployments", follow_redirects=True, data={
             "csrf_token": csrf, "purpose": "find wanted people", "watchlist_id": "1", "camera_ids": str(cam_id),
             "start": start.strftime("%Y-%m-%dT%H:%M"), "end": (start + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
-            "threshold": "0.6", "dpia_ref": "DPIA-9", "necessity": "Serious offences; less intrusive means failed."})
+            "threshold": "0.6", **grounds_json(legal_basis="dpa2018_s35_sch8_para1")})
+        assert "only a police force may use it" in r.text  # a police basis for a site operator
+        refusals = _events(site, "deployment.request.refused")
+        assert len(refusals) == refused_before + 2 and "only a police force" in refusals[-1]
+        r = c.post("/console/deployments", follow_redirects=True, data={
+            "csrf_token": csrf, "purpose": "find wanted people", "watchlist_id": "1", "camera_ids": str(cam_id),
+            "start": start.strftime("%Y-%m-%dT%H:%M"), "end": (start + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+            "threshold": "0.6", **grounds_json()})
         assert "requested" in r.text
+        assert 'name="legal_basis"' in c.get("/console/admin").text
     with browser(site, "officer") as (c, csrf):
         page = c.get("/console/officer").text
-        assert "find wanted people" in page and "authorise" in page
+        assert "find wanted people" in page and "authorise" in page and "refuse" in page
+        assert "Watchlist composition" in page and "2 entries, 0 under 18" in page  # before authorising
+        mine = max(d["id"] for d in c.get("/api/deployments").json())
+        r = c.post(f"/console/deployments/{mine}/refuse", data={"csrf_token": csrf, "note": "too broad"},
+                   follow_redirects=True)
+        assert f"deployment {mine}: refuse done" in r.text
+    assert "too broad" in _events(site, "deployment.refuse")[-1]
 
 
 def test_supplier_shares_from_console(site: Site) -> None:
@@ -88,8 +110,8 @@ def test_supplier_shares_from_console(site: Site) -> None:
         with site.gov.transaction() as ctx:
             return ctx.session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one()
 
-    fields = {"agreement_id": str(site.agreement_id), "category": "wanted", "reason": "warrant 5",
-              "subject_ref": "S-CONSOLE", "image_date": "2026-02-01"}
+    fields = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 5",
+              "subject_ref": "S-CONSOLE-1", "image_date": "2026-02-01"}
     before = ledger_rows()
     with browser(site, "met") as (c, csrf):
         r = c.post("/console/images", data=fields | {"csrf_token": csrf}, follow_redirects=True,
@@ -99,5 +121,32 @@ def test_supplier_shares_from_console(site: Site) -> None:
         assert r.status_code == 403 and ledger_rows() == before  # no CSRF token
         r = c.post("/console/images", data=fields | {"csrf_token": csrf}, follow_redirects=True,
                    files={"file": ("a.png", png(901), "image/png")})
-        assert "shared" in r.text and "S-CONSOLE" in r.text
+        assert "shared" in r.text and "S-CONSOLE-1" in r.text
     assert ledger_rows() == before + 1
+
+
+def test_officer_reviews_an_urgent_deployment_from_console(site: Site) -> None:
+    from apikit import FORCE, ORG_ADMIN, actor
+    from openlfr.governance import Role, deployments, users
+    from openlfr.governance.schemas import UserCreate
+
+    with site.gov.transaction() as ctx:
+        users.create_user(ctx, actor(site.gov, ORG_ADMIN[FORCE]),
+                          UserCreate(name="console-insp", role=Role.AUTHORISING_OFFICER, rank="inspector"), PASSWORD)
+    start = datetime.now(UTC) + timedelta(hours=40)
+    with site.client("admin") as c:
+        dep = c.post("/api/deployments", json={
+            "purpose": "urgent search at the gate", "watchlist_id": 1, "camera_ids": [site.camera_id],
+            "start": start.isoformat(), "end": (start + timedelta(hours=4)).isoformat(), "threshold": 0.6,
+            **grounds_json(urgent=True, urgency_reason="A violent suspect was seen at the gate an hour ago.")})
+        assert dep.status_code == 201, dep.text
+    with site.gov.transaction() as ctx:
+        deployments.authorise(ctx, actor(site.gov, "console-insp"), dep.json()["id"])
+    with browser(site, "officer") as (c, csrf):
+        page = c.get("/console/officer").text
+        assert "urgent search at the gate" in page and "retrospective review due by" in page
+        assert f'/console/deployments/{dep.json()["id"]}/review' in page
+        r = c.post(f"/console/deployments/{dep.json()['id']}/review", follow_redirects=True,
+                   data={"csrf_token": csrf, "outcome": "ended", "note": "no longer necessary"})
+        assert f"deployment {dep.json()['id']}: review done" in r.text
+    assert '"outcome":"ended"' in _events(site, "deployment.retro_review")[-1]

@@ -123,7 +123,7 @@ def hostile(db_url: str, tmp_path: Path, data_dir: Path) -> Iterator[tuple[Site,
 
 
 def _share(site: Site, image: bytes, subject: str, timeout: float = 60) -> httpx.Response:
-    meta = {"agreement_id": str(site.agreement_id), "category": "wanted", "reason": "warrant 7",
+    meta = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 7",
             "subject_ref": subject, "image_date": "2026-01-01"}
     with httpx.Client(base_url=site.url, timeout=timeout,
                       headers={"Authorization": f"Bearer {site.tokens['met']}"}) as c:
@@ -160,7 +160,7 @@ def test_review_and_camera_writes_go_through_during_a_large_upload(hostile, data
     templates.pause = 3.0  # analysis of the upload takes at least 3 s
     alert_id = site.raise_alert(entry=0, score=0.8)
     result: dict[str, httpx.Response] = {}
-    upload = threading.Thread(target=lambda: result.setdefault("r", _share(site, _photo(4000, data_dir), "S-BIG")))
+    upload = threading.Thread(target=lambda: result.setdefault("r", _share(site, _photo(4000, data_dir), "S-BIG-1")))
     upload.start()
     assert templates.running.wait(30), "the upload never reached the face analysis"
     # while the 16-megapixel photo is being analysed: a reviewer decides, the camera worker

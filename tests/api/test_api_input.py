@@ -14,7 +14,7 @@ from openlfr.api import ApiSettings, create_app
 from openlfr.governance import OrgKind, organisations
 from openlfr.governance.credentials import token_digest
 from openlfr.store.api_models import ApiToken
-from openlfr.store.models import LedgerEntry, SharedImage
+from openlfr.store.models import AuditEvent, Camera, LedgerEntry, SharedImage
 
 
 def _counts(site: Site) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def _counts(site: Site) -> tuple[int, int]:
 
 
 def _meta(site: Site) -> dict[str, str]:
-    return {"agreement_id": str(site.agreement_id), "category": "wanted", "reason": "warrant 9",
+    return {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 9",
             "subject_ref": "S-99", "image_date": "2026-01-01"}
 
 
@@ -60,20 +60,33 @@ def test_bad_uploads_are_refused_and_store_nothing(site: Site, case: str) -> Non
 def test_good_upload_is_stored_and_on_the_ledger(site: Site) -> None:
     before = _counts(site)
     with site.client("met") as c:
-        r = c.post("/api/images", data=_meta(site) | {"subject_ref": "S-GOOD"},
+        r = c.post("/api/images", data=_meta(site) | {"subject_ref": "S-GOOD-1"},
                    files={"file": ("ok.png", png(77), "image/png")})
         assert r.status_code == 201, r.text
         ledger = c.get("/api/ledger").json()
     assert _counts(site) == (before[0] + 1, before[1] + 1)
-    assert any(row["subject_ref"] == "S-GOOD" and row["status"] == "live" for row in ledger)
+    assert any(row["subject_ref"] == "S-GOOD-1" and row["status"] == "live" for row in ledger)
 
 
 def test_wrong_json_and_unknown_fields_are_422(site: Site) -> None:
+    def cameras() -> int:
+        with site.gov.transaction() as ctx:
+            return ctx.session.execute(select(func.count()).select_from(Camera)).scalar_one()
+
+    before = cameras()
     with site.client("admin") as c:
         r = c.post("/api/cameras", content=b"{not json", headers={"content-type": "application/json"})
         assert r.status_code == 422
         r = c.post("/api/cameras", json={"name": "c", "location": "x", "secret": 1})
         assert r.status_code == 422 and "secret" in r.json()["detail"]
+    # a logged-in caller's refused input is in the audit log under their name, like any refusal
+    with site.gov.transaction() as ctx:
+        rows = ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "http.input.refused")
+                                   .order_by(AuditEvent.seq)).scalars().all()
+    assert [(r.object_id, "secret" in r.details) for r in rows][-2:] == [
+        ("POST /api/cameras", False), ("POST /api/cameras", True)]
+    assert all(r.actor == "admin" for r in rows[-2:])
+    assert cameras() == before  # nothing stored by the refused requests
 
 
 def test_expired_and_revoked_sessions_are_401(site: Site) -> None:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from apikit import (
-    ESTATE, FORCE, OVERSIGHT, PASSWORD, Site, actor, console_login, organisation, png, register,
+    ESTATE, FORCE, LABELS, OVERSIGHT, PASSWORD, Site, actor, console_login, grounds_json, organisation, png, register,
 )
 from openlfr.governance import OrgKind, Role, agreements, parse
 from openlfr.governance.credentials import token_digest
@@ -92,7 +92,7 @@ def agreement_body(operator: str, start_days: float, days: float = 20) -> dict:
     start = datetime.now(UTC) + timedelta(days=start_days)
     return {"operator": operator, "purpose": "locate people wanted on warrant", "lawful_basis": "DPA 2018 s.35",
             "valid_from": start.isoformat(), "valid_until": (start + timedelta(days=days)).isoformat(),
-            "image_limit": 5, "allowed_categories": ["wanted"]}
+            "image_limit": 5, "allowed_categories": ["wanted_by_court"]}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def kent(site: Site) -> Site:
     with site.gov.transaction() as ctx:
         row = agreements.create(ctx, supplier, parse(
             AgreementCreate, operator=ESTATE, purpose="Kent's own agreement", lawful_basis="DPA 2018 s.35",
-            valid_from=now, valid_until=now + timedelta(days=10), image_limit=3, allowed_categories=["wanted"]))
+            valid_from=now, valid_until=now + timedelta(days=10), image_limit=3, allowed_categories=["wanted_by_court"]))
         agreements.approve(ctx, officer, row.id)
         site.tokens["kent-agreement"] = str(row.id)
     for name in ("kent-admin", "kent-sup", "kent-officer", "kent-reviewer"):
@@ -296,7 +296,7 @@ def test_the_one_admin_chain_is_impossible(site: Site) -> None:
         ("POST", "/api/deployments", {"purpose": "x", "watchlist_id": 1, "camera_ids": [site.camera_id],
                                       "start": datetime.now(UTC).isoformat(),
                                       "end": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-                                      "threshold": 0.5, "dpia_ref": "D", "necessity": "x" * 30}, (403,)),
+                                      "threshold": 0.5, **grounds_json()}, (403,)),
         ("POST", f"/api/deployments/{site.deployment_id}/authorise", {"note": "ok"}, (403,)),
         ("POST", f"/api/deployments/{site.deployment_id}/start", {}, (403,)),
         # verify an alert, read the force's records
@@ -308,8 +308,8 @@ def test_the_one_admin_chain_is_impossible(site: Site) -> None:
     with site.client("estate-admin") as c:
         for method, path, body, expected in steps:
             if path == "/api/images":
-                r = c.post(path, data={"agreement_id": str(site.agreement_id), "category": "wanted", "reason": "x",
-                                       "subject_ref": "S-EA", "image_date": str(today)},
+                r = c.post(path, data={"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "x",
+                                       "subject_ref": "S-EA-1", "image_date": str(today)},
                            files={"file": ("a.png", png(4242), "image/png")})
             elif method == "GET":
                 r = c.get(path)
@@ -338,7 +338,7 @@ def test_the_one_admin_chain_is_impossible_in_the_console(site: Site) -> None:
     with browser(site, "admin") as (c, csrf):
         assert c.post(f"/console/agreements/{site.agreement_id}/approve", data={"csrf_token": csrf}).status_code == 403
         r = c.post("/console/images", data={"csrf_token": csrf, "agreement_id": str(site.agreement_id),
-                                            "category": "wanted", "reason": "x", "subject_ref": "S-EA",
+                                            "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "x", "subject_ref": "S-EA-1",
                                             "image_date": str(today.date())},
                    files={"file": ("a.png", png(4343), "image/png")})
         assert r.status_code == 403
@@ -348,7 +348,7 @@ def test_the_one_admin_chain_is_impossible_in_the_console(site: Site) -> None:
             "csrf_token": csrf, "purpose": "our own deployment", "watchlist_id": str(wl),
             "camera_ids": str(site.camera_id), "start": (today + timedelta(days=30)).isoformat(timespec="minutes"),
             "end": (today + timedelta(days=31)).isoformat(timespec="minutes"), "threshold": "0.5",
-            "dpia_ref": "D", "necessity": "we decided this ourselves, nobody else"})
+            **grounds_json()})
         assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers  # a request is all it can make
         with site.gov.transaction() as ctx:
             mine = ctx.session.execute(select(Deployment.id).order_by(Deployment.id.desc())).scalars().first()
@@ -476,8 +476,7 @@ def test_officer_sees_kind_police_review_force_and_operator(site: Site) -> None:
         dep = c.post("/api/deployments", json={
             "kind": "retrospective", "purpose": "search last week's footage", "watchlist_id": 1,
             "camera_ids": [cam["id"]], "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(),
-            "threshold": 0.6, "dpia_ref": "DPIA-R", "necessity": "A serious assault; footage must be searched.",
-            "police_review_required": True})
+            "threshold": 0.6, **grounds_json(), "police_review_required": True})
         assert dep.status_code == 201, dep.text
         dep = dep.json()
     assert dep["kind"] == "retrospective" and dep["police_review_required"] and dep["organisation"] == ESTATE
@@ -539,8 +538,8 @@ def test_other_organisations_tokens_and_ids_are_refused(kent: Site) -> None:
         assert alert_id not in {a["id"] for a in c.get("/api/alerts").json()}
         assert c.get("/api/alerts/999999").status_code == 404
     with site.client("kent-sup") as c:
-        r = c.post("/api/images", data={"agreement_id": str(site.agreement_id), "category": "wanted",
-                                        "reason": "x", "subject_ref": "S-KENT", "image_date": "2026-01-01"},
+        r = c.post("/api/images", data={"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123",
+                                        "reason": "x", "subject_ref": "S-KENT-1", "image_date": "2026-01-01"},
                    files={"file": ("k.png", png(5151), "image/png")})
         assert r.status_code == 403
         assert c.post(f"/api/agreements/{site.agreement_id}/suspend", json={"reason": "x"}).status_code == 403
@@ -599,13 +598,19 @@ def test_the_officer_sees_every_fact_they_authorise(site: Site) -> None:
     confirmations; agreements awaiting approval show categories, under-18 and the supplier."""
     with site.client("officer") as c:
         (dep,) = [d for d in c.get("/api/deployments").json() if d["id"] == site.deployment_id]
-    assert dep["necessity"].startswith("Serious offences") and dep["dpia_ref"]
+    assert dep["necessity"].startswith("Serious violent offences") and dep["dpia_ref"]
+    assert dep["legal_basis"] == "ukgdpr_a6_1f_a9_2g_sch1_para10" and "UK GDPR" in dep["legal_basis_words"]
+    assert dep["dpia_date"] == dep["eia_date"] == "2024-06-03" and dep["eia_ref"] and dep["proportionality"]
+    # the composition the officer saw, frozen at authorisation: counts and dates, no labels
+    comp = dep["composition"]
+    assert comp["entries"] == 2 and comp["under_18"] == 0 and comp["oldest_image"] and comp["categories"]
+    assert comp["review_due"] == [] and not set(LABELS) & set(str(comp).split("'"))
     assert [cam["name"] for cam in dep["cameras"]] == ["north-gate"] and dep["cameras"][0]["location"]
     wl = dep["watchlist"]
-    assert wl["name"] == "wanted" and wl["criteria"] == "warrant" and wl["entries"] == 2 and wl["categories"] == {"wanted": 2}
+    assert wl["name"] == "wanted" and wl["criteria"] == "warrant" and wl["entries"] == 2 and wl["categories"] == {"wanted_by_court": 2}
     assert dep["threshold_basis"] == "set by hand (no calibration)" and dep["confirmations_required"] == 2
     with site.client("met") as c:
-        r = c.post("/api/agreements", json=agreement_body(ESTATE, 900) | {"allowed_categories": ["wanted", "missing"]})
+        r = c.post("/api/agreements", json=agreement_body(ESTATE, 900) | {"allowed_categories": ["wanted_by_court", "missing_at_risk"]})
         assert r.status_code == 201, r.text
         draft = r.json()["id"]
     with browser(site, "officer") as (c, _):
@@ -613,9 +618,9 @@ def test_the_officer_sees_every_fact_they_authorise(site: Site) -> None:
     assert f'data-agreement="{draft}"' in page, page[page.find("Agreements awaiting"):][:1500]
     row = page[page.index(f'data-agreement="{draft}"'):]
     row = row[:row.index("</tr>")]
-    assert "wanted, missing" in row and ">no<" in row and ">met<" in row  # categories, under-18, supplier
+    assert "wanted_by_court, missing_at_risk" in row and ">no<" in row and ">met<" in row  # categories, under-18, supplier
     with browser(site, "admin") as (c, _):
         page = c.get("/console/admin").text
-    assert "What is authorised" in page and "Serious offences in the area" in page and "north-gate (" in page
+    assert "What is authorised" in page and dep["necessity"] in page and "north-gate (" in page
     with site.client("met") as c:  # the shared site: leave no draft behind
         assert c.post(f"/api/agreements/{draft}/end", json={"reason": "test over"}).status_code == 200

@@ -28,8 +28,10 @@ SKIP = {("GET", "/api/alerts/stream"), ("POST", "/api/auth/logout")}
 
 
 def _user_for(method: str, path: str) -> str:
-    if path.startswith("/api/alerts"):
+    if path.startswith(("/api/alerts", "/api/outcomes")):
         return "reviewer"
+    if path.startswith("/api/escalations"):
+        return "officer"
     if path.startswith("/api/users"):
         return "estate-admin"
     if path.startswith(("/api/audit", "/api/ledger", "/api/force")):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -84,6 +84,27 @@ def fake_template(image: bytes) -> tuple[np.ndarray, float, str]:
     return vec / np.linalg.norm(vec), 0.9, FAKE_MODEL
 
 
+# the structured grounds of a deployment request (a site operator's: UK GDPR; police=True: DPA
+# 2018 s.35); dated before every test clock
+def grounds(*, police: bool = False, **over: object) -> dict[str, object]:
+    """Valid ``DeploymentRequest`` grounds, with ``over`` replacing any of them."""
+    from openlfr.governance.grounds import LegalBasis
+
+    base: dict[str, object] = {
+        "legal_basis": LegalBasis.S35_SCH8_STATUTORY if police else LegalBasis.GDPR_UNLAWFUL_ACTS,
+        "dpia_ref": "DPIA-2024-01", "dpia_date": date(2024, 6, 3), "eia_ref": "EIA-2024-01",
+        "eia_date": date(2024, 6, 3),
+        "necessity": "Serious violent offences in the area continue; patrols and CCTV review have failed to locate suspects.",
+        "proportionality": "Only wanted people are listed; other faces are discarded at once and signage warns passers-by.",
+    }
+    return base | over
+
+
+# watchlist categories of the usual agreement and watchlist; the first needs a warrant reference
+CATEGORIES = ("wanted_by_court", "missing_at_risk")
+WARRANT = "WA-2029-00123"
+SIGN_TEXT = "Live facial recognition in use"
+
 ADMIN_PASSWORD = "an admin password for tests"
 FORCE = "Met Police"
 OVERSIGHT = "ICO"
@@ -122,6 +143,7 @@ class Estate:
     oversight_admin: Actor = None  # type: ignore[assignment]
     operator: str = "Estate Ltd"
     force: str = FORCE
+    signed: set[int] = field(default_factory=set)  # cameras whose deployments get signage checks (camera())
 
     def setup_users(self) -> None:
         with self.gov.transaction() as ctx:
@@ -164,7 +186,7 @@ class Estate:
             users.create_user(ctx, by, UserCreate(name=name, role=role, rank=rank), None)
         return token_for(self.gov, name)
 
-    def agreement(self, *, days: float = 30, limit: int = 10, categories: tuple[str, ...] = ("wanted",),
+    def agreement(self, *, days: float = 30, limit: int = 10, categories: tuple[str, ...] = CATEGORIES,
                   under_18: bool = False, approve: bool = True, start_offset_days: float = 0,
                   operator: str | None = None) -> int:
         start = self.clock.now + timedelta(days=start_offset_days)
@@ -177,16 +199,18 @@ class Estate:
                 agreements.approve(ctx, self.officer, row.id)
             return row.id
 
-    def share(self, agreement_id: int, image: bytes, *, category: str = "wanted", subject: str = "S-1",
-              under_18: bool = False) -> int:
-        data = ShareImage(agreement_id=agreement_id, category=category, reason="warrant 123",
+    def share(self, agreement_id: int, image: bytes, *, category: str = CATEGORIES[0], subject: str = "S-1",
+              under_18: bool = False, warrant: str = WARRANT) -> int:
+        data = ShareImage(agreement_id=agreement_id, category=category, reason="warrant 123", warrant_ref=warrant,
                           subject_ref=subject, image_date=date(2029, 12, 1), under_18=under_18)
         with self.gov.transaction() as ctx:
             return sharing.share_image(ctx, self.supplier, data, as_image(image)).id
 
-    def watchlist(self, image_ids: list[int], *, name: str = "wl", cap: int = 100) -> int:
+    def watchlist(self, image_ids: list[int], *, name: str = "wl", cap: int = 100,
+                  categories: tuple[str, ...] = CATEGORIES) -> int:
         with self.gov.transaction() as ctx:
-            wl = watchlists.create_watchlist(ctx, self.admin, WatchlistCreate(name=name, criteria="warrant", size_cap=cap))
+            wl = watchlists.create_watchlist(ctx, self.admin, WatchlistCreate(
+                name=name, criteria="warrant", categories=list(categories), size_cap=cap))
             for i, image_id in enumerate(image_ids):
                 watchlists.add_entry(ctx, self.admin, WatchlistAdd(
                     watchlist_id=wl.id, shared_image_id=image_id, label=f"person {i}", reason="warrant",
@@ -194,21 +218,33 @@ class Estate:
             return wl.id
 
     def camera(self, name: str = "cam1", *, signage: bool = True) -> int:
+        """A camera of the estate; with ``signage``, every deployment :meth:`request` asks for
+        on it gets a signage check of its own (a deployment starts only on checks made for it)."""
         with self.gov.transaction() as ctx:
             cam = cameras.add_camera(ctx, self.admin, CameraCreate(name=name, location="north gate"))
-            if signage:
-                cameras.record_signage(ctx, self.admin, SignageCreate(
-                    camera_id=cam.id, text="Live facial recognition in use", checked_on=self.clock.now.date()))
-            return cam.id
+        if signage:
+            self.signed.add(cam.id)
+        return cam.id
+
+    def signage(self, deployment_id: int, camera_ids: list[int], *, photo: bytes | None = None) -> list[int]:
+        """Record today's signage check of each camera for the deployment; the record ids."""
+        with self.gov.transaction() as ctx:
+            return [cameras.record_signage(ctx, self.admin, SignageCreate(
+                camera_id=c, deployment_id=deployment_id, text=SIGN_TEXT, checked_on=self.clock.now.date()),
+                photo=photo).id for c in camera_ids]
 
     def request(self, watchlist_id: int, camera_ids: list[int], *, hours: float = 8, offset_hours: float = 0,
-                threshold: float = 0.6) -> int:
+                threshold: float = 0.6, **over: object) -> int:
+        """Request a deployment as the estate's operator admin (``over``: other request fields)."""
         start = self.clock.now + timedelta(hours=offset_hours)
         data = parse(DeploymentRequest, purpose="locate wanted people at the estate", watchlist_id=watchlist_id,
                      camera_ids=camera_ids, start=start, end=start + timedelta(hours=hours), threshold=threshold,
-                     dpia_ref="DPIA-2030-01", necessity="Serious offences in the area; less intrusive means failed.")
+                     **grounds(**over))
         with self.gov.transaction() as ctx:
-            return deployments.request(ctx, self.admin, data).id
+            dep = deployments.request(ctx, self.admin, data).id
+        if signed := [c for c in camera_ids if c in self.signed]:
+            self.signage(dep, signed)
+        return dep
 
     def live_deployment(self, n_images: int = 3) -> tuple[int, int, list[int]]:
         """(deployment id, camera id, shared image ids) of a deployment that is live now."""

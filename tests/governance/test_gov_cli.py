@@ -32,6 +32,11 @@ from govkit import as_image, fake_template
 from openlfr.config import get_settings
 
 PW = "a password for tests"
+# a site operator's deployment grounds on the command line
+GROUNDS = ["--legal-basis", "ukgdpr_a6_1f_a9_2g_sch1_para10", "--dpia", "D-1", "--dpia-date", "2024-06-03",
+           "--eia-ref", "EIA-1", "--eia-date", "2024-06-03",
+           "--necessity", "Serious violent offences continue here and patrols have not located the suspects.",
+           "--proportionality", "Only wanted people are listed; other faces are discarded at once and signs warn."]
 NOT_LOGGED_IN = "error: log in first: openlfr login NAME (or set OPENLFR_TOKEN)"
 ESTATE, FORCE, OVERSIGHT = "Estate Ltd", "Met Police", "ICO"
 runner = CliRunner()
@@ -151,11 +156,12 @@ def draft_agreement(cli: Cli) -> None:
     assert "agreement 1 created" in cli.ok(
         "agreement", "create", "--operator", ESTATE, "--purpose", "warrants", "--lawful-basis", "DPA 2018 s.35",
         "--from", _iso(-timedelta(hours=1)), "--until", _iso(timedelta(days=10)), "--limit", "5",
-        "--category", "wanted")
+        "--category", "wanted_by_court")
 
 
 def share_args(image: Path) -> list[str]:
-    return ["share", "add", "1", str(image), "--category", "wanted", "--reason", "warrant 1", "--subject", "S-1",
+    return ["share", "add", "1", str(image), "--category", "wanted_by_court", "--warrant-ref", "WA-2029-00123",
+            "--reason", "warrant 1", "--subject", "S-1",
             "--image-date", "2025-01-01"]
 
 
@@ -182,18 +188,19 @@ def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
     cli.login("alice")
     day = datetime.now(UTC).date().isoformat()
     cli.ok("camera", "add", "gate", "--location", "north gate")
-    cli.ok("camera", "signage", "1", "--text", "LFR in use", "--checked-on", day)
-    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "warrants", "--cap", "10")
+    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "warrants", "--category", "wanted_by_court",
+           "--cap", "10")
     cli.ok("deployment", "watchlist-add", "1", "1", "--label", "person", "--reason", "warrant",
            "--review-date", _iso(timedelta(days=7))[:10])
     assert "deployment 1 requested (live, threshold 0.6)" in cli.ok(
         "deployment", "request", "--purpose", "find wanted", "--watchlist", "1", "--camera", "1",
-        "--start", _iso(-timedelta(minutes=1)), "--end", _iso(timedelta(hours=2)), "--threshold", "0.6",
-        "--dpia", "D-1", "--necessity", "necessary and proportionate here")
+        "--start", _iso(-timedelta(minutes=1)), "--end", _iso(timedelta(hours=2)), "--threshold", "0.6", *GROUNDS)
     cli.refused("deployment", "authorise", "1", match="authorising_officer")
     cli.login("ao")
     assert re.search(r"sha256 [0-9a-f]{64}", cli.ok("deployment", "authorise", "1"))
     cli.login("alice")
+    cli.ok("camera", "signage", "1", "--deployment", "1", "--text", "Live facial recognition in use",
+           "--checked-on", day)
     cli.ok("deployment", "start", "1")
     cli.refused("deployment", "threshold", "1", "0.5", match="locked")
     assert "status=live" in cli.ok("deployment", "list")
@@ -238,8 +245,9 @@ def test_cli_bad_input_is_one_line(parties: Cli) -> None:
     cli = parties
     cli.login("alice")
     cli.refused("agreement", "approve", "99", match="")
+    cli.login("met")  # the caller is checked before the fields
     cli.refused("agreement", "create", "--operator", "x", "--purpose", "p", "--lawful-basis", "b",
-                "--from", "2030-02-01", "--until", "2030-01-01", "--limit", "1", "--category", "c",
+                "--from", "2030-02-01", "--until", "2030-01-01", "--limit", "1", "--category", "wanted_by_court",
                 match="valid_until must be after valid_from")
     cli.login("estate-admin")
     cli.refused("user", "add", "bob", "--role", "wizard", match="--role must be one of")
@@ -256,7 +264,8 @@ COMMANDS = [
     ["agreement", "approve", "1"], ["agreement", "end", "1", "--reason", "x"], ["agreement", "list"],
     ["share", "list"], ["share", "revoke", "1", "--reason", "x"], ["force", "view"],
     ["camera", "add", "cam", "--location", "x"], ["camera", "list"],
-    ["deployment", "watchlist-create", "wl", "--criteria", "c"], ["deployment", "authorise", "1"],
+    ["deployment", "watchlist-create", "wl", "--criteria", "c", "--category", "wanted_by_court"],
+    ["deployment", "authorise", "1"],
     ["deployment", "list"],
 ]
 
@@ -358,6 +367,121 @@ def test_estate_admin_cannot_touch_police_users_or_make_police_roles(parties: Cl
     assert not cli.user("ao").active
 
 
+# ---------------------------------------------------------------- structured grounds, refusal, urgency
+def _requestable(cli: Cli, tmp_path: Path) -> list[str]:
+    """An approved agreement, one shared image on watchlist 1 and camera 1 with signage; the
+    request's arguments without its grounds (leaves alice logged in)."""
+    draft_agreement(cli)
+    cli.login("ao")
+    cli.ok("agreement", "approve", "1")
+    cli.login("met")
+    image = tmp_path / "face.jpg"
+    image.write_bytes(as_image(b"pretend jpeg"))
+    cli.ok(*share_args(image))
+    cli.login("alice")
+    cli.ok("camera", "add", "gate", "--location", "north gate")
+    cli.ok("camera", "signage", "1", "--text", "Facial recognition in use")
+    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "warrants", "--category", "wanted_by_court",
+           "--cap", "10")
+    cli.ok("deployment", "watchlist-add", "1", "1", "--label", "person", "--reason", "warrant",
+           "--review-date", _iso(timedelta(days=3))[:10])
+    return ["deployment", "request", "--purpose", "find wanted", "--watchlist", "1", "--camera", "1",
+            "--start", _iso(-timedelta(minutes=1)), "--end", _iso(timedelta(hours=2)), "--threshold", "0.6"]
+
+
+def _with(grounds: list[str], option: str, value: str) -> list[str]:
+    out = list(grounds)
+    out[out.index(option) + 1] = value
+    return out
+
+
+def test_cli_deployment_grounds_refused_and_audited(parties: Cli, tmp_path: Path) -> None:
+    cli = parties
+    request = _requestable(cli, tmp_path)
+    future = _iso(timedelta(days=2))[:10]
+    for grounds, match in [
+        (_with(GROUNDS, "--legal-basis", "DPA 2018 s.35"), "legal_basis"),
+        (_with(GROUNDS, "--legal-basis", "dpa2018_s35_sch8_para1"), "only a police force"),
+        (_with(GROUNDS, "--dpia", "none"), "DPIA reference"),
+        (_with(GROUNDS, "--dpia-date", future), "after today"),
+        (_with(GROUNDS, "--necessity", "necessary and proportionate"), "necessity statement"),
+        (GROUNDS + ["--urgent"], "urgency_reason"),
+    ]:
+        cli.refused(*request, *grounds, match=match)
+    assert cli.count(Deployment) == 0
+    assert len(cli.events("deployment.request.refused")) == 6  # each refusal audited
+    cli.refused(*request[:-4], "--end", _iso(timedelta(hours=100)), "--threshold", "0.6", *GROUNDS, match="at most")
+    cli.ok(*request, *GROUNDS)
+    shown = cli.ok("deployment", "show", "1")  # the composition, before authorising
+    assert "composition: 1 entries" in shown and "due for review within 7 days: entry 1 on" in shown
+    assert "legal_basis: ukgdpr_a6_1f_a9_2g_sch1_para10" in shown
+    listed = json.loads(cli.ok("deployment", "list", "--json"))
+    assert listed[0]["composition"]["entries"] == 1 and listed[0]["legal_basis"].startswith("ukgdpr")
+    cli.login("ao")
+    cli.refused("deployment", "refuse", "1", "--reason", " ", match="reason")
+    assert "deployment 1 refused" in cli.ok("deployment", "refuse", "1", "--reason", "too broad a watchlist")
+    assert json.loads(cli.events("deployment.refuse")[0].details)["reason"] == "too broad a watchlist"
+    cli.refused("deployment", "authorise", "1", match="only a requested one")
+
+
+def test_cli_watchlist_hygiene_refused_and_audited(parties: Cli, tmp_path: Path) -> None:
+    """Categories, warrant and subject references, the watchlist's categories and signage per
+    deployment at the command line: one error line, nothing stored, the refusal audited."""
+    cli = parties
+    request = _requestable(cli, tmp_path)  # image 1 (wanted_by_court) on watchlist 1, camera 1
+    cli.login("met")
+    image = tmp_path / "other.png"
+    image.write_bytes(as_image(b"another face"))
+    for swap, match in [(("--category", "wanted"), "category"),
+                        (("--warrant-ref", ""), "warrant or court reference refused"),
+                        (("--subject", "Tom Ridge, dob 1945-08-26"), "subject reference refused")]:
+        args = share_args(image)
+        args[args.index(swap[0]) + 1] = swap[1]
+        images, refusals = cli.count(SharedImage), len(cli.events("image.share.refused"))
+        cli.refused(*args, match=match)
+        assert cli.count(SharedImage) == images and len(cli.events("image.share.refused")) == refusals + 1
+    cli.login("alice")
+    cli.refused("deployment", "watchlist-create", "wl2", "--criteria", "c", "--category", "wanted-violent",
+                match="categories")
+    assert len(cli.events("watchlist.create.refused")) == 1
+    cli.ok("deployment", "watchlist-create", "wl2", "--criteria", "people at risk", "--category", "missing_at_risk")
+    cli.refused("deployment", "watchlist-add", "2", "1", "--label", "p", "--reason", "r",
+                "--review-date", _iso(timedelta(days=3))[:10], match="not among the categories")
+    cli.ok(*request, *GROUNDS)
+    cli.login("ao")
+    cli.ok("deployment", "authorise", "1")
+    cli.login("alice")
+    cli.refused("deployment", "start", "1", match="no signage check recorded for deployment 1")
+    old = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
+    for extra, match in [(["--text", "Facial recognition in use", "--checked-on", old], "before it is recorded"),
+                         (["--text", "CCTV in operation"], "facial recognition")]:
+        cli.refused("camera", "signage", "1", "--deployment", "1", *extra, match=match)
+    assert len(cli.events("signage.record.refused")) == 2
+    photo = tmp_path / "sign.png"
+    photo.write_bytes(as_image(b"a photo of the notice"))
+    out = cli.ok("camera", "signage", "1", "--deployment", "1", "--text", "Live facial recognition in use",
+                 "--photo", str(photo))
+    assert "for deployment 1, photo sha256" in out
+    cli.ok("deployment", "start", "1")
+
+
+def test_cli_urgent_deployment_and_its_review(parties: Cli, tmp_path: Path) -> None:
+    cli = parties
+    request = _requestable(cli, tmp_path)
+    cli.login("force-admin")
+    cli.ok("user", "add", "insp", "--role", "authorising_officer", "--rank", "inspector")
+    cli.login("alice")
+    cli.ok(*request, *GROUNDS, "--urgent", "--urgency-reason", "A violent suspect was seen at the gate an hour ago.")
+    cli.login("insp")
+    assert "must review it by" in cli.ok("deployment", "authorise", "1")
+    cli.refused("deployment", "review", "1", "--outcome", "upheld", "--note", "mine", match="cannot review")
+    cli.login("ao")
+    cli.refused("deployment", "review", "1", "--outcome", "maybe", "--note", "x", match="upheld or ended")
+    assert "review: ended; it is cancelled" in cli.ok("deployment", "review", "1", "--outcome", "ended",
+                                                      "--note", "the suspect was found elsewhere")
+    assert len(cli.events("deployment.retro_review.refused")) == 2
+
+
 # ---------------------------------------------------------------- (d) King's Cross: one admin cannot do it all
 def test_the_one_admin_chain_is_impossible_through_the_cli(parties: Cli, tmp_path: Path) -> None:
     """With the estate admin's credentials (and the staff it may make) every step that would
@@ -384,12 +508,11 @@ def test_the_one_admin_chain_is_impossible_through_the_cli(parties: Cli, tmp_pat
         cli.refused("agreement", "approve", "1", match="needs role authorising_officer")
         cli.refused(*share_args(image), match="needs role supplier")
     cli.login("my-ops")
-    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "anyone")
+    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "anyone", "--category", "missing_at_risk")
     cli.ok("camera", "add", "gate", "--location", "north gate")
-    cli.ok("camera", "signage", "1", "--text", "LFR in use")
+    cli.ok("camera", "signage", "1", "--text", "Facial recognition in use")
     cli.ok("deployment", "request", "--purpose", "watch", "--watchlist", "1", "--camera", "1",
-           "--start", _iso(-timedelta(minutes=1)), "--end", _iso(timedelta(hours=2)), "--threshold", "0.5",
-           "--dpia", "D-1", "--necessity", "we simply want to watch everyone here")
+           "--start", _iso(-timedelta(minutes=1)), "--end", _iso(timedelta(hours=2)), "--threshold", "0.5", *GROUNDS)
     for who in ("estate-admin", "my-ops", "my-rev"):
         cli.login(who)
         cli.refused("deployment", "authorise", "1", match="needs role authorising_officer")
@@ -554,12 +677,13 @@ def test_cli_deployment_request_with_a_target_false_alert_rate(
     cli.ok(*share_args(image))
     cli.login("alice")
     cli.ok("camera", "add", "gate", "--location", "north gate")
-    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "warrants", "--cap", "10")
+    cli.ok("deployment", "watchlist-create", "wl", "--criteria", "warrants", "--category", "wanted_by_court",
+           "--cap", "10")
     cli.ok("deployment", "watchlist-add", "1", "1", "--label", "person", "--reason", "warrant",
            "--review-date", _iso(timedelta(days=7))[:10])
     request = ["deployment", "request", "--purpose", "find wanted", "--watchlist", "1",
                "--camera", "1", "--start", _iso(timedelta()), "--end", _iso(timedelta(hours=2)),
-               "--dpia", "D-1", "--necessity", "necessary and proportionate here", "--false-alert-rate", "0.01"]
+               *GROUNDS, "--false-alert-rate", "0.01"]
     cli.refused(*request, match="calibration cohort")
 
     # a cohort of 60 people who are on no watchlist (real faces, linked, not copied)

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from openlfr import audit, cli_keys
 from openlfr.config import get_settings
+from openlfr.audit import checkpoints
 from openlfr.evaluation import facecache
 from openlfr.governance import Governance
 from openlfr.store.blobs import BlobStore, EncryptionKeyError
@@ -183,6 +184,8 @@ def test_rotation_round_trip(home: Path, app: typer.Typer) -> None:
     os.chmod(home / "key", 0o600)
     gov = Governance()
     made = _blobs(gov, 20)
+    with gov.transaction() as ctx:  # an audited write: the checkpoint signing key is made, under the old key
+        ctx.audit("system:test", "test.event", "thing", 1)
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     legacy_id, nonce = "cd" * 16, os.urandom(12)  # a blob of earlier versions (OLFR1)
@@ -199,7 +202,8 @@ def test_rotation_round_trip(home: Path, app: typer.Typer) -> None:
     out = json.loads(result.stdout)
     ring = Keyring.from_file(home / "key", create=False)
     assert out["old_keys"] == [key_id(old_key)] and out["new_key"] == ring.primary != key_id(old_key)
-    assert out["files"] == out["resealed"] == 22 and not out["resumed"] and out["unreadable"] == 0
+    # 20 blobs, the legacy one, the cache, and the audit checkpoints' sealed signing key
+    assert out["files"] == out["resealed"] == 23 and not out["resumed"] and out["unreadable"] == 0
     assert ring.ids == [ring.primary] and ring.rotation is None  # the old key is gone
     # every sealed file is rewritten under the new key and opens with it, not with the old one
     for p in [*blob_dir().rglob("*"), cache]:
@@ -213,6 +217,9 @@ def test_rotation_round_trip(home: Path, app: typer.Typer) -> None:
         with pytest.raises(EncryptionKeyError):
             old.get(blob)
     np.testing.assert_array_equal(facecache.load(cache, ring).embeddings, _face_data().embeddings)
+    signing = checkpoints.signing_key_path(blob_dir())  # resealed too: the same signing key opens under the new key
+    assert _key_of(signing) == ring.primary
+    assert checkpoints.Signer(signing, ring).public_key() == gov.signer.public_key() is not None
     # a Governance opened before the rotation follows it (reads, and writes under the new key)
     assert gov.blob_store.get(legacy_id) == b"legacy"
     new_blob = next(iter(_blobs(gov, 1)))
@@ -221,8 +228,8 @@ def test_rotation_round_trip(home: Path, app: typer.Typer) -> None:
     (start,), (done,) = _events(gov, "key.rotate.start"), _events(gov, "key.rotate.done")
     assert start.object_type == done.object_type == "keyring" and start.object_id == done.object_id == ring.primary
     assert start.seq < done.seq and start.actor.startswith("machine:")
-    assert json.loads(start.details)["to_reseal"] == 22
-    assert json.loads(done.details)["resealed"] == 22 and json.loads(done.details)["old_keys"] == [key_id(old_key)]
+    assert json.loads(start.details)["to_reseal"] == 23
+    assert json.loads(done.details)["resealed"] == 23 and json.loads(done.details)["old_keys"] == [key_id(old_key)]
     assert _verify(gov).ok
     status = runner.invoke(app, ["key", "status", "--json"])
     assert json.loads(status.stdout)["primary"] == ring.primary and json.loads(status.stdout)["rotation"] is None
@@ -327,7 +334,8 @@ def test_rotation_killed_midway_then_rerun_loses_nothing(home: Path, app: typer.
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["resumed"] and out["new_key"] == ring.primary and out["old_keys"] == [key_id(old_key)]
-    assert out["files"] == 301 and out["already"] >= 100 and out["resealed"] == 301 - out["already"]
+    # 300 blobs, the cache, and the checkpoint signing key (made by the first rotation's audit event)
+    assert out["files"] == 302 and out["already"] >= 100 and out["resealed"] == 302 - out["already"]
     _check_all_rotated(old_key, made, cache)
     gov = Governance()
     assert len(_events(gov, "key.rotate.start")) == 1 and len(_events(gov, "key.rotate.done")) == 1

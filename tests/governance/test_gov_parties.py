@@ -147,22 +147,22 @@ def test_central_view_shows_the_whole_force_and_no_other(estate: Estate) -> None
     with estate.gov.transaction() as ctx:
         kent_ag = agreements.create(ctx, kent_supplier, parse(
             AgreementCreate, operator=estate.operator, purpose="p", lawful_basis="b", valid_from=estate.clock.now,
-            valid_until=estate.clock.now + timedelta(days=5), image_limit=5, allowed_categories=["wanted"])).id
+            valid_until=estate.clock.now + timedelta(days=5), image_limit=5, allowed_categories=["wanted_by_court"])).id
         local = agreements.create(ctx, colleague, parse(  # made by another officer of the force
             AgreementCreate, operator=estate.operator, purpose="local agreement", lawful_basis="b",
             valid_from=estate.clock.now, valid_until=estate.clock.now + timedelta(days=5), image_limit=5,
-            allowed_categories=["wanted"])).id
+            allowed_categories=["wanted_by_court"])).id
         agreements.approve(ctx, estate.officer, local)
     kent_supt = estate.user("kent-supt", Role.AUTHORISING_OFFICER, by=kent, rank="superintendent")
     with estate.gov.transaction() as ctx:
         agreements.approve(ctx, kent_supt, kent_ag)
     with estate.gov.transaction() as ctx:
         sharing.share_image(ctx, kent_supplier, sharing.ShareImage(
-            agreement_id=kent_ag, category="wanted", reason="r", subject_ref="KENT-1",
+            agreement_id=kent_ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="KENT-1",
             image_date=estate.clock.now.date()), as_image(b"kent face"))
     with estate.gov.transaction() as ctx:
         image = sharing.share_image(ctx, colleague, sharing.ShareImage(
-            agreement_id=local, category="wanted", reason="r", subject_ref="S-1",
+            agreement_id=local, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1",
             image_date=estate.clock.now.date()), as_image(b"face")).id
     wl = estate.watchlist([image])
     dep = estate.request(wl, [estate.camera()])
@@ -246,7 +246,7 @@ def test_deactivation_and_password_reset_stop_every_token(estate: Estate) -> Non
     for actor in (estate.supplier, second_token):
         with pytest.raises(PermissionDenied, match="not valid"), estate.gov.transaction() as ctx:
             sharing.share_image(ctx, actor, sharing.ShareImage(
-                agreement_id=ag, category="wanted", reason="r", subject_ref="S-9", image_date=estate.clock.now.date()),
+                agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-9", image_date=estate.clock.now.date()),
                 b"img")
     officer_again = token_for(estate.gov, "officer")
     with estate.gov.transaction() as ctx:
@@ -318,7 +318,7 @@ def test_the_one_admin_chain_is_impossible(estate: Estate) -> None:
     rev1, rev2 = estate.user("my-rev1", Role.REVIEWER), estate.user("my-rev2", Role.REVIEWER)
     data = parse(AgreementCreate, operator=estate.operator, purpose="anyone", lawful_basis="legitimate interests",
                  valid_from=estate.clock.now, valid_until=estate.clock.now + timedelta(days=300), image_limit=2000,
-                 allowed_categories=["anyone"], allow_under_18=True)
+                 allowed_categories=["missing_at_risk"], allow_under_18=True)
     for actor in (mine, ops, rev1):
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
             agreements.create(ctx, actor, data)
@@ -327,8 +327,8 @@ def test_the_one_admin_chain_is_impossible(estate: Estate) -> None:
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
             agreements.approve(ctx, actor, ag)
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
-            sharing.share_image(ctx, actor, sharing.ShareImage(agreement_id=ag, category="wanted", reason="r",
-                                                               subject_ref="S", image_date=estate.clock.now.date()), b"x")
+            sharing.share_image(ctx, actor, sharing.ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                                                               subject_ref="S-1", image_date=estate.clock.now.date()), b"x")
     wl = estate.watchlist([])
     dep = estate.request(wl, [estate.camera()])
     for actor in (mine, ops, rev1):

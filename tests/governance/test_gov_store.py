@@ -24,7 +24,7 @@ from openlfr.store import BlobStore, load_or_create_key, make_engine, upgrade
 from openlfr.store.blobs import EncryptionKeyError
 from openlfr.store.models import AuditEvent, Base, LedgerEntry, SharedImage
 
-from govkit import Estate, as_image, fake_template
+from govkit import Estate, as_image, fake_template, grounds
 
 
 def _blob_files(root: Path) -> list[Path]:
@@ -125,14 +125,14 @@ def test_duplicate_image_refused_without_partial_writes(estate: Estate, tmp_path
     estate.share(ag, b"same image")
     before = _counts(estate, tmp_path)
     with pytest.raises(DuplicateError, match="already shared under agreement"):
-        estate.share(ag, b"same image", subject="another")
+        estate.share(ag, b"same image", subject="S-2")
     assert _counts(estate, tmp_path) == before
 
 
 def test_failure_mid_transaction_rolls_back_everything(estate: Estate, tmp_path: Path) -> None:
     ag = estate.agreement()
     before = _counts(estate, tmp_path)
-    data = ShareImage(agreement_id=ag, category="wanted", reason="r", subject_ref="S", image_date=estate.clock.now.date())
+    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1", image_date=estate.clock.now.date())
     with pytest.raises(NoFaceError), estate.gov.transaction() as ctx:
         sharing.share_image(ctx, estate.supplier, data, as_image(b"first, fine"))
         sharing.share_image(ctx, estate.supplier, data, as_image(b"noface second"))
@@ -159,16 +159,16 @@ def test_inverted_dates_refused() -> None:
     t = datetime(2030, 1, 1, tzinfo=UTC)
     with pytest.raises(InputError, match="valid_until must be after valid_from"):
         parse(AgreementCreate, operator="o", purpose="p", lawful_basis="b", valid_from=t, valid_until=t,
-              image_limit=1, allowed_categories=["a"])
+              image_limit=1, allowed_categories=["wanted_by_court"])
     with pytest.raises(InputError, match="end must be after start"):
         parse(DeploymentRequest, purpose="p", watchlist_id=1, camera_ids=[1], start=t, end=t - timedelta(hours=1),
-              threshold=0.6, dpia_ref="d", necessity="a long enough necessity statement")
+              threshold=0.6, **grounds())
     with pytest.raises(InputError, match="timezone"):
         parse(AgreementCreate, operator="o", purpose="p", lawful_basis="b", valid_from=datetime(2030, 1, 1),
-              valid_until=datetime(2030, 2, 1), image_limit=1, allowed_categories=["a"])
+              valid_until=datetime(2030, 2, 1), image_limit=1, allowed_categories=["wanted_by_court"])
     with pytest.raises(InputError, match="image_limit"):
         parse(AgreementCreate, operator="o", purpose="p", lawful_basis="b", valid_from=t,
-              valid_until=t + timedelta(days=1), image_limit=0, allowed_categories=["a"])
+              valid_until=t + timedelta(days=1), image_limit=0, allowed_categories=["wanted_by_court"])
 
 
 def test_overlapping_agreements_refused(estate: Estate) -> None:

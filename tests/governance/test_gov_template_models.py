@@ -39,9 +39,9 @@ def test_templates_and_snapshots_record_their_model(estate: Estate) -> None:
 
 def test_mixed_models_are_never_compared(estate: Estate) -> None:
     ag = estate.agreement()
-    first = estate.share(ag, b"img-a", subject="S-a")
+    first = estate.share(ag, b"img-a", subject="S-1A")
     estate.gov.template_fn = other_template
-    second = estate.share(ag, b"img-bb", subject="S-b")
+    second = estate.share(ag, b"img-bb", subject="S-1B")
     wl = estate.watchlist([first, second])
     dep = estate.request(wl, [estate.camera()])
     with pytest.raises(RuleViolation, match="2 face models"), estate.gov.transaction() as ctx:
@@ -169,7 +169,7 @@ def test_prepared_images_and_templates_cannot_be_forged(estate: Estate) -> None:
     wl = estate.watchlist([estate.share(ag, b"img-0", subject="S-0")])
     prepared = sharing.prepare_image(estate.gov.template_fn, as_image(b"img-1"))
     forged = replace(prepared, template=-prepared.template, seal=None)
-    data = ShareImage(agreement_id=ag, category="wanted", reason="r", subject_ref="S-1",
+    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1",
                       image_date=estate.clock.now.date())
     with pytest.raises(InputError, match="prepare_image"), estate.gov.transaction() as ctx:
         sharing.share_image(ctx, estate.supplier, data, forged)

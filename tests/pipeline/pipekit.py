@@ -14,7 +14,7 @@ from govkit import KEY, Clock, Estate, token_for  # noqa: E402,F401  (token_for:
 
 from openlfr.governance import Governance, Policy, parse  # noqa: E402
 from openlfr.governance import cameras, deployments, sharing  # noqa: E402
-from openlfr.governance.schemas import CameraCreate, ShareImage, SignageCreate  # noqa: E402
+from openlfr.governance.schemas import CameraCreate, ShareImage  # noqa: E402
 from openlfr.store.blobs import BlobStore  # noqa: E402
 
 from openlfr.face.registry import model_threshold  # noqa: E402
@@ -44,8 +44,9 @@ def live_deployment(gov: Governance, references: list[Path], source: str = "", t
     estate.setup_users()
     ag = estate.agreement()
     images = []
-    for p in references:
-        data = ShareImage(agreement_id=ag, category="wanted", reason="warrant 123", subject_ref=p.stem,
+    for i, p in enumerate(references):  # a pseudonymous reference, never the person's name (the file's stem)
+        data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123",
+                          reason="warrant 123", subject_ref=f"SUBJ-{i + 1:04d}",
                           image_date=(estate.clock.now - timedelta(days=30)).date())
         with gov.transaction() as ctx:
             images.append(sharing.share_image(ctx, estate.supplier, data, p.read_bytes()).id)
@@ -55,10 +56,9 @@ def live_deployment(gov: Governance, references: list[Path], source: str = "", t
         cameras.set_camera_networks(ctx, estate.admin, ["127.0.0.0/8"])
         cam = cameras.add_camera(ctx, estate.admin, parse(CameraCreate, name=camera_name, location="stage door",
                                                             stream_url=source))
-        cameras.record_signage(ctx, estate.admin, SignageCreate(camera_id=cam.id, text="LFR in use",
-                                                                checked_on=estate.clock.now.date()))
         cam_id = cam.id
     dep = estate.request(wl, [cam_id], hours=hours, threshold=threshold)
+    estate.signage(dep, [cam_id])  # the notice checked for this deployment
     with gov.transaction() as ctx:
         deployments.authorise(ctx, estate.officer2, dep)
         deployments.start(ctx, estate.admin, dep)

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 
 from pipekit import THRESHOLD, blob_files, decrypt_all, live_deployment, make_store, token_for
 from openlfr.audit.chain import verify
+from openlfr.evaluation import deployment_report
+from openlfr.evaluation.demographics import wilson
 from openlfr.face.analyzer import enrolment_template
 from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
 from openlfr.pipeline.events import AlertEvent, EventBus
@@ -67,6 +69,15 @@ def test_one_alert_for_miranda_track(tmp_path: Path, video_dir: Path) -> None:
         actions = [a for (a,) in ctx.session.execute(select(AuditEvent.action))]
         assert "alert.record" in actions and "crop.record" in actions and "pipeline.counters" in actions
         assert verify(ctx.session).ok
+        report = deployment_report.for_deployment(ctx.session, dep)
+    # the report counts one person passing, and the faces of his searched (at most
+    # templates_per_track), not the detections of him on every analysed frame
+    print(f"Hamilton report: {report.people_passes} pass, {report.faces_searched} faces searched, "
+          f"{report.detections} detections, {stats.analysed} frames analysed")
+    assert report.people_passes == 1
+    assert report.faces_searched == sum(c.templates for c in counters) and 1 <= report.faces_searched <= 3
+    assert report.detections == sum(c.faces_seen for c in counters) >= 5 * report.faces_searched
+    assert report.unreviewed == 1 and "consistent" not in report.predicted_vs_observed
     # the crop blob on disk is encrypted (no PNG signature in the file)
     raw = (store.blobs / media.blob[:2] / media.blob).read_bytes()
     assert b"PNG" not in raw[:64]
@@ -101,9 +112,16 @@ def test_no_alert_and_nothing_kept_when_not_on_the_watchlist(tmp_path: Path, vid
         assert sum(c.templates_discarded for c in counters) == sum(c.templates for c in counters)
         assert sum(c.alerts for c in counters) == 0
         new = ctx.session.execute(select(AuditEvent).where(AuditEvent.seq > last_seq)).scalars().all()
-        assert {e.action for e in new} <= {"pipeline.start", "deployment.watchlist", "pipeline.counters"}
+        assert {e.action for e in new} <= {"camera.claim", "pipeline.start", "deployment.watchlist", "pipeline.counters",
+                                           "camera.release"}
         discards = [e for e in new if e.action == "pipeline.counters"]
-        assert discards and all('"templates_discarded"' in e.details for e in discards)
+        assert discards and all('"templates_discarded"' in e.details and '"passes"' in e.details for e in discards)
+        report = deployment_report.for_deployment(ctx.session, dep)
+    # no alert: the observed rate is 0 per face searched, its interval that of 0 in faces searched
+    assert report.people_passes == sum(c.passes for c in counters) >= 1
+    assert report.faces_searched == sum(c.templates for c in counters) < report.detections
+    assert report.observed_false_alert_rate == 0
+    assert report.observed_false_alert_rate_ci95 == list(wilson(0, report.faces_searched))
 
 
 def test_no_matching_without_a_live_deployment(tmp_path: Path, video_dir: Path) -> None:

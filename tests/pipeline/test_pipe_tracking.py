@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
 
 from pipekit import live_deployment, make_store
+from openlfr.evaluation import deployment_report
 from openlfr.face.analyzer import enrolment_template
 from openlfr.face.types import Box, Detection, Quality
 from openlfr.pipeline.camera import CameraPipeline
@@ -17,7 +19,9 @@ from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.file_source import VideoFileSource
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes
+from openlfr.store.pipeline_models import PipelineCounter
 from openlfr.video.pacing import PacedSource
+from openlfr.video.schedule import FrameSchedule
 from openlfr.video.tracker import IoUTracker
 
 
@@ -138,3 +142,59 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     assert len(stats.tracks) <= 8 and hits >= 5 * len(stats.tracks), stats.tracks
     moved = [v for v in long_tracks.values() if abs(v[4][0] - v[3][0]) + abs(v[4][1] - v[3][1]) > 30]
     assert len(moved) >= 2  # walking people, not fixed false detections
+
+    # The counters in people's units, at two rates: at 5 a second the pipeline thins the clip
+    # itself; at 2.5 the reader thins it first, as ``openlfr run`` does (one schedule for both).
+    source = VideoFileSource(video_dir / "street_1080p.mp4")
+    duration = source.frame_count / source.fps
+    half = CameraPipeline(gov, dep, cam, CameraSettings(analyse_fps=2.5)).run(
+        VideoFileSource(video_dir / "street_1080p.mp4", sample_fps=2.5))
+    with gov.transaction() as ctx:
+        rows = ctx.session.execute(select(PipelineCounter).order_by(PipelineCounter.id)).scalars().all()
+        report = deployment_report.for_deployment(ctx.session, dep)
+    runs = {5.0: [r for r in rows if r.frames == source.frame_count], 2.5: [r for r in rows if r.frames < source.frame_count]}
+    got = {fps: {k: sum(getattr(r, k) for r in rs) for k in ("frames_analysed", "passes", "templates", "faces_seen")}
+           for fps, rs in runs.items()}
+    print(f"street clip ({duration:.1f} s): {got}")
+    assert got[5.0]["frames_analysed"] == stats.analysed and half.analysed == half.frames
+    for fps, n in got.items():
+        assert abs(n["frames_analysed"] - fps * duration) <= 1  # the configured rate (was about half at 3)
+        # people passes: the 5 faces close enough to be found (by eye), not one per detection
+        assert 3 <= n["passes"] <= 5 and n["passes"] <= n["templates"] < n["faces_seen"]
+    # passes hardly depend on the rate; detections double with it
+    assert abs(got[5.0]["passes"] - got[2.5]["passes"]) <= 1
+    assert got[5.0]["faces_seen"] >= 1.8 * got[2.5]["faces_seen"]
+    assert report.people_passes == got[5.0]["passes"] + got[2.5]["passes"]
+    assert report.faces_searched == got[5.0]["templates"] + got[2.5]["templates"]
+
+
+def test_frames_analysed_at_the_configured_rate(tmp_path: Path, video_dir: Path) -> None:
+    """At ``analyse_fps`` f a clip of D seconds gives f x D analysed frames (±1), whether the
+    reader thins the 25 fps clip first (``openlfr run``) or the pipeline gets every frame: the
+    reader's step and the pipeline's interval are one schedule. (Before, at 3 a second the
+    pipeline skipped every frame 0.32 s after the last one the reader kept: about 1.5 a second.)"""
+    gov = make_store(tmp_path).governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"])
+    path = video_dir / "street_1080p.mp4"
+    clip = VideoFileSource(path)
+    duration = clip.frame_count / clip.fps
+    blank = np.zeros((90, 160, 3), np.uint8)  # the clip's frame times; small blank images: this counts frames
+    every = [Frame(blank, i, i / clip.fps) for i in range(clip.frame_count)]
+    for fps in (3.0, 5.0):
+        thinned = [Frame(blank, f.index, f.time) for f in VideoFileSource(path, sample_fps=fps)]
+        assert abs(len(thinned) - fps * duration) <= 1
+        for frames in (thinned, every):
+            stats = CameraPipeline(gov, dep, cam, CameraSettings(analyse_fps=fps)).run(frames)
+            assert stats.analysed == len(thinned), (fps, len(frames), stats.analysed)
+
+
+def test_frame_schedule_keeps_the_rate_without_bursts() -> None:
+    for src, fps in ((25.0, 3.0), (29.97, 5.0), (30.0, 7.5), (25.0, 25.0), (10.0, 30.0)):
+        s = FrameSchedule(fps, 0.5 / src)
+        kept = [i / src for i in range(int(src * 60)) if s.due(i / src)]
+        assert abs(len(kept) - min(fps, src) * 60) <= 1, (src, fps, len(kept))
+        gaps = np.diff(kept)
+        assert gaps.min() >= 1 / fps - 1 / src - 1e-9  # never two in a row where one is due
+    # after a gap (a stream outage) the schedule starts again, with no burst to catch up
+    s = FrameSchedule(2.0)
+    assert [t for t in (0.0, 0.5, 1.0, 9.0, 9.04, 9.08, 9.5, 9.52) if s.due(t)] == [0.0, 0.5, 1.0, 9.0, 9.5]

@@ -1,4 +1,5 @@
-"""Several cameras at once (one worker process each) and a clean shutdown of ``openlfr run``."""
+"""Several cameras at once (one worker process each), a clean shutdown of ``openlfr run``, and
+no second worker on a camera."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pipekit import KEY, live_deployment, make_store, token_for
+from govkit import grounds  # noqa: E402  (on the path once pipekit is imported)
 from openlfr.face.analyzer import enrolment_template
 from openlfr.governance import cameras, deployments, parse
 from openlfr.governance.schemas import CameraCreate, SignageCreate
 from openlfr.pipeline.events import AlertEvent, EventBus
-from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
-from openlfr.store.models import Alert
-from openlfr.store.pipeline_models import CameraCheckpoint, PipelineCounter
+from openlfr.pipeline import ownership
+from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, StoreConfig, Supervisor, jobs_for_live_deployments
+from openlfr.store.models import Alert, AuditEvent
+from openlfr.store.pipeline_models import CameraCheckpoint, CameraOwner, PipelineCounter
 
 
 def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
@@ -33,14 +36,15 @@ def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
     with gov.transaction() as ctx:
         cam = cameras.add_camera(ctx, admin, parse(CameraCreate, name="cam2", location="street",
                                                      stream_url=str(video_dir / "street_1080p.mp4")))
-        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam.id, text="LFR in use",
-                                                           checked_on=ctx.now().date()))
         cam2 = cam.id
         first = ctx.get(deployments.Deployment, dep, "deployment")
         data = parse(deployments.DeploymentRequest, purpose="locate wanted people at the estate",
                      watchlist_id=first.watchlist_id, camera_ids=[cam2], start=first.start, end=first.end,
-                     threshold=first.threshold, dpia_ref="DPIA-2", necessity="Serious offences; less intrusive means failed.")
+                     threshold=first.threshold, **grounds())
         dep2 = deployments.request(ctx, admin, data).id
+        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam2, deployment_id=dep2,
+                                                         text="Live facial recognition in use",
+                                                         checked_on=ctx.now().date()))
     with gov.transaction() as ctx:
         deployments.authorise(ctx, officer2, dep2)
         deployments.start(ctx, admin, dep2)
@@ -95,3 +99,27 @@ def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
         assert counters and sum(c.frames_analysed for c in counters) >= 5  # flushed on the way out
         checkpoint = ctx.session.get(CameraCheckpoint, (dep, cam))
         assert checkpoint.frame_index > 0 and not checkpoint.finished  # stopped part-way, resumable
+        assert ctx.session.get(CameraOwner, cam) is None  # the camera released on the way out
+
+
+def test_openlfr_run_refuses_a_second_worker_on_a_camera(tmp_path: Path, video_dir: Path) -> None:
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"],
+                               source=str(video_dir / "short_hamilton_clip.mp4"))
+    # a worker (this process, alive) holds the camera: 'openlfr run' must not start a second
+    with gov.transaction() as ctx:
+        ownership.claim(ctx, cam, dep, "pipeline:cam1")
+    env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
+               OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
+    dup = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    # the refused worker says why and ends (not restarted, no traceback), and counts nothing
+    assert dup.returncode == 0 and not dup.stdout, dup.stderr
+    assert f"camera {cam}: refused camera {cam} is already analysed by pipeline:cam1@" in dup.stderr
+    assert f"camera {cam}: refused exit {EXIT_CAMERA_TAKEN}" in dup.stderr and "Traceback" not in dup.stderr
+    with gov.transaction() as ctx:
+        assert ctx.session.execute(select(PipelineCounter)).scalars().all() == []
+        actions = [a for (a,) in ctx.session.execute(select(AuditEvent.action))]
+        assert "pipeline.start" not in actions and actions.count("camera.claim.refused") == 1
+        assert ctx.session.get(CameraCheckpoint, (dep, cam)) is None

@@ -55,6 +55,14 @@ def _wants_html(request: Request) -> bool:
         not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""))
 
 
+def _audit_invalid_input(request: Request, principal: object, detail: str) -> None:
+    route = request.scope.get("route")
+    where = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    with request.app.state.gov.transaction() as ctx:
+        ctx.audit(principal.actor, "http.input.refused", "route", where[:80],  # type: ignore[attr-defined]
+                  reason=detail[:2000])
+
+
 def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = None,
                bus: EventBus | None = None, retention_sweep_s: float | None = None) -> FastAPI:
     """The API and console over ``gov`` (default: the configured store, with the face
@@ -98,7 +106,23 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        return JSONResponse({"detail": "invalid input: " + "; ".join(parts)}, status_code=422)
+        detail = "invalid input: " + "; ".join(parts)
+        principal = getattr(request.state, "principal", None)
+        if principal is None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # a body that is not even JSON is refused before the route's login check runs
+            from openlfr.api.auth import authenticate
+
+            try:
+                principal = await authenticate(request)
+            except StarletteHTTPException:
+                principal = None  # not logged in: nobody to record it under
+        if principal is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # a logged-in caller's refused input is audited like a refusal in the services
+            # (the body is validated before any service runs, so none of them sees it)
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(_audit_invalid_input, request, principal, detail)
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:

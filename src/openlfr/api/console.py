@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from openlfr import audit
 from openlfr.api import auth, defs, upload, views
@@ -26,12 +27,12 @@ from openlfr.api.app import WEB
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import reading, tx
 from openlfr.errors import OpenLFRError
-from openlfr.governance import Ctx, OrgKind, PermissionDenied, Role, parse, reviews
+from openlfr.governance import Ctx, OrgKind, PermissionDenied, Role, outcomes, parse, reviews
 from openlfr.governance import agreements, cameras, central, deployments, organisations, sharing, users, watchlists
+from openlfr.governance.grounds import EngagementResult, LegalBasis, WatchlistCategory
 from openlfr.governance.ranks import RANKS
 from openlfr.governance.schemas import (
-    ROLES_BY_KIND, CameraCreate, DeploymentKind, DeploymentRequest, ShareImage, SignageCreate, UserCreate,
-    WatchlistAdd, WatchlistCreate,
+    ROLES_BY_KIND, CameraCreate, DeploymentKind, UserCreate, WatchlistAdd,
 )
 from openlfr.store.models import Agreement, AuditEvent, SharedImage
 
@@ -46,7 +47,11 @@ FORCE_VIEWERS = (Role.SUPPLIER, Role.AUTHORISING_OFFICER, Role.AUDITOR)
 def _verbs(role: Role) -> Callable[[Any], list[str]]:
     """The deployment buttons a role gets for a deployment in its state."""
     def verbs(d: Any) -> list[str]:
-        out = ["authorise"] if role is Role.AUTHORISING_OFFICER and d.status == "requested" else []
+        officer = role is Role.AUTHORISING_OFFICER
+        out = ["authorise", "refuse"] if officer and d.status == "requested" else []
+        # an urgent authority awaiting its retrospective review
+        out += ["review"] if officer and d.urgent and d.status in ("authorised", "live") \
+            and d.retro_review_outcome is None else []
         out += ["start"] if d.status == "authorised" else []
         return out + (["end"] if d.status in ("requested", "authorised", "live") else [])
     return verbs
@@ -238,13 +243,37 @@ def reviewer(request: Request, me: Principal = Depends(require(Role.REVIEWER))) 
 
 
 @router.get("/console/alerts/{alert_id}", response_class=HTMLResponse)
-def alert_page(alert_id: defs.Id, request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
+def alert_page(alert_id: defs.Id, request: Request,
+               me: Principal = Depends(require(Role.REVIEWER, Role.AUTHORISING_OFFICER))) -> HTMLResponse:
     with tx(request) as ctx:
-        user, alert, dep = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        user, alert, dep = outcomes.handler_for(ctx, me.actor, "alert.view", alert_id)
         ctx.audit(me.actor, "alert.view", "alert", alert.id)
         out = views.alert_out(ctx, alert, user)
         police_review = dep.police_review_required
-    return _page(request, "alert.html", me, alert=out, police_review=police_review)
+    return _page(request, "alert.html", me, alert=out, police_review=police_review,
+                 results=[(r.value, r.value.replace("_", " ")) for r in EngagementResult])
+
+
+@router.post("/console/alerts/{alert_id}/outcome")
+def alert_outcome(alert_id: defs.Id, request: Request, result: str = Form(max_length=32),
+                  officer: str = Form("", max_length=120), note: str = Form("", max_length=2000),
+                  me: Principal = Depends(require(Role.REVIEWER, Role.AUTHORISING_OFFICER))) -> Response:
+    def action(ctx: Any) -> str:
+        outcomes.record_outcome(ctx, me.actor, alert_id, result, note, officer)
+        return f"alert {alert_id}: outcome recorded ({result.replace('_', ' ')})"
+
+    return _act(request, f"/console/alerts/{alert_id}", action)
+
+
+@router.post("/console/escalations/{escalation_id}/resolve")
+def escalation_resolve(escalation_id: defs.Id, request: Request, decision: str = Form(max_length=16),
+                       note: str = Form("", max_length=2000),
+                       me: Principal = Depends(require(Role.AUTHORISING_OFFICER))) -> Response:
+    def action(ctx: Any) -> str:
+        reviews.resolve_escalation(ctx, me.actor, escalation_id, decision, note)
+        return f"escalation {escalation_id}: {decision} recorded"
+
+    return _act(request, "/console/officer", action)
 
 
 @router.post("/console/alerts/{alert_id}/review")
@@ -264,7 +293,7 @@ def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN)
     with reading(request) as ctx:
         cams = [(c, cameras.current_signage(ctx, c.id, ctx.now().date())) for c in cameras.list_cameras(ctx, me.actor)]
         wls = [(w, len(watchlists.active_entries(ctx, w.id))) for w in watchlists.list_watchlists(ctx, me.actor)]
-        deps = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
+        deps = [views.deployment_out(d, ctx) for d in deployments.list_deployments(ctx, me.actor)]
         # the images shared with this organisation under its active agreements
         images = ctx.session.execute(
             select(SharedImage).join(Agreement, Agreement.id == SharedImage.agreement_id)
@@ -272,12 +301,15 @@ def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN)
                    SharedImage.deleted_at.is_(None))
             .order_by(SharedImage.id)).scalars().all()
     return _page(request, "admin.html", me, cameras=cams, watchlists=wls, deployments=deps, verbs=_verbs(me.role),
-                 images=images, kinds=[k.value for k in DeploymentKind])
+                 images=images, kinds=[k.value for k in DeploymentKind], bases=list(LegalBasis),
+                 categories=list(WatchlistCategory),
+                 backdate_days=request.app.state.gov.policy.signage_backdate_days)
 
 
 @router.post("/console/deployments/{deployment_id}/{verb}")
 def deployment_action(deployment_id: defs.Id, verb: str, request: Request, note: str = Form("", max_length=2000),
                       police_review: str = Form("", max_length=8), threshold_reason: str = Form("", max_length=2000),
+                      outcome: str = Form("", max_length=16),
                       me: Principal = Depends(require(Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER))) -> Response:
     from openlfr.evaluation.cohort import configured_floor
 
@@ -289,6 +321,8 @@ def deployment_action(deployment_id: defs.Id, verb: str, request: Request, note:
         "authorise": lambda ctx: deployments.authorise(ctx, me.actor, deployment_id, note,
                                                        require_police_review=police_review == "on",
                                                        threshold_reason=threshold_reason, floor_fn=floor_fn),
+        "refuse": lambda ctx: deployments.refuse(ctx, me.actor, deployment_id, note),
+        "review": lambda ctx: deployments.retro_review(ctx, me.actor, deployment_id, outcome, note),
     }
     if verb not in actions:
         return _back(back, error="unknown action")
@@ -310,17 +344,40 @@ def camera_add(request: Request, name: str = Form(max_length=120), location: str
 
 
 @router.post("/console/cameras/{camera_id}/signage")
-def camera_signage(camera_id: defs.Id, request: Request, text: str = Form(max_length=2000),
-                   checked_on: str = Form(max_length=20), me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (cameras.record_signage(ctx, me.actor, parse(
-        SignageCreate, camera_id=camera_id, text=text, checked_on=checked_on)), "signage check recorded")[1])
+async def camera_signage(camera_id: defs.Id, request: Request,
+                         me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
+    """Record a signage check (multipart: text, checked_on, deployment_id, optional photo ``file``)."""
+    limit = request.app.state.settings.max_upload_bytes
+    try:
+        form = await request.form(max_files=1, max_fields=len(upload.SIGNAGE_FIELDS) + 2, max_part_size=64 * 1024)
+    except Exception as err:  # malformed multipart
+        return _back("/console/admin", error=f"invalid form: {err}")
+    fields: dict[str, Any] = {k: str(form.get(k, ""))[:2000] for k in upload.SIGNAGE_FIELDS
+                              if not isinstance(form.get(k), UploadFile)}
+    if not fields.get("deployment_id"):
+        fields.pop("deployment_id", None)  # a check of the camera alone
+    fields["camera_id"] = camera_id
+    photo = None
+    file = form.get("file")
+    if isinstance(file, UploadFile) and file.filename:  # the photo is optional
+        photo = await file.read(limit + 1)
+        if len(photo) > limit:
+            return _back("/console/admin", error=f"upload too large: at most {limit} bytes")
+
+    def work() -> Response:
+        return _act(request, "/console/admin", lambda ctx: (
+            cameras.record_signage_from(ctx, me.actor, fields, photo), "signage check recorded")[1])
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/console/watchlists")
 def watchlist_create(request: Request, name: str = Form(max_length=120), criteria: str = Form(max_length=2000),
-                     size_cap: str = Form(max_length=12), me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (watchlists.create_watchlist(ctx, me.actor, parse(
-        WatchlistCreate, name=name, criteria=criteria, size_cap=size_cap)), f"watchlist {name} created")[1])
+                     categories: list[str] = Form([], max_length=64), size_cap: str = Form(max_length=12),
+                     me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
+    fields = {"name": name, "criteria": criteria, "categories": categories, "size_cap": size_cap}
+    return _act(request, "/console/admin", lambda ctx: (watchlists.create_watchlist_from(ctx, me.actor, fields),
+                                                        f"watchlist {name} created")[1])
 
 
 @router.post("/console/watchlists/{watchlist_id}/entries")
@@ -337,15 +394,21 @@ def watchlist_add(watchlist_id: defs.Id, request: Request, shared_image_id: str 
 def deployment_request(request: Request, purpose: str = Form(max_length=2000), watchlist_id: str = Form(max_length=12),
                        camera_ids: str = Form(max_length=500), start: str = Form(max_length=40),
                        end: str = Form(max_length=40), threshold: str = Form(max_length=20),
-                       dpia_ref: str = Form(max_length=200), necessity: str = Form(max_length=5000),
+                       legal_basis: str = Form(max_length=64),
+                       dpia_ref: str = Form(max_length=200), dpia_date: str = Form(max_length=20),
+                       eia_ref: str = Form(max_length=200), eia_date: str = Form(max_length=20),
+                       necessity: str = Form(max_length=5000), proportionality: str = Form(max_length=5000),
+                       urgent: str = Form("", max_length=8), urgency_reason: str = Form("", max_length=2000),
                        kind: str = Form("live", max_length=16), police_review_required: str = Form("", max_length=8),
                        me: Principal = Depends(require(Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER))) -> Response:
     ids = [c.strip() for c in camera_ids.replace(";", ",").split(",") if c.strip()]
 
     def action(ctx: Any) -> str:
-        dep = deployments.request(ctx, me.actor, parse(
-            DeploymentRequest, kind=kind, purpose=purpose, watchlist_id=watchlist_id, camera_ids=ids,
-            start=_aware(start), end=_aware(end), threshold=threshold, dpia_ref=dpia_ref, necessity=necessity,
+        dep = deployments.request_from(ctx, me.actor, dict(
+            kind=kind, purpose=purpose, watchlist_id=watchlist_id, camera_ids=ids,
+            start=_aware(start), end=_aware(end), threshold=threshold, legal_basis=legal_basis, dpia_ref=dpia_ref,
+            dpia_date=dpia_date, eia_ref=eia_ref, eia_date=eia_date, necessity=necessity,
+            proportionality=proportionality, urgent=urgent == "on", urgency_reason=urgency_reason,
             police_review_required=police_review_required == "on"))
         return f"deployment {dep.id} requested: an authorising officer of the supplying force must authorise it"
 
@@ -357,8 +420,13 @@ def deployment_request(request: Request, purpose: str = Form(max_length=2000), w
 def officer(request: Request, me: Principal = Depends(require(Role.AUTHORISING_OFFICER))) -> HTMLResponse:
     with reading(request) as ctx:
         drafts = [a for a in agreements.list_agreements(ctx, me.actor) if a.status == "draft"]
-        outs = [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor) if d.status == "requested"]
+        outs = [views.deployment_out(d, ctx) for d in deployments.list_deployments(ctx, me.actor)
+                if d.status == "requested" or (d.urgent and d.status in ("authorised", "live")
+                                               and d.retro_review_outcome is None)]
+        escalated = reviews.escalations(ctx, me.actor)
+        due = outcomes.outcomes_due(ctx, me.actor)
     return _page(request, "officer.html", me, agreements=drafts, deployments=outs, verbs=_verbs(me.role),
+                 escalations=escalated, outcomes_due=due,
                  min_rank=request.app.state.gov.policy.min_authorising_rank)
 
 
@@ -376,7 +444,8 @@ def supplier(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) 
         own = agreements.list_agreements(ctx, me.actor)
         active = [a for a in own if a.status == "active"]
         ledger = sharing.force_ledger(ctx, me.actor)
-    return _page(request, "supplier.html", me, agreements=own, ledger=ledger, active=active)
+    return _page(request, "supplier.html", me, agreements=own, ledger=ledger, active=active,
+                 categories=list(WatchlistCategory))
 
 
 @router.post("/console/images")
@@ -385,15 +454,13 @@ async def supplier_share(request: Request, me: Principal = Depends(require(Role.
     limit = request.app.state.settings.max_upload_bytes
     try:
         fields, raw = await upload.read_share_form(request, limit)
-        data = parse(ShareImage, **{k: v for k, v in fields.items() if k != "under_18"},
-                     under_18=fields.get("under_18") == "on")
     except HTTPException as err:
         return _back("/console/supplier", error=str(err.detail))
-    except OpenLFRError as err:
-        return _back("/console/supplier", error=str(err))
+    data: dict[str, Any] = {**fields, "under_18": fields.get("under_18") == "on"}
 
     def share(ctx: Ctx, prepared: sharing.PreparedImage) -> str:
-        return f"image {sharing.share_image(ctx, me.actor, data, prepared).id} shared"
+        # the fields are checked after the caller, so that a refusal is audited
+        return f"image {sharing.share_image_from(ctx, me.actor, data, prepared).id} shared"
 
     def work() -> Response:
         try:
@@ -415,7 +482,7 @@ def force_page(request: Request, force: str = Query("", max_length=200),
     try:
         with reading(request) as ctx:
             found = central.force_view(ctx, me.actor, force or None)
-            view = views.force_out(found)
+            view = views.force_out(found, ctx)
     except OpenLFRError as err:
         error = str(err)
     forces = []

@@ -14,6 +14,7 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from openlfr.governance.credentials import MIN_PASSWORD
+from openlfr.governance.grounds import EngagementResult
 from openlfr.governance.schemas import DeploymentKind, OrgKind, Role
 
 
@@ -119,6 +120,11 @@ class NoteIn(_In):
     note: str = Field("", max_length=2000)
 
 
+class RetroReviewIn(_In):
+    outcome: Literal["upheld", "ended"] = Field(description="upheld: it runs on; ended: it ends now")
+    note: str = Field(min_length=1, max_length=2000, description="the reviewer's reasons")
+
+
 class AuthoriseIn(_In):
     note: str = Field("", max_length=2000)
     require_police_review: bool = Field(False, description="only police reviewers may confirm its alerts")
@@ -147,6 +153,7 @@ class SharedImageOut(_Out):
     agreement_id: int
     sha256: str
     category: str
+    warrant_ref: str = Field("", description="the warrant or court reference recorded with it ('' if none)")
     image_date: date
     shared_at: datetime
 
@@ -187,14 +194,20 @@ class EntryIn(_In):
 class SignageIn(_In):
     """A signage check (the camera is in the path)."""
 
-    text: str = Field(min_length=1, max_length=2000)
-    checked_on: date
+    text: str = Field(min_length=1, max_length=2000,
+                      description="the notice's text: it must say that facial recognition is in use")
+    checked_on: date = Field(description="when the notice was checked: not after today, nor more than "
+                             "OPENLFR_SIGNAGE_BACKDATE_DAYS before")
+    deployment_id: int | None = Field(None, ge=1, le=2**31 - 1, description="the deployment the check is for "
+                                      "(a deployment starts only on checks recorded for it)")
 
 
 class WatchlistOut(_Out):
     id: int
     name: str
     criteria: str
+    categories: list[str] = Field([], description="the composition criteria: the categories its entries may have "
+                                  "(empty on watchlists made before categories were a fixed list)")
     size_cap: int
     entries: int
 
@@ -217,8 +230,10 @@ class CameraOut(_Out):
 class SignageOut(_Out):
     id: int
     camera_id: int
+    deployment_id: int | None = None
     text: str
     checked_on: date
+    photo_sha256: str | None = Field(None, description="SHA-256 of the photo of the notice (stored encrypted), if any")
 
 
 class ThresholdIn(_In):
@@ -240,6 +255,31 @@ class WatchlistBriefOut(_Out):
     size_cap: int
     categories: dict[str, int] = Field(description="entries per sharing category")
     under_18: int = Field(description="entries flagged as under 18")
+
+
+class CategoryCountOut(_Out):
+    category: str
+    words: str
+    seriousness: str
+    entries: int
+
+
+class ReviewDueOut(_Out):
+    entry_id: int
+    review_date: date
+
+
+class CompositionOut(_Out):
+    """A watchlist's composition: counts and dates only, no labels, reasons or images."""
+
+    at: datetime = Field(description="when it was computed (for an authorised deployment: at authorisation)")
+    watchlist_id: int
+    entries: int
+    under_18: int
+    oldest_image: date | None = Field(description="the date of the oldest image on it")
+    categories: list[CategoryCountOut]
+    review_warning_days: int
+    review_due: list[ReviewDueOut] = Field(description="entries due for review within review_warning_days")
 
 
 class DeploymentOut(_Out):
@@ -265,6 +305,19 @@ class DeploymentOut(_Out):
     police_review_required: bool = Field(description="only police reviewers may confirm its alerts")
     snapshot_hash: str | None
     snapshot_size: int | None
+    legal_basis: str = Field("", description="the legal basis's code (empty on deployments requested before it was asked for)")
+    legal_basis_words: str = Field("", description="the legal basis in words")
+    dpia_date: date | None = None
+    eia_ref: str = Field("", description="the equality impact assessment")
+    eia_date: date | None = None
+    proportionality: str = Field("", description="why its intrusion is proportionate to its aim")
+    urgent: bool = Field(False, description="requested by the urgency route (a lower rank may authorise it)")
+    urgency_reason: str = ""
+    retro_review_due: datetime | None = Field(None, description="an urgent authority's review is due by then, "
+                                              "else the deployment ends")
+    retro_review_outcome: str | None = Field(None, description="upheld or ended, once reviewed")
+    composition: CompositionOut | None = Field(
+        None, description="what the watchlist is made of: live while requested, frozen at authorisation")
 
 
 class UseOut(_Out):
@@ -340,6 +393,53 @@ class AlertOut(_Out):
     status: Literal["pending", "confirmed_once", "verified", "dismissed", "escalated", "deleted"]
     confirmations: int
     reviews: list[ReviewOut]
+    outcome_due: bool = Field(False, description="verified, and nobody has yet recorded what happened")
+    outcome: OutcomeOut | None = Field(None, description="what happened after the verified alert, once recorded")
+
+
+class OutcomeIn(_In):
+    result: EngagementResult = Field(description="what happened when officers acted on the verified alert")
+    note: str = Field("", max_length=2000)
+    officer: str = Field(min_length=1, max_length=120, description="who engaged: a name or collar number")
+
+
+class OutcomeOut(_Out):
+    result: str
+    note: str
+    officer: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+class OutcomeDueOut(_Out):
+    alert_id: int
+    deployment_id: int
+    camera_id: int
+    at: datetime
+    score: float
+    verified_at: datetime | None
+
+
+class ResolveIn(_In):
+    decision: Literal["confirm", "dismiss"]
+    note: str = Field("", max_length=2000)
+
+
+class EscalationOut(_Out):
+    id: int
+    alert_id: int
+    deployment_id: int
+    score: float
+    alert_at: datetime
+    owner_role: str = Field(description="the role that owns it (of the owning organisation)")
+    owner: str = Field(description="the owning organisation")
+    opened_by: str
+    opened_at: datetime
+    reason: str
+    status: Literal["open", "confirmed", "dismissed"]
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_note: str
 
 
 # --- audit and public ---------------------------------------------------------------------
@@ -362,6 +462,15 @@ class AuditEventOut(_Out):
     details: str
 
 
+class PublicCategory(_Out):
+    """A watchlist category and how many entries had it (no entry, label or image)."""
+
+    category: str
+    words: str
+    seriousness: str
+    entries: int
+
+
 class PublicDeployment(_Out):
     id: int
     status: str
@@ -376,20 +485,61 @@ class PublicDeployment(_Out):
     target_false_alert_rate: float | None = None  # when the threshold was calibrated for a target
     predicted_fnir: float | None = None  # the calibration's predicted share of listed faces missed
     watchlist_size: int | None
-    faces_seen: int
+    people_passes: int = Field(description="people passes: tracks whose face was searched at least once")
+    faces_searched: int = Field(description="faces compared against the watchlist: the unit of the false-alert rates")
     alerts: int
     verified_alerts: int
     false_alerts: int
     signage: list[str]
     report_url: str  # the deployment's effectiveness report (HTML; JSON at /api/public/deployments/{id}/report)
+    forces: list[str] = Field(default_factory=list, description="the police force(s) that supplied the watchlist's images")
+    legal_basis: str = Field("", description="the legal basis's code ('' when recorded before the bases were a fixed list)")
+    legal_basis_words: str = Field("", description="the legal basis in words")
+    dpia_ref: str = ""
+    dpia_date: date | None = None
+    eia_ref: str = Field("", description="the equality impact assessment's reference")
+    eia_date: date | None = None
+    urgent: bool = Field(False, description="authorised by the urgency route (reviewed afterwards)")
+    retro_review: str | None = Field(None, description="an urgent authority's retrospective review: upheld, ended or due")
+    watchlist_categories: list[PublicCategory] = Field(
+        default_factory=list, description="entries per category, as frozen when the deployment was authorised")
+    outcomes: dict[str, int] = Field(
+        default_factory=dict, description="verified alerts by what happened next ('not recorded' while none is)")
+    decided_at: datetime | None = Field(None, description="when it was authorised, refused or cancelled")
 
 
 class TransparencyOut(_Out):
-    operator_notice: str = "This page lists every authorised use of live facial recognition by this operator."
+    operator_notice: str = ("This page lists every decided use of live facial recognition by this operator: "
+                            "authorised, refused or cancelled.")
     how_to_complain: str
     deployments: list[PublicDeployment]
     organisations: list[OrganisationOut] = Field(
         default_factory=list, description="every party registered on this installation")
+    latest_checkpoint: CheckpointOut | None = Field(
+        None, description="the newest signed audit checkpoint (all of them: /api/public/checkpoints)")
+
+
+class CheckpointOut(_Out):
+    seq: int = Field(description="the audit event number signed (the chain's head then)")
+    head_hash: str = Field(description="that event's hash (64 hex digits)")
+    at: str = Field(description="when it was signed: the exact ISO 8601 text in the signed message")
+    reason: str = Field(description="why: interval, or a deployment's start, end or expiry")
+    key_id: str = Field(description="SHA-256 (hex) of the raw public key")
+    public_key: str = Field(description="raw Ed25519 public key, hex")
+    signature: str = Field(description="Ed25519 signature (hex) of "
+                           "'openlfr-checkpoint/1\\n<seq>\\n<head_hash>\\n<at>\\n<reason>\\n' (UTF-8)")
+
+
+class CheckpointsOut(_Out):
+    """The ``openlfr-checkpoints/1`` document (the same as ``openlfr audit checkpoints`` writes):
+    keep a copy; ``openlfr audit verify --checkpoints FILE`` later shows any rewrite before the last one."""
+
+    format: Literal["openlfr-checkpoints/1"]
+    public_key: str | None = Field(description="this installation's signing key (raw Ed25519, hex); none before the first checkpoint")
+    key_id: str | None
+    exported_at: str
+    message: str = Field(description="what is signed")
+    checkpoints: list[CheckpointOut]
 
 
 class ErrorOut(BaseModel):

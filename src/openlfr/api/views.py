@@ -8,13 +8,17 @@ from sqlalchemy.orm import object_session
 from openlfr.api import defs
 from openlfr.errors import NotFoundError
 from openlfr.evaluation import deployment_report
-from openlfr.governance import Ctx, reviews
+from openlfr.governance import Ctx, outcomes, reviews
 from openlfr.governance.cameras import current_signage
 from openlfr.governance.central import ForceView
+from openlfr.governance.composition import composition
+from openlfr.governance.grounds import LegalBasis
 from openlfr.governance.organisations import list_organisations
 from openlfr.store.models import Alert, Camera, Deployment, EnrolmentToken, Organisation, User, WatchlistEntry
 
-PUBLIC_STATUSES = ("authorised", "live", "ended")
+# every decided deployment is public, including those refused or cancelled; a request not yet
+# decided is not (it may never happen)
+PUBLIC_STATUSES = ("authorised", "live", "ended", "cancelled", "refused")
 
 
 def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
@@ -23,12 +27,18 @@ def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
     entry = ctx.session.get(WatchlistEntry, alert.entry_id) if alert.entry_id is not None else None
     camera = ctx.session.get(Camera, alert.camera_id)
     state, confirmed, rows = reviews.blind_view(alert, reviews.reviews_of(ctx, alert.id), viewer.id)
+    done = outcomes.outcome_of(ctx.session, alert.id)
+    recorder = ctx.session.get(User, done.recorded_by_id) if done is not None else None
     return defs.AlertOut(
         id=alert.id, deployment_id=alert.deployment_id, camera_id=alert.camera_id,
         camera=camera.name if camera else "?", at=alert.at, score=alert.score,
         label=entry.label if entry else None, reason=entry.reason if entry else None,
         status=state, confirmations=confirmed,
         reviews=[defs.ReviewOut(reviewer=name, decision=r.decision, note=r.note, at=r.at) for r, name in rows],
+        outcome_due=outcomes.outcome_due(ctx.session, alert),
+        outcome=defs.OutcomeOut(result=done.result, note=done.note, officer=done.officer,
+                                recorded_by=recorder.name if recorder else "?", recorded_at=done.recorded_at)
+        if done is not None else None,
     )
 
 
@@ -84,8 +94,26 @@ def threshold_basis(dep: Deployment) -> str:
     return "set by hand (no calibration)"
 
 
-def deployment_out(dep: Deployment) -> defs.DeploymentOut:
-    """A deployment for staff: every fact an officer authorises."""
+def _basis_words(code: str) -> str:
+    try:
+        return LegalBasis(code).words
+    except ValueError:  # requested before the basis was a fixed list
+        return ""
+
+
+def deployment_composition(dep: Deployment, ctx: Ctx | None) -> dict | None:
+    """The composition an officer sees: frozen at authorisation, else (while requested, given
+    ``ctx``) the watchlist's now."""
+    if dep.composition is not None:
+        return dep.composition
+    if ctx is not None and dep.status == "requested":
+        return composition(ctx, dep.watchlist_id)
+    return None
+
+
+def deployment_out(dep: Deployment, ctx: Ctx | None = None) -> defs.DeploymentOut:
+    """A deployment for staff: every fact an officer authorises (with ``ctx``, the watchlist's
+    composition of a requested deployment, as the authoriser sees it before authorising)."""
     return defs.DeploymentOut(
         id=dep.id, kind=dep.kind, organisation=_org_name(dep), purpose=dep.purpose, necessity=dep.necessity,
         watchlist_id=dep.watchlist_id, watchlist=_watchlist_brief(dep),
@@ -95,10 +123,13 @@ def deployment_out(dep: Deployment) -> defs.DeploymentOut:
         model_id=dep.model_id, dpia_ref=dep.dpia_ref, status=dep.status,
         confirmations_required=dep.confirmations_required,
         police_review_required=dep.police_review_required, snapshot_hash=dep.snapshot_hash,
-        snapshot_size=dep.snapshot_size)
+        snapshot_size=dep.snapshot_size, legal_basis=dep.legal_basis, legal_basis_words=_basis_words(dep.legal_basis),
+        dpia_date=dep.dpia_date, eia_ref=dep.eia_ref, eia_date=dep.eia_date, proportionality=dep.proportionality,
+        urgent=dep.urgent, urgency_reason=dep.urgency_reason, retro_review_due=dep.retro_review_due,
+        retro_review_outcome=dep.retro_review_outcome, composition=deployment_composition(dep, ctx))
 
 
-def force_out(view: ForceView) -> defs.ForceOut:
+def force_out(view: ForceView, ctx: Ctx | None = None) -> defs.ForceOut:
     """The force's central view as JSON (no image bytes or templates)."""
     images = [defs.ImageHistoryOut(status=h.image.status, **h.image.__dict__,
                                    uses=[defs.UseOut(**u.__dict__) for u in h.uses]) for h in view.images]
@@ -107,7 +138,7 @@ def force_out(view: ForceView) -> defs.ForceOut:
         outcome={"true": "verified", "false": "false alert"}.get(a.review_outcome or "", "not settled"),
         deleted_at=a.deleted_at) for a in view.alerts]
     return defs.ForceOut(force=view.force, agreements=[defs.AgreementOut.model_validate(a) for a in view.agreements],
-                         images=images, deployments=[deployment_out(d) for d in view.deployments], alerts=alerts)
+                         images=images, deployments=[deployment_out(d, ctx) for d in view.deployments], alerts=alerts)
 
 
 def organisations(ctx: Ctx) -> list[defs.OrganisationOut]:
@@ -127,21 +158,69 @@ def public_report(ctx: Ctx, deployment_id: int) -> deployment_report.DeploymentE
     return deployment_report.for_deployment(ctx.session, deployment_id)
 
 
+def _forces(ctx: Ctx, dep: Deployment) -> list[str]:
+    """The police forces whose images the deployment's watchlist used: those frozen with its
+    authority, else (never authorised) those its watchlist holds now."""
+    from openlfr.store.models import Agreement, SharedImage, SnapshotItem
+
+    frozen = select(SharedImage.agreement_id).join(SnapshotItem, SnapshotItem.shared_image_id == SharedImage.id) \
+        .where(SnapshotItem.deployment_id == dep.id)
+    ids = set(ctx.session.execute(frozen).scalars())
+    if not ids:
+        ids = set(ctx.session.execute(
+            select(SharedImage.agreement_id).join(WatchlistEntry, WatchlistEntry.shared_image_id == SharedImage.id)
+            .where(WatchlistEntry.watchlist_id == dep.watchlist_id, WatchlistEntry.removed_at.is_(None))).scalars())
+    names = ctx.session.execute(
+        select(Organisation.name).join(Agreement, Agreement.supplier_org_id == Organisation.id)
+        .where(Agreement.id.in_(ids))).scalars()
+    return sorted(set(names))
+
+
+def _retro_review(dep: Deployment) -> str | None:
+    if not dep.urgent:
+        return None
+    return dep.retro_review_outcome or ("due" if dep.retro_review_due is not None else None)
+
+
+def public_deployment(ctx: Ctx, dep: Deployment) -> defs.PublicDeployment:
+    """One decided deployment as the public may see it: counts, grounds and categories; never
+    labels, reasons, subject references, image hashes or images."""
+    report = deployment_report.for_deployment(ctx.session, dep.id)
+    # the notice checked for this deployment; one of the camera alone for deployments started
+    # before checks were per deployment
+    signs = [s.text for c in dep.cameras
+             if (s := current_signage(ctx, c.id, dep.start.date(), deployment_id=dep.id)
+                 or current_signage(ctx, c.id, dep.start.date())) is not None]
+    frozen = dep.composition or {}
+    return defs.PublicDeployment(
+        id=dep.id, status=dep.status, purpose=dep.purpose, cameras=[c.name for c in dep.cameras],
+        locations=[c.location for c in dep.cameras], start=dep.start, end=dep.end, threshold=dep.threshold,
+        threshold_source="calibrated" if dep.target_false_alert_rate else "set directly", face_model=dep.model_id,
+        target_false_alert_rate=report.target_false_alert_rate, predicted_fnir=report.predicted_fnir,
+        watchlist_size=dep.snapshot_size, people_passes=report.people_passes,
+        faces_searched=report.faces_searched, alerts=report.alerts,
+        verified_alerts=report.verified_true, false_alerts=report.verified_false,
+        signage=sorted(set(signs)), report_url=f"/transparency/deployments/{dep.id}/report",
+        forces=_forces(ctx, dep), legal_basis=dep.legal_basis, legal_basis_words=_basis_words(dep.legal_basis),
+        dpia_ref=dep.dpia_ref, dpia_date=dep.dpia_date, eia_ref=dep.eia_ref, eia_date=dep.eia_date,
+        urgent=dep.urgent, retro_review=_retro_review(dep),
+        watchlist_categories=[defs.PublicCategory(category=c["category"], words=c["words"],
+                                                  seriousness=c["seriousness"], entries=c["entries"])
+                              for c in frozen.get("categories", [])],
+        outcomes=report.outcomes,
+        decided_at=dep.authorised_at if dep.status in ("authorised", "live", "ended") else dep.ended_at)
+
+
 def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
-    """What the public may know: where, when, why, how many, and who the parties are; never
-    images, templates or names of people."""
+    """What the public may know: where, when, why, on what grounds, how many, what happened
+    next, who the parties are and the latest signed audit checkpoint; never images, templates,
+    labels, reasons or subject references."""
+    from openlfr.audit import checkpoints
+
     deps = ctx.session.execute(
         select(Deployment).where(Deployment.status.in_(PUBLIC_STATUSES)).order_by(Deployment.start.desc())).scalars()
-    out = []
-    for dep in deps:
-        report = deployment_report.for_deployment(ctx.session, dep.id)
-        signs = [s.text for c in dep.cameras if (s := current_signage(ctx, c.id, dep.start.date())) is not None]
-        out.append(defs.PublicDeployment(
-            id=dep.id, status=dep.status, purpose=dep.purpose, cameras=[c.name for c in dep.cameras],
-            locations=[c.location for c in dep.cameras], start=dep.start, end=dep.end, threshold=dep.threshold,
-            threshold_source="calibrated" if dep.target_false_alert_rate else "set directly", face_model=dep.model_id,
-            target_false_alert_rate=report.target_false_alert_rate, predicted_fnir=report.predicted_fnir,
-            watchlist_size=dep.snapshot_size, faces_seen=report.faces_seen, alerts=report.alerts,
-            verified_alerts=report.verified_true, false_alerts=report.verified_false,
-            signage=sorted(set(signs)), report_url=f"/transparency/deployments/{dep.id}/report"))
-    return defs.TransparencyOut(how_to_complain=complaints, deployments=out, organisations=organisations(ctx))
+    latest = checkpoints.latest(ctx.session)
+    return defs.TransparencyOut(
+        how_to_complain=complaints, deployments=[public_deployment(ctx, dep) for dep in deps],
+        organisations=organisations(ctx),
+        latest_checkpoint=defs.CheckpointOut(**latest.as_dict()) if latest is not None else None)

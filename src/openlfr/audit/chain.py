@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 from openlfr.store.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+#: ``Session.info`` flag: this transaction appended events (a periodic checkpoint may be due)
+AUDITED = "openlfr.audited"
 
 
 def canonical_json(value: Any) -> str:
@@ -131,6 +133,7 @@ def append(
     )
     session.add(event)
     head.seq, head.hash = seq, digest
+    session.info[AUDITED] = True
     session.flush()
     return event
 

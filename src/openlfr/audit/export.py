@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,13 @@ def export_chain(session: Session, path: Path, *, now: datetime) -> VerifyResult
 
 def verify_export(path: Path, anchors: Iterable[tuple[int, str]] = ()) -> VerifyResult:
     """Verify an exported file on its own (no database needed), and any earlier heads."""
+    header, records = read_export(path)
+    result = verify_records(records, int(header["head_seq"]), str(header["head_hash"]))
+    return check_anchors(result, records, anchors) if result.ok else result
+
+
+def read_export(path: Path) -> tuple[dict[str, Any], list[EventRecord]]:
+    """(header, events) of an exported file, or a clear :class:`InputError`."""
     try:
         with Path(path).open(encoding="utf-8") as fh:
             header = json.loads(fh.readline())
@@ -55,5 +63,4 @@ def verify_export(path: Path, anchors: Iterable[tuple[int, str]] = ()) -> Verify
             records = [EventRecord(**json.loads(line)) for line in fh if line.strip()]
     except (OSError, ValueError, TypeError) as err:
         raise InputError(f"cannot read audit export {path}: {err}") from err
-    result = verify_records(records, int(header["head_seq"]), str(header["head_hash"]))
-    return check_anchors(result, records, anchors) if result.ok else result
+    return header, records

@@ -1,6 +1,6 @@
 """Threshold calibration: from a target false-alert rate to a threshold, with predictions.
 
-A deployment states how many false alerts it tolerates *per face seen* (FPIR, e.g. 1 in
+A deployment states how many false alerts it tolerates *per face searched* (a template compared against the watchlist) (FPIR, e.g. 1 in
 10,000). The threshold follows from the scores of faces that are *not* on the watchlist:
 
 * ``watchlist`` method — the watchlist's templates are known: search a cohort of non-listed
@@ -37,7 +37,7 @@ class Calibration:
 
     method: str  # "watchlist" or "size"
     watchlist_size: int
-    target_false_alert_rate: float  # FPIR: alerts per non-listed face seen
+    target_false_alert_rate: float  # FPIR: alerts per non-listed face searched
     threshold: float
     per_comparison_rate: float | None  # FMR aimed at (size method)
     predicted_fnir: float | None

@@ -1,16 +1,19 @@
 """Per-deployment effectiveness: did the deployment do what its calibration promised?
 
-From the pipeline's counters (faces seen) and the reviewers' verdicts on its alerts: alerts,
-verified true and false alerts, false alerts per 1,000 faces, precision of alerts, and the
-observed false-alert rate beside the predicted one. Faces seen are counted as faces of
-people not on the watchlist (listed people are a vanishing share of a crowd), so the
-observed false-alert rate is verified false alerts per face seen; unreviewed and unsure
-alerts are shown separately, and the upper bound counts them as false.
+From the pipeline's counters and the reviewers' verdicts on its alerts. The unit is the
+**face searched** (a template compared against the watchlist), the unit of the calibration's
+target and prediction (false alerts per face searched, i.e. FPIR per probe), so observed and
+predicted rates are comparable. People passes (tracks whose face was searched at least once)
+and detections (faces detected on analysed frames, many per person: a diagnostic) are shown
+beside it. Faces searched are counted as faces of people not on the watchlist (listed people
+are a vanishing share of a crowd), so the observed false-alert rate is verified false alerts
+per face searched; unreviewed and unsure alerts are shown separately, the upper bound counts
+them as false, and while any remains the verdict is "not yet known".
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +24,32 @@ from openlfr.evaluation.demographics import wilson
 
 @dataclass
 class DeploymentEffectiveness:
-    """A deployment's observed effectiveness."""
+    """A deployment's observed effectiveness; each count and rate names its unit."""
 
     deployment_id: int
     status: str
     threshold: float
-    target_false_alert_rate: float | None
+    target_false_alert_rate: float | None  # false alerts per face searched (the calibration's target)
     predicted_fnir: float | None
-    faces_seen: int
+    faces_searched: int  # templates compared against the watchlist: the denominator of the rates
+    people_passes: int  # tracks whose face was searched at least once
+    detections: int  # faces detected on analysed frames (diagnostic: one person is detected on many frames)
     alerts: int
     verified_true: int
     verified_false: int
     unsure: int
     unreviewed: int
-    false_alerts_per_1000_faces: float | None
+    false_alerts_per_1000_faces_searched: float | None
     precision: float | None  # verified true / (verified true + verified false)
     precision_ci95: list[float | None]  # [low, high] (null with nothing to count); a list: tuples give an invalid JSON Schema
-    observed_false_alert_rate: float | None
-    observed_false_alert_rate_ci95: list[float | None]  # [low, high]
+    observed_false_alert_rate: float | None  # verified false alerts per face searched
+    observed_false_alert_rate_ci95: list[float | None]  # [low, high], per face searched
     observed_false_alert_rate_upper_bound: float | None  # unsure and unreviewed counted as false
     predicted_vs_observed: str
     face_model: str | None = None  # the model id of the frozen templates (the threshold's scale)
+    # verified alerts by what happened next (openlfr.governance.grounds.EngagementResult values,
+    # and "not recorded" while an outcome is due)
+    outcomes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,48 +61,55 @@ def summarise(
     threshold: float,
     target: float | None,
     predicted_fnir: float | None,
-    faces_seen: int,
+    faces_searched: int,
     outcomes: list[str | None],
+    *,
+    people_passes: int = 0,
+    detections: int = 0,
 ) -> DeploymentEffectiveness:
     """Compute the report from counts: ``outcomes`` holds each alert's review outcome
-    (``"true"``, ``"false"``, ``"unsure"`` or ``None`` when not yet reviewed)."""
+    (``"true"``, ``"false"``, ``"unsure"`` or ``None`` when not yet reviewed); rates are per
+    face searched."""
     t = sum(o == "true" for o in outcomes)
     f = sum(o == "false" for o in outcomes)
     u = sum(o == "unsure" for o in outcomes)
     n = sum(o is None for o in outcomes)
-    observed = f / faces_seen if faces_seen else None
-    upper = (f + u + n) / faces_seen if faces_seen else None
+    observed = f / faces_searched if faces_searched else None
+    upper = (f + u + n) / faces_searched if faces_searched else None
     if observed is None:
-        verdict = "no faces counted yet"
+        verdict = "no faces searched yet"
     elif target is None:
         verdict = "no target was set (threshold given directly)"
+    elif n or u:
+        # any of them may be a false alert: no comparison with the target until all are reviewed
+        verdict = f"not yet known: {n + u} of {len(outcomes)} alerts unreviewed or unsure"
     else:
-        lo, hi = wilson(f, faces_seen)
+        lo, hi = wilson(f, faces_searched)
         if lo > target:
-            verdict = f"more false alerts than predicted (target {target:g} below the 95% interval)"
+            verdict = f"more false alerts than predicted (target {target:g} per face searched below the 95% interval)"
         elif hi < target:
-            verdict = f"fewer false alerts than predicted (target {target:g} above the 95% interval)"
+            verdict = f"fewer false alerts than predicted (target {target:g} per face searched above the 95% interval)"
         else:
-            verdict = f"consistent with the target {target:g} (within the 95% interval)"
-        if n or u:
-            verdict += f"; {n + u} alert(s) unreviewed or unsure"
+            verdict = f"consistent with the target {target:g} per face searched (within the 95% interval)"
     return DeploymentEffectiveness(
         deployment_id=deployment_id,
         status=status,
         threshold=threshold,
         target_false_alert_rate=target,
         predicted_fnir=predicted_fnir,
-        faces_seen=faces_seen,
+        faces_searched=faces_searched,
+        people_passes=people_passes,
+        detections=detections,
         alerts=len(outcomes),
         verified_true=t,
         verified_false=f,
         unsure=u,
         unreviewed=n,
-        false_alerts_per_1000_faces=1000.0 * f / faces_seen if faces_seen else None,
+        false_alerts_per_1000_faces_searched=1000.0 * f / faces_searched if faces_searched else None,
         precision=t / (t + f) if t + f else None,
         precision_ci95=list(wilson(t, t + f)),
         observed_false_alert_rate=observed,
-        observed_false_alert_rate_ci95=list(wilson(f, faces_seen)),
+        observed_false_alert_rate_ci95=list(wilson(f, faces_searched)),
         observed_false_alert_rate_upper_bound=upper,
         predicted_vs_observed=verdict,
     )
@@ -109,14 +124,19 @@ def for_deployment(session: Any, deployment_id: int) -> DeploymentEffectiveness:
     dep = session.get(Deployment, deployment_id)
     if dep is None:
         raise NotFoundError(f"deployment {deployment_id} does not exist")
-    faces = session.execute(
-        select(func.coalesce(func.sum(PipelineCounter.faces_seen), 0)).where(PipelineCounter.deployment_id == dep.id)
-    ).scalar_one()
+    searched, passes, detections = session.execute(
+        select(*(func.coalesce(func.sum(c), 0) for c in (PipelineCounter.templates, PipelineCounter.passes,
+                                                          PipelineCounter.faces_seen)))
+        .where(PipelineCounter.deployment_id == dep.id)
+    ).one()
     outcomes = list(session.execute(select(Alert.review_outcome).where(Alert.deployment_id == dep.id)).scalars())
     cal = dep.calibration or {}
     report = summarise(dep.id, dep.status, dep.threshold, dep.target_false_alert_rate, cal.get("predicted_fnir"),
-                       int(faces), outcomes)
+                       int(searched), outcomes, people_passes=int(passes), detections=int(detections))
     report.face_model = dep.model_id
+    from openlfr.governance.outcomes import outcome_counts
+
+    report.outcomes = outcome_counts(session, dep.id)
     return report
 
 

@@ -166,8 +166,21 @@ def write_evaluation(result: dict, out_dir: Path) -> tuple[Path, Path]:
 
 def deployment_html(report: dict) -> str:
     """A per-deployment report page (see :mod:`openlfr.evaluation.deployment_report`)."""
-    rows = [{"measure": k.replace("_", " "), "value": v} for k, v in report.items() if not isinstance(v, (dict, list))]
+    rows = [{"measure": k.replace("_", " ") + (" (diagnostic)" if k == "detections" else ""), "value": v}
+            for k, v in report.items() if not isinstance(v, (dict, list))]
+    for key in ("precision_ci95", "observed_false_alert_rate_ci95"):  # the intervals, as "low – high"
+        if isinstance(report.get(key), list) and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                      for v in report[key]):
+            rows.append({"measure": key.replace("_ci95", " 95% interval").replace("_", " "),
+                         "value": " – ".join(f"{v:.3g}" for v in report[key])})
+    for result, n in (report.get("outcomes") or {}).items():  # what happened after verified alerts
+        rows.append({"measure": f"verified alerts: {result.replace('_', ' ')}", "value": n})
+    units = ("Rates are per face searched (a face compared against the watchlist), the unit of the "
+             "calibration's target and prediction. People passes are tracks whose face was searched; "
+             "detections (faces detected on analysed frames, many per person) are a diagnostic only. "
+             "While any alert is unreviewed or unsure the verdict is not yet known.")
     return _page(
         f"Deployment {report.get('deployment_id', '')}: effectiveness",
-        [table(rows, [("measure", "measure", False), ("value", "value", False)])],
+        [f"<p class='units'>{html.escape(units)}</p>",
+         table(rows, [("measure", "measure", False), ("value", "value", False)])],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from openlfr.governance import organisations
@@ -9,8 +11,8 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.ranks import at_least
-from openlfr.governance.schemas import AgreementCreate, OrgKind, Role
-from openlfr.governance.sharing import delete_shared_image
+from openlfr.governance.schemas import AgreementCreate, OrgKind, Role, parse
+from openlfr.governance.sharing import category_of, delete_shared_image
 from openlfr.store.models import Agreement, SharedImage, User
 
 OPEN_STATUSES = ("draft", "active", "suspended")
@@ -18,7 +20,8 @@ OPEN_STATUSES = ("draft", "active", "suspended")
 
 def create(ctx: Ctx, actor: Actor, data: AgreementCreate) -> Agreement:
     """A supplier of a police force offers an agreement to an operator organisation (status
-    ``draft`` until an officer of the force approves it).
+    ``draft`` until an officer of the force approves it), for the watchlist categories it lists
+    (from the fixed list :class:`~openlfr.governance.grounds.WatchlistCategory`).
 
     Refused if the force already has an open agreement with the same operator whose validity
     overlaps: one agreement per pair at a time, so no image escapes its terms.
@@ -42,7 +45,8 @@ def create(ctx: Ctx, actor: Actor, data: AgreementCreate) -> Agreement:
         supplier_id=user.id, supplier_org_id=user.organisation_id, operator_org_id=operator.id,
         purpose=data.purpose, lawful_basis=data.lawful_basis,
         valid_from=data.valid_from, valid_until=data.valid_until, image_limit=data.image_limit,
-        allowed_categories=list(data.allowed_categories), allow_under_18=data.allow_under_18,
+        allowed_categories=[category_of(c).value for c in data.allowed_categories],
+        allow_under_18=data.allow_under_18,
         status="draft", created_by_id=user.id, created_at=ctx.now(),
     )
     ctx.session.add(row)
@@ -53,6 +57,13 @@ def create(ctx: Ctx, actor: Actor, data: AgreementCreate) -> Agreement:
               lawful_basis=row.lawful_basis, valid_from=row.valid_from, valid_until=row.valid_until,
               image_limit=row.image_limit, categories=row.allowed_categories, under_18=row.allow_under_18)
     return row
+
+
+def create_from(ctx: Ctx, actor: Actor, fields: dict[str, Any]) -> Agreement:
+    """:func:`create` from raw fields (a form, the command line): the caller is checked first,
+    so that invalid fields (an unknown category, say) are refused and audited."""
+    ctx.require(actor, {Role.SUPPLIER}, "agreement.create", "agreement", "", kinds={OrgKind.POLICE_FORCE})
+    return create(ctx, actor, parse(AgreementCreate, **fields))
 
 
 def require_rank(ctx: Ctx, user: User, action: str) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from openlfr import audit
+from openlfr.audit import checkpoints
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.governance.credentials import Actor, clean_name, live_token
 from openlfr.governance.errors import PermissionDenied
@@ -61,6 +62,8 @@ class Ctx:
     attempt: tuple[str, str, str, str] | None = field(default=None)
     # token -> user id, for the tokens checked in this transaction
     _verified: dict[str, int] = field(default_factory=dict, repr=False)
+    # the installation's checkpoint signing key (read or made only when a checkpoint is signed)
+    signer: checkpoints.Signer | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
@@ -70,6 +73,13 @@ class Ctx:
         """Append an audit event in this transaction (``actor``: a credential, or a system name)."""
         audit.append(self.session, actor=self.name_of(actor), action=action, object_type=object_type,
                      object_id=str(object_id), details=details, at=self.now())
+
+    def checkpoint(self, reason: str) -> None:
+        """Sign the audit chain's head as it stands in this transaction (a deployment's start or
+        end, say); committed with the transaction, so it never vouches for events rolled back."""
+        signer = self.signer or checkpoints.Signer(checkpoints.signing_key_path(self.blobs.store.root),
+                                                   self.blobs.store.keyring)
+        checkpoints.sign_head(self.session, signer, at=self.now(), reason=reason)
 
     def user_of(self, actor: Actor) -> User:
         """The active user ``actor``'s token belongs to, or :class:`PermissionDenied`."""
@@ -174,15 +184,20 @@ class Governance:
         self.policy = policy or Policy()
         self.template_fn = template_fn
         self.clock = clock
+        # the key that signs audit checkpoints: sealed beside the blob folder, loaded when first used
+        self.signer = checkpoints.Signer(checkpoints.signing_key_path(self.blob_store.root), self.blob_store.keyring)
 
     @contextmanager
     def transaction(self) -> Iterator[Ctx]:
         """A :class:`Ctx` whose writes are committed together or not at all."""
         session = self.sessions()
         blobs = BlobTransaction(self.blob_store)
-        ctx = Ctx(session, blobs, self.policy, self.clock, self.template_fn)
+        ctx = Ctx(session, blobs, self.policy, self.clock, self.template_fn, signer=self.signer)
         try:
             yield ctx
+            # every door passes here: sign the head if events were written and the last checkpoint is old
+            checkpoints.sign_if_due(session, self.signer, now=ctx.now(),
+                                    interval_minutes=ctx.policy.checkpoint_interval_minutes)
             session.commit()
             blobs.commit()
         except BaseException as err:
@@ -241,6 +256,8 @@ class Governance:
         with self.sessions() as session, session.begin():
             audit.append(session, actor=actor, action=f"{action}.refused", object_type=object_type or "-",
                          object_id=object_id or "-", details={"reason": reason}, at=self.clock())
+            checkpoints.sign_if_due(session, self.signer, now=self.clock(),
+                                    interval_minutes=self.policy.checkpoint_interval_minutes)
 
     def close(self) -> None:
         """Release the database connections."""

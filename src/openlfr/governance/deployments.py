@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,13 +20,18 @@ from sqlalchemy import select
 from openlfr.errors import InputError
 from openlfr.face.registry import DLIB_RESNET_ID  # the registry only; no model is loaded
 from openlfr.governance.cameras import current_signage
+from openlfr.governance.composition import composition
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
-from openlfr.governance.schemas import DeploymentKind, DeploymentRequest, OrgKind, Role
-from openlfr.store.models import Agreement, Camera, Deployment, SharedImage, SnapshotItem, User, Watchlist, WatchlistEntry
+from openlfr.governance.ranks import at_least
+from openlfr.governance.schemas import DeploymentKind, DeploymentRequest, OrgKind, Role, parse
+from openlfr.store.models import (
+    Agreement, Camera, Deployment, Organisation, SharedImage, SnapshotItem, User, Watchlist, WatchlistEntry,
+)
 
 OPEN_STATUSES = ("requested", "authorised", "live")
+RETRO_OUTCOMES = ("upheld", "ended")
 
 # (watchlist size, target false-alert rate) -> calibration record with at least "threshold"
 # and "predicted_fnir" (see openlfr.evaluation.cohort.size_calibrator)
@@ -60,8 +65,13 @@ def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrat
 
     A request with a target false-alert rate instead of a threshold needs ``calibrate``: the
     threshold it returns for the watchlist's current size is stored with the target and the
-    prediction, and all three are audited and shown on the public record."""
+    prediction, and all three are audited and shown on the public record.
+
+    The grounds are checked too (:func:`check_grounds`): the legal basis fits the requester's kind
+    of organisation, the DPIA and equality impact assessment are not dated after the request, and
+    the window is no longer than ``policy.max_deployment_hours``."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.request", "deployment", "")
+    check_grounds(ctx, user, data)
     watchlist = ctx.get(Watchlist, data.watchlist_id, "watchlist")
     ctx.require_member(user, watchlist.organisation_id, f"deploy watchlist {watchlist.id}")
     cameras = [ctx.get(Camera, cid, "camera") for cid in data.camera_ids]
@@ -97,6 +107,8 @@ def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrat
         requested_at=ctx.now(), cameras=cameras, target_false_alert_rate=data.target_false_alert_rate,
         calibration=calibration, confirmations_required=data.confirmations_required,
         organisation_id=user.organisation_id, kind=data.kind.value, police_review_required=data.police_review_required,
+        legal_basis=data.legal_basis.value, dpia_date=data.dpia_date, eia_ref=data.eia_ref, eia_date=data.eia_date,
+        proportionality=data.proportionality, urgent=data.urgent, urgency_reason=data.urgency_reason,
     )
     ctx.session.add(row)
     ctx.session.flush()
@@ -104,8 +116,41 @@ def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrat
               cameras=[c.id for c in cameras], start=row.start, end=row.end, threshold=row.threshold,
               dpia_ref=row.dpia_ref, necessity=row.necessity, target_false_alert_rate=row.target_false_alert_rate,
               calibration=calibration, confirmations_required=row.confirmations_required, kind=row.kind,
-              police_review_required=row.police_review_required)
+              police_review_required=row.police_review_required, legal_basis=row.legal_basis,
+              dpia_date=row.dpia_date, eia_ref=row.eia_ref, eia_date=row.eia_date,
+              proportionality=row.proportionality, urgent=row.urgent, urgency_reason=row.urgency_reason)
     return row
+
+
+def request_from(ctx: Ctx, actor: Actor, fields: dict[str, Any], calibrate: Calibrator | None = None) -> Deployment:
+    """:func:`request` from raw fields (a form, the command line): the caller is checked first,
+    so that invalid fields are refused and audited like any other refusal."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN, Role.AUTHORISING_OFFICER}, "deployment.request", "deployment", "")
+    return request(ctx, actor, parse(DeploymentRequest, **fields), calibrate)
+
+
+def check_grounds(ctx: Ctx, user: User, data: DeploymentRequest) -> None:
+    """Refuse grounds that cannot be right for this requester now: a police force's deployment
+    needs a law-enforcement basis (DPA 2018 s.35 / Schedule 8) and anyone else's must not use
+    one; a DPIA or equality impact assessment dated after today does not exist yet; the window
+    may be at most ``policy.max_deployment_hours`` long."""
+    org = ctx.get(Organisation, user.organisation_id, "organisation")
+    police = org.kind == OrgKind.POLICE_FORCE.value
+    if data.legal_basis.law_enforcement and not police:
+        raise RuleViolation(f"legal basis {data.legal_basis.value} is a law-enforcement (DPA 2018 Part 3) basis: only "
+                            f"a police force may use it; {org.name} needs a UK GDPR basis")
+    if police and not data.legal_basis.law_enforcement:
+        raise RuleViolation(f"{org.name} is a police force: its deployments are law enforcement and need a "
+                            f"DPA 2018 s.35 / Schedule 8 basis, not {data.legal_basis.value}")
+    today = ctx.now().date()
+    for what, day in (("DPIA", data.dpia_date), ("equality impact assessment", data.eia_date)):
+        if day > today:
+            raise InputError(f"the {what} is dated {day}, after today ({today}): it must be signed off before the "
+                             "deployment is requested")
+    hours = (data.end - data.start).total_seconds() / 3600
+    if hours > ctx.policy.max_deployment_hours:
+        raise RuleViolation(f"the window is {hours:g} hours long; a deployment may last at most "
+                            f"{ctx.policy.max_deployment_hours:g} hours (request another for longer)")
 
 
 def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, Any]]]:
@@ -123,13 +168,16 @@ def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, An
         agreement = image.agreement
         if agreement.status != "active" or agreement.valid_until <= ctx.now():
             raise RuleViolation(f"entry {e.id} comes from agreement {agreement.id}, which is not active")
-        if e.review_date < dep.start.date():
-            raise RuleViolation(f"entry {e.id} was due for review on {e.review_date}, before the deployment starts")
+        # past review now, or before the deployment would start: it would never be used (it drops
+        # out of a live deployment the day after its review date), so it must be reviewed first
+        if e.review_date < max(dep.start, ctx.now()).date():
+            raise RuleViolation(f"entry {e.id} was due for review on {e.review_date}, before the deployment "
+                                "could use it: review or remove it first")
         template = ctx.blobs.get(image.template_blob)
         items.append({
             "entry_id": e.id, "shared_image_id": image.id, "label": e.label, "subject_ref": image.subject_ref,
             "sha256": image.sha256, "agreement_id": agreement.id, "quality": round(e.quality, 6),
-            "model_id": image.template_model,
+            "model_id": image.template_model, "review_date": e.review_date.isoformat(),
             "template_f32le": base64.b64encode(np.frombuffer(template, dtype="<f4").tobytes()).decode(),
         })
     models = sorted({i["model_id"] for i in items})
@@ -158,14 +206,12 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
     is refused unless ``threshold_reason`` records why."""
     from openlfr.face.registry import threshold_floor
 
-    from openlfr.governance.agreements import require_rank
-
     user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.authorise", "deployment", deployment_id,
                        kinds={OrgKind.POLICE_FORCE})
     dep = ctx.get(Deployment, deployment_id, "deployment")
     if dep.requested_by_id == user.id:
         raise PermissionDenied("the requester of a deployment cannot authorise it")
-    require_rank(ctx, user, "authorising a deployment")
+    _require_authority_rank(ctx, user, dep, "authorising")
     if dep.status != "requested":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only a requested one can be authorised")
     if dep.end <= ctx.now():
@@ -188,6 +234,9 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
                             f"watchlist's templates are {items[0]['model_id']}'s: request it again")
     if require_police_review:
         dep.police_review_required = True
+    # what the officer was shown, frozen with the authority: later changes to the watchlist do
+    # not change what was authorised
+    dep.composition = composition(ctx, dep.watchlist_id)
     dep.snapshot_hash = hashlib.sha256(body).hexdigest()
     dep.snapshot_blob = ctx.blobs.put(body)
     dep.snapshot_size = len(items)
@@ -195,12 +244,98 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
     for item in items:
         ctx.session.add(SnapshotItem(deployment_id=dep.id, shared_image_id=item["shared_image_id"]))
     dep.status, dep.authorised_by_id, dep.authorised_at = "authorised", user.id, ctx.now()
+    if dep.urgent:
+        dep.retro_review_due = dep.authorised_at + timedelta(hours=ctx.policy.urgent_review_hours)
     ctx.audit(actor, "deployment.authorise", "deployment", dep.id, note=note, snapshot_sha256=dep.snapshot_hash,
               entries=[[i["entry_id"], i["sha256"]] for i in items], threshold=dep.threshold, rank=user.rank,
               model=dep.model_id,
               police_review_required=dep.police_review_required,
               threshold_floor=None if floor is None else round(floor, 6),
-              threshold_reason=threshold_reason.strip() if floor is not None and dep.threshold < floor else "")
+              threshold_reason=threshold_reason.strip() if floor is not None and dep.threshold < floor else "",
+              composition=dep.composition, urgent=dep.urgent, retro_review_due=dep.retro_review_due)
+    return dep
+
+
+def _require_authority_rank(ctx: Ctx, user: User, dep: Deployment, doing: str) -> None:
+    """Refuse an officer below the rank needed to decide ``dep``: the usual minimum, or
+    ``policy.urgent_min_rank`` for a deployment requested by the urgency route."""
+    minimum = ctx.policy.urgent_min_rank if dep.urgent else ctx.policy.min_authorising_rank
+    if not at_least(user.rank, minimum):
+        route = "by the urgency route " if dep.urgent else ""
+        raise PermissionDenied(f"{doing} a deployment {route}needs an authorising officer of rank "
+                               f"{minimum.replace('_', ' ')} or above; {user.name} is "
+                               f"{(user.rank or 'of no recorded rank').replace('_', ' ')}")
+
+
+def _supplying_forces(ctx: Ctx, watchlist_id: int) -> set[int]:
+    """The forces that supplied the images on the watchlist now."""
+    return set(ctx.session.execute(
+        select(Agreement.supplier_org_id).join(SharedImage, SharedImage.agreement_id == Agreement.id)
+        .join(WatchlistEntry, WatchlistEntry.shared_image_id == SharedImage.id)
+        .where(WatchlistEntry.watchlist_id == watchlist_id, WatchlistEntry.removed_at.is_(None))).scalars())
+
+
+def refuse(ctx: Ctx, actor: Actor, deployment_id: int, reason: str) -> Deployment:
+    """An authorising officer of a force that supplied images on the watchlist, of the rank
+    needed to authorise it and never the requester, refuses a requested deployment (with the
+    reason, which is audited). A refused deployment cannot be authorised or started."""
+    user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.refuse", "deployment", deployment_id,
+                       kinds={OrgKind.POLICE_FORCE})
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if dep.requested_by_id == user.id:
+        raise PermissionDenied("the requester of a deployment cannot decide on it")
+    if not reason.strip():
+        raise InputError("a refusal needs its reason")
+    if user.organisation_id not in _supplying_forces(ctx, dep.watchlist_id):
+        raise PermissionDenied(f"deployment {deployment_id}'s watchlist holds no images of your force: only an officer "
+                               "of a supplying force may decide on it")
+    _require_authority_rank(ctx, user, dep, "refusing")
+    if dep.status != "requested":
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}; only a requested one can be refused")
+    dep.status, dep.ended_at = "refused", ctx.now()
+    ctx.audit(actor, "deployment.refuse", "deployment", dep.id, reason=reason.strip(), rank=user.rank)
+    ctx.checkpoint(f"deployment {dep.id} refused")
+    return dep
+
+
+def retro_review(ctx: Ctx, actor: Actor, deployment_id: int, outcome: str, note: str) -> Deployment:
+    """The retrospective review of an urgent authority, by an authorising officer of the same
+    force, of the usual minimum rank and not the one who authorised it urgently: "upheld" lets
+    the deployment run on; "ended" ends it (or cancels it if not yet live). Due within
+    ``policy.urgent_review_hours`` of the authority; once overdue only "ended" is accepted (and
+    :func:`sweep` ends it anyway)."""
+    from openlfr.governance.agreements import require_rank
+
+    user = ctx.require(actor, {Role.AUTHORISING_OFFICER}, "deployment.retro_review", "deployment", deployment_id,
+                       kinds={OrgKind.POLICE_FORCE})
+    if outcome not in RETRO_OUTCOMES:
+        raise InputError(f"the outcome of a review is {' or '.join(RETRO_OUTCOMES)}, not {outcome!r}")
+    if not note.strip():
+        raise InputError("a retrospective review needs a note of its reasons")
+    dep = ctx.get(Deployment, deployment_id, "deployment")
+    if not dep.urgent or dep.authorised_by_id is None:
+        raise RuleViolation(f"deployment {deployment_id} was not authorised by the urgency route: nothing to review")
+    ctx.require_member(user, ctx.get(User, dep.authorised_by_id, "user").organisation_id,
+                       f"review deployment {deployment_id}")
+    if user.id in (dep.authorised_by_id, dep.requested_by_id):
+        raise PermissionDenied("the officer who authorised an urgent deployment (or requested it) cannot review it")
+    require_rank(ctx, user, "reviewing an urgent deployment")
+    if dep.retro_review_outcome is not None:
+        raise RuleViolation(f"deployment {deployment_id} was already reviewed ({dep.retro_review_outcome})")
+    if dep.status not in ("authorised", "live"):
+        raise RuleViolation(f"deployment {deployment_id} is {dep.status}: there is nothing left to review")
+    now = ctx.now()
+    if outcome == "upheld" and dep.retro_review_due is not None and now > dep.retro_review_due:
+        raise RuleViolation(f"deployment {deployment_id}'s review was due by {dep.retro_review_due:%Y-%m-%d %H:%M} UTC; "
+                            "too late to uphold it: it must end")
+    dep.retro_reviewed_by_id, dep.retro_reviewed_at, dep.retro_review_outcome = user.id, now, outcome
+    if outcome == "ended":
+        dep.status = "ended" if dep.status == "live" else "cancelled"
+        dep.ended_at = now
+    ctx.audit(actor, "deployment.retro_review", "deployment", dep.id, outcome=outcome, note=note.strip(),
+              rank=user.rank, status=dep.status)
+    if outcome == "ended":
+        ctx.checkpoint(f"deployment {dep.id} {'end' if dep.status == 'ended' else 'cancel'}")
     return dep
 
 
@@ -239,7 +374,8 @@ def _snapshot_agreements(ctx: Ctx, dep: Deployment) -> set[int]:
 
 
 def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
-    """Go live: only an authorised deployment, inside its window, on cameras with current signage."""
+    """Go live: only an authorised deployment, inside its window, on cameras each with a current
+    signage check recorded for this deployment."""
     _, dep = _runner(ctx, actor, "deployment.start", deployment_id)
     now = ctx.now()
     if dep.status != "authorised":
@@ -254,11 +390,12 @@ def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
         raise RuleViolation(f"deployment {deployment_id} cannot start: its watchlist uses images shared under "
                             + "; ".join(f"agreement {a}, which {why}" for a, why in stopped.items()))
     for cam in dep.cameras if dep.kind == DeploymentKind.LIVE else []:
-        if current_signage(ctx, cam.id, now.date()) is None:
-            raise RuleViolation(f"camera {cam.name!r} has no signage check in the last "
-                                f"{ctx.policy.signage_max_age_days} days: deployment cannot start")
+        if current_signage(ctx, cam.id, now.date(), deployment_id=dep.id) is None:
+            raise RuleViolation(f"camera {cam.name!r} has no signage check recorded for deployment {dep.id} in the "
+                                f"last {ctx.policy.signage_max_age_days} days: deployment cannot start")
     dep.status, dep.started_at = "live", now
     ctx.audit(actor, "deployment.start", "deployment", dep.id, cameras=[c.id for c in dep.cameras])
+    ctx.checkpoint(f"deployment {dep.id} start")
     return dep
 
 
@@ -270,6 +407,7 @@ def end(ctx: Ctx, actor: Actor, deployment_id: int, reason: str = "") -> Deploym
     dep.status = "ended" if dep.status == "live" else "cancelled"
     dep.ended_at = ctx.now()
     ctx.audit(actor, f"deployment.{'end' if dep.status == 'ended' else 'cancel'}", "deployment", dep.id, reason=reason)
+    ctx.checkpoint(f"deployment {dep.id} {'end' if dep.status == 'ended' else 'cancel'}")
     return dep
 
 
@@ -296,7 +434,9 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
     window, the camera belongs to it and the snapshot still exists and matches its hash.
     The agreements are checked again on every load: the images of an agreement suspended or
     out of its window since authorisation are left out (and that is audited); with none left,
-    there are no templates.
+    there are no templates. So are entries whose review date has passed (before today, UTC):
+    an entry is used up to the end of its review day, never after; ``next_change`` says when
+    the next one passes, so that the caller loads the watchlist again then.
     """
     ctx.attempt = (worker, "deployment.watchlist", "deployment", str(deployment_id))
     dep = ctx.get(Deployment, deployment_id, "deployment")
@@ -320,10 +460,24 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
     if stopped:
         items = [i for i in items if i["agreement_id"] not in stopped]
         ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
-                  agreements={str(a): why for a, why in stopped.items()})
+                  reason="agreement no longer in force", agreements={str(a): why for a, why in stopped.items()})
         if not items:
             raise RuleViolation(f"deployment {deployment_id}: every image of its watchlist was shared under an "
                                 "agreement no longer in force: no templates")
+    reviews = _review_dates(ctx, items)
+    today = ctx.now().date()
+    expired = {i["entry_id"]: reviews[i["entry_id"]] for i in items
+               if reviews[i["entry_id"]] is not None and reviews[i["entry_id"]] < today}
+    if expired:
+        items = [i for i in items if i["entry_id"] not in expired]
+        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
+                  reason="review date passed", entries={str(e): d.isoformat() for e, d in sorted(expired.items())})
+        if not items:
+            raise RuleViolation(f"deployment {deployment_id}: every entry of its watchlist is past its review date: "
+                                "no templates")
+    upcoming = [d for d in (reviews[i["entry_id"]] for i in items) if d is not None]
+    # an entry still in use today drops out at the start of the day after its review date
+    change = datetime.combine(min(upcoming) + timedelta(days=1), time(0), tzinfo=UTC) if upcoming else None
     templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
     ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(items))
     return LiveWatchlist(
@@ -333,7 +487,21 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
         # snapshots frozen before templates knew their model were all the dlib ResNet's
         model_id=doc.get("model_id", DLIB_RESNET_ID),
         agreement_ids=sorted({int(i["agreement_id"]) for i in items}),
+        next_change=change if change is not None and change < dep.end else None,
     )
+
+
+def _review_dates(ctx: Ctx, items: list[dict[str, Any]]) -> dict[int, date | None]:
+    """Each snapshot item's review date: frozen in the item, or (snapshots frozen before review
+    dates were) the entry's own; None for an entry that no longer exists."""
+    out: dict[int, date | None] = {}
+    for i in items:
+        if "review_date" in i:
+            out[i["entry_id"]] = date.fromisoformat(i["review_date"])
+        else:
+            entry = ctx.session.get(WatchlistEntry, i["entry_id"])
+            out[i["entry_id"]] = entry.review_date if entry is not None else None
+    return out
 
 
 def delete_snapshot(ctx: Ctx, dep: Deployment, actor: Actor | str, reason: str) -> None:
@@ -357,11 +525,13 @@ def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: Actor | str, reaso
             dep.status = "ended" if dep.status == "live" else "cancelled"
             dep.ended_at = ctx.now()
             ctx.audit(actor, "deployment.stop_on_purge", "deployment", dep.id, image=image_id, reason=reason)
+            ctx.checkpoint(f"deployment {dep.id} {'end' if dep.status == 'ended' else 'cancel'}")
         delete_snapshot(ctx, dep, actor, reason)
 
 
 def sweep(ctx: Ctx, actor: str = "system:retention") -> tuple[list[int], list[int]]:
-    """End live deployments past their end; delete snapshots past end + retention.
+    """End live deployments past their end, and urgent ones whose retrospective review is
+    overdue; delete snapshots past end + retention.
 
     Returns (ended ids, ids whose snapshot was deleted).
     """
@@ -374,6 +544,16 @@ def sweep(ctx: Ctx, actor: str = "system:retention") -> tuple[list[int], list[in
         dep.ended_at = dep.end
         ended.append(dep.id)
         ctx.audit(actor, "deployment.expire", "deployment", dep.id)
+    for dep in ctx.session.execute(  # urgent authorities nobody reviewed in time lapse
+        select(Deployment).where(Deployment.status.in_(("authorised", "live")), Deployment.urgent.is_(True),
+                                 Deployment.retro_review_outcome.is_(None), Deployment.retro_review_due <= now)
+    ).scalars():
+        dep.status = "ended" if dep.status == "live" else "cancelled"
+        dep.ended_at = now
+        ended.append(dep.id)
+        ctx.audit(actor, "deployment.retro_review_overdue", "deployment", dep.id, due=dep.retro_review_due)
+    if ended:  # deployments stopped: sign the head, as at a deployment's end
+        ctx.checkpoint("deployment " + ", ".join(map(str, ended)) + " expired")
     keep = timedelta(hours=ctx.policy.snapshot_retention_hours)
     deleted = []
     for dep in ctx.session.execute(
@@ -406,6 +586,6 @@ def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
 
 
 __all__ = [
-    "Calibrator", "LiveWatchlist", "authorise", "delete_snapshot", "drop_snapshots_with_image", "end",
-    "list_deployments", "live_watchlist", "request", "set_threshold", "start", "sweep",
+    "Calibrator", "LiveWatchlist", "authorise", "check_grounds", "delete_snapshot", "drop_snapshots_with_image", "end",
+    "list_deployments", "live_watchlist", "refuse", "request", "request_from", "retro_review", "set_threshold", "start", "sweep",
 ]

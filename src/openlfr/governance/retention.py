@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from openlfr.errors import InputError
-from openlfr.governance import agreements, deployments
+from openlfr.governance import agreements, deployments, outcomes
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import RuleViolation
 from openlfr.store.models import Alert, Camera, Deployment, MediaItem
@@ -111,6 +111,8 @@ def sweep(ctx: Ctx, orphan_grace_s: float = 3600.0) -> SweepReport:
         ).scalars():
             _delete_media(ctx, media, f"alert {alert.id} deleted")
             report.media_deleted.append(media.id)
+        if outcomes.outcome_due(ctx.session, alert):  # verified, yet nobody recorded what happened
+            ctx.audit(SYSTEM, "alert.outcome_missing", "alert", alert.id, deployment=alert.deployment_id)
         alert.deleted_at = now
         ctx.audit(SYSTEM, "alert.delete", "alert", alert.id, retain_until=alert.retain_until)
         report.alerts_deleted.append(alert.id)

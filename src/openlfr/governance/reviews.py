@@ -9,9 +9,21 @@ reviewer's word: the API, the console, the command line and Python callers all c
 
 Reviewers are those of the deployment's organisation or of the force that authorised it;
 where the deployment requires it, only police reviewers may confirm.
+
+An escalation is owned by a named role: the authorising officers of the force that authorised
+the deployment (of the deployment's own organisation if none did). While it is open the
+reviewers' decisions are refused (the senior look has the alert); an officer of the owning
+role and organisation, never the reviewer who escalated, resolves it. A dismissal settles the
+alert as false; a confirmation counts as one confirmation by that officer (a different person
+from every reviewer), so with two confirmations required the alert is verified only once a
+reviewer has confirmed it too, and only a police officer's confirmation counts where the
+deployment requires police review. Every path settles through :func:`_settle`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -19,10 +31,13 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.schemas import OrgKind, Role
-from openlfr.store.api_models import AlertReview
-from openlfr.store.models import Alert, Deployment, User
+from openlfr.store.api_models import AlertReview, Escalation
+from openlfr.store.models import Alert, Deployment, Organisation, User
 
 DECISIONS = ("confirm", "dismiss", "escalate")
+RESOLUTIONS = ("confirm", "dismiss")
+ESCALATION_OWNER = Role.AUTHORISING_OFFICER
+RECENTLY_RESOLVED = timedelta(days=7)  # resolved escalations stay in the owners' queue this long
 
 
 def reviews_of(ctx: Ctx, alert_id: int) -> list[tuple[AlertReview, str]]:
@@ -99,13 +114,18 @@ def review(ctx: Ctx, actor: Actor, alert_id: int, decision: str, note: str) -> A
     if alert.review_outcome in ("true", "false"):
         settled = "verified" if alert.review_outcome == "true" else "dismissed"
         raise RuleViolation(f"alert {alert_id} is already settled ({settled})")
+    if open_escalation(ctx, alert_id) is not None:
+        raise RuleViolation(f"alert {alert_id} is escalated and awaits an authorising officer's decision; "
+                            "reviewers' decisions are refused until it is resolved")
     rows = reviews_of(ctx, alert_id)
     if decision == "confirm" and any(r.reviewer_id == user.id and r.decision == "confirm" for r, _ in rows):
         raise RuleViolation("you have already confirmed this alert: a different reviewer must confirm it")
     ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision, note=note, at=ctx.now()))
     ctx.session.flush()
     ctx.audit(actor, f"alert.{decision}", "alert", alert.id, note=note)
-    if decision == "dismiss":
+    if decision == "escalate":
+        _open_escalation(ctx, actor, user, alert, dep, note)
+    elif decision == "dismiss":
         _settle(ctx, actor, alert, "false")
     elif decision == "confirm" and confirmations(reviews_of(ctx, alert_id)) >= dep.confirmations_required:
         _settle(ctx, actor, alert, "true")
@@ -117,3 +137,115 @@ def _settle(ctx: Ctx, actor: Actor, alert: Alert, outcome: str) -> None:
     the per-deployment report counts these."""
     old, alert.review_outcome, alert.reviewed_at = alert.review_outcome, outcome, ctx.now()
     ctx.audit(actor, "alert.review", "alert", alert.id, outcome=outcome, previous=old)
+
+
+# --- escalations ------------------------------------------------------------------------------
+def escalation_owner(ctx: Ctx, dep: Deployment) -> tuple[Role, int]:
+    """Who owns an escalation of ``dep``'s alerts: the authorising officers of the force that
+    authorised it (of the deployment's own organisation if nobody did)."""
+    officer = ctx.session.get(User, dep.authorised_by_id) if dep.authorised_by_id is not None else None
+    return ESCALATION_OWNER, officer.organisation_id if officer is not None else dep.organisation_id
+
+
+def open_escalation(ctx: Ctx, alert_id: int) -> Escalation | None:
+    """The alert's unresolved escalation, if any."""
+    return ctx.session.execute(select(Escalation).where(Escalation.alert_id == alert_id,
+                                                        Escalation.resolved_at.is_(None))).scalars().first()
+
+
+def _open_escalation(ctx: Ctx, actor: Actor, user: User, alert: Alert, dep: Deployment, reason: str) -> Escalation:
+    role, org_id = escalation_owner(ctx, dep)
+    row = Escalation(alert_id=alert.id, owner_role=role.value, owner_org_id=org_id, opened_by_id=user.id,
+                     opened_at=ctx.now(), reason=reason)
+    ctx.session.add(row)
+    ctx.session.flush()
+    ctx.audit(actor, "escalation.open", "escalation", row.id, alert=alert.id, owner_role=role.value,
+              owner_org=ctx.session.get(Organisation, org_id).name)
+    return row
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """One escalation as its owners see it."""
+
+    id: int
+    alert_id: int
+    deployment_id: int
+    score: float
+    alert_at: datetime
+    owner_role: str
+    owner: str  # the owning organisation's name
+    opened_by: str
+    opened_at: datetime
+    reason: str
+    status: str  # open | confirmed | dismissed
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_note: str
+
+
+def escalations(ctx: Ctx, actor: Actor) -> list[EscalationView]:
+    """The open escalations owned by the actor's role and organisation, and those resolved in
+    the last :data:`RECENTLY_RESOLVED`, newest first (empty for any other role)."""
+    user = ctx.require(actor, None, "escalation.list")
+    since = ctx.now() - RECENTLY_RESOLVED
+    rows = ctx.session.execute(
+        select(Escalation, Alert).join(Alert, Alert.id == Escalation.alert_id)
+        .where(Escalation.owner_role == user.role, Escalation.owner_org_id == user.organisation_id,
+               Escalation.resolved_at.is_(None) | (Escalation.resolved_at >= since))
+        .order_by(Escalation.id.desc())).all()
+    names = {u.id: u.name for u in ctx.session.execute(select(User).where(User.id.in_(
+        {e.opened_by_id for e, _ in rows} | {e.resolved_by_id for e, _ in rows if e.resolved_by_id}))).scalars()}
+    owner = ctx.session.get(Organisation, user.organisation_id).name
+    return [EscalationView(
+        id=e.id, alert_id=a.id, deployment_id=a.deployment_id, score=a.score, alert_at=a.at, owner_role=e.owner_role,
+        owner=owner, opened_by=names.get(e.opened_by_id, "?"), opened_at=e.opened_at, reason=e.reason,
+        status={"confirm": "confirmed", "dismiss": "dismissed"}.get(e.resolution or "", "open"),
+        resolved_by=names.get(e.resolved_by_id) if e.resolved_by_id else None, resolved_at=e.resolved_at,
+        resolution_note=e.resolution_note) for e, a in rows]
+
+
+def resolve_escalation(ctx: Ctx, actor: Actor, escalation_id: int, decision: str, note: str) -> Escalation:
+    """An officer of the owning role and organisation (never the reviewer who escalated)
+    resolves an escalation: ``dismiss`` settles the alert as false; ``confirm`` records one
+    confirmation by the officer, which settles it as verified once the deployment's required
+    confirmations (each by a different person) are reached; otherwise the alert goes back to
+    the reviewers for the rest."""
+    user = ctx.require(actor, {ESCALATION_OWNER}, "escalation.resolve", "escalation", escalation_id)
+    if decision not in RESOLUTIONS:
+        raise RuleViolation(f"decision must be one of {', '.join(RESOLUTIONS)}")
+    esc = ctx.get(Escalation, escalation_id, "escalation")
+    if esc.owner_role != user.role or esc.owner_org_id != user.organisation_id:
+        owner = ctx.session.get(Organisation, esc.owner_org_id)
+        raise PermissionDenied(f"escalation {escalation_id} is owned by the {esc.owner_role.replace('_', ' ')}s of "
+                               f"{owner.name if owner else '?'}; {user.name} is {user.role} of {user.organisation}")
+    if esc.opened_by_id == user.id:
+        raise PermissionDenied("the reviewer who escalated an alert cannot resolve the escalation")
+    # lock the alert row before reading its state (as :func:`review` does)
+    ctx.session.execute(select(Alert.id).where(Alert.id == esc.alert_id).with_for_update())
+    alert = ctx.get(Alert, esc.alert_id, "alert")
+    ctx.session.refresh(alert)
+    ctx.session.refresh(esc)
+    if esc.resolved_at is not None:
+        raise RuleViolation(f"escalation {escalation_id} is already resolved ({esc.resolution})")
+    if alert.deleted_at is not None:
+        raise RuleViolation(f"alert {alert.id} has been deleted under the retention policy")
+    if alert.review_outcome in ("true", "false"):
+        raise RuleViolation(f"alert {alert.id} is already settled")
+    dep = ctx.get(Deployment, alert.deployment_id, "deployment")
+    if decision == "confirm":
+        if dep.police_review_required and OrgKind(user.org.kind) is not OrgKind.POLICE_FORCE:
+            raise PermissionDenied(f"deployment {dep.id} requires police reviewers to confirm its alerts; "
+                                   f"{user.name} is of {user.organisation}")
+        if any(r.reviewer_id == user.id and r.decision == "confirm" for r, _ in reviews_of(ctx, alert.id)):
+            raise RuleViolation("you have already confirmed this alert: a different person must confirm it")
+    esc.resolved_by_id, esc.resolved_at, esc.resolution, esc.resolution_note = user.id, ctx.now(), decision, note
+    # the officer's decision is kept with the reviewers' (and counts as a confirmation by a different person)
+    ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision, note=note, at=ctx.now()))
+    ctx.session.flush()
+    ctx.audit(actor, "escalation.resolve", "escalation", esc.id, alert=alert.id, decision=decision, note=note)
+    if decision == "dismiss":
+        _settle(ctx, actor, alert, "false")
+    elif confirmations(reviews_of(ctx, alert.id)) >= dep.confirmations_required:
+        _settle(ctx, actor, alert, "true")
+    return esc

@@ -22,7 +22,9 @@ class Policy(BaseSettings):
     watchlist_max_size: int = Field(2000, gt=0, description="no watchlist may have a size cap above this")
     min_authorising_rank: str = Field(
         "superintendent", description="lowest police rank that may approve agreements and authorise deployments")
-    min_entry_quality: float = Field(0.0, ge=0, le=1, description="lowest quality score a watchlist entry may have")
+    min_entry_quality: float = Field(
+        0.1, ge=0, le=1, description="lowest face quality score an image may have to be shared or put on a watchlist "
+        "(measured on the shared data: docs/governance.md, bench/quality_floor.py)")
     max_deployment_hours: float = Field(72, gt=0, description="longest window a deployment may be requested for")
     urgent_min_rank: str = Field(
         "inspector", description="lowest police rank that may authorise a deployment by the urgency route")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -14,8 +15,20 @@ from openlfr.governance.context import Ctx, TemplateFn
 from openlfr.governance.credentials import Actor
 from openlfr.governance.deployments import drop_snapshots_with_image
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
-from openlfr.governance.schemas import OrgKind, Role, ShareImage
+from openlfr.governance.grounds import WatchlistCategory
+from openlfr.governance.pseudonyms import check_subject_ref, check_warrant_ref
+from openlfr.governance.schemas import OrgKind, Role, ShareImage, parse
 from openlfr.store.models import Agreement, LedgerEntry, Organisation, SharedImage, WatchlistEntry
+
+
+def category_of(value: str) -> WatchlistCategory:
+    """``value`` as a :class:`WatchlistCategory`, or an :class:`InputError` naming the fixed list."""
+    try:
+        return WatchlistCategory(value)
+    except ValueError:
+        raise InputError(f"unknown watchlist category {value!r}; the categories are: "
+                         f"{', '.join(c.value for c in WatchlistCategory)}") from None
+
 
 def check_sharing_allowed(agreement: Agreement, at: datetime) -> None:
     """Refuse unless ``agreement`` is active and ``at`` lies in its validity window."""
@@ -100,8 +113,12 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
     """Share one image under an agreement: checks, encrypted storage, ledger row, audit event.
 
     Refused unless the actor is a supplier of the agreement's force, the agreement is active and in its
-    window, the category is allowed, an under-18 image is allowed, the limit is not reached
-    and the same image (SHA-256 of the clean image) was not already shared under this agreement.
+    window, the subject reference is a pseudonymous code (:mod:`openlfr.governance.pseudonyms`),
+    a category that needs one has a plausible warrant or court reference, the category is
+    allowed by the agreement, an under-18 image is allowed, the face's quality score is at
+    least the policy's ``min_entry_quality``, the limit is not reached and the same image
+    (SHA-256 of the clean image) was not already shared under this agreement. The warrant
+    reference is stored on the image and in its audit event (the ledger has no column for it).
     ``image`` is normally a :class:`PreparedImage` made outside the transaction by
     :func:`prepare_image`; raw bytes are prepared here, inside it (holding the write lock).
     """
@@ -110,8 +127,13 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
     ctx.require_member(user, agreement.supplier_org_id, f"share images under agreement {agreement.id}")
     now = ctx.now()
     check_sharing_allowed(agreement, now)
-    if data.category not in agreement.allowed_categories:
-        raise RuleViolation(f"category {data.category!r} is not allowed by agreement {agreement.id} "
+    category = category_of(data.category)  # a ShareImage holds one; checked again for model_construct
+    subject_ref = check_subject_ref(data.subject_ref)
+    warrant_ref = data.warrant_ref.strip()
+    if category.rule.needs_reference or warrant_ref:  # optional for the others, but then it must look like one
+        warrant_ref = check_warrant_ref(warrant_ref)
+    if category.value not in agreement.allowed_categories:
+        raise RuleViolation(f"category {category.value!r} is not allowed by agreement {agreement.id} "
                             f"(allowed: {', '.join(agreement.allowed_categories)})")
     if data.under_18 and not agreement.allow_under_18:
         raise RuleViolation(f"agreement {agreement.id} does not allow images of under-18s")
@@ -131,10 +153,13 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
         raise DuplicateError(f"this image (sha256 {digest[:12]}...) was already shared under agreement "
                              f"{agreement.id} as image {dup}")
     vec, quality, model_id = checked_template((image.template, image.quality, image.model_id))
+    if quality < ctx.policy.min_entry_quality:
+        raise RuleViolation(f"the face's quality score {quality:.2f} is below the minimum for a watchlist image "
+                            f"({ctx.policy.min_entry_quality:.2f}): use a larger, sharper, more frontal photo")
 
     row = SharedImage(
-        agreement_id=agreement.id, sha256=digest, category=data.category, reason=data.reason,
-        subject_ref=data.subject_ref, image_date=data.image_date, under_18=data.under_18,
+        agreement_id=agreement.id, sha256=digest, category=category.value, reason=data.reason,
+        subject_ref=subject_ref, warrant_ref=warrant_ref, image_date=data.image_date, under_18=data.under_18,
         quality=quality, shared_by_id=user.id, shared_at=now, template_model=model_id,
         image_blob=ctx.blobs.put(image.data), template_blob=ctx.blobs.put(vec.tobytes()),
     )
@@ -144,8 +169,17 @@ def share_image(ctx: Ctx, actor: Actor, data: ShareImage, image: PreparedImage |
     ctx.audit(actor, "image.share", "shared_image", row.id, agreement=agreement.id, sha256=digest,
               original_sha256=image.original_sha256, size=f"{image.width}x{image.height}",
               template_sha256=hashlib.sha256(vec.tobytes()).hexdigest(),
-              category=data.category, subject_ref=data.subject_ref, quality=round(quality, 4), model=model_id)
+              category=category.value, subject_ref=subject_ref, warrant_ref=warrant_ref, quality=round(quality, 4),
+              model=model_id)
     return row
+
+
+def share_image_from(ctx: Ctx, actor: Actor, fields: dict[str, Any], image: PreparedImage | bytes) -> SharedImage:
+    """:func:`share_image` from raw fields (a form, the command line): the caller is checked
+    first, so that invalid fields (an unknown category, say) are refused and audited like any
+    other refusal."""
+    ctx.require(actor, {Role.SUPPLIER}, "image.share", "agreement", fields.get("agreement_id", ""))
+    return share_image(ctx, actor, parse(ShareImage, **fields), image)
 
 
 def _ledger(ctx: Ctx, kind: str, row: SharedImage, agreement: Agreement, actor: Actor | str, at: datetime) -> None:

@@ -12,24 +12,37 @@ from openlfr.errors import InputError
 from openlfr.governance.context import Ctx, Governance
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied, RuleViolation
-from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate
-from openlfr.governance.sharing import check_sharing_allowed, checked_template, make_template
+from openlfr.governance.schemas import Role, WatchlistAdd, WatchlistCreate, parse
+from openlfr.governance.sharing import category_of, check_sharing_allowed, checked_template, make_template
 from openlfr.store.models import SharedImage, Watchlist, WatchlistEntry
 
 
 def create_watchlist(ctx: Ctx, actor: Actor, data: WatchlistCreate) -> Watchlist:
-    """A new, empty watchlist of the operator admin's organisation, with its inclusion criteria and size cap."""
+    """A new, empty watchlist of the operator admin's organisation, with its inclusion criteria,
+    its composition criteria (the categories its entries may have, from the fixed list
+    :class:`~openlfr.governance.grounds.WatchlistCategory`) and size cap."""
     user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.create", "watchlist", data.name)
     if data.size_cap > ctx.policy.watchlist_max_size:
         raise RuleViolation(f"size cap {data.size_cap} exceeds the policy maximum of {ctx.policy.watchlist_max_size}")
     if ctx.session.execute(select(Watchlist.id).where(Watchlist.name == data.name)).first() is not None:
         raise DuplicateError(f"a watchlist named {data.name!r} already exists")
-    row = Watchlist(name=data.name, criteria=data.criteria, size_cap=data.size_cap, created_by_id=user.id,
-                    created_at=ctx.now(), organisation_id=user.organisation_id)
+    categories = [category_of(c).value for c in data.categories]
+    if not categories:
+        raise InputError("a watchlist needs at least one category (its composition criteria)")
+    row = Watchlist(name=data.name, criteria=data.criteria, categories=categories, size_cap=data.size_cap,
+                    created_by_id=user.id, created_at=ctx.now(), organisation_id=user.organisation_id)
     ctx.session.add(row)
     ctx.session.flush()
-    ctx.audit(actor, "watchlist.create", "watchlist", row.id, name=row.name, criteria=row.criteria, size_cap=row.size_cap)
+    ctx.audit(actor, "watchlist.create", "watchlist", row.id, name=row.name, criteria=row.criteria,
+              categories=categories, size_cap=row.size_cap)
     return row
+
+
+def create_watchlist_from(ctx: Ctx, actor: Actor, fields: dict[str, Any]) -> Watchlist:
+    """:func:`create_watchlist` from raw fields (a form, the command line): the caller is checked
+    first, so that invalid fields (an unknown category, say) are refused and audited."""
+    ctx.require(actor, {Role.OPERATOR_ADMIN}, "watchlist.create", "watchlist", fields.get("name", ""))
+    return create_watchlist(ctx, actor, parse(WatchlistCreate, **fields))
 
 
 def active_entries(ctx: Ctx, watchlist_id: int) -> list[WatchlistEntry]:
@@ -45,7 +58,8 @@ def add_entry(ctx: Ctx, actor: Actor, data: WatchlistAdd) -> WatchlistEntry:
     which must be the operator the image was shared with).
 
     Refused if the image was deleted or its agreement is not active now, the image was
-    shared with another organisation, the entry is of an under-18 and the agreement does
+    shared with another organisation, the image's category is not among the watchlist's
+    categories (its composition criteria), the entry is of an under-18 and the agreement does
     not allow it, the quality is below policy, the review date has passed, the watchlist is
     full, or the image is already on it.
     """
@@ -59,6 +73,10 @@ def add_entry(ctx: Ctx, actor: Actor, data: WatchlistAdd) -> WatchlistEntry:
     if agreement.operator_org_id != user.organisation_id:
         raise PermissionDenied(f"image {image.id} was shared with {agreement.operator!r}, not {user.organisation!r}")
     check_sharing_allowed(agreement, ctx.now())
+    allowed = list(watchlist.categories or [])
+    if image.category not in allowed:  # legacy watchlists (no categories) take no new entries
+        raise RuleViolation(f"image {image.id} is of category {image.category!r}, which is not among the categories "
+                            f"of watchlist {watchlist.name!r} ({', '.join(allowed) or 'none recorded'})")
     under_18 = data.under_18 or image.under_18
     if under_18 and not agreement.allow_under_18:
         raise RuleViolation(f"agreement {agreement.id} does not allow under-18s on a watchlist")

@@ -31,6 +31,7 @@ from openlfr.face.types import Box, Detection, Detector
 from openlfr.governance import Ctx, Governance, RuleViolation
 from openlfr.governance.deployments import LiveWatchlist, agreements_out_of_force, live_watchlist
 from openlfr.matching.similarity import to_template
+from openlfr.pipeline import ownership
 from openlfr.pipeline.events import AlertEvent, StatusEvent
 from openlfr.pipeline.records import (
     AlertRecord, Counters, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
@@ -39,6 +40,7 @@ from openlfr.pipeline.settings import CameraSettings
 from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes, pad_box
+from openlfr.video.schedule import FrameSchedule
 from openlfr.video.stream_source import Gap
 from openlfr.video.tracker import IoUTracker, Track
 
@@ -93,6 +95,7 @@ class PipelineStats:
     # of each alert's latency, the part its frame waited before analysis began
     waits_ms: list[float] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
+    passes: int = 0  # people passes over the whole run (the counters restart at each flush)
     # track id -> [first time, last time, hits, first centre, last centre]: geometry only
     tracks: dict[str, list[object]] = field(default_factory=dict)
 
@@ -135,7 +138,10 @@ class CameraPipeline:
         self._last_alert: dict[int, datetime] = {}
         self._wall0: datetime | None = None
         self._t0: float | None = None
-        self._last_analysed = -1e9
+        # the sources thin frames out on the same schedule, so this keeps every frame they deliver
+        self._schedule = FrameSchedule(self.settings.analyse_fps)
+        self._claim: str | None = None  # this worker's claim on the camera (ownership)
+        self._claim_renewed = 0.0
         self._last_full = -1e9
         self._last_scan = -1e9
         self._band = 1 << 30  # no scan in progress
@@ -144,6 +150,7 @@ class CameraPipeline:
         self._interval_start: datetime | None = None
         self._last_checkpoint: datetime | None = None
         self._watchlist_checked: datetime | None = None
+        self._change_reloaded: datetime | None = None  # the watchlist's next_change last reloaded for
         self._agreements_checked: datetime = datetime.min.replace(tzinfo=UTC)
         self._last_frame_index = 0
         self._last_wall: datetime | None = None
@@ -151,9 +158,17 @@ class CameraPipeline:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, at: datetime | None = None) -> None:
-        """Load the live watchlist (refused without a live deployment) and past alert times."""
+        """Claim the camera (:class:`~openlfr.pipeline.ownership.CameraTaken` while another
+        worker holds it), load the live watchlist (refused without a live deployment) and past
+        alert times."""
         self._wall0 = at or self.gov.clock()
-        self._refresh_watchlist(self._wall0)
+        self._claim = self.gov.run(lambda ctx: ownership.claim(ctx, self.camera_id, self.deployment_id, self.worker))
+        self._claim_renewed = time.monotonic()
+        try:
+            self._refresh_watchlist(self._wall0)
+        except BaseException:
+            self._release()
+            raise
         def begin(ctx: Ctx) -> None:
             self._last_alert = last_alert_times(ctx, self.deployment_id, self.camera_id)
             ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
@@ -173,11 +188,26 @@ class CameraPipeline:
         self._watchlist_checked = self._agreements_checked = at
 
     def finish(self, finished_source: bool = False) -> None:
-        """End every track, write the last counters (and the final position of a recording)."""
+        """End every track, write the last counters (and the final position of a recording),
+        release the camera."""
         for track in self.tracker.end_all():
             track.data.clear()
-        # intervals are in frame time (a recording may run faster or slower than the clock)
-        self._flush(self._last_wall or self._now_wall(), finished=finished_source)
+        try:
+            # intervals are in frame time (a recording may run faster or slower than the clock)
+            self._flush(self._last_wall or self._now_wall(), finished=finished_source)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            token, self._claim = self._claim, None
+            self.gov.run(lambda ctx: ownership.release(ctx, self.camera_id, token, self.worker))
+
+    def _renew_claim(self, ctx: Ctx) -> None:
+        """Keep the claim fresh (in the counters' transaction, or on its own every third of its life)."""
+        if self._claim is not None:
+            ownership.renew(ctx, self.camera_id, self._claim, self.worker)
+            self._claim_renewed = time.monotonic()
 
     def record_gap(self, gap: Gap) -> None:
         """Store a stream outage of this camera (called by the source when frames return)."""
@@ -229,11 +259,18 @@ class CameraPipeline:
         at = self._last_wall = self._frame_wall(frame)
         if self._interval_start is None:
             self._interval_start = self._last_checkpoint = at
-        if frame.time - self._last_analysed < 1.0 / self.settings.analyse_fps - 1e-3:
+        if self._claim is not None and time.monotonic() - self._claim_renewed >= self.gov.policy.camera_claim_seconds / 3:
+            self.gov.run(self._renew_claim)  # also while frames are only skipped: the claim is wall-clock
+        if not self._schedule.due(frame.time):
             return []
-        self._last_analysed = frame.time
         t_start = self._t_frame_start = time.perf_counter()
-        if self._watchlist_checked is None or (at - self._watchlist_checked).total_seconds() >= self.settings.watchlist_refresh_s:
+        change = self.watchlist.next_change if self.watchlist is not None else None
+        if change is not None and (at < change or change == self._change_reloaded):
+            change = None  # not reached yet, or reloaded for it already (then the regular refresh follows)
+        if (self._watchlist_checked is None or change is not None
+                or (at - self._watchlist_checked).total_seconds() >= self.settings.watchlist_refresh_s):
+            # (at ``change`` an entry's review date has passed: reloading drops it at once, audited)
+            self._change_reloaded = change or self._change_reloaded
             self._refresh_watchlist(at)
         elif (at - self._agreements_checked).total_seconds() >= self.settings.agreement_check_s:
             self._agreements_checked = at
@@ -334,7 +371,7 @@ class CameraPipeline:
     def _analyse_faces(self, frame: Frame, at: datetime, pairs: list[tuple[Track, Detection]]) -> list[AlertEvent]:
         t0 = time.perf_counter()
         image = frame.image
-        self.counters.faces_seen += len(pairs)
+        self.counters.faces_seen += len(pairs)  # detections: a diagnostic, not people
         self.counters.tracks += sum(1 for tr, _ in pairs if tr.hits == 1)
         marks = self.analyzer.landmarks(image, [d for _, d in pairs])
         chosen: list[tuple[Track, Shot]] = []
@@ -354,7 +391,12 @@ class CameraPipeline:
             return []
         templates = to_template(self.analyzer.embed_chips(np.stack([s.chip for _, s in chosen])))
         self.stats.embed_s += time.perf_counter() - t1
-        self.counters.templates += len(chosen)
+        self.counters.templates += len(chosen)  # faces searched against the watchlist
+        for track, _ in chosen:
+            if not track.data.get("searched"):  # a person pass: the first time this track's face is searched
+                track.data["searched"] = True
+                self.counters.passes += 1
+                self.stats.passes += 1
         alerts: list[AlertEvent] = []
         for (track, shot), template in zip(chosen, templates):
             raised = self._match(track, shot, template, at)
@@ -426,6 +468,7 @@ class CameraPipeline:
             if self.source_label:
                 save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, self._last_frame_index,
                                 finished=finished)
+            self._renew_claim(ctx)
 
         self.gov.run(flush)
         self._interval_start = self._last_checkpoint = at

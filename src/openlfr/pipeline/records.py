@@ -16,12 +16,19 @@ from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint, CameraG
 
 @dataclass
 class Counters:
-    """What one camera saw in one interval; the only trace left of people who did not match."""
+    """What one camera saw in one interval; the only trace left of people who did not match.
+
+    ``passes`` (people passes: tracks whose face was searched at least once) and ``templates``
+    (faces searched against the watchlist) are the units of the reports; ``faces_seen``
+    (detections on analysed frames: one person is detected on many frames) and ``tracks``
+    (all new tracks, searched or not) are diagnostics.
+    """
 
     frames: int = 0
     frames_analysed: int = 0
     faces_seen: int = 0
     tracks: int = 0
+    passes: int = 0
     templates: int = 0
     templates_discarded: int = 0
     alerts: int = 0

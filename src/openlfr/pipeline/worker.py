@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 EXIT_DONE = 0  # the recording ended or the worker was asked to stop
 EXIT_NOT_LIVE = 3  # the deployment is not live (ended, outside its window): nothing to do
 EXIT_BAD_SOURCE = 4  # the camera's address cannot be used (no such file, not a video...): restarting will not help
+EXIT_CAMERA_TAKEN = 5  # another worker holds the camera (one worker per camera): a duplicate must not run
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,13 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
                gov: Governance | None = None) -> int:
     """Analyse one camera until its recording ends, ``stop`` is set or the deployment ends.
 
-    Returns :data:`EXIT_DONE` or :data:`EXIT_NOT_LIVE`; other errors propagate (and the
-    supervisor restarts the worker).
+    Returns :data:`EXIT_DONE`, :data:`EXIT_NOT_LIVE`, :data:`EXIT_BAD_SOURCE` or
+    :data:`EXIT_CAMERA_TAKEN` (another worker holds the camera; the refusal is audited and
+    published as a ``refused`` status); other errors propagate (and the supervisor restarts
+    the worker).
     """
     from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
+    from openlfr.pipeline.ownership import CameraTaken
     from openlfr.pipeline.reader import LatestFrameReader, Prefetcher
     from openlfr.pipeline.records import load_checkpoint
     from openlfr.video.pacing import PacedSource
@@ -142,6 +146,11 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     except DeploymentNotLive as err:
         log.warning("camera %s: %s", job.camera_name, err)
         return EXIT_NOT_LIVE
+    except CameraTaken as err:
+        log.error("camera %s: %s", job.camera_name, err)
+        if publish is not None:
+            publish(StatusEvent(job.camera_id, job.deployment_id, "refused", str(err)))
+        return EXIT_CAMERA_TAKEN
     try:
         _, frames = open_source(job.source, settings.analyse_fps, start_frame=start_frame, on_gap=pipe.record_gap,
                                 stop=stop, backoff=Backoff())
@@ -162,6 +171,9 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     except DeploymentNotLive as err:
         log.warning("camera %s: %s", job.camera_name, err)
         return EXIT_NOT_LIVE
+    except CameraTaken as err:  # its claim expired (the worker stalled) and another took the camera
+        log.error("camera %s: %s", job.camera_name, err)
+        return EXIT_CAMERA_TAKEN
     finally:
         stop.set()
         source = getattr(frames, "source", None)
@@ -251,9 +263,9 @@ class Supervisor:
                 code = p.exitcode
                 w.exit_codes.append(code)
                 w.process = None
-                if code in (EXIT_DONE, EXIT_NOT_LIVE, EXIT_BAD_SOURCE) or self.stop_event.is_set():
-                    w.done = True
-                    kind = "failed" if code == EXIT_BAD_SOURCE else "finished"
+                if code in (EXIT_DONE, EXIT_NOT_LIVE, EXIT_BAD_SOURCE, EXIT_CAMERA_TAKEN) or self.stop_event.is_set():
+                    w.done = True  # (a duplicate worker is not restarted: the camera has its worker)
+                    kind = {EXIT_BAD_SOURCE: "failed", EXIT_CAMERA_TAKEN: "refused"}.get(code, "finished")
                     self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, kind, f"exit {code}"))
                     continue
                 if self.max_restarts is not None and w.restarts >= self.max_restarts:

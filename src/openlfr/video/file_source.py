@@ -11,12 +11,14 @@ import cv2  # noqa: E402
 
 from openlfr.errors import InputError
 from openlfr.video.frames import Frame
+from openlfr.video.schedule import FrameSchedule
 
 
 class VideoFileSource:
     """Frames of a video file (anything FFmpeg decodes), with their time in the video.
 
-    ``sample_fps`` keeps about that many frames per second of video (all when ``None``);
+    ``sample_fps`` keeps that many frames per second of video on average (all when ``None``;
+    :class:`~openlfr.video.schedule.FrameSchedule`, as the pipeline analyses them);
     ``start_frame`` skips the frames before it (to resume where a crashed run stopped).
     """
 
@@ -45,13 +47,12 @@ class VideoFileSource:
 
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
+        # the pipeline's own schedule, with half a frame's tolerance: it analyses every frame kept here
+        schedule = FrameSchedule(self.sample_fps, 0.5 / self.fps)
         try:
-            step = 1.0 if not self.sample_fps else max(1.0, self.fps / self.sample_fps)
-            # (start_frame + 1: the skip test below compares index + 1)
-            next_keep = float(self.start_frame + 1) if self.start_frame else 0.0
             index = 0
             while True:
-                if index + 1 < next_keep:
+                if index < self.start_frame or not schedule.due(index / self.fps):
                     # grab() skips decoding work for frames we will not use
                     if not cap.grab():
                         break
@@ -61,7 +62,6 @@ class VideoFileSource:
                 if not ok:
                     break
                 yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, index / self.fps)
-                next_keep += step
                 index += 1
         finally:
             cap.release()

@@ -25,6 +25,7 @@ os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS",
 import cv2  # noqa: E402
 
 from openlfr.video.frames import Frame  # noqa: E402
+from openlfr.video.schedule import FrameSchedule  # noqa: E402
 
 
 def _utc_now() -> datetime:
@@ -61,7 +62,7 @@ class Gap:
 class StreamSource:
     """Timestamped frames of a live stream, reopened after drops.
 
-    ``sample_fps`` keeps at most that many frames per second (by arrival time, since a
+    ``sample_fps`` keeps that many frames per second on average (by arrival time, since a
     stream's own timestamps cannot be trusted across reconnects). ``on_gap`` is called with
     each closed :class:`Gap`; ``stop`` ends iteration (also while waiting to reconnect);
     ``max_attempts`` gives up after that many failed reopens in a row (``None``: never).
@@ -128,8 +129,7 @@ class StreamSource:
 
     def __iter__(self) -> Iterator[Frame]:
         start = time.perf_counter()
-        min_interval = 1.0 / self.sample_fps if self.sample_fps else 0.0
-        last_kept = -1e9
+        schedule = FrameSchedule(self.sample_fps)  # the pipeline's schedule, by arrival time
         index = 0
         cap = self._open()
         if cap is None:
@@ -145,12 +145,11 @@ class StreamSource:
                 wall = self.clock()
                 self._close_gap()
                 index += 1
-                if now - last_kept < min_interval:
+                if not schedule.due(now - start):
                     continue
                 ok, bgr = cap.retrieve()
                 if not ok or bgr is None:
                     continue
-                last_kept = now
                 yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index - 1, now - start, wall=wall, captured=now)
         finally:
             if cap is not None:

@@ -1,8 +1,11 @@
-"""Alerts for reviewers: the queue, one alert with its images, decisions, and the live stream.
+"""Alerts for reviewers: the queue, one alert with its images, decisions, outcomes,
+escalations, and the live stream.
 
 A reviewer sees only the alerts of deployments they may review (those their organisation
 runs, or that an officer of their organisation authorised: :func:`reviews.may_review`);
 another organisation's alert is refused (403, audited), everywhere, the stream included.
+An authorising officer of the force that authorised a deployment may open its alerts too
+(they own its escalations and may record outcomes: :func:`outcomes.handler_for`).
 The stream re-checks the caller's credential at least every second and before it sends
 anything, so a deactivated user, a reset password or a revoked token ends it at once.
 """
@@ -22,19 +25,21 @@ from sqlalchemy import func, select
 from openlfr.api import defs, views
 from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
-from openlfr.governance import Ctx, Role, reviews
+from openlfr.governance import Ctx, Role, outcomes, reviews
 from openlfr.governance.credentials import live_token
 from openlfr.store.models import Alert, Camera, MediaItem, SharedImage, WatchlistEntry
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api", tags=["alerts"])
 REVIEWERS = (Role.REVIEWER,)
+HANDLERS = (Role.REVIEWER, Role.AUTHORISING_OFFICER)  # who may open an alert, record its outcome
+OFFICERS = (Role.AUTHORISING_OFFICER,)
 KEEPALIVE_S = 15.0
 POLL_S = 0.2  # worst-case added latency of an alert announced in this process
 STORE_POLL_S = 1.0  # worst-case added latency of an alert committed by another process
 RECHECK_S = 0.75  # the caller's credential is checked again this often (and before anything is sent)
 
 
-@router.get("", response_model=list[defs.AlertOut])
+@router.get("/alerts", response_model=list[defs.AlertOut])
 def list_alerts(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> list[defs.AlertOut]:
     """Alerts still held that the caller may review, newest first."""
     with tx(request) as ctx:
@@ -70,7 +75,7 @@ def _reviewable(request: Request, me: Principal) -> set[int] | None:
         return views.reviewable_ids(ctx, found[1])
 
 
-@router.get("/stream", response_class=StreamingResponse,
+@router.get("/alerts/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> StreamingResponse:
     """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time),
@@ -155,16 +160,17 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{alert_id}", response_model=defs.AlertOut)
-def get_alert(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
-    """One alert with its reviews (a reviewer who may review its deployment; each view audited)."""
+@router.get("/alerts/{alert_id}", response_model=defs.AlertOut)
+def get_alert(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*HANDLERS))) -> defs.AlertOut:
+    """One alert with its reviews and outcome (a reviewer who may review its deployment, or an
+    authorising officer of the force that authorised it; each view audited)."""
     with tx(request) as ctx:
-        user, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view", alert_id)
+        user, alert, _ = outcomes.handler_for(ctx, me.actor, "alert.view", alert_id)
         ctx.audit(me.actor, "alert.view", "alert", alert.id)
         return views.alert_out(ctx, alert, user)
 
 
-@router.post("/{alert_id}/review", response_model=defs.AlertOut)
+@router.post("/alerts/{alert_id}/review", response_model=defs.AlertOut)
 def review(alert_id: defs.Id, body: defs.ReviewIn, request: Request,
            me: Principal = Depends(require(*REVIEWERS))) -> defs.AlertOut:
     """Confirm, dismiss or escalate with a note; verified after confirmations by different
@@ -184,11 +190,11 @@ def _image(ctx: Ctx, blob: str | None, what: str) -> Response:
     return Response(data, media_type=kind, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{alert_id}/crop", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> Response:
+@router.get("/alerts/{alert_id}/crop", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*HANDLERS))) -> Response:
     """The probe face crop of an alert (decrypted; each view is audited)."""
     with tx(request) as ctx:
-        reviews.reviewer_for(ctx, me.actor, "alert.view_crop", alert_id)
+        outcomes.handler_for(ctx, me.actor, "alert.view_crop", alert_id)
         item = ctx.session.execute(select(MediaItem).where(MediaItem.alert_id == alert_id, MediaItem.kind == "crop")
                                    .order_by(MediaItem.id)).scalars().first()
         if item is None:
@@ -197,14 +203,55 @@ def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*R
         return _image(ctx, item.blob, "probe crop")
 
 
-@router.get("/{alert_id}/watchlist-image", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-def watchlist_image(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*REVIEWERS))) -> Response:
+@router.get("/alerts/{alert_id}/watchlist-image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def watchlist_image(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*HANDLERS))) -> Response:
     """The watchlist image the alert matched (decrypted; each view is audited)."""
     with tx(request) as ctx:
-        _, alert, _ = reviews.reviewer_for(ctx, me.actor, "alert.view_watchlist_image", alert_id)
+        _, alert, _ = outcomes.handler_for(ctx, me.actor, "alert.view_watchlist_image", alert_id)
         entry = ctx.session.get(WatchlistEntry, alert.entry_id) if alert.entry_id is not None else None
         if entry is None:
             raise HTTPException(404, f"alert {alert_id} has no watchlist entry")
         image = ctx.get(SharedImage, entry.shared_image_id, "shared image")
         ctx.audit(me.actor, "alert.view_watchlist_image", "alert", alert_id)
         return _image(ctx, image.image_blob, "watchlist image")
+
+
+# --- outcomes and escalations ---------------------------------------------------------------
+@router.post("/alerts/{alert_id}/outcome", response_model=defs.AlertOut)
+def record_outcome(alert_id: defs.Id, body: defs.OutcomeIn, request: Request,
+                   me: Principal = Depends(require(*HANDLERS))) -> defs.AlertOut:
+    """Record what happened after a verified alert (once; the result from the fixed list, the
+    officer who engaged, a note): a reviewer of its deployment or an authorising officer of the
+    force that authorised it."""
+    with tx(request) as ctx:
+        outcomes.record_outcome(ctx, me.actor, alert_id, body.result.value, body.note, body.officer)
+        user, alert, _ = outcomes.handler_for(ctx, me.actor, "alert.view", alert_id)
+        return views.alert_out(ctx, alert, user)
+
+
+@router.get("/outcomes/due", response_model=list[defs.OutcomeDueOut])
+def outcomes_due(request: Request, me: Principal = Depends(require(*HANDLERS))) -> list[defs.OutcomeDueOut]:
+    """Verified alerts still held whose outcome the caller may record and nobody has, oldest first."""
+    with tx(request) as ctx:
+        return [defs.OutcomeDueOut.model_validate(d) for d in outcomes.outcomes_due(ctx, me.actor)]
+
+
+@router.get("/escalations", response_model=list[defs.EscalationOut])
+def escalations(request: Request, me: Principal = Depends(require(*OFFICERS))) -> list[defs.EscalationOut]:
+    """The escalations the caller's role and organisation own: open ones, and those resolved in
+    the last week, newest first."""
+    with tx(request) as ctx:
+        return [defs.EscalationOut.model_validate(e) for e in reviews.escalations(ctx, me.actor)]
+
+
+@router.post("/escalations/{escalation_id}/resolve", response_model=defs.EscalationOut)
+def resolve_escalation(escalation_id: defs.Id, body: defs.ResolveIn, request: Request,
+                       me: Principal = Depends(require(*OFFICERS))) -> defs.EscalationOut:
+    """An officer of the owning role and organisation (not the reviewer who escalated) confirms
+    or dismisses: a dismissal settles the alert as false; a confirmation counts as one of the
+    confirmations its deployment requires."""
+    with tx(request) as ctx:
+        reviews.resolve_escalation(ctx, me.actor, escalation_id, body.decision, body.note)
+        return next(defs.EscalationOut.model_validate(e) for e in reviews.escalations(ctx, me.actor)
+                    if e.id == escalation_id)

@@ -17,7 +17,7 @@ from openlfr.api.deps import reading, tx
 from openlfr.governance import Role, parse
 from openlfr.governance import agreements, cameras, central, deployments, sharing, watchlists
 from openlfr.governance.schemas import (
-    AgreementCreate, CameraCreate, DeploymentRequest, ShareImage, SignageCreate, WatchlistAdd, WatchlistCreate,
+    AgreementCreate, CameraCreate, DeploymentRequest, SignageCreate, WatchlistAdd, WatchlistCreate,
 )
 
 router = APIRouter(prefix="/api")
@@ -87,14 +87,13 @@ async def share_image(request: Request, me: Principal = Depends(require(SUP))) -
     """
     limit = request.app.state.settings.max_upload_bytes
     fields, raw = await upload.read_share_form(request, limit)
-    data = parse(ShareImage, **{k: v for k, v in fields.items() if k != "under_18"},
-                 under_18=fields.get("under_18", "false").lower() in ("true", "1", "on", "yes"))
+    fields["under_18"] = fields.get("under_18", "false").lower() in ("true", "1", "on", "yes")
     from starlette.concurrency import run_in_threadpool
 
     def work() -> defs.SharedImageOut:
         prepared = sharing.prepare_image(request.app.state.gov.template_fn, raw, label="the uploaded image")
-        with tx(request) as ctx:
-            return defs.SharedImageOut.model_validate(sharing.share_image(ctx, me.actor, data, prepared))
+        with tx(request) as ctx:  # the fields are checked after the caller: a refusal is audited
+            return defs.SharedImageOut.model_validate(sharing.share_image_from(ctx, me.actor, fields, prepared))
 
     return await run_in_threadpool(work)
 
@@ -124,7 +123,7 @@ def force_view(request: Request, force: str | None = ForceName,
     the watchlists, deployments and alerts that used it, and those deployments and alerts
     (the caller's own force; an oversight auditor names one). No image bytes."""
     with reading(request) as ctx:
-        return views.force_out(central.force_view(ctx, me.actor, force))
+        return views.force_out(central.force_view(ctx, me.actor, force), ctx)
 
 
 # --- watchlists ---------------------------------------------------------------------------
@@ -132,7 +131,8 @@ def force_view(request: Request, force: str | None = ForceName,
 def list_watchlists(request: Request, me: Principal = Depends(require(OPS, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
     """Watchlists with their number of active entries."""
     with reading(request) as ctx:
-        return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap,
+        return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, categories=list(w.categories or []),
+                                  size_cap=w.size_cap,
                                   entries=len(watchlists.active_entries(ctx, w.id)))
                 for w in watchlists.list_watchlists(ctx, me.actor)]
 
@@ -142,7 +142,8 @@ def create_watchlist(body: WatchlistCreate, request: Request, me: Principal = De
     """A new, empty watchlist."""
     with tx(request) as ctx:
         w = watchlists.create_watchlist(ctx, me.actor, body)
-        return defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, size_cap=w.size_cap, entries=0)
+        return defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, categories=list(w.categories),
+                                 size_cap=w.size_cap, entries=0)
 
 
 @router.post("/watchlists/{watchlist_id}/entries", response_model=defs.EntryOut, status_code=201, tags=["watchlists"])
@@ -201,10 +202,33 @@ def set_camera_networks(body: defs.CameraNetworksIn, request: Request,
 @router.post("/cameras/{camera_id}/signage", response_model=defs.SignageOut, status_code=201, tags=["cameras"])
 def record_signage(camera_id: defs.Id, body: defs.SignageIn, request: Request,
                    me: Principal = Depends(require(OPS))) -> defs.SignageOut:
-    """Record a check of the public notice at a camera."""
+    """Record a check of the public notice at a camera, for a deployment (a deployment starts only
+    on checks recorded for it). The text must say that facial recognition is in use; the date may
+    not be after today nor more than ``OPENLFR_SIGNAGE_BACKDATE_DAYS`` before it. To attach a
+    photo of the notice, use ``POST /api/cameras/{camera_id}/signage/photo``."""
     data = parse(SignageCreate, **(body.model_dump() | {"camera_id": camera_id}))
     with tx(request) as ctx:
         return defs.SignageOut.model_validate(cameras.record_signage(ctx, me.actor, data))
+
+
+@router.post("/cameras/{camera_id}/signage/photo", response_model=defs.SignageOut, status_code=201, tags=["cameras"],
+             openapi_extra=upload.SIGNAGE_FORM_SCHEMA)
+async def record_signage_with_photo(camera_id: defs.Id, request: Request,
+                                    me: Principal = Depends(require(OPS))) -> defs.SignageOut:
+    """Record a signage check with a photo of the notice (multipart upload: ``file`` and the fields
+    of ``POST /api/cameras/{camera_id}/signage``). The photo goes through the image gate and is
+    stored encrypted; its SHA-256 is kept with the record."""
+    fields, raw = await upload.read_signage_form(request, request.app.state.settings.max_upload_bytes)
+    if not fields.get("deployment_id"):
+        fields.pop("deployment_id", None)  # a check of the camera alone
+    fields["camera_id"] = camera_id
+    from starlette.concurrency import run_in_threadpool
+
+    def work() -> defs.SignageOut:
+        with tx(request) as ctx:  # the fields are checked after the caller: a refusal is audited
+            return defs.SignageOut.model_validate(cameras.record_signage_from(ctx, me.actor, fields, raw))
+
+    return await run_in_threadpool(work)
 
 
 # --- deployments --------------------------------------------------------------------------
@@ -213,7 +237,7 @@ def list_deployments(request: Request,
                      me: Principal = Depends(require(OPS, OFFICER, REVIEWER, AUDITOR))) -> list[defs.DeploymentOut]:
     """Every deployment."""
     with reading(request) as ctx:
-        return [views.deployment_out(d) for d in deployments.list_deployments(ctx, me.actor)]
+        return [views.deployment_out(d, ctx) for d in deployments.list_deployments(ctx, me.actor)]
 
 
 @router.post("/deployments", response_model=defs.DeploymentOut, status_code=201, tags=["deployments"])
@@ -225,7 +249,7 @@ def request_deployment(body: DeploymentRequest, request: Request,
 
     calibrate = configured_calibrator() if body.target_false_alert_rate is not None else None
     with tx(request) as ctx:
-        return views.deployment_out(deployments.request(ctx, me.actor, body, calibrate))
+        return views.deployment_out(deployments.request(ctx, me.actor, body, calibrate), ctx)
 
 
 @router.post("/deployments/{deployment_id}/authorise", response_model=defs.DeploymentOut, tags=["deployments"])
@@ -240,6 +264,25 @@ def authorise_deployment(deployment_id: defs.Id, body: defs.AuthoriseIn, request
         return views.deployment_out(deployments.authorise(
             ctx, me.actor, deployment_id, body.note, require_police_review=body.require_police_review,
             threshold_reason=body.threshold_reason, floor_fn=floor_fn))
+
+
+@router.post("/deployments/{deployment_id}/refuse", response_model=defs.DeploymentOut, tags=["deployments"])
+def refuse_deployment(deployment_id: defs.Id, body: defs.ReasonIn, request: Request,
+                      me: Principal = Depends(require(OFFICER))) -> defs.DeploymentOut:
+    """Refuse a requested deployment, with the reason (an officer of a supplying force, of the
+    rank needed to authorise it, never the requester)."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.refuse(ctx, me.actor, deployment_id, body.reason))
+
+
+@router.post("/deployments/{deployment_id}/retro-review", response_model=defs.DeploymentOut, tags=["deployments"])
+def retro_review_deployment(deployment_id: defs.Id, body: defs.RetroReviewIn, request: Request,
+                            me: Principal = Depends(require(OFFICER))) -> defs.DeploymentOut:
+    """Review an urgent authority afterwards (an officer of the same force, of the usual rank,
+    not the one who authorised it): upheld, or ended at once. Unreviewed by its due time, the
+    deployment is ended by the sweep."""
+    with tx(request) as ctx:
+        return views.deployment_out(deployments.retro_review(ctx, me.actor, deployment_id, body.outcome, body.note))
 
 
 @router.post("/deployments/{deployment_id}/start", response_model=defs.DeploymentOut, tags=["deployments"])

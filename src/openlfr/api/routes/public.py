@@ -37,10 +37,23 @@ def transparency(request: Request) -> defs.TransparencyOut:
         return views.transparency(ctx, request.app.state.settings.complaints)
 
 
+@router.get("/api/public/checkpoints", response_model=defs.CheckpointsOut)
+def checkpoints(request: Request) -> defs.CheckpointsOut:
+    """Every signed audit checkpoint and the installation's public key: copies kept outside the
+    operator's hands show any later rewrite of the audit log up to the newest checkpoint
+    (``openlfr audit verify --checkpoints FILE``; docs/audit-verification.md)."""
+    from openlfr.audit import checkpoints as cps
+
+    with reading(request) as ctx:
+        signed = cps.load(ctx.session)
+        doc = cps.export_document(signed, request.app.state.gov.signer.public_key(), now=ctx.now())
+    return defs.CheckpointsOut.model_validate(doc)
+
+
 @router.get("/api/public/deployments/{deployment_id}/report", response_model=DeploymentEffectiveness)
 def deployment_report_json(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> DeploymentEffectiveness:
-    """A public deployment's effectiveness: faces seen, alerts, verified true and false alerts,
-    false alerts per 1,000 faces, precision, predicted versus observed false-alert rate."""
+    """A public deployment's effectiveness: faces searched, people passes, alerts, verified true and
+    false alerts, false alerts per 1,000 faces searched, precision, predicted versus observed false-alert rate."""
     with reading(request) as ctx:
         return views.public_report(ctx, deployment_id)
 
