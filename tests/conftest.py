@@ -82,6 +82,16 @@ def _pg_template() -> Iterator[str | None]:
     admin.dispose()
 
 
+@pytest.fixture
+def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
+    """URL of a fresh, migrated SQLite file. A module whose rules cannot depend on the
+    database overrides ``db_url`` with it, to keep the suite fast; the database-specific paths
+    (locks, conflicts, triggers) are tested on both elsewhere."""
+    path = tmp_path / "openlfr.db"
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path,
            _pg_template: str | None) -> Iterator[str]:

@@ -9,8 +9,6 @@ one line and exit 2, and are audited.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -18,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from openlfr.cli_auth import governance, verify
-from openlfr.cli_support import user_errors
+from openlfr.cli_support import print_rows, user_errors
 from openlfr.governance.grounds import EngagementResult
 
 alert_app = typer.Typer(help="Alerts: review, escalations, and what happened after a verified alert.",
@@ -38,16 +36,6 @@ def _as_user(action: str) -> Iterator[tuple[Any, Any]]:
             yield ctx, me
 
 
-def _show(rows: list[dict[str, Any]], json_out: bool) -> None:
-    if json_out:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
-        return
-    if not rows:
-        typer.echo("(none)")
-    for row in rows:
-        typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
-
-
 @alert_app.command("list")
 @user_errors
 def list_alerts(json_out: JsonOut = False) -> None:
@@ -57,7 +45,7 @@ def list_alerts(json_out: JsonOut = False) -> None:
 
     with _as_user("alert.list") as (ctx, me):
         alerts = views.list_alerts(ctx, ctx.require(me, {Role.REVIEWER}, "alert.list"))
-    _show([{"id": a.id, "deployment": a.deployment_id, "camera": a.camera, "at": a.at.isoformat(),
+    print_rows([{"id": a.id, "deployment": a.deployment_id, "camera": a.camera, "at": a.at.isoformat(),
             "score": round(a.score, 4), "status": a.status, "confirmations": a.confirmations,
             "outcome": a.outcome.result if a.outcome else ("due" if a.outcome_due else "")} for a in alerts], json_out)
 
@@ -97,7 +85,7 @@ def due(json_out: JsonOut = False) -> None:
 
     with _as_user("alert.outcomes_due") as (ctx, me):
         rows = outcomes.outcomes_due(ctx, me)
-    _show([{"alert": d.alert_id, "deployment": d.deployment_id, "at": d.at.isoformat(),
+    print_rows([{"alert": d.alert_id, "deployment": d.deployment_id, "at": d.at.isoformat(),
             "verified": d.verified_at.isoformat() if d.verified_at else ""} for d in rows], json_out)
 
 
@@ -109,7 +97,7 @@ def escalations(json_out: JsonOut = False) -> None:
 
     with _as_user("escalation.list") as (ctx, me):
         rows = reviews.escalations(ctx, me)
-    _show([{"id": e.id, "alert": e.alert_id, "deployment": e.deployment_id, "status": e.status,
+    print_rows([{"id": e.id, "alert": e.alert_id, "deployment": e.deployment_id, "status": e.status,
             "opened_by": e.opened_by, "opened": e.opened_at.isoformat(), "reason": e.reason,
             "resolved_by": e.resolved_by or ""} for e in rows], json_out)
 

@@ -26,7 +26,7 @@ import typer
 from openlfr.cli_auth import cli_place, governance, verify
 from openlfr.cli_auth import register as register_auth
 from openlfr.cli_support import fail as _fail
-from openlfr.cli_support import new_password
+from openlfr.cli_support import new_password, print_rows
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.governance.grounds import LegalBasis, WatchlistCategory
@@ -112,16 +112,6 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def _out(rows: list[dict[str, Any]], json_out: bool) -> None:
-    if json_out:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
-        return
-    if not rows:
-        typer.echo("(none)")
-    for row in rows:
-        typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
-
-
 # ---------------------------------------------------------------- users
 @user_app.command("add")
 @_errors
@@ -150,7 +140,7 @@ def user_list(json_out: JsonOut = False) -> None:
     from openlfr.governance import users
 
     with _as_user("user.list") as (ctx, me):
-        _out([{"id": u.id, "name": u.name, "role": u.role, "rank": u.rank or "", "organisation": u.organisation,
+        print_rows([{"id": u.id, "name": u.name, "role": u.role, "rank": u.rank or "", "organisation": u.organisation,
                "active": u.active} for u in users.list_users(ctx, me)], json_out)
 
 
@@ -250,7 +240,7 @@ def agreement_list(json_out: JsonOut = False) -> None:
     from openlfr.governance.sharing import live_image_count
 
     with _as_user("agreement.list") as (ctx, me):
-        _out([{"id": a.id, "force": a.force, "operator": a.operator, "status": a.status,
+        print_rows([{"id": a.id, "force": a.force, "operator": a.operator, "status": a.status,
                "from": a.valid_from.isoformat(), "until": a.valid_until.isoformat(),
                "images": f"{live_image_count(ctx, a.id)}/{a.image_limit}", "categories": ",".join(a.allowed_categories)}
               for a in agreements.list_agreements(ctx, me)], json_out)
@@ -305,7 +295,7 @@ def share_list(force: Annotated[Optional[str], typer.Option(help="The police for
     from openlfr.governance import sharing
 
     with _as_user("ledger.view") as (ctx, me):
-        _out([{"image": v.image_id, "agreement": v.agreement_id, "operator": v.operator, "status": v.status,
+        print_rows([{"image": v.image_id, "agreement": v.agreement_id, "operator": v.operator, "status": v.status,
                "subject": v.subject_ref, "category": v.category, "sha256": v.sha256[:16], "shared_by": v.shared_by,
                "shared": v.shared_at.isoformat(), "deleted": _iso(v.deleted_at)}
               for v in sharing.force_ledger(ctx, me, force)], json_out)
@@ -425,7 +415,7 @@ def camera_list(json_out: JsonOut = False) -> None:
             sign = cameras.current_signage(ctx, c.id, today)
             rows.append({"id": c.id, "name": c.name, "location": c.location,
                          "signage": sign.checked_on.isoformat() if sign else "NONE CURRENT"})
-        _out(rows, json_out)
+        print_rows(rows, json_out)
 
 
 # ---------------------------------------------------------------- watchlists and deployments
@@ -661,7 +651,7 @@ def deployment_list(json_out: JsonOut = False) -> None:
                          "snapshot_deleted": bool(d.snapshot_deleted_at),
                          **({"composition": comp} if json_out else {"entries": comp["entries"] if comp else "",
                                                                      "under_18": comp["under_18"] if comp else ""})})
-        _out(rows, json_out)
+        print_rows(rows, json_out)
 
 
 # ---------------------------------------------------------------- retention and audit

@@ -8,7 +8,9 @@ is printed as ``error: <message>`` on stderr with exit code 2 — never a traceb
 from __future__ import annotations
 
 import functools
+import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +23,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 # the password of the user logging in (or changing their own), and a new password being set
 PASSWORD_ENV = "OPENLFR_PASSWORD"
 NEW_PASSWORD_ENV = "OPENLFR_NEW_PASSWORD"
+
+
+def print_rows(rows: list[dict[str, Any]], json_out: bool) -> None:
+    """Rows as JSON (``--json``) or one ``key=value`` line each; ``(none)`` for no rows."""
+    if json_out:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    if not rows:
+        typer.echo("(none)")
+    for row in rows:
+        typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
 
 
 def fail(message: str) -> None:

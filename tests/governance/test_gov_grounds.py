@@ -23,6 +23,14 @@ from openlfr.store.models import AuditEvent, Deployment, WatchlistEntry
 from govkit import Estate, grounds
 
 
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Input and rule checks in Python, not in the database:
+    SQLite only (the PostgreSQL paths they take are tested on both databases in
+    test_gov_rules.py and test_gov_store.py)."""
+    return sqlite_url
+
+
 def _events(estate: Estate, action: str) -> list[SimpleNamespace]:
     """The audit events of ``action``, oldest first, with their details parsed."""
     with estate.gov.transaction() as ctx:

@@ -28,6 +28,15 @@ from openlfr.store.models import (
 
 from govkit import SIGN_TEXT, WARRANT, Estate, as_image
 
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Input and rule checks in Python, not in the database:
+    SQLite only (the PostgreSQL paths they take are tested on both databases in
+    test_gov_rules.py and test_gov_store.py)."""
+    return sqlite_url
+
+
 WANTED, MISSING = WatchlistCategory.WANTED_BY_COURT.value, WatchlistCategory.MISSING_AT_RISK.value
 
 

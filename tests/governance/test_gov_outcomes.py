@@ -28,6 +28,14 @@ from openlfr.store.api_models import AlertOutcome, Escalation
 from openlfr.store.models import Alert, AuditEvent, Deployment, Organisation, User
 
 
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Rule checks in Python; the alert row lock they share with reviews:
+    SQLite only (the PostgreSQL paths they take are tested on both databases in
+    test_gov_review_race.py)."""
+    return sqlite_url
+
+
 def _events(estate: Estate, action: str) -> list[AuditEvent]:
     with estate.gov.sessions() as session:
         return list(session.execute(select(AuditEvent).where(AuditEvent.action == action)
