@@ -159,21 +159,11 @@ def public_report(ctx: Ctx, deployment_id: int) -> deployment_report.DeploymentE
 
 
 def _forces(ctx: Ctx, dep: Deployment) -> list[str]:
-    """The police forces whose images the deployment's watchlist used: those frozen with its
-    authority, else (never authorised) those its watchlist holds now."""
-    from openlfr.store.models import Agreement, SharedImage, SnapshotItem
+    """The names of the police forces whose images the deployment uses."""
+    from openlfr.governance.deployments import forces_of
 
-    frozen = select(SharedImage.agreement_id).join(SnapshotItem, SnapshotItem.shared_image_id == SharedImage.id) \
-        .where(SnapshotItem.deployment_id == dep.id)
-    ids = set(ctx.session.execute(frozen).scalars())
-    if not ids:
-        ids = set(ctx.session.execute(
-            select(SharedImage.agreement_id).join(WatchlistEntry, WatchlistEntry.shared_image_id == SharedImage.id)
-            .where(WatchlistEntry.watchlist_id == dep.watchlist_id, WatchlistEntry.removed_at.is_(None))).scalars())
-    names = ctx.session.execute(
-        select(Organisation.name).join(Agreement, Agreement.supplier_org_id == Organisation.id)
-        .where(Agreement.id.in_(ids))).scalars()
-    return sorted(set(names))
+    ids = forces_of(ctx, dep)
+    return sorted(ctx.session.execute(select(Organisation.name).where(Organisation.id.in_(ids))).scalars())
 
 
 def _retro_review(dep: Deployment) -> str | None:

@@ -275,6 +275,15 @@ def _supplying_forces(ctx: Ctx, watchlist_id: int) -> set[int]:
         .where(WatchlistEntry.watchlist_id == watchlist_id, WatchlistEntry.removed_at.is_(None))).scalars())
 
 
+def forces_of(ctx: Ctx, dep: Deployment) -> set[int]:
+    """The police forces whose images the deployment uses: those frozen with its authority,
+    else (never authorised) those supplying its watchlist now."""
+    frozen = _snapshot_agreements(ctx, dep)
+    if not frozen:
+        return _supplying_forces(ctx, dep.watchlist_id)
+    return set(ctx.session.execute(select(Agreement.supplier_org_id).where(Agreement.id.in_(frozen))).scalars())
+
+
 def refuse(ctx: Ctx, actor: Actor, deployment_id: int, reason: str) -> Deployment:
     """An authorising officer of a force that supplied images on the watchlist, of the rank
     needed to authorise it and never the requester, refuses a requested deployment (with the
