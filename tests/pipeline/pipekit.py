@@ -19,6 +19,14 @@ from openlfr.store.blobs import BlobStore  # noqa: E402
 
 from openlfr.face.registry import model_threshold  # noqa: E402
 
+#: faces in ``short_hamilton_clip.mp4`` large enough to be found, counted by eye: a man in close-up (0.8-1.4 s),
+#: Lin-Manuel Miranda at the microphone (3-7 s) and, after a cut to the audience, three guests
+#: (7.2-9 s). One pass each: his 40-odd detections are one pass.
+HAMILTON_PASSES = 5
+#: faces in ``street_1080p.mp4`` large enough (64 px and more) to be found at the default
+#: ``min_face_size``, counted by eye: a woman crossing close to the camera in 1.4 s, two people
+#: walking towards it and one at the left edge. (The others are too small or turned away.)
+STREET_PASSES = 4
 THRESHOLD = model_threshold()  # the configured model's default: about 1 false match in 10,000
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from pipekit import live_deployment, make_store
+from pipekit import HAMILTON_PASSES, STREET_PASSES, live_deployment, make_store
 from openlfr.evaluation import deployment_report
 from openlfr.face.analyzer import enrolment_template
 from openlfr.face.types import Box, Detection, Quality
@@ -21,6 +21,7 @@ from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes
 from openlfr.store.pipeline_models import PipelineCounter
 from openlfr.video.pacing import PacedSource
+from openlfr.video.scene import SceneCut
 from openlfr.video.schedule import FrameSchedule
 from openlfr.video.tracker import IoUTracker
 
@@ -61,6 +62,72 @@ def test_tracker_ends_tracks_after_max_age_and_skips_jumps() -> None:
     assert tr.started == 2 and not ended
     _, ended = tr.update([], 1.0)
     assert len(ended) == 2 and not tr.tracks
+
+
+def test_a_face_seen_once_must_be_found_again_on_the_next_analysed_frame() -> None:
+    """A tentative track (one detection) that the next analysed frame does not find ends, so it
+    cannot claim another person's face a moment later; a confirmed one lives ``max_age``."""
+    tr = IoUTracker(max_age=1.0, confirm_within=0.3)
+    tr.update([_det(1600, 500)], 0.0)  # a stray find, never seen again
+    _, ended = tr.update([], 0.2)
+    assert not ended
+    _, ended = tr.update([], 0.4)
+    assert len(ended) == 1 and not tr.tracks
+    tr.update([_det(100, 300, 100)], 0.5)
+    # 0.7 s later someone 5 widths away: within walking reach, but the first find is gone
+    tr.update([_det(600, 300, 100)], 1.2)
+    assert tr.started == 3
+    # a confirmed track keeps its place while unseen for up to max_age
+    tr = IoUTracker(max_age=1.0, confirm_within=0.3)
+    for t in (0.0, 0.2):
+        tr.update([_det(100 + int(500 * t), 300, 100)], t)
+    assert tr.update([], 0.9)[1] == [] and len(tr.tracks) == 1
+
+
+def test_a_weak_detection_continues_a_track_but_does_not_start_one() -> None:
+    tr = IoUTracker(max_age=1.0, birth_score=0.8)
+    weak = Detection(Box(100, 100, 179, 179), 0.65)
+    assert tr.update([weak], 0.0)[0] == [] and tr.started == 0
+    tr.update([_det(100, 100)], 0.2)  # a confident find starts it
+    pairs, _ = tr.update([Detection(Box(110, 100, 189, 179), 0.65)], 0.4)
+    assert len(pairs) == 1 and tr.started == 1 and tr.tracks[0].hits == 2
+
+
+def test_a_find_on_a_followed_face_does_not_start_a_track() -> None:
+    """A box lying partly on a followed face (YuNet finds hair above a face) is no new person;
+    one beside it is."""
+    tr = IoUTracker(max_age=1.0)
+    for t in (0.0, 0.2):
+        tr.update([_det(500, 600, 90)], t)
+    hair = Detection(Box(520, 530, 589, 615), 0.9)  # overlaps the face's top by about a fifth
+    beside = _det(620, 600, 90)
+    pairs, _ = tr.update([_det(500, 600, 90), hair, beside], 0.4)
+    assert tr.started == 2 and len(pairs) == 2 and hair not in [d for _, d in pairs]
+    # the face unseen on this frame: its predicted place still counts (a small find on it,
+    # too small to continue the track, starts none)
+    pairs, _ = tr.update([Detection(Box(510, 600, 549, 639), 0.9)], 0.6)
+    assert tr.started == 2 and pairs == []
+
+
+def test_a_pass_is_counted_in_seconds_not_frames() -> None:
+    tr = IoUTracker(max_age=1.0)
+    for t in (0.0, 0.1, 0.2):
+        tr.update([_det(100 + int(100 * t), 300)], t)
+    track = tr.tracks[0]
+    assert not track.is_pass(0.3) and track.is_pass(0.2)
+    tr.update([_det(130, 300)], 0.3)
+    assert track.is_pass(0.3)
+    one = IoUTracker(max_age=1.0)
+    one.update([_det(100, 300)], 0.0)
+    assert not one.tracks[0].is_pass(0.0)  # one detection is never a pass
+
+
+def test_a_face_seen_once_is_searched_for_within_walking_reach() -> None:
+    tr = IoUTracker(max_age=1.0, max_speed=12.0)
+    tr.update([_det(100, 300, 100)], 0.0)
+    assert tr.search_margin(tr.tracks[0], 0.2) == 12.0 * 0.2  # any way, at walking speed
+    tr.update([_det(150, 300, 100)], 0.2)
+    assert tr.search_margin(tr.tracks[0], 0.4) == 0.6  # near where it is predicted
 
 
 def test_motion_regions_find_the_moving_square() -> None:
@@ -136,10 +203,10 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     for first, last, hits, c0, c1 in long_tracks.values():
         assert last - first >= 1.0  # followed for a second or more...
         assert hits <= stats.analysed  # ...at most once per analysed frame
-    # one track per walker, not one per detection: 5 faces pass close enough to be found
-    # (counted by eye), one of them crossing the whole frame in 1.4 s; 60 detections in all
+    # one track per walker, not one per detection: 4 faces pass close enough to be found (by
+    # eye), one of them crossing the whole frame in 1.4 s; 60 detections in all
     hits = sum(v[2] for v in stats.tracks.values())
-    assert len(stats.tracks) <= 8 and hits >= 5 * len(stats.tracks), stats.tracks
+    assert len(stats.tracks) <= 6 and hits >= 5 * len(stats.tracks), stats.tracks
     moved = [v for v in long_tracks.values() if abs(v[4][0] - v[3][0]) + abs(v[4][1] - v[3][1]) > 30]
     assert len(moved) >= 2  # walking people, not fixed false detections
 
@@ -159,13 +226,47 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     assert got[5.0]["frames_analysed"] == stats.analysed and half.analysed == half.frames
     for fps, n in got.items():
         assert abs(n["frames_analysed"] - fps * duration) <= 1  # the configured rate (was about half at 3)
-        # people passes: the 5 faces close enough to be found (by eye), not one per detection
-        assert 3 <= n["passes"] <= 5 and n["passes"] <= n["templates"] < n["faces_seen"]
-    # passes hardly depend on the rate; detections double with it
-    assert abs(got[5.0]["passes"] - got[2.5]["passes"]) <= 1
-    assert got[5.0]["faces_seen"] >= 1.8 * got[2.5]["faces_seen"]
+        # people passes: the 4 faces close enough to be found (by eye), not one per detection
+        assert n["passes"] == STREET_PASSES and n["passes"] <= n["templates"] < n["faces_seen"]
+    assert got[5.0]["faces_seen"] >= 1.8 * got[2.5]["faces_seen"]  # detections double with the rate
     assert report.people_passes == got[5.0]["passes"] + got[2.5]["passes"]
     assert report.faces_searched == got[5.0]["templates"] + got[2.5]["templates"]
+
+
+def test_street_clip_passes_do_not_depend_on_the_rate(tmp_path: Path, video_dir: Path) -> None:
+    """One pass per person at rates from 2 to 15 frames a second; detections grow with it.
+
+    Before: 3 to 5 passes between 2.5 and 6 a second, as a stray one-off detection lingered
+    and later claimed another face far away, a fast walker's first sighting fell outside the
+    place searched next, and a false find on a head's hair started its own track."""
+    gov = make_store(tmp_path).governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"])
+    got = {}
+    for fps in (2.0, 3.0, 4.0, 6.0, 8.0, 15.0):
+        stats = CameraPipeline(gov, dep, cam, CameraSettings(analyse_fps=fps)).run(
+            VideoFileSource(video_dir / "street_1080p.mp4", sample_fps=fps))
+        got[fps] = (stats.passes, len(stats.tracks), sum(v[2] for v in stats.tracks.values()))
+    print(f"street clip, fps: (passes, tracks, detections) {got}")
+    assert all(p == STREET_PASSES for p, _, _ in got.values()), got
+    assert got[15.0][2] > 5 * got[2.0][2]
+    # the Hamilton clip, with its cuts: tracks end at each, one pass per face at each rate
+    ham = {fps: CameraPipeline(gov, dep, cam, CameraSettings(analyse_fps=fps)).run(
+        VideoFileSource(video_dir / "short_hamilton_clip.mp4", sample_fps=fps)).passes for fps in (2.5, 5.0, 10.0)}
+    assert set(ham.values()) == {HAMILTON_PASSES}, ham
+
+
+def test_a_cut_ends_every_track(video_dir: Path) -> None:
+    """The Hamilton clip's cuts are found (and nothing else in it or the street clip), and a
+    face right after one starts a new track even where the last face was."""
+    found = {}
+    for clip, fps in (("short_hamilton_clip.mp4", 5.0), ("street_1080p.mp4", 2.0), ("street_1080p.mp4", 10.0)):
+        cut = SceneCut()
+        found[clip, fps] = [round(f.time, 1) for f in VideoFileSource(video_dir / clip, sample_fps=fps)
+                            if cut.changed(f.image)]
+    # by eye: to a close-up (0.8 s), to the audience (1.6 s), to the stage (2.8 s), to the audience (7.2 s)
+    assert found["short_hamilton_clip.mp4", 5.0] == [0.8, 1.6, 2.8, 7.2], found
+    assert found["street_1080p.mp4", 2.0] == found["street_1080p.mp4", 10.0] == []
+    assert not SceneCut().changed(np.zeros((90, 160), np.uint8))
 
 
 def test_frames_analysed_at_the_configured_rate(tmp_path: Path, video_dir: Path) -> None:

@@ -485,7 +485,7 @@ class PublicDeployment(_Out):
     target_false_alert_rate: float | None = None  # when the threshold was calibrated for a target
     predicted_fnir: float | None = None  # the calibration's predicted share of listed faces missed
     watchlist_size: int | None
-    people_passes: int = Field(description="people passes: tracks whose face was searched at least once")
+    people_passes: int = Field(description="people passes: faces followed over two or more analysed frames for 0.3 s or more (one per person walking through)")
     faces_searched: int = Field(description="faces compared against the watchlist: the unit of the false-alert rates")
     alerts: int
     verified_alerts: int

@@ -3,7 +3,7 @@
 From the pipeline's counters and the reviewers' verdicts on its alerts. The unit is the
 **face searched** (a template compared against the watchlist), the unit of the calibration's
 target and prediction (false alerts per face searched, i.e. FPIR per probe), so observed and
-predicted rates are comparable. People passes (tracks whose face was searched at least once)
+predicted rates are comparable. People passes (one per face followed over two or more analysed frames for ``pass_min_s``)
 and detections (faces detected on analysed frames, many per person: a diagnostic) are shown
 beside it. Faces searched are counted as faces of people not on the watchlist (listed people
 are a vanishing share of a crowd), so the observed false-alert rate is verified false alerts
@@ -32,7 +32,7 @@ class DeploymentEffectiveness:
     target_false_alert_rate: float | None  # false alerts per face searched (the calibration's target)
     predicted_fnir: float | None
     faces_searched: int  # templates compared against the watchlist: the denominator of the rates
-    people_passes: int  # tracks whose face was searched at least once
+    people_passes: int  # faces followed over 2+ analysed frames for pass_min_s (0.3 s): one per person
     detections: int  # faces detected on analysed frames (diagnostic: one person is detected on many frames)
     alerts: int
     verified_true: int

@@ -176,7 +176,7 @@ def deployment_html(report: dict) -> str:
     for result, n in (report.get("outcomes") or {}).items():  # what happened after verified alerts
         rows.append({"measure": f"verified alerts: {result.replace('_', ' ')}", "value": n})
     units = ("Rates are per face searched (a face compared against the watchlist), the unit of the "
-             "calibration's target and prediction. People passes are tracks whose face was searched; "
+             "calibration's target and prediction. People passes are faces followed on two or more analysed frames for 0.3 s or more, one per person walking through; "
              "detections (faces detected on analysed frames, many per person) are a diagnostic only. "
              "While any alert is unreviewed or unsure the verdict is not yet known.")
     return _page(

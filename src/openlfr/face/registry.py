@@ -100,7 +100,10 @@ class DetectorEntry:
     factory: Callable[[str], Detector]  # backend -> detector
     landmarks: str | None  # the 5 points it gives itself (None: dlib's shape predictor places them)
     min_face: int  # smallest face width (px) it is built to find at scale 1
-    needs: str = ""  # what must be installed, for the error message
+    needs: str = ""
+    # least score for a detection to start a new track (weaker ones only continue a followed
+    # face, as in ByteTrack); None: any detection may
+    birth_score: float | None = None  # what must be installed, for the error message
 
 
 def _dlib_weights() -> Path:
@@ -208,7 +211,9 @@ def builtin() -> Registry:
     reg.detectors["mmod"] = DetectorEntry("mmod", _mmod, None, 80)
     reg.detectors["hog"] = DetectorEntry("hog", _hog, None, 80, needs="dlib (pip install 'openlfr[dlib]')")
     # YuNet finds faces from about 15 px; 32 px is where it finds them reliably
-    reg.detectors["yunet"] = DetectorEntry("yunet", _yunet, ARCFACE5, 32)
+    # birth_score: 99% of the (centred, frontal) LFW faces score 0.898 or more, half of YuNet's
+    # other finds there (background faces, hair, patterns) under 0.72 (600 random images)
+    reg.detectors["yunet"] = DetectorEntry("yunet", _yunet, ARCFACE5, 32, birth_score=0.8)
     return reg
 
 

@@ -40,6 +40,7 @@ from openlfr.pipeline.settings import CameraSettings
 from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes, pad_box
+from openlfr.video.scene import SceneCut
 from openlfr.video.schedule import FrameSchedule
 from openlfr.video.stream_source import Gap
 from openlfr.video.tracker import IoUTracker, Track
@@ -130,8 +131,12 @@ class CameraPipeline:
         self.publish = publish
         self.worker = worker or f"pipeline:camera-{camera_id}"
         self.source_label = source_label
-        self.tracker = IoUTracker(self.settings.track_iou, max_age=self.settings.track_max_age_s)
+        # a track seen once must be found again on the next analysed frame (1.5 intervals: jitter)
+        self.tracker = IoUTracker(self.settings.track_iou, max_age=self.settings.track_max_age_s,
+                                  confirm_within=1.5 / self.settings.analyse_fps,
+                                  birth_score=registry().detector(resolve_detector(self.settings.detector)).birth_score)
         self.motion = MotionDetector()
+        self.scene = SceneCut()
         self.counters = Counters()
         self.stats = PipelineStats()
         self.watchlist: LiveWatchlist | None = None
@@ -281,6 +286,10 @@ class CameraPipeline:
         self.stats.analysed += 1
         image = frame.image
         t = frame.time
+        if self.scene.changed(image):  # a cut or a camera moved to another view: new faces, new tracks
+            for track in self.tracker.end_all():
+                track.data.clear()
+            self.motion.reset()  # and the whole new view is searched
         detections = self._detect(image, t)
         t_det = time.perf_counter()
         self.stats.detect_s += t_det - t_start
@@ -288,6 +297,10 @@ class CameraPipeline:
         for track, det in pairs:
             summary = self.stats.tracks.setdefault(track.id, [t, t, 0, det.box.center, det.box.center])
             summary[1], summary[2], summary[4] = t, int(summary[2]) + 1, det.box.center  # type: ignore[call-overload]
+            if not track.data.get("pass") and track.is_pass(self.settings.pass_min_s):
+                track.data["pass"] = True  # one person pass, counted once, in seconds, not frames
+                self.counters.passes += 1
+                self.stats.passes += 1
         for track in ended:
             track.data.clear()  # its shots (chips, crops) are gone with it
         alerts = self._analyse_faces(frame, at, pairs) if pairs else []
@@ -311,7 +324,7 @@ class CameraPipeline:
         """
         s = self.settings
         roi = s.roi_box(image.shape)
-        regions = [pad_box(tr.predict(t), 0.6, image.shape) for tr in self.tracker.tracks]
+        regions = [pad_box(tr.predict(t), self.tracker.search_margin(tr, t), image.shape) for tr in self.tracker.tracks]
         if self._band >= s.scan_bands and t - self._last_scan >= 1.0 / s.scan_fps - 1e-3:
             self._last_scan, self._band = t, 0
             self._full_scan = not s.motion or bool(s.full_frame_every_s and t - self._last_full >= s.full_frame_every_s)
@@ -392,11 +405,6 @@ class CameraPipeline:
         templates = to_template(self.analyzer.embed_chips(np.stack([s.chip for _, s in chosen])))
         self.stats.embed_s += time.perf_counter() - t1
         self.counters.templates += len(chosen)  # faces searched against the watchlist
-        for track, _ in chosen:
-            if not track.data.get("searched"):  # a person pass: the first time this track's face is searched
-                track.data["searched"] = True
-                self.counters.passes += 1
-                self.stats.passes += 1
         alerts: list[AlertEvent] = []
         for (track, shot), template in zip(chosen, templates):
             raised = self._match(track, shot, template, at)

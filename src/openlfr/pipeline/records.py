@@ -18,7 +18,8 @@ from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint, CameraG
 class Counters:
     """What one camera saw in one interval; the only trace left of people who did not match.
 
-    ``passes`` (people passes: tracks whose face was searched at least once) and ``templates``
+    ``passes`` (people passes: tracks of a face followed on two or more analysed frames for
+    ``pass_min_s`` seconds, one per person walking through, whatever ``analyse_fps``) and ``templates``
     (faces searched against the watchlist) are the units of the reports; ``faces_seen``
     (detections on analysed frames: one person is detected on many frames) and ``tracks``
     (all new tracks, searched or not) are diagnostics.

@@ -32,6 +32,9 @@ class CameraSettings(BaseModel):
     full_frame_every_s: float = Field(2.0, ge=0, description="also search the whole frame this often (0: never)")
     templates_per_track: int = Field(3, ge=1, le=20, description="most templates computed per track (best shots)")
     track_max_age_s: float = Field(1.0, gt=0, description="a track ends when unseen this long")
+    pass_min_s: float = Field(
+        0.3, ge=0, le=10, description="a track counts as one person pass once its face is followed this long "
+                                      "over two or more analysed frames")
     track_iou: float = Field(0.2, gt=0, lt=1, description="least IoU to continue a track")
     realert_after_s: float = Field(
         60.0, ge=0, description="no second alert for the same watchlist entry on this camera within this time")

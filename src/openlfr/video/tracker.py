@@ -3,8 +3,13 @@
 Detections arrive at irregular times (detection runs only on some frames); between them a
 track's box is predicted from its velocity. A new detection joins the track whose predicted
 box it overlaps most (IoU, greedy, best pairs first), or, failing any overlap, whose
-predicted centre is near enough; otherwise it starts a track. A track that has not been seen
-for ``max_age`` seconds ends.
+predicted centre is near enough; otherwise it starts a track, if it is confident enough (``birth_score``: a weak detection may
+continue a followed face but not start one, as in ByteTrack) and does not lie on a followed
+face (``overlap_limit``: a box on top of a face is its hair or chin, or a head hidden behind
+it). A track that has not been seen
+for ``max_age`` seconds ends. A track seen once is only tentative: unless the next analysed
+frame (``confirm_within`` seconds) finds it again it ends, so that a stray detection cannot
+linger and later claim someone else's face far away (SORT's "n_init" rule, in seconds).
 
 "Near enough" is a physical limit, not a fixed number of pixels: a face can move ``max_jump``
 face widths whatever the time, or ``max_speed`` face widths per second since it was last seen,
@@ -49,18 +54,29 @@ class Track:
 
     @property
     def age(self) -> float:
+        """Seconds between the first and the last detection."""
         return self.last_time - self.first_time
+
+    def is_pass(self, min_seconds: float) -> bool:
+        """Whether this track counts as one person passing: seen on two or more analysed frames
+        and followed for ``min_seconds`` or more (a unit that does not depend on the frame rate)."""
+        return self.hits >= 2 and self.age >= min_seconds - 1e-6
 
 
 class IoUTracker:
     """Associates detections over time into :class:`Track` objects (see module docstring)."""
 
     def __init__(self, iou_threshold: float = 0.2, max_jump: float = 1.0, max_age: float = 1.0,
-                 smoothing: float = 0.5, id_prefix: str | None = None, max_speed: float = 12.0) -> None:
+                 smoothing: float = 0.5, id_prefix: str | None = None, max_speed: float = 12.0,
+                 confirm_within: float | None = None, overlap_limit: float = 0.1,
+                 birth_score: float | None = None) -> None:
         self.iou_threshold = iou_threshold
         self.max_jump = max_jump
         self.max_speed = max_speed
         self.max_age = max_age
+        self.confirm_within = max_age if confirm_within is None else min(confirm_within, max_age)
+        self.overlap_limit = overlap_limit
+        self.birth_score = birth_score
         self.smoothing = smoothing
         self.tracks: list[Track] = []
         self._prefix = id_prefix or uuid.uuid4().hex[:8]
@@ -68,6 +84,8 @@ class IoUTracker:
         self.started = 0
 
     def _match_cost(self, track: Track, det: Box, t: float) -> float | None:
+        if track.hits == 1 and t - track.last_time > self.confirm_within:
+            return None  # a tentative track not found again on the next analysed frame
         pred = track.predict(t)
         iou = pred.iou(det)
         if iou >= self.iou_threshold:
@@ -105,8 +123,16 @@ class IoUTracker:
             track = self.tracks[ti]
             self._advance(track, detections[di].box, t)
             out.append((track, detections[di]))
+        # where the followed faces are now: this frame's matches, and the predicted place of
+        # each confirmed track not found on it
+        followed = [detections[di].box for di in used_d]
+        followed += [tr.predict(t) for ti, tr in enumerate(self.tracks) if ti not in used_t and tr.hits > 1]
         for di, det in enumerate(detections):
             if di not in used_d:
+                if self.birth_score is not None and det.score < self.birth_score:
+                    continue  # too weak to start a track: it may only continue one
+                if any(_overlap(det.box, box) >= self.overlap_limit for box in followed):
+                    continue  # on a followed face: its hair or chin, or a head hidden behind it
                 track = Track(f"{self._prefix}-{next(self._ids)}", det.box, t, t)
                 self.tracks.append(track)
                 self.started += 1
@@ -114,11 +140,23 @@ class IoUTracker:
         return out, self.expire(t)
 
     def expire(self, t: float) -> list[Track]:
-        """End (and return) the tracks not seen since ``t - max_age``."""
-        ended = [tr for tr in self.tracks if t - tr.last_time > self.max_age]
+        """End (and return) the tracks not seen since ``t - max_age`` (tentative ones: since
+        ``t - confirm_within``)."""
+        ended = [tr for tr in self.tracks if self._gone(tr, t)]
         if ended:
-            self.tracks = [tr for tr in self.tracks if t - tr.last_time <= self.max_age]
+            self.tracks = [tr for tr in self.tracks if not self._gone(tr, t)]
         return ended
+
+    def search_margin(self, track: Track, t: float) -> float:
+        """How far (in face widths, each side) to look for ``track``'s face at time ``t``: a
+        followed face is near its predicted place; a face seen once may have moved any way at
+        up to ``max_speed``."""
+        if track.hits > 1:
+            return 0.6
+        return max(0.6, self.max_speed * max(0.0, t - track.last_time))
+
+    def _gone(self, track: Track, t: float) -> bool:
+        return t - track.last_time > (self.confirm_within if track.hits == 1 else self.max_age)
 
     def end_all(self) -> list[Track]:
         """End every track (the source has finished)."""
@@ -137,3 +175,12 @@ class IoUTracker:
         track.box = box
         track.last_time = t
         track.hits += 1
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """The part of the smaller of two boxes that the other covers (0-1)."""
+    w = min(a.right, b.right) - max(a.left, b.left) + 1
+    h = min(a.bottom, b.bottom) - max(a.top, b.top) + 1
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / float(max(1, min(a.area, b.area)))
