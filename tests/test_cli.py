@@ -80,8 +80,11 @@ def test_bad_inputs_are_refused_and_nothing_is_half_written(data_dir: Path, home
     assert_clean_error(run(["identify", str(truncated)], home), "truncated")
     assert_clean_error(run(["identify", str(huge)], home), "megapixel")
 
+    # a data directory that holds no store is refused, creating nothing (--init starts one)
+    assert_clean_error(run(["scan", str(clip), "--deployment", "1"], home), "no openlfr store at")
+    assert not home.exists() or not any(home.iterdir())
     # a search needs a credential first (see tests/pipeline/test_pipe_retrospective.py)
-    assert_clean_error(run(["scan", str(clip), "--deployment", "1"], home), "log in first")
+    assert_clean_error(run(["scan", str(clip), "--deployment", "1", "--init"], home), "log in first")
     login = {"OPENLFR_TOKEN": "some-token"}
     assert_clean_error(run(["scan", str(truncated), "--deployment", "1"], home, login), "video")
     assert_clean_error(run(["scan", str(tmp_path / "missing.mp4"), "--deployment", "1"], home, login), "no such video")
@@ -104,6 +107,7 @@ def test_evaluate_lfw_on_a_few_pairs(data_dir: Path, home: Path, tmp_path: Path)
     assert ver["pairs"] == 40 and ver["folds"] == 2
     assert ver["roc_auc"] > 0.97
     assert ver["images_without_face"] == 0
+    assert "evaluated 40 pairs on " in proc.stderr and " s)" in proc.stderr  # the summary line, with its time
     bad = tmp_path / "bad_pairs.txt"
     bad.write_text("not a pairs file\n")
     assert_clean_error(

@@ -76,14 +76,10 @@ def test_nothing_biometric_in_clear_after_a_full_run(tmp_path: Path, data_dir: P
 
     out = _openlfr(env, "demo-setup", "--images", str(data_dir / "lfw"), "--count", "3")
     assert "chain OK" in out
-    shared = _openlfr(env, "share", "add", "1", str(lin), "--category", "wanted_serious_offence",
-                      "--warrant-ref", "WA/2026/00077", "--reason", "warrant W-77",
-                      "--subject", "MET-0077", "--image-date", "2026-01-05", user="met")
-    image = re.search(r"image (\d+) shared", shared).group(1)
-    _openlfr(env, "deployment", "watchlist-add", "1", image, "--label", "Subject 77", "--reason", "warrant W-77",
-             "--review-date", "2099-01-01", user="alice")
+    # the demo put Lin-Manuel Miranda (the shared reference photo) on watchlist 1
+    assert f"shared {lin.name}" in out
     cam = re.search(r"camera (\d+)", _openlfr(env, "camera", "add", "stage-door", "--location", "Stage door",
-                                                "--stream", str(clip))).group(1)
+                                                "--stream", str(clip), user="alice")).group(1)
     now = datetime.now(UTC) - timedelta(minutes=1)
     requested = _openlfr(env, "deployment", "request", "--purpose", "Locate a wanted person at the stage door",
                          "--watchlist", "1", "--camera", cam, "--start", now.isoformat(),

@@ -11,16 +11,15 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+from typer import _click as click
+from typer.core import TyperGroup
 
-from openlfr.cli_support import user_errors
+from openlfr.cli_support import fail, missing_store, user_errors
 from openlfr.config import get_settings
 from openlfr.errors import OpenLFRError
-
-err_console = Console(stderr=True)
 
 
 
@@ -28,32 +27,153 @@ class UserError(OpenLFRError):
     """A usage problem found by the command line itself."""
 
 
-app = typer.Typer(help="openlfr: open, accountable live facial recognition.", no_args_is_help=True)
+ROOT_HELP = (
+    "openlfr: open, accountable live facial recognition.\n\n"
+    "The global options below may be given before or after the command: 'openlfr --data-dir X share list' "
+    "and 'openlfr share list --data-dir X' are the same.\n\n"
+    "OPENLFR_DATA_DIR (or --data-dir) is the store: the database, encrypted files and keys, made by 'openlfr admin "
+    "create' or 'openlfr demo-setup'; any other command refuses a folder that holds no store, unless given --init. "
+    "OPENLFR_DATA is something else: the shared face data (LFW, videos, references) that the tests and the demo read."
+)
+
+# commands that open no store, and those that make a new one (a mistyped --data-dir is refused by the rest)
+STORE_FREE = {("identify",), ("evaluate",), ("calibrate",)}
+STORE_MAKERS = {("admin", "create"), ("demo-setup",)}
+# the root options that may also come after the command (moved in front of it before parsing)
+GLOBAL_OPTIONS = ("data_dir", "backend", "detector", "face_model", "init")
+COMMAND_PATH = "openlfr.command"  # ctx.meta key: the names of the command being run
+
+
+class RootGroup(TyperGroup):
+    """The ``openlfr`` group: global options are accepted after the command too, and the
+    command about to run is known to the root callback (which checks the store for it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = hoist_global_options(args, [p for p in self.params if p.name in GLOBAL_OPTIONS])
+        rest = super().parse_args(ctx, args)
+        ctx.meta[COMMAND_PATH] = command_path(self, ctx, [*ctx._protected_args, *ctx.args])
+        return rest
+
+
+def hoist_global_options(args: list[str], params: list[click.Parameter]) -> list[str]:
+    """``args`` with every occurrence of the options ``params`` (and their values) moved to
+    the front, so that they may follow the command; nothing after ``--`` is moved."""
+    takes_value = {o: not getattr(p, "is_flag", False) for p in params for o in (*p.opts, *p.secondary_opts)}
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            rest += args[i:]
+            break
+        name = token.split("=", 1)[0]
+        if name in takes_value:
+            if takes_value[name] and "=" not in token and i + 1 < len(args):
+                front += args[i:i + 2]
+                i += 2
+                continue
+            front.append(token)
+        else:
+            rest.append(token)
+        i += 1
+    return front + rest
+
+
+def command_path(group: click.Command, ctx: click.Context, args: list[str]) -> tuple[str, ...]:
+    """The names of the (sub)commands ``args`` select, e.g. ``("admin", "create")``; empty
+    when help is asked for (nothing will run)."""
+    if "--help" in args:
+        return ()
+    path: list[str] = []
+    cmd: Any = group
+    for token in args:
+        sub = getattr(cmd, "commands", {}).get(token)
+        if sub is None:
+            break
+        path.append(token)
+        cmd = sub
+    return tuple(path) if not hasattr(cmd, "commands") else ()
+
+
+app = typer.Typer(cls=RootGroup, help=ROOT_HELP, no_args_is_help=True)
 evaluate_app = typer.Typer(help="Measure accuracy on labelled face data.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("openlfr")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            from openlfr import __version__ as number
+        typer.echo(f"openlfr {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     data_dir: Annotated[
-        Optional[Path], typer.Option(help="Data directory (default: the user's data folder, or OPENLFR_DATA_DIR).")
+        Optional[Path], typer.Option(help="The store's folder: database, encrypted files, keys (default: the "
+                                          "user's data folder, or OPENLFR_DATA_DIR). Not OPENLFR_DATA, the face "
+                                          "data the tests and demo read.")
     ] = None,
     backend: Annotated[
         Optional[str], typer.Option(help="Inference backend: cpu, cuda, auto or dlib (default: OPENLFR_BACKEND or auto).")
     ] = None,
     detector: Annotated[
-        Optional[str], typer.Option(help="Face detector: mmod, hog (needs dlib) or yunet (default: OPENLFR_DETECTOR or mmod).")
+        Optional[str], typer.Option(help="Face detector: yunet, mmod or hog (needs dlib) (default: OPENLFR_DETECTOR "
+                                         "or yunet).")
     ] = None,
     face_model: Annotated[
-        Optional[str], typer.Option(help="Face model whose templates are made and matched: dlib-resnet or sface, or one "
-                                         "registered in OPENLFR_MODELS_FILE (default: OPENLFR_FACE_MODEL or dlib-resnet).")
+        Optional[str], typer.Option(help="Face model whose templates are made and matched: sface or dlib-resnet, or "
+                                         "one registered in OPENLFR_MODELS_FILE (default: OPENLFR_FACE_MODEL or "
+                                         "sface).")
     ] = None,
+    init: Annotated[bool, typer.Option(
+        "--init", help="Start a new, empty store if the data directory holds none (otherwise only 'admin create' "
+                       "and 'demo-setup' make one).")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print openlfr's version and exit.")] = False,
 ) -> None:
+    from pydantic import ValidationError
+
     for name, value in (("OPENLFR_DATA_DIR", data_dir), ("OPENLFR_BACKEND", backend), ("OPENLFR_DETECTOR", detector),
                         ("OPENLFR_FACE_MODEL", face_model)):
         if value is not None:
             os.environ[name] = str(value)
     get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValidationError as err:  # e.g. --backend torch: one line, not a traceback
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "setting"
+        fail(f"--{field.replace('_', '-')} (OPENLFR_{field.upper()}): {first['msg']}, not {first.get('input')!r}")
+    path = ctx.meta.get(COMMAND_PATH, ())
+    for warning in data_warnings(Path(settings.data_dir)):
+        typer.echo(f"warning: {warning}", err=True)
+    if path and not init and not any(path[:len(p)] == p for p in STORE_FREE | STORE_MAKERS):
+        problem = missing_store()
+        if problem is not None:
+            fail(problem)
+
+
+def data_warnings(store_dir: Path) -> list[str]:
+    """Warnings for the two easily confused folders: OPENLFR_DATA (face data) pointing at a
+    store, and the store's folder (OPENLFR_DATA_DIR, --data-dir) pointing at face data."""
+    out = []
+    shared = os.environ.get("OPENLFR_DATA")
+    if shared and (Path(shared) / "openlfr.db").exists():
+        out.append(f"OPENLFR_DATA={shared} is an openlfr store; OPENLFR_DATA is the shared face data (LFW, "
+                   "videos) the tests and demo read, and the store's folder is OPENLFR_DATA_DIR (--data-dir)")
+    face_data = [n for n in ("lfw", "lfw_pairs.txt", "video") if (store_dir / n).exists()]
+    if face_data and not (store_dir / "openlfr.db").exists():
+        out.append(f"the data directory {store_dir} holds face data ({', '.join(face_data)}), not a store: "
+                   "--data-dir / OPENLFR_DATA_DIR is the store's folder; face data is OPENLFR_DATA")
+    return out
 
 
 def _analyzer():  # noqa: ANN202
@@ -107,7 +227,7 @@ def scan(
     deployment: Annotated[Optional[int], typer.Option(
         "--deployment", help="The started retrospective deployment the search runs in (required).")] = None,
     camera: Annotated[Optional[str], typer.Option(
-        help="The deployment's camera whose footage this is (default: its only camera).")] = None,
+        help="The deployment's camera whose footage this is, by name or id (default: its only camera).")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Frames analysed per second of video (default 5).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -116,10 +236,12 @@ def scan(
     Only an operator admin or reviewer of the deployment's organisation may
     search, while its window is open; the file's SHA-256 is audited. Matches
     become alerts of the deployment, stored with their encrypted crop for its
-    reviewers: one line each as it is committed, then a summary line. A refused
+    reviewers: one line each as it is committed, then a summary line. Progress goes to
+    stderr: a bar on a terminal, else a line every 10 s (OPENLFR_PROGRESS_SECONDS). A refused
     search stores nothing but the audited refusal.
     """
     from openlfr.cli_auth import saved, verify
+    from openlfr.cli_support import progress
     from openlfr.governance import Actor, Governance
     from openlfr.scan import SearchResult, SearchStopped, format_time, search_recording
 
@@ -134,7 +256,21 @@ def scan(
                              f"{event.label}\n")
         sys.stdout.flush()
 
+    bars: list = []  # the progress display, while the search runs
+    seen = [0]  # alerts so far
+
+    def on_alert(event) -> None:  # noqa: ANN001
+        seen[0] += 1
+        show(event)
+
+    def on_frame(read: int, expected: int | None) -> None:
+        bars[0].update(read, note=f"{seen[0]} alert{'' if seen[0] == 1 else 's'}", total=expected)
+
     def summary(result: SearchResult) -> None:
+        if bars:
+            n = len(result.alerts)
+            bars[0].done(f"{n} alert{'s' if n != 1 else ''} in {result.analysed} frames analysed"
+                         + (" (stopped early)" if result.stopped else ""))
         counts = {"frames_analysed": result.analysed, "people_passes": result.passes, "tracks": result.tracks,
                   "alerts": len(result.alerts)}
         if json_out:
@@ -154,13 +290,17 @@ def scan(
         found = saved()  # OPENLFR_TOKEN, else this store's credential from 'openlfr login'
         # none: refused and audited here; a token that is not valid is refused (and audited) by the search's rule
         actor = Actor(found.token, found.name) if found is not None else verify(gov, "search.start")
-        result = search_recording(gov, actor, deployment, video, camera, fps=fps, on_alert=show)
-    except SearchStopped as err:
-        summary(err.result)
-        raise
+        with progress("scanned", None, "frames") as bar:
+            bars.append(bar)
+            try:
+                result = search_recording(gov, actor, deployment, video, camera, fps=fps, on_alert=on_alert,
+                                          on_frame=on_frame)
+            except SearchStopped as err:
+                summary(err.result)
+                raise
+            summary(result)
     finally:
         gov.close()
-    summary(result)
 
 
 @evaluate_app.command("lfw")
@@ -171,9 +311,10 @@ def evaluate_lfw(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     identification: Annotated[bool, typer.Option(help="Also run the 1:N watchlist experiment.")] = True,
 ) -> None:
-    """Verification accuracy on LFW pairs, and a 1:N watchlist experiment on the same folder."""
-    from rich.progress import Progress
+    """Verification accuracy on LFW pairs, and a 1:N watchlist experiment on the same folder.
 
+    Progress goes to stderr (a bar on a terminal, else a line every 10 s), then a summary line."""
+    from openlfr.cli_support import progress
     from openlfr.evaluation import lfw as ev
     from openlfr.evaluation.facecache import face_data
 
@@ -191,16 +332,15 @@ def evaluate_lfw(
     from openlfr.evaluation.effectiveness import pipeline_key
 
     key = pipeline_key(analyzer, None)
-    with Progress(console=err_console, transient=True, disable=json_out and not sys.stderr.isatty()) as bar:
-        task = bar.add_task("computing templates", total=len(paths))
-        data = face_data(
-            paths, analyzer, cache_dir=settings.data_dir / "eval-cache", key=key, progress=lambda n: bar.advance(task, n)
-        )
-    ts = ev.TemplateSet.from_face_data(data, flip)
-    ver = ev.verification(ts, pair_list)
-    result: dict = {"verification": asdict(ver), "images": len(paths), "images_without_face": len(ts.failed)}
-    if split is not None:
-        result["identification"] = asdict(ev.identification(ts, split))
+    with progress("templates made for", len(paths), "images") as bar:
+        data = face_data(paths, analyzer, cache_dir=settings.data_dir / "eval-cache", key=key, progress=bar.advance)
+        ts = ev.TemplateSet.from_face_data(data, flip)
+        ver = ev.verification(ts, pair_list)
+        result: dict = {"verification": asdict(ver), "images": len(paths), "images_without_face": len(ts.failed)}
+        if split is not None:
+            result["identification"] = asdict(ev.identification(ts, split))
+        bar.done(f"evaluated {ver.pairs} pairs" + (" and the 1:N experiment" if split is not None else "")
+                 + f" on {len(paths)} images ({len(ts.failed)} without a face)")
     if json_out:
         _print_json(result)
         return
@@ -242,6 +382,11 @@ def main() -> None:
         app()
     except OpenLFRError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional backend (torch, dlib...) that is not installed
+        from openlfr.cli_support import missing_module
+
+        sys.stderr.write(f"error: {missing_module(exc)}\n")
         sys.exit(2)
     except DBAPIError as exc:  # a corrupt, missing or unreachable database: one line, not a traceback
         first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__

@@ -24,6 +24,7 @@ alert_app = typer.Typer(help="Alerts: review, escalations, and what happened aft
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Note = Annotated[str, typer.Option(help="Why (kept with the decision and audited).")]
+AlertId = Annotated[int, typer.Argument(help="The alert's id (openlfr alert list).")]
 RESULTS = ", ".join(r.value for r in EngagementResult)
 
 
@@ -52,7 +53,7 @@ def list_alerts(json_out: JsonOut = False) -> None:
 
 @alert_app.command("review")
 @user_errors
-def review(alert_id: int, decision: Annotated[str, typer.Option(help="confirm, dismiss or escalate.")],
+def review(alert_id: AlertId, decision: Annotated[str, typer.Option(help="confirm, dismiss or escalate.")],
            note: Note = "") -> None:
     """Confirm, dismiss or escalate an alert (verified after the confirmations its deployment
     requires, each by a different reviewer; an escalation goes to the authorising force's officers)."""
@@ -66,7 +67,7 @@ def review(alert_id: int, decision: Annotated[str, typer.Option(help="confirm, d
 
 @alert_app.command("outcome")
 @user_errors
-def outcome(alert_id: int, result: Annotated[str, typer.Option(help=f"What happened: {RESULTS}.")],
+def outcome(alert_id: AlertId, result: Annotated[str, typer.Option(help=f"What happened: {RESULTS}.")],
             officer: Annotated[str, typer.Option(help="Who engaged: a name or collar number.")],
             note: Annotated[str, typer.Option(help="What happened, in words.")] = "") -> None:
     """Record what happened after a verified alert (once; it cannot be changed)."""
@@ -104,8 +105,8 @@ def escalations(json_out: JsonOut = False) -> None:
 
 @alert_app.command("resolve")
 @user_errors
-def resolve(escalation_id: int, decision: Annotated[str, typer.Option(help="confirm or dismiss.")],
-            note: Note = "") -> None:
+def resolve(escalation_id: Annotated[int, typer.Argument(help="The escalation's id (openlfr alert escalations).")],
+            decision: Annotated[str, typer.Option(help="confirm or dismiss.")], note: Note = "") -> None:
     """Resolve an escalation your role and organisation own (not one you escalated): dismiss
     settles the alert as false; confirm counts as one of the confirmations it requires."""
     from openlfr.governance import reviews

@@ -97,13 +97,20 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
           retention_sweep: Annotated[float, typer.Option(
               help="Seconds between retention sweeps while serving (expired agreements, ended deployments' "
-                   "snapshots, alerts, crops, footage).")] = 300.0) -> None:
-    """Serve the HTTP API and web console (SQLite and bundled models unless configured)."""
+                   "snapshots, alerts, crops, footage).")] = 300.0,
+          cameras: Annotated[bool, typer.Option(
+              "--cameras/--no-cameras",
+              help="Also run the cameras of every live deployment (one supervised worker process each; the "
+                   "store is checked again every 30 s), their alerts streamed to the reviewers' queues. "
+                   "--no-cameras: the console and API only (run the cameras with 'openlfr run').")] = True) -> None:
+    """Serve the HTTP API and web console, and run the cameras of the live deployments
+    (SQLite and bundled models unless configured). Ctrl-C stops both cleanly."""
     import uvicorn
 
     from openlfr.api import create_app
     from openlfr.face.analyzer import enrolment_template
     from openlfr.governance import Governance
+    from openlfr.pipeline.events import EventBus
 
     gov = Governance(template_fn=enrolment_template)
     if not host_admin_can_log_in(gov):
@@ -113,10 +120,57 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
              "    openlfr admin create NAME --org 'Your organisation' [--kind site_operator]\n"
              "  If the host's admins exist but cannot log in, reset one's password at this machine:\n"
              "    openlfr admin break-glass NAME --reason 'why'")
+    bus = EventBus()
+    service = _start_cameras(gov, bus) if cameras else None
     typer.echo(f"openlfr console on http://{host}:{port}/console  (public page: /transparency, API docs: /docs)")
-    # open alert streams would otherwise hold a Ctrl-C until every browser disconnects
-    uvicorn.run(create_app(gov, retention_sweep_s=retention_sweep), host=host, port=port, log_level="info",
-                proxy_headers=False, timeout_graceful_shutdown=5)
+    typer.echo(f"next: {_hint(gov, host, port, service)}")
+    try:
+        # open alert streams would otherwise hold a Ctrl-C until every browser disconnects
+        uvicorn.run(create_app(gov, bus=bus, retention_sweep_s=retention_sweep), host=host, port=port,
+                    log_level="info", proxy_headers=False, timeout_graceful_shutdown=5)
+    finally:
+        if service is not None:
+            typer.echo("stopping the cameras...", err=True)
+            service.stop()
+            for job, outcome, _ in service.outcomes():
+                typer.echo(f"camera {job.camera_name} (deployment {job.deployment_id}): {outcome}", err=True)
+
+
+def _start_cameras(gov: Any, bus: Any) -> Any:
+    """The cameras of the live deployments, on a background thread of this process (their
+    workers in their own processes); status lines on stderr."""
+    from openlfr.pipeline.events import StatusEvent
+    from openlfr.pipeline.service import CameraService
+    from openlfr.pipeline.worker import StoreConfig
+
+    def show(event: object) -> None:
+        if isinstance(event, StatusEvent):
+            typer.echo(f"camera {event.camera_id}: {event.kind} {event.detail}", err=True)
+
+    bus.on_event(show)
+    service = CameraService(gov, StoreConfig.from_environment(), bus).start()
+    running = service.describe()
+    if running:
+        typer.echo(f"cameras: running {len(running)} of the live deployments: "
+                   + ", ".join(f"{c['camera']} (deployment {c['deployment']})" for c in running)
+                   + "; their status: /console/cameras/status")
+    else:
+        typer.echo("cameras: no live deployment has a camera with a stream address yet (checked again every 30 s)")
+    return service
+
+
+def _hint(gov: Any, host: str, port: int, service: Any) -> str:
+    """The next step: the demo's reviewers when the store holds the demo, else the console."""
+    from openlfr.cli_demo import demo_state, next_step
+    from openlfr.errors import OpenLFRError
+
+    try:
+        demo = demo_state(gov)
+    except OpenLFRError:
+        demo = None
+    if demo is not None and demo["live"] and service is not None and service.running:
+        return next_step(host, port)
+    return f"log in at http://{host}:{port}/login"
 
 
 def register(app: typer.Typer) -> None:

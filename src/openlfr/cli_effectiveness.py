@@ -11,11 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from openlfr.cli_support import progress
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError
-
-
-
 
 
 def _analyzer_and_fallback():  # noqa: ANN202
@@ -39,13 +37,6 @@ def _cache_dir(cache_dir: Path | None) -> Path:
     return cache_dir or get_settings().data_dir / "eval-cache"
 
 
-def _progress(json_out: bool):  # noqa: ANN202
-    from rich.console import Console
-    from rich.progress import Progress
-
-    return Progress(console=Console(stderr=True), transient=True, disable=json_out and not sys.stderr.isatty())
-
-
 @_errors
 def evaluate_openset(
     folder: Annotated[Path, typer.Option(help="Labelled folder in LFW layout (one sub-folder per person).")],
@@ -55,7 +46,9 @@ def evaluate_openset(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where face data is cached (default: <data dir>/eval-cache).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Open-set (watchlist) accuracy: FNIR at FPIR, rank-1, CMC, each gain on/off, calibration check."""
+    """Open-set (watchlist) accuracy: FNIR at FPIR, rank-1, CMC, each gain on/off, calibration check.
+
+    Progress goes to stderr (a bar on a terminal, else a line every 10 s), then a summary line."""
     from openlfr.evaluation import demographics, effectiveness, lfw
     from openlfr.evaluation import report as rep
 
@@ -64,15 +57,16 @@ def evaluate_openset(
     labels = demographics.read_groups(groups) if groups is not None else None
     analyzer, fallback = _analyzer_and_fallback()
     n = sum(len(v) for v in lfw.people(folder).values())
-    with _progress(json_out) as bar:
-        task = bar.add_task("faces", total=n)
+    with progress("templates made for", n, "images") as bar:
         result = effectiveness.evaluate_folder(
             folder, analyzer, cache_dir=_cache_dir(cache_dir), fallback=fallback, groups=labels, out_dir=report,
-            calibration_splits=splits, progress=lambda k: bar.advance(task, k),
+            calibration_splits=splits, progress=bar.advance,
         )
-    if report is not None:
-        html_file, json_file = rep.write_evaluation(result, report)
-        result["report"] = {"html": str(html_file), "json": str(json_file)}
+        if report is not None:
+            html_file, json_file = rep.write_evaluation(result, report)
+            result["report"] = {"html": str(html_file), "json": str(json_file)}
+        bar.done(f"evaluated {result['people']} people on {result['images']} images "
+                 f"({result['images_without_face']} without a face)")
     if json_out:
         sys.stdout.write(rep.dumps(result) + "\n")
         return
@@ -127,19 +121,21 @@ def calibrate(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where cohort face data is cached.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Threshold for a watchlist size and a target false-alert rate, with the expected rates."""
+    """Threshold for a watchlist size and a target false-alert rate, with the expected rates.
+
+    Progress goes to stderr (a bar on a terminal, else a line every 10 s), then a summary line."""
     from openlfr.evaluation import cohort as coh
     from openlfr.evaluation import report as rep
 
     if cohort is None:
         raise InputError("--cohort is required: a folder of faces of people who are not on the watchlist")
     analyzer, fallback = _analyzer_and_fallback()
-    with _progress(json_out) as bar:
-        task = bar.add_task("cohort faces", total=None)
-        data = coh.load_cohort(cohort, analyzer, _cache_dir(cache_dir), fallback, lambda k: bar.advance(task, k))
     if watchlist_size is None:
         raise InputError("--watchlist-size is required: the number of people on the watchlist")
-    result = coh.calibrate_size(data, analyzer.flip, watchlist_size, false_alert_rate)
+    with progress("templates made for", None, "cohort images") as bar:
+        data = coh.load_cohort(cohort, analyzer, _cache_dir(cache_dir), fallback, bar.advance)
+        result = coh.calibrate_size(data, analyzer.flip, watchlist_size, false_alert_rate)
+        bar.done(f"calibrated on {int(data.found.sum())} cohort faces of {len(data.paths)} images")
     out = result.to_dict()
     out["expected_false_alerts_per_10000_faces"] = false_alert_rate * 10_000
     out["cohort"] = {"folder": str(cohort), "faces": int(data.found.sum()), "images": len(data.paths)}

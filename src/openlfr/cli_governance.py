@@ -13,20 +13,19 @@ no way to act by naming a user. Refused or invalid actions print one line and ex
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from datetime import UTC, date, datetime, timedelta
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_auth import cli_place, governance, verify
+from openlfr.cli_auth import governance, verify
 from openlfr.cli_auth import register as register_auth
 from openlfr.cli_support import fail as _fail
-from openlfr.cli_support import new_password, print_rows
+from openlfr.cli_support import about_file, new_password, print_rows
 from openlfr.cli_support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.governance.grounds import LegalBasis, WatchlistCategory
@@ -47,6 +46,14 @@ retention_app = typer.Typer(help="Delete what has reached the end of its retenti
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# the same form for the same thing in every command: users by name; cameras by name or id; the rest by id
+UserName = Annotated[str, typer.Argument(help="The user's name.")]
+AgreementId = Annotated[int, typer.Argument(help="The agreement's id (openlfr agreement list).")]
+DeploymentId = Annotated[int, typer.Argument(help="The deployment's id (openlfr deployment list).")]
+WatchlistId = Annotated[int, typer.Argument(
+    help="The watchlist's id (printed by watchlist-create; openlfr deployment show).")]
+ImageId = Annotated[int, typer.Argument(help="The shared image's id (openlfr share list).")]
+CameraRef = Annotated[str, typer.Argument(help="The camera's name or id (openlfr camera list).")]
 ROLES_HELP = "admin, supplier, operator_admin, authorising_officer, reviewer or auditor (as your organisation allows)"
 
 
@@ -116,7 +123,7 @@ def _iso(value: datetime | None) -> str:
 @user_app.command("add")
 @_errors
 def user_add(
-    name: str, role: Annotated[str, typer.Option(help=ROLES_HELP)],
+    name: UserName, role: Annotated[str, typer.Option(help=ROLES_HELP)],
     rank: Annotated[Optional[str], typer.Option(help="Police rank (police users; authorising officers need one).")] = None,
 ) -> None:
     """Add a user to your own organisation (you must be its admin); their password from the
@@ -146,7 +153,7 @@ def user_list(json_out: JsonOut = False) -> None:
 
 @user_app.command("deactivate")
 @_errors
-def user_deactivate(name: str, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]) -> None:
+def user_deactivate(name: UserName, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]) -> None:
     """Offboard a user of your organisation: every session and token of theirs ends at once."""
     from openlfr.governance import users
 
@@ -159,7 +166,7 @@ def user_deactivate(name: str, reason: Annotated[str, typer.Option(help="Why (re
 
 @user_app.command("role")
 @_errors
-def user_role(name: str, role: Annotated[str, typer.Option(help=ROLES_HELP)],
+def user_role(name: UserName, role: Annotated[str, typer.Option(help=ROLES_HELP)],
               rank: Annotated[Optional[str], typer.Option(help="Police rank.")] = None) -> None:
     """Change the role (and rank) of a user of your organisation; their sessions end."""
     from openlfr.governance import users
@@ -172,7 +179,7 @@ def user_role(name: str, role: Annotated[str, typer.Option(help=ROLES_HELP)],
 
 @user_app.command("password")
 @_errors
-def user_password(name: str) -> None:
+def user_password(name: UserName) -> None:
     """Set a new password for a user of your organisation (prompt, or OPENLFR_NEW_PASSWORD); their sessions end."""
     from openlfr.governance import users
 
@@ -188,7 +195,7 @@ def user_password(name: str) -> None:
 @_errors
 def agreement_create(
     operator: Annotated[str, typer.Option(help="The operator organisation the images are shared with.")],
-    purpose: Annotated[str, typer.Option()],
+    purpose: Annotated[str, typer.Option(help="What the images are shared for.")],
     lawful_basis: Annotated[str, typer.Option(help="e.g. 'DPA 2018 s.35'.")],
     valid_from: Annotated[str, typer.Option("--from", help="ISO date/time (UTC if no zone).")],
     valid_until: Annotated[str, typer.Option("--until", help="ISO date/time (UTC if no zone).")],
@@ -209,7 +216,7 @@ def agreement_create(
 
 def _agreement_action(name: str, needs_reason: bool) -> None:
     def command(
-        agreement_id: int,
+        agreement_id: AgreementId,
         reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
     ) -> None:
         from openlfr.governance import agreements
@@ -250,7 +257,8 @@ def agreement_list(json_out: JsonOut = False) -> None:
 @share_app.command("add")
 @_errors
 def share_add(
-    agreement_id: int, image: Path,
+    agreement_id: AgreementId,
+    image: Annotated[Path, typer.Argument(help="The face photo (JPEG or PNG) of the person shared.")],
     category: Annotated[str, typer.Option(help="The watchlist category: " + _CATEGORIES + ".")],
     reason: Annotated[str, typer.Option(help="Why this person is shared.")],
     subject: Annotated[str, typer.Option(
@@ -267,7 +275,10 @@ def share_add(
         if not image.is_file():
             _fail(f"{image} is not a file")
         day = _day(image_date)
-        prepared = sharing.prepare_image(gov.template_fn, image.read_bytes(), label=str(image))
+        try:
+            prepared = sharing.prepare_image(gov.template_fn, image.read_bytes(), label=str(image))
+        except OpenLFRError as err:  # name the file given, not the bytes the face pipeline saw
+            raise InputError(about_file(err, image)) from None
         with gov.transaction() as ctx:  # the fields are checked after the caller: refusals audited
             row = sharing.share_image_from(ctx, me, dict(
                 agreement_id=agreement_id, category=category, reason=reason, subject_ref=subject, image_date=day,
@@ -278,7 +289,8 @@ def share_add(
 
 @share_app.command("revoke")
 @_errors
-def share_revoke(image_id: int, reason: Annotated[str, typer.Option()]) -> None:
+def share_revoke(image_id: ImageId,
+                 reason: Annotated[str, typer.Option(help="Why it is withdrawn (recorded in the audit log).")]) -> None:
     """Withdraw an image: deleted everywhere, its ledger rows kept."""
     from openlfr.governance import sharing
 
@@ -353,8 +365,14 @@ def force_view(force: Annotated[Optional[str], typer.Option(help="The police for
 # ---------------------------------------------------------------- cameras
 @camera_app.command("add")
 @_errors
-def camera_add(name: str, location: Annotated[str, typer.Option()],
-               zone: Annotated[str, typer.Option()] = "", stream: Annotated[str, typer.Option()] = "") -> None:
+def camera_add(
+    name: Annotated[str, typer.Argument(help="A name for the camera, unique in this installation.")],
+    location: Annotated[str, typer.Option(help="Where it is and what it faces, e.g. 'North gate, facing the square'.")],
+    zone: Annotated[str, typer.Option(help="The area it covers, e.g. 'public square' (optional).")] = "",
+    stream: Annotated[str, typer.Option(
+        help="How to read it: an rtsp:// or http(s):// stream, a webcam (webcam:0), a video file or a folder of "
+             "frames (optional; a camera without one is not run).")] = "",
+) -> None:
     """Register a camera of your organisation (operator admin)."""
     from openlfr.governance import cameras, parse
     from openlfr.governance.schemas import CameraCreate
@@ -379,7 +397,7 @@ def camera_networks(networks: Annotated[list[str], typer.Argument(
 @camera_app.command("signage")
 @_errors
 def camera_signage(
-    camera_id: int,
+    camera: CameraRef,
     text: Annotated[str, typer.Option(help="The notice's text (it must say that facial recognition is in use).")],
     deployment: Annotated[Optional[int], typer.Option(
         help="The deployment the check is for (a deployment starts only on checks recorded for it).")] = None,
@@ -394,10 +412,12 @@ def camera_signage(
         _fail(f"{photo} is not a file")
     raw = photo.read_bytes() if photo is not None else None
     with _as_user("signage.record") as (ctx, me):
+        ctx.require(me, None, "signage.record")  # first: an unknown camera is a refusal, audited
+        camera_id = cameras.find_camera(ctx, camera).id
         day = _day(checked_on) if checked_on else ctx.now().date()
         row = cameras.record_signage_from(ctx, me, dict(camera_id=camera_id, text=text, checked_on=day,
                                                         deployment_id=deployment), raw)
-        typer.echo(f"signage for camera {camera_id} checked on {day}"
+        typer.echo(f"signage for camera {camera} checked on {day}"
                    + (f" for deployment {deployment}" if deployment is not None else "")
                    + (f", photo sha256 {row.photo_sha256[:16]}..." if row.photo_sha256 else ""))
 
@@ -421,7 +441,7 @@ def camera_list(json_out: JsonOut = False) -> None:
 # ---------------------------------------------------------------- watchlists and deployments
 @deployment_app.command("watchlist-create")
 @_errors
-def watchlist_create(name: str, criteria: Annotated[str, typer.Option(help="Inclusion criteria.")],
+def watchlist_create(name: Annotated[str, typer.Argument(help="The watchlist's name.")], criteria: Annotated[str, typer.Option(help="Inclusion criteria.")],
                      category: Annotated[list[str], typer.Option(
                          help="A category its entries may have (repeat; the composition criteria): "
                               + _CATEGORIES + ".")],
@@ -438,10 +458,11 @@ def watchlist_create(name: str, criteria: Annotated[str, typer.Option(help="Incl
 
 @deployment_app.command("watchlist-add")
 @_errors
-def watchlist_add(watchlist_id: int, image_id: int, label: Annotated[str, typer.Option()],
-                  reason: Annotated[str, typer.Option()],
+def watchlist_add(watchlist_id: WatchlistId, image_id: ImageId,
+                  label: Annotated[str, typer.Option(help="What reviewers see for this entry (no more than needed).")],
+                  reason: Annotated[str, typer.Option(help="Why this person is on the watchlist.")],
                   review_date: Annotated[str, typer.Option(help="When the entry must be reviewed (YYYY-MM-DD).")],
-                  under_18: Annotated[bool, typer.Option()] = False) -> None:
+                  under_18: Annotated[bool, typer.Option(help="The person is under 18.")] = False) -> None:
     """Put a shared image on a governed watchlist."""
     from openlfr.governance import parse, watchlists
     from openlfr.governance.schemas import WatchlistAdd
@@ -454,7 +475,7 @@ def watchlist_add(watchlist_id: int, image_id: int, label: Annotated[str, typer.
 
 @deployment_app.command("watchlist-retemplate")
 @_errors
-def watchlist_retemplate(watchlist_id: int) -> None:
+def watchlist_retemplate(watchlist_id: WatchlistId) -> None:
     """Re-make every template of a watchlist with the configured face model (--face-model),
     from the encrypted shared images; audited per image. Frozen snapshots keep theirs."""
     from openlfr.governance import watchlists
@@ -470,8 +491,9 @@ def watchlist_retemplate(watchlist_id: int) -> None:
 @deployment_app.command("request")
 @_errors
 def deployment_request(
-    purpose: Annotated[str, typer.Option()], watchlist: Annotated[int, typer.Option(help="Watchlist id.")],
-    camera: Annotated[list[int], typer.Option(help="Camera id (repeat).")],
+    purpose: Annotated[str, typer.Option(help="What the deployment is for.")],
+    watchlist: Annotated[int, typer.Option(help="The watchlist's id.")],
+    camera: Annotated[list[str], typer.Option(help="A camera's name or id (repeat for each camera).")],
     start: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
     end: Annotated[str, typer.Option(help="ISO date/time (UTC if no zone).")],
     legal_basis: Annotated[str, typer.Option(
@@ -500,13 +522,15 @@ def deployment_request(
     """Ask for a deployment (with a threshold, or a target false-alert rate to calibrate one),
     with its legal basis, DPIA, equality impact assessment, necessity and proportionality."""
     from openlfr.evaluation.cohort import configured_calibrator
-    from openlfr.governance import deployments
+    from openlfr.governance import cameras, deployments
 
     with _acting("deployment.request") as (gov, me):
         calibrate = configured_calibrator() if false_alert_rate is not None else None
         with gov.transaction() as ctx:  # the fields are checked after the caller: a refusal is audited
+            ctx.require(me, None, "deployment.request")
+            camera_ids = [cameras.find_camera(ctx, c).id for c in camera]
             dep = deployments.request_from(ctx, me, dict(
-                kind=kind, purpose=purpose, watchlist_id=watchlist, camera_ids=camera, start=_when(start),
+                kind=kind, purpose=purpose, watchlist_id=watchlist, camera_ids=camera_ids, start=_when(start),
                 end=_when(end), threshold=threshold, target_false_alert_rate=false_alert_rate,
                 legal_basis=legal_basis, dpia_ref=dpia, dpia_date=dpia_date, eia_ref=eia_ref, eia_date=eia_date,
                 necessity=necessity, proportionality=proportionality, urgent=urgent, urgency_reason=urgency_reason,
@@ -518,7 +542,8 @@ def deployment_request(
 @deployment_app.command("authorise")
 @_errors
 def deployment_authorise(
-    deployment_id: int, note: Annotated[str, typer.Option()] = "",
+    deployment_id: DeploymentId,
+    note: Annotated[str, typer.Option(help="The authoriser's note (recorded with the authorisation).")] = "",
     require_police_review: Annotated[bool, typer.Option(help="Only police reviewers may confirm its alerts.")] = False,
     threshold_reason: Annotated[str, typer.Option(
         help="Why a threshold looser than the face model's FPIR-1% point is needed (refused without one).")] = "",
@@ -541,7 +566,7 @@ def deployment_authorise(
 
 @deployment_app.command("refuse")
 @_errors
-def deployment_refuse(deployment_id: int, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
+def deployment_refuse(deployment_id: DeploymentId, reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
                       ) -> None:
     """Refuse a requested deployment (an authorising officer of a supplying force, never the requester)."""
     from openlfr.governance import deployments
@@ -554,7 +579,7 @@ def deployment_refuse(deployment_id: int, reason: Annotated[str, typer.Option(he
 @deployment_app.command("review")
 @_errors
 def deployment_review(
-    deployment_id: int,
+    deployment_id: DeploymentId,
     outcome: Annotated[str, typer.Option(help="upheld (it runs on) or ended (it ends now).")],
     note: Annotated[str, typer.Option(help="The reasons of the review.")],
 ) -> None:
@@ -569,7 +594,7 @@ def deployment_review(
 
 @deployment_app.command("show")
 @_errors
-def deployment_show(deployment_id: int, json_out: JsonOut = False) -> None:
+def deployment_show(deployment_id: DeploymentId, json_out: JsonOut = False) -> None:
     """One deployment with its grounds and its watchlist's composition (as the authoriser sees it
     before authorising; frozen once authorised)."""
     from openlfr.api.views import deployment_out
@@ -603,7 +628,7 @@ def _composition_text(comp: dict[str, Any] | None) -> str:
 
 @deployment_app.command("start")
 @_errors
-def deployment_start(deployment_id: int) -> None:
+def deployment_start(deployment_id: DeploymentId) -> None:
     """Go live (inside the window, every camera with current signage)."""
     from openlfr.governance import deployments
 
@@ -613,7 +638,8 @@ def deployment_start(deployment_id: int) -> None:
 
 @deployment_app.command("end")
 @_errors
-def deployment_end(deployment_id: int, reason: Annotated[str, typer.Option()] = "") -> None:
+def deployment_end(deployment_id: DeploymentId,
+                   reason: Annotated[str, typer.Option(help="Why it ends (recorded in the audit log).")] = "") -> None:
     """End (or cancel) a deployment; its snapshot is deleted by the retention sweep."""
     from openlfr.governance import deployments
 
@@ -623,7 +649,8 @@ def deployment_end(deployment_id: int, reason: Annotated[str, typer.Option()] = 
 
 @deployment_app.command("threshold")
 @_errors
-def deployment_threshold(deployment_id: int, value: float) -> None:
+def deployment_threshold(deployment_id: DeploymentId,
+                         value: Annotated[float, typer.Argument(help="The new similarity threshold (cosine).")]) -> None:
     """Change the threshold of a deployment not yet authorised."""
     from openlfr.governance import deployments
 
@@ -676,7 +703,7 @@ def audit_verify(
              "earlier: every signed head in it must still be in the chain, signed by its pinned key.")] = None,
 ) -> None:
     """Recompute the hash chain; report the first broken event (exit 1 if broken; exit 2, creating
-    nothing, when there is no store or it holds no audit log). With ``--checkpoints``, also one
+    nothing, when there is no store or it holds no audit log). With --checkpoints, also one
     line per checkpoint whose signature is bad, whose key is not the file's (or this
     installation's), or whose event is gone or has another hash: a rewrite (exit 1)."""
     from openlfr.audit import checkpoints as cps
@@ -785,7 +812,7 @@ def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]],
 
 @audit_app.command("export")
 @_errors
-def audit_export(path: Path) -> None:
+def audit_export(path: Annotated[Path, typer.Argument(help="The JSON Lines file to write.")]) -> None:
     """Write the chain head and every event (JSON Lines) for an outside auditor."""
     from openlfr.audit import export_chain
 
@@ -799,9 +826,9 @@ def audit_export(path: Path) -> None:
 
 @audit_app.command("checkpoints")
 @_errors
-def audit_checkpoints(path: Path) -> None:
+def audit_checkpoints(path: Annotated[Path, typer.Argument(help="The JSON file to write.")]) -> None:
     """Write every signed checkpoint and the installation's public key (JSON) for an outside
-    auditor: keep it, and give it to ``openlfr audit verify --checkpoints`` on the next visit."""
+    auditor: keep it, and give it to 'openlfr audit verify --checkpoints' on the next visit."""
     from openlfr.audit import checkpoints as cps
 
     with governance() as gov, gov.reading() as ctx:
@@ -812,162 +839,7 @@ def audit_checkpoints(path: Path) -> None:
 
 
 # ---------------------------------------------------------------- demo
-def _demo_images(folder: Optional[Path], count: int) -> list[Path]:
-    if folder is None:  # the project's shared data beside a source checkout, or OPENLFR_DATA
-        shared = os.environ.get("OPENLFR_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
-        folder = Path(shared) / "lfw"
-    if not folder.is_dir():
-        raise InputError(f"image folder {folder} not found; pass --images DIR with a few face photos")
-    people = sorted(p for p in folder.iterdir() if p.is_dir())
-    paths = [sorted(p.glob("*.jpg"))[0] for p in people if any(p.glob("*.jpg"))] if people else []
-    if not paths:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-    if not paths:
-        raise InputError(f"no .jpg/.png images in {folder}")
-    return paths[:count]
-
-
-DEMO_HOST, DEMO_FORCE, DEMO_OVERSIGHT = "Estate Ltd", "Metropolitan Police", "Information Commissioner's Office"
-# (organisation, kind, its first admin, who enrols with the organisation's one-time token)
-DEMO_ORGS = [(DEMO_HOST, "site_operator", "estate-admin"), (DEMO_FORCE, "police_force", "met-admin"),
-             (DEMO_OVERSIGHT, "oversight_body", "ico-admin")]
-# (user, role, rank, organisation): each made by its own organisation's admin
-DEMO_USERS = [("met", "supplier", None, DEMO_FORCE),
-              ("supt-brown", "authorising_officer", "superintendent", DEMO_FORCE),
-              ("alice", "operator_admin", None, DEMO_HOST),
-              ("ruth", "reviewer", None, DEMO_HOST), ("sam", "reviewer", None, DEMO_HOST),
-              ("ico", "auditor", None, DEMO_OVERSIGHT)]
-
-
-@_errors
-def demo_setup(
-    images: Annotated[Optional[Path], typer.Option(help="Folder of face photos (default ../shared/data/lfw).")] = None,
-    count: Annotated[int, typer.Option(help="How many images to share.")] = 5,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="Deployment threshold (cosine similarity; default: the face model's own default).")] = None,
-    password: Annotated[Optional[str], typer.Option(
-        envvar="OPENLFR_DEMO_PASSWORD",
-        help="One password for every demo user (default: a different random one each, printed).")] = None,
-) -> None:
-    """Create a small example estate on an empty store, by the same steps real parties take.
-
-    The estate (the host), the Metropolitan Police and an oversight body, each with its first admin
-    enrolled by one-time token; users made by their own organisation's admin; then, each logged
-    in as themselves, an approved agreement, shared images (with warrant references), a watchlist
-    of one category, two cameras and a live 8-hour deployment whose signage was checked for it.
-    Verifies the audit log."""
-    import secrets
-
-    from sqlalchemy import select
-
-    from openlfr.audit import verify as verify_chain
-    from openlfr.governance import agreements, cameras, deployments, organisations, parse, sharing, users, watchlists
-    from openlfr.governance import login as auth
-    from openlfr.governance.schemas import (AgreementCreate, CameraCreate, DeploymentRequest, OrganisationCreate,
-                                            OrgKind, Role, ShareImage, SignageCreate, UserCreate, WatchlistAdd,
-                                            WatchlistCreate)
-    from openlfr.store.models import Organisation
-
-    from openlfr.face import registry
-
-    paths = _demo_images(images, count)
-    by = organisations.machine_user()
-    me: dict[str, Any] = {}  # user name -> credential, while the demo acts
-
-    with governance(_template_fn()) as gov:
-        now = gov.clock()
-
-        def log_in(names: list[str]) -> None:
-            for name in names:
-                result = auth.log_in(gov, name, pw[name], "cli", timedelta(hours=1), cli_place())
-                if result is None:
-                    raise InputError(f"demo user {name} could not log in")
-                me[name] = result[0]
-
-        with gov.transaction() as ctx:
-            if ctx.session.execute(select(Organisation.id)).first() is not None:
-                raise InputError("the store is not empty; demo-setup needs an empty store "
-                                 "(use another --data-dir or OPENLFR_DATABASE_URL)")
-            everyone = [admin for _, _, admin in DEMO_ORGS] + [name for name, *_ in DEMO_USERS]
-            pw = {name: password or secrets.token_urlsafe(12) for name in everyone}
-            for org, kind, admin in DEMO_ORGS:  # registered at the machine, tokens redeemed by their admins
-                _, enrolment = organisations.register(ctx, OrganisationCreate(name=org, kind=OrgKind(kind)), by,
-                                                      is_host=org == DEMO_HOST)
-                organisations.enrol(ctx, enrolment.token, admin, pw[admin])
-        log_in([admin for _, _, admin in DEMO_ORGS])
-        admin_of = {org: me[admin] for org, _, admin in DEMO_ORGS}
-        with gov.transaction() as ctx:
-            for name, role, rank, org in DEMO_USERS:
-                users.create_user(ctx, admin_of[org], UserCreate(name=name, role=Role(role), rank=rank), pw[name])
-        log_in([name for name, *_ in DEMO_USERS])
-        met, supt, alice = me["met"], me["supt-brown"], me["alice"]
-        try:
-            with gov.transaction() as ctx:
-                ag = agreements.create(ctx, met, parse(
-                    AgreementCreate, operator=DEMO_HOST,
-                    purpose="Locate people wanted on warrant for violent offences",
-                    lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
-                    image_limit=50, allowed_categories=[WatchlistCategory.WANTED_SERIOUS, WatchlistCategory.MISSING_AT_RISK]))
-                agreements.approve(ctx, supt, ag.id)
-                cams = []
-                for name, where in [("north-gate", "North gate, facing the square"), ("station-exit", "Station exit B")]:
-                    cam = cameras.add_camera(ctx, alice, CameraCreate(name=name, location=where, zone="public square"))
-                    cams.append(cam.id)
-                wl = watchlists.create_watchlist(ctx, alice, WatchlistCreate(
-                    name="warrants", criteria="Wanted on warrant for a violent offence; image under 12 months old",
-                    categories=[WatchlistCategory.WANTED_SERIOUS], size_cap=100))
-            shared = 0
-            for i, path in enumerate(paths):
-                try:
-                    prepared = sharing.prepare_image(gov.template_fn, path.read_bytes(), label=path.name)
-                    with gov.transaction() as ctx:
-                        img = sharing.share_image(ctx, met, ShareImage(
-                            agreement_id=ag.id, category=WatchlistCategory.WANTED_SERIOUS,
-                            reason=f"warrant W-{1000 + i}", warrant_ref=f"WA/{now.year}/{1000 + i:05d}",
-                            subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
-                        watchlists.add_entry(ctx, alice, WatchlistAdd(
-                            watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
-                            review_date=now.date() + timedelta(days=14)))
-                    shared += 1
-                    typer.echo(f"shared {path.name} as image {img.id}")
-                except OpenLFRError as err:  # an unusable photo is skipped, and its refusal audited
-                    typer.echo(f"skipped {path.name}: {err}")
-            if not shared:
-                raise InputError("none of the images could be shared")
-            with gov.transaction() as ctx:
-                dep = deployments.request(ctx, alice, parse(
-                    DeploymentRequest, purpose="Locate wanted violent offenders at the estate", watchlist_id=wl.id,
-                    camera_ids=cams, start=now, end=now + timedelta(hours=8),
-                    threshold=threshold or registry.model_threshold(),
-                    legal_basis=LegalBasis.GDPR_UNLAWFUL_ACTS, dpia_ref="DPIA-DEMO-1",
-                    dpia_date=now.date() - timedelta(days=14), eia_ref="EIA-DEMO-1",
-                    eia_date=now.date() - timedelta(days=14),
-                    necessity="Repeated violent offences near the square; patrols alone have not located the suspects.",
-                    proportionality="Only people wanted on warrant are listed, for eight hours at two signed cameras; "
-                                    "every other face is discarded at once."))
-                deployments.authorise(ctx, supt, dep.id, "demo")
-                for cam_id in cams:  # the notices checked for this deployment, then it may start
-                    cameras.record_signage(ctx, alice, SignageCreate(
-                        camera_id=cam_id, deployment_id=dep.id, checked_on=now.date(),
-                        text="Live facial recognition in use today. Complaints: dpo@estate.example"))
-                deployments.start(ctx, alice, dep.id)
-        finally:  # the demo's own sessions end with it
-            with gov.transaction() as ctx:
-                for actor in me.values():
-                    with suppress(OpenLFRError):
-                        auth.logout(ctx, actor)
-        with gov.transaction() as ctx:
-            result = verify_chain(ctx.session)
-    typer.echo(f"demo estate ready: agreement {ag.id}, {shared} images on watchlist {wl.id}, "
-               f"deployment {dep.id} live on cameras {cams}")
-    typer.echo(result.message())
-    typer.echo("try: openlfr login met; openlfr share list; openlfr force view; "
-               "openlfr login alice; openlfr deployment list; openlfr audit verify")
-    typer.echo("log-ins (name: password): "
-               + ", ".join(f"{n}: {pw[n]} ({r.replace('_', ' ')}{', ' + k if k else ''}, {o})"
-                           for n, r, k, o in DEMO_USERS)
-               + "; each organisation's user admin: " + ", ".join(f"{a}: {pw[a]} ({o})" for o, _, a in DEMO_ORGS)
-               + "; start the console with: openlfr serve")
+# ``openlfr demo-setup`` lives in :mod:`openlfr.cli_demo` (registered below)
 
 
 def register(app: typer.Typer) -> None:
@@ -978,8 +850,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(agreement_app, name="agreement")
     app.add_typer(share_app, name="share")
     app.add_typer(force_app, name="force")
+    from openlfr.cli_cameras import register as register_cameras
+
+    register_cameras(camera_app)  # camera edit, camera status
     app.add_typer(camera_app, name="camera")
     app.add_typer(deployment_app, name="deployment")
     app.add_typer(retention_app, name="retention")
     app.add_typer(audit_app, name="audit")
+    from openlfr.cli_demo import demo_setup
+
     app.command("demo-setup")(demo_setup)

@@ -188,7 +188,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     typer.echo(f"key: {info['key_file'] or KEY_ENV + ' (environment)'}; primary {info['primary']}")
     if info["rotation"]:
         typer.echo(f"rotation to {info['rotation'].get('to')} unfinished (retired: {', '.join(info['retired'])}); "
-                   "run `openlfr key rotate` to finish it")
+                   "run 'openlfr key rotate' to finish it")
 
 
 def register(app: typer.Typer) -> None:

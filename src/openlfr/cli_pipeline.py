@@ -11,22 +11,27 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from openlfr.cli_support import progress
 from openlfr.errors import InputError, OpenLFRError
 
 
 def run(
-    camera: Annotated[Optional[list[str]], typer.Option("--camera", help="Only these cameras (by name).")] = None,
-    settings_file: Annotated[Optional[Path], typer.Option(
-        "--settings", help="JSON file: {camera name or \"*\": {setting: value}} (see docs/pipeline.md).")] = None,
-    analyse_fps: Annotated[Optional[float], typer.Option(help="Frames analysed per second (all cameras).")] = None,
-    paced: Annotated[bool, typer.Option(help="Play recorded sources at real time, as a camera would.")] = False,
+    camera: Annotated[Optional[list[str]], typer.Option("--camera", help="Only these cameras (by name or id).")] = None,
+    analyse_fps: Annotated[Optional[float], typer.Option(
+        help="Frames analysed per second, for every camera (overrides each camera's own setting, "
+             "which 'openlfr camera edit --set analyse_fps=N' changes).")] = None,
+    paced: Annotated[bool, typer.Option(
+        help="Play recorded sources at real time, as a camera would (every camera; a camera's own "
+             "'paced' setting does this for it alone).")] = False,
 ) -> None:
-    """Run live facial recognition on the cameras of every deployment that is live now."""
+    """Run live facial recognition on the cameras of every deployment that is live now.
+
+    Each camera is analysed with its own settings from the store (see 'openlfr camera edit').
+    Exits 1 when any camera failed (one line per camera on stderr), 2 when there is nothing to run."""
     from openlfr.governance import Governance
     from openlfr.pipeline.events import AlertEvent, EventBus, StatusEvent
     from openlfr.pipeline.settings import CameraSettings
@@ -34,33 +39,36 @@ def run(
 
     try:
         settings: dict[str, dict[str, Any]] = {}
-        if settings_file is not None:
-            try:
-                settings = json.loads(settings_file.read_text())
-            except (OSError, ValueError) as err:
-                raise InputError(f"{settings_file}: {err}") from err
         if analyse_fps is not None:
-            settings.setdefault("*", {})["analyse_fps"] = analyse_fps
-        for name, values in settings.items():
+            settings["*"] = {"analyse_fps": analyse_fps}
             try:
-                CameraSettings(**values)
+                CameraSettings(**settings["*"])
             except ValueError as err:
-                raise InputError(f"settings for {name!r}: {str(err).splitlines()[0]}") from err
+                raise InputError(f"--analyse-fps: {str(err).splitlines()[-1].strip()}") from err
         gov = Governance()
         store = StoreConfig.from_environment()
         jobs = jobs_for_live_deployments(gov, settings, camera, paced)
         gov.close()
+        for job in jobs:  # a camera's stored settings, checked again before any worker starts
+            try:
+                CameraSettings(**job.settings)
+            except ValueError as err:
+                raise InputError(f"settings of camera {job.camera_name!r}: {str(err).splitlines()[0]}") from err
     except OpenLFRError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     if not jobs:
-        typer.echo("no live deployment has a camera with a stream address: nothing to run", err=True)
-        raise typer.Exit(0)
+        which = f" named {', '.join(camera)}" if camera else ""
+        typer.echo(f"error: nothing to run: no live deployment has a camera{which} with a stream address "
+                   "(see 'openlfr deployment list' and 'openlfr camera list')", err=True)
+        raise typer.Exit(2)
 
     bus = EventBus()
+    alerts = [0]
 
     def show(event: object) -> None:
         if isinstance(event, AlertEvent):
+            alerts[0] += 1
             sys.stdout.write(json.dumps({"alert": event.as_dict()}) + "\n")
             sys.stdout.flush()
         elif isinstance(event, StatusEvent):
@@ -71,8 +79,43 @@ def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     typer.echo(f"running {len(jobs)} camera(s): " + ", ".join(f"{j.camera_name} ({j.source})" for j in jobs), err=True)
-    Supervisor(jobs, store, bus).run(stop)
-    typer.echo("stopped", err=True)
+    supervisor = Supervisor(jobs, store, bus)
+    ids = [j.camera_id for j in jobs]
+    watch = Governance()  # reads the workers' status rows (every few seconds) for the progress line
+    with progress("analysed", None, "frames") as shown:
+        def report() -> None:
+            while not stop.wait(min(5.0, shown.every_s)):
+                frames, running = frames_analysed(watch, ids)
+                shown.update(frames, note=f"{alerts[0]} alert(s), {running} of {len(jobs)} camera(s) running")
+
+        reporter = threading.Thread(target=report, name="run-progress", daemon=True)
+        reporter.start()
+        supervisor.run(stop)
+        stop.set()
+        reporter.join(10)
+        frames, _ = frames_analysed(watch, ids)
+        shown.done(f"stopped: {alerts[0]} alert(s) in {frames} frames analysed on {len(jobs)} camera(s)")
+    watch.close()
+    for job, outcome, codes in supervisor.outcomes():
+        typer.echo(f"camera {job.camera_name} (deployment {job.deployment_id}): {outcome}"
+                   + (f" (exit codes {codes})" if outcome == "failed" else ""), err=True)
+    if supervisor.failed():
+        raise typer.Exit(1)
+
+
+def frames_analysed(gov: Any, camera_ids: list[int]) -> tuple[int, int]:
+    """(frames analysed, cameras running) from the cameras' status rows, as their workers last
+    wrote them (every few seconds); (0, 0) while the store cannot be read."""
+    from sqlalchemy import select
+
+    from openlfr.store.pipeline_models import CameraStatus
+
+    try:
+        with gov.transaction() as ctx:
+            rows = list(ctx.session.execute(select(CameraStatus).where(CameraStatus.camera_id.in_(camera_ids))).scalars())
+    except Exception:  # a busy or unreachable store: the next report will say
+        return 0, 0
+    return sum(r.frames_analysed for r in rows), sum(1 for r in rows if r.state == "running")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,8 @@
-"""What every ``openlfr`` command module shares: deliberate errors become one line, and
-passwords are read from the environment (for scripts) or a hidden prompt.
+"""What every ``openlfr`` command module shares: deliberate errors become one line, passwords
+are read from the environment (for scripts) or a hidden prompt, a missing store is refused
+before anything is created (:func:`missing_store`), and long commands report progress and a
+summary (:func:`progress`). (Cameras are named by name or id alike everywhere:
+:func:`openlfr.governance.cameras.find_camera`.)
 
 Every :class:`~openlfr.errors.OpenLFRError` a command raises (bad input, a refused action)
 is printed as ``error: <message>`` on stderr with exit code 2 — never a traceback.
@@ -11,7 +14,10 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -42,8 +48,18 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def missing_module(err: ModuleNotFoundError) -> str:
+    """The one-line message for an optional part of openlfr that is not installed."""
+    name = (err.name or str(err)).split(".")[0]
+    hint = {"dlib": "pip install 'openlfr[dlib]', or use --detector yunet / --backend cpu",
+            "torch": "install PyTorch (with CUDA for --backend cuda), or use --backend cpu"}.get(
+        name, "install it, or choose another --backend, --detector or --face-model")
+    return f"the optional backend module {name!r} is not installed: {hint}"
+
+
 def user_errors(fn: F) -> F:
-    """Decorate a command so that deliberate openlfr errors end it through :func:`fail`."""
+    """Decorate a command so that deliberate openlfr errors, and a missing optional backend
+    module (``torch``, ``dlib``...), end it through :func:`fail` instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,8 +67,157 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except OpenLFRError as err:
             fail(str(err))
+        except ModuleNotFoundError as err:
+            fail(missing_module(err))
 
     return wrapper  # type: ignore[return-value]
+
+
+def about_file(err: Exception, path: Path | str) -> str:
+    """``err``'s message naming the file ``path``: the face pipeline sees only bytes, and says
+    ``image:`` or ``<bytes>:`` where the user needs the file they gave."""
+    text = str(err)
+    for anonymous in ("<bytes>: ", "image: "):
+        if text.startswith(anonymous):
+            return f"{path}: {text[len(anonymous):]}"
+    text = text.replace("<bytes>", str(path))
+    return text if str(path) in text else f"{path}: {text}"
+
+
+# ---------------------------------------------------------------- the store
+def missing_store() -> str | None:
+    """Why the configured store cannot be opened without creating a new one, or ``None`` when
+    it exists. Creates nothing: a mistyped ``--data-dir`` must not become an empty store.
+
+    A SQLite store exists when its file is there and not empty; a server database
+    (``OPENLFR_DATABASE_URL``) when it holds openlfr's tables (an unreachable one is left for
+    the command to report)."""
+    from openlfr.config import get_settings
+
+    url = os.environ.get("OPENLFR_DATABASE_URL", "")
+    hint = ("make one with 'openlfr admin create NAME --org ORG' or 'openlfr demo-setup', or add --init to "
+            "start an empty one here")
+    if url and not url.startswith("sqlite"):
+        from sqlalchemy import create_engine, inspect
+        from sqlalchemy.engine import make_url
+
+        try:
+            engine = create_engine(url)
+            try:
+                if inspect(engine).has_table("audit_events"):
+                    return None
+            finally:
+                engine.dispose()
+        except Exception:  # noqa: BLE001 - unreachable or unparsable: the command says so better
+            return None
+        shown = make_url(url).render_as_string(hide_password=True)
+        return f"the database {shown} holds no openlfr store (check OPENLFR_DATABASE_URL; nothing was created): {hint}"
+    if url:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database or ""
+        if database in ("", ":memory:"):
+            return None
+        path = Path(database)
+        where = "check OPENLFR_DATABASE_URL"
+    else:
+        path = Path(get_settings().data_dir) / "openlfr.db"
+        where = "check --data-dir or OPENLFR_DATA_DIR"
+    if path.is_file() and path.stat().st_size > 0:
+        return None
+    return f"no openlfr store at {path} ({where}; nothing was created): {hint}"
+
+
+# ---------------------------------------------------------------- names and ids
+# ---------------------------------------------------------------- progress
+PROGRESS_EVERY_ENV = "OPENLFR_PROGRESS_SECONDS"
+
+
+class Progress:
+    """Progress of one long command on stderr: a Rich bar when stderr is a terminal, else a
+    plain line every ``OPENLFR_PROGRESS_SECONDS`` (default 10) such as ``scanned 250 of 1000
+    frames, 0 alerts``; and always a closing summary line (:meth:`done`). Use :func:`progress`."""
+
+    def __init__(self, verb: str, total: int | None, unit: str, console: Any = None,
+                 every_s: float | None = None) -> None:
+        from rich.console import Console
+
+        self.verb, self.total, self.unit = verb, total, unit
+        self.count = 0
+        self.note = ""  # extra counts shown after the count, e.g. "3 alerts"
+        self.console = console or Console(stderr=True)
+        self.every_s = every_s if every_s is not None else float(os.environ.get(PROGRESS_EVERY_ENV) or 10)
+        self.started = self._last = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the work started."""
+        return time.monotonic() - self.started
+
+    def line(self) -> str:
+        """The plain progress line: ``scanned 250 of 1000 frames, 0 alerts``."""
+        of = f" of {self.total}" if self.total else ""
+        return f"{self.verb} {self.count}{of} {self.unit}" + (f", {self.note}" if self.note else "")
+
+    def advance(self, n: int = 1, note: str | None = None) -> None:
+        """``n`` more done (``note``: the counts shown beside them)."""
+        self.update(self.count + n, note)
+
+    def update(self, count: int, note: str | None = None, total: int | None = None) -> None:
+        """``count`` done so far (``note``: the counts shown beside them; ``total``: once known)."""
+        self.count = count
+        if note is not None:
+            self.note = note
+        if total is not None:
+            self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, completed=count, note=self.note, total=self.total or None)
+        elif time.monotonic() - self._last >= self.every_s:
+            self._last = time.monotonic()
+            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+
+    def done(self, summary: str) -> None:
+        """Print the closing summary, with the time taken: ``0 alerts in 105 frames analysed (42 s)``."""
+        self._stop()
+        self.console.print(f"{summary} ({self.elapsed:.0f} s)", markup=False, highlight=False, soft_wrap=True)
+
+    def _start(self) -> None:
+        if not self.console.is_terminal:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+        from rich.progress import Progress as Bar
+
+        # (a total learnt later, e.g. a video's length, turns the pulsing bar into a measured one)
+        columns = [SpinnerColumn(), TextColumn(f"{self.verb} {self.unit}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+        # output meant for stdout stays there when it is piped (a file of alerts); on a shared
+        # terminal it is printed above the bar instead of through it
+        self._bar = Bar(*columns, console=self.console, transient=True, redirect_stdout=sys.stdout.isatty(),
+                        redirect_stderr=False)
+        self._task = self._bar.add_task(self.verb, total=self.total or None, note=self.note)
+        self._bar.start()
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@contextmanager
+def progress(verb: str, total: int | None = None, unit: str = "frames", *, console: Any = None,
+             every_s: float | None = None) -> Iterator[Progress]:
+    """A :class:`Progress` for ``with``: ``with progress("scanned", 1000, "frames") as p:
+    p.advance(); ...; p.done("0 alerts in 105 frames analysed")``. The bar is stopped however
+    the block ends; the summary is the caller's (:meth:`Progress.done`)."""
+    bar = Progress(verb, total, unit, console, every_s)
+    bar._start()
+    try:
+        yield bar
+    finally:
+        bar._stop()
 
 
 def password(prompt: str = "Password") -> str:

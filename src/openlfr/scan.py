@@ -73,15 +73,18 @@ def search_recording(
     fps: float | None = None,
     settings: CameraSettings | None = None,
     on_alert: Callable[[AlertEvent], None] | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
     recheck_s: float = RECHECK_S,
 ) -> SearchResult:
     """Search the video file ``path`` in retrospective deployment ``deployment_id`` on one of
     its cameras (id or name; ``None``: its only camera), as the bearer of ``actor``.
 
-    ``on_alert`` receives each alert once it is committed. Refusals before the search starts
-    raise :class:`~openlfr.governance.PermissionDenied`, :class:`~openlfr.governance.RuleViolation`
-    or :class:`~openlfr.errors.NotFoundError` (audited, nothing stored); a search that stops
-    part-way raises :class:`SearchStopped` with what it did.
+    ``on_alert`` receives each alert once it is committed; ``on_frame`` (for progress) each
+    frame read, as (frames read so far, frames expected at the analysis rate or ``None``).
+    Refusals before the search starts raise :class:`~openlfr.governance.PermissionDenied`,
+    :class:`~openlfr.governance.RuleViolation` or :class:`~openlfr.errors.NotFoundError`
+    (audited, nothing stored); a search that stops part-way raises :class:`SearchStopped`
+    with what it did.
     """
     from pydantic import ValidationError
 
@@ -93,6 +96,7 @@ def search_recording(
     except ValidationError as err:
         raise InputError(f"fps: {'; '.join(e['msg'] for e in err.errors())}") from None
     source = _open_recording(str(path), settings.analyse_fps)
+    expected = _expected_frames(source, settings.analyse_fps)
     path = Path(path)
     digest = file_sha256(path)
     with gov.transaction() as ctx:
@@ -111,7 +115,9 @@ def search_recording(
 
     def checked(frames: Iterable[Frame]) -> Iterator[Frame]:
         last = time.monotonic()
-        for frame in frames:
+        for read, frame in enumerate(frames, 1):
+            if on_frame is not None:
+                on_frame(read, expected)
             if time.monotonic() - last >= recheck_s:
                 with gov.transaction() as ctx:
                     check_search(ctx, actor, grant)
@@ -145,6 +151,15 @@ def search_recording(
     if result.stopped:
         raise SearchStopped(f"search stopped: {result.stopped}", result)
     return result
+
+
+def _expected_frames(source: Iterable[Frame], fps: float) -> int | None:
+    """How many frames a recording gives at ``fps`` (``None`` when its length is unknown)."""
+    duration = float(getattr(source, "duration", 0.0) or 0.0)
+    if duration <= 0 or fps <= 0:
+        return None
+    every = int(getattr(source, "frame_count", 0) or 0)  # a file has no more frames than it holds
+    return max(1, min(round(duration * fps), every or round(duration * fps)))
 
 
 def format_time(seconds: float) -> str:

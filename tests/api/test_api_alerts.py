@@ -171,3 +171,36 @@ def test_console_review_with_cookie_and_csrf(site: Site) -> None:
         assert r.status_code == 303 and "msg=" in r.headers["location"]
         page = c.get(f"/console/alerts/{alert_id}")
         assert "confirmed once" in page.text and LABELS[0] in page.text
+
+
+def _ids_from(site: Site, count: int, params: dict | None = None, headers: dict | None = None) -> list[tuple[str, int]]:
+    """(the event's ``id:``, its alert id) of the first ``count`` alerts a new stream sends."""
+    got: list[tuple[str, int]] = []
+    ident = ""
+    with site.client("reviewer") as c, c.stream("GET", "/api/alerts/stream", params=params, headers=headers,
+                                                 timeout=15) as r:
+        deadline = time.monotonic() + 8
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                ident = line.removeprefix("id: ")
+            elif line.startswith("data: ") and ident:
+                got.append((ident, json.loads(line.removeprefix("data: "))["alert_id"]))
+                ident = ""
+            if len(got) >= count or time.monotonic() > deadline:
+                break
+    return got
+
+
+def test_a_stream_resumes_from_the_page_or_the_last_event_it_sent(site: Site) -> None:
+    """Alerts committed while a page's stream connects, or while a browser reconnects, are not
+    lost: the page gives the newest alert it shows (``after``), a reconnecting EventSource the
+    last event id it received (``Last-Event-ID``); each alert event carries its id."""
+    shown = site.raise_alert(announce=False)  # the newest alert the page shows
+    missed = [site.raise_alert(announce=False), site.raise_alert(announce=False, entry=1)]
+    assert _ids_from(site, 2, params={"after": shown}) == [(str(i), i) for i in missed]
+    assert _ids_from(site, 1, headers={"Last-Event-ID": str(missed[0])}) == [(str(missed[1]), missed[1])]
+    # without either, the stream starts from now (older alerts are in the queue page)
+    made: list[int] = []
+    assert _stream_alert_ids(site, lambda: made.append(site.raise_alert()), 1) == made
+    with site.client("reviewer") as c:
+        assert c.get("/api/alerts/stream", params={"after": -1}).status_code == 422

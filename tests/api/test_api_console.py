@@ -39,7 +39,7 @@ def test_login_form_needs_its_csrf_token(site: Site) -> None:
         c.get("/login")
         forged = c.post("/login", data={"name": "admin", "password": PASSWORD, "csrf_token": "made-up"})
         assert no_token.status_code == 403 and forged.status_code == 403
-        assert "reload the page" in forged.text
+        assert "fill in the fresh form below" in forged.text and 'name="csrf_token"' in forged.text
         assert "openlfr_session" not in str(no_token.headers) + str(forged.headers)
         assert console_login(c, "admin").status_code == 303
 

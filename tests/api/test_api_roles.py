@@ -57,6 +57,8 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/api/watchlist-entries/{entry_id}/remove", f"/api/watchlist-entries/{X}/remove", frozenset({ADMIN})),
     ("GET", "/api/cameras", "/api/cameras", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
     ("POST", "/api/cameras", "/api/cameras", frozenset({ADMIN})),
+    ("PATCH", "/api/cameras/{camera_id}", f"/api/cameras/{X}", frozenset({ADMIN})),
+    ("GET", "/api/cameras/status", "/api/cameras/status", frozenset({ADMIN, REVIEWER, AUDITOR})),
     ("POST", "/api/cameras/{camera_id}/signage", f"/api/cameras/{X}/signage", frozenset({ADMIN})),
     ("POST", "/api/cameras/{camera_id}/signage/photo", f"/api/cameras/{X}/signage/photo", frozenset({ADMIN})),
     ("PUT", "/api/camera-networks", "/api/camera-networks", frozenset({ADMIN})),
@@ -108,6 +110,11 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/console/deployments/{deployment_id}/{verb}", f"/console/deployments/{X}/start",
      frozenset({ADMIN, OFFICER})),
     ("POST", "/console/cameras", "/console/cameras", frozenset({ADMIN})),
+    ("GET", "/console/cameras", "/console/cameras", frozenset({ADMIN})),
+    ("POST", "/console/cameras/add", "/console/cameras/add", frozenset({ADMIN})),
+    ("GET", "/console/cameras/status", "/console/cameras/status", frozenset({ADMIN, REVIEWER, AUDITOR})),
+    ("GET", "/console/cameras/{camera_id}", f"/console/cameras/{X}", frozenset({ADMIN})),
+    ("POST", "/console/cameras/{camera_id}/edit", f"/console/cameras/{X}/edit", frozenset({ADMIN})),
     ("POST", "/console/cameras/{camera_id}/signage", f"/console/cameras/{X}/signage", frozenset({ADMIN})),
     ("POST", "/console/watchlists", "/console/watchlists", frozenset({ADMIN})),
     ("POST", "/console/watchlists/{watchlist_id}/entries", f"/console/watchlists/{X}/entries", frozenset({ADMIN})),
@@ -117,6 +124,24 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/console/agreements/{agreement_id}/approve", f"/console/agreements/{X}/approve", frozenset({OFFICER})),
     ("GET", "/console/supplier", "/console/supplier", frozenset({SUP})),
     ("GET", "/console/auditor", "/console/auditor", frozenset({AUDITOR})),
+    # the alert queue, audit log, reports and forms (console_alerts, console_audit, console_reports, console_forms)
+    ("GET", "/console/alerts/{alert_id}/row", f"/console/alerts/{X}/row", frozenset({REVIEWER})),
+    ("GET", "/console/alerts/{alert_id}/thumb", f"/console/alerts/{X}/thumb", frozenset({REVIEWER, OFFICER})),
+    ("GET", "/console/reports", "/console/reports", ALL),
+    ("GET", "/console/deployments/{deployment_id}/report", f"/console/deployments/{X}/report", ALL),
+    ("GET", "/console/evaluation/{name}", "/console/evaluation/none", ALL),
+    ("GET", "/console/evaluation/{name}/plots/{plot}", "/console/evaluation/none/plots/det", ALL),
+    ("GET", "/console/agreements", "/console/agreements", frozenset({SUP, ADMIN, OFFICER, AUDITOR})),
+    ("POST", "/console/agreements", "/console/agreements", frozenset({SUP})),
+    ("POST", "/console/agreements/{agreement_id}/suspend", f"/console/agreements/{X}/suspend", frozenset({SUP, OFFICER})),
+    ("POST", "/console/agreements/{agreement_id}/resume", f"/console/agreements/{X}/resume", frozenset({SUP, OFFICER})),
+    ("POST", "/console/agreements/{agreement_id}/end", f"/console/agreements/{X}/end", frozenset({SUP, OFFICER, ADMIN})),
+    ("POST", "/console/images/{image_id}/revoke", f"/console/images/{X}/revoke", frozenset({SUP})),
+    ("POST", "/console/deployments/{deployment_id}/threshold", f"/console/deployments/{X}/threshold", frozenset({ADMIN})),
+    ("GET", "/console/watchlists/{watchlist_id}", f"/console/watchlists/{X}", frozenset({ADMIN})),
+    ("POST", "/console/watchlist-entries/{entry_id}/remove", f"/console/watchlist-entries/{X}/remove", frozenset({ADMIN})),
+    ("GET", "/console/password", "/console/password", ALL),
+    ("POST", "/console/password", "/console/password", ALL),
     ("POST", "/console/audit/verify", "/console/audit/verify", frozenset({AUDITOR})),
 ]
 # routes that end the caller's own session: checked with a throwaway token
@@ -149,6 +174,8 @@ def _call(client: httpx.Client, method: str, path: str) -> httpx.Response:
         return client.get(path)
     if method == "PUT":
         return client.put(path, json={})
+    if method == "PATCH":
+        return client.patch(path, json={})
     if path in ("/api/images",) or path.startswith("/console") or path in ("/login", "/logout", "/enrol"):
         return client.post(path, data={"x": "1"})
     return client.post(path, json={})
@@ -166,7 +193,7 @@ def test_route_roles(site: Site, method: str, route: str, path: str, allowed: fr
         r = _call(anon, method, path)
         if allowed is PUBLIC:
             assert r.status_code not in (401, 403), r.text
-        elif path.startswith("/console"):
+        elif path.startswith("/console") or path == "/logout":  # console pages and forms: to the log-in page
             assert r.status_code == 303 and r.headers["location"] == "/login"
         else:
             assert r.status_code == 401, r.text

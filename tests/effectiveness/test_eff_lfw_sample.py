@@ -66,6 +66,7 @@ def test_openset_report_calibrate(cli: typer.Typer, sample: Path, tmp_path: Path
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     assert result["people"] == 130 and result["images_without_face"] <= 3
+    assert f"evaluated 130 people on {result['images']} images" in res.stderr  # the summary, on stderr
     configs = [r["config"] for r in result["gains"]]
     assert configs[:4] == ["plain", "flip", "quality gate", "cohort AS-norm (k=200)"]
     plain = result["gains"][0]
@@ -89,6 +90,7 @@ def test_openset_report_calibrate(cli: typer.Typer, sample: Path, tmp_path: Path
     )
     assert res.exit_code == 0, res.output
     cal = json.loads(res.stdout)
+    assert "calibrated on " in res.stderr and " cohort faces of " in res.stderr
     assert cal["method"] == "size" and 0.0 < cal["threshold"] < 1.0 and 0 <= cal["predicted_fnir"] <= 1
     assert cal["per_comparison_rate"] == pytest.approx(1 - 0.99 ** (1 / 20))
 

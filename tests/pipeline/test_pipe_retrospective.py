@@ -161,7 +161,8 @@ def test_no_search_outside_a_started_retrospective_deployment(store_env: None, v
     assert all(e.actor == "admin" for e in new)
 
 
-def test_search_of_the_hamilton_clip_alerts_once_on_miranda(store_env: None, video_dir: Path) -> None:
+def test_search_of_the_hamilton_clip_alerts_once_on_miranda(store_env: None, video_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from openlfr.api.views import list_alerts
     from openlfr.face.analyzer import enrolment_template
 
@@ -171,8 +172,13 @@ def test_search_of_the_hamilton_clip_alerts_once_on_miranda(store_env: None, vid
                                     ("SUBJ-0002", (refs / "alex-lacamoire.png").read_bytes())])
     dep = _deployment(gov, estate, wl, cam, "retrospective")
 
+    monkeypatch.setenv("OPENLFR_PROGRESS_SECONDS", "0")  # a progress line for every frame (stderr is no terminal)
     proc = cli(["scan", str(clip), "--deployment", str(dep), "--json"], estate.reviewer)
     assert proc.returncode == 0, proc.stderr
+    progress = proc.stderr.splitlines()
+    assert progress[0].startswith("scanned 1 of ") and progress[0].endswith(" frames, 0 alerts"), progress[:3]
+    assert any(line.endswith(" frames, 1 alert") for line in progress)
+    assert progress[-1].startswith("1 alert in ") and " frames analysed (" in progress[-1]  # the summary
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     alerts, summary = lines[:-1], lines[-1]["summary"]
     assert len(alerts) == 1, lines

@@ -67,27 +67,98 @@ def test_recording_resumes_from_a_frame(video_dir: Path) -> None:
     assert np.array_equal(first.image, ref.image)
 
 
+def _tiny_clip(path: Path, frames: int = 6, fps: float = 10.0) -> list[int]:
+    """A small video whose frame k is a flat grey of level 30*k; the levels as decoded."""
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    for k in range(frames):
+        out.write(np.full((48, 64, 3), 30 * k, np.uint8))
+    out.release()
+    return [int(f.image[0, 0, 0]) for f in VideoFileSource(path)]
+
+
+def test_a_looping_recording_starts_again_and_resumes_in_its_pass(tmp_path: Path) -> None:
+    clip = tmp_path / "loop.mp4"
+    levels = _tiny_clip(clip)
+    assert len(levels) == 6 and len(list(VideoFileSource(clip))) == 6  # without loop: ends
+    frames = iter(VideoFileSource(clip, loop=True))
+    got = [next(frames) for _ in range(15)]
+    # indices and times keep growing (the tracker and the checkpoint need both monotonic)
+    assert [f.index for f in got] == list(range(15))
+    assert [round(f.time, 2) for f in got] == [round(i / 10, 2) for i in range(15)]
+    assert [int(f.image[0, 0, 0]) for f in got] == (levels * 3)[:15]
+    # a checkpoint at frame 8 (the second pass) resumes there, and loops on from it
+    resumed = iter(VideoFileSource(clip, loop=True, start_frame=8))
+    first = [next(resumed) for _ in range(6)]
+    assert [f.index for f in first] == [8, 9, 10, 11, 12, 13]
+    assert [int(f.image[0, 0, 0]) for f in first] == levels[2:] + levels[:2]
+
+
 def test_run_with_nothing_live_says_so(tmp_path: Path) -> None:
     env = dict(os.environ, OPENLFR_DATA_DIR=str(tmp_path), OPENLFR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
     out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
                          text=True, timeout=120)
-    assert out.returncode == 0 and "nothing to run" in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("error: nothing to run"), out.stderr
 
 
 def test_run_refuses_bad_settings(tmp_path: Path) -> None:
-    (tmp_path / "s.json").write_text('{"*": {"analyse_fps": -1}}')
     env = dict(os.environ, OPENLFR_DATA_DIR=str(tmp_path), OPENLFR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
-    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run", "--settings", str(tmp_path / "s.json")],
+    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run", "--analyse-fps", "-1"],
                          env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and out.stderr.startswith("error: settings for '*'")
+    assert out.returncode == 2 and out.stderr.startswith("error: --analyse-fps"), out.stderr
 
 
-def test_worker_with_an_unusable_address_fails_without_restarts(tmp_path: Path) -> None:
-    from pipekit import live_deployment, make_store  # noqa: F401  (sys.path for govkit)
+def _failures(gov, cam: int) -> tuple[list[str], list[str], object]:  # noqa: ANN001
+    """(camera.failed reasons, gap reasons, status row) of a camera."""
+    from sqlalchemy import select
+
+    from openlfr.audit.chain import load_records
+    from openlfr.store.pipeline_models import CameraGap, CameraStatus
+
+    with gov.transaction() as ctx:
+        failed = [r.details for r in load_records(ctx.session) if r.action == "camera.failed"]
+        gaps = [g.reason for g in ctx.session.execute(select(CameraGap).where(CameraGap.camera_id == cam)).scalars()]
+        status = ctx.session.get(CameraStatus, cam)
+        return failed, gaps, (status.state, status.error) if status else None
+
+
+def test_worker_with_an_unusable_address_fails_and_says_so(tmp_path: Path, video_dir: Path) -> None:
+    """A camera whose recording is gone: the worker ends without restarts, and the failure is
+    audited, leaves a gap record and shows in the camera's status."""
+    from pipekit import live_deployment, make_store
+    from openlfr.face.analyzer import enrolment_template
     from openlfr.pipeline.worker import EXIT_BAD_SOURCE, CameraJob, StoreConfig, run_camera
 
-    job = CameraJob(1, 1, "cam1", str(tmp_path / "gone.mp4"))
-    assert run_camera(job, StoreConfig("sqlite://", str(tmp_path), ""), gov=object()) == EXIT_BAD_SOURCE  # type: ignore[arg-type]
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"])
+    job = CameraJob(dep, cam, "cam1", str(tmp_path / "gone.mp4"))
+    assert run_camera(job, StoreConfig(store.url, str(store.blobs), ""), gov=gov) == EXIT_BAD_SOURCE
+    failed, gaps, status = _failures(gov, cam)
+    assert len(failed) == 1 and "gone.mp4" in failed[0] and gaps == [f"camera failed: {status[1]}"]
+    assert status[0] == "failed" and "gone.mp4" in status[1]
+
+
+def test_openlfr_run_exits_1_when_a_camera_failed(tmp_path: Path, video_dir: Path) -> None:
+    import base64
+    import shutil
+
+    from pipekit import KEY, live_deployment, make_store
+    from openlfr.face.analyzer import enrolment_template
+
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(video_dir / "short_hamilton_clip.mp4", clip)
+    dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"], source=str(clip))
+    clip.unlink()  # the recording went away after the camera was registered
+    env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
+               OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert f"camera cam1 (deployment {dep}): failed" in out.stderr and "Traceback" not in out.stderr
+    failed, gaps, status = _failures(gov, cam)
+    assert len(failed) == 1 and status[0] == "failed"
 
 
 def test_worker_refuses_a_camera_whose_network_is_no_longer_allowed(tmp_path: Path, video_dir: Path) -> None:
@@ -111,3 +182,6 @@ def test_worker_refuses_a_camera_whose_network_is_no_longer_allowed(tmp_path: Pa
     with gov.transaction() as ctx:
         refused = [r for r in load_records(ctx.session) if r.action == "camera.source.refused"]
     assert len(refused) == 1 and "outside the networks" in refused[0].details
+    failed, gaps, status = _failures(gov, cam)  # the camera's failure: audited, a gap, its status
+    assert len(failed) == 1 and "outside the networks" in failed[0] and len(gaps) == 1
+    assert status[0] == "failed" and "outside the networks" in status[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from openlfr.pipeline.events import AlertEvent, EventBus
 from openlfr.pipeline import ownership
 from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, StoreConfig, Supervisor, jobs_for_live_deployments
 from openlfr.store.models import Alert, AuditEvent
-from openlfr.store.pipeline_models import CameraCheckpoint, CameraOwner, PipelineCounter
+from openlfr.store.pipeline_models import CameraCheckpoint, CameraOwner, CameraStatus, PipelineCounter
 
 
 def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
@@ -71,6 +72,10 @@ def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
         counted = {(c.deployment_id, c.camera_id) for c in ctx.session.execute(select(PipelineCounter)).scalars()}
         assert counted == {(dep, cam1), (dep2, cam2)}
         assert all(ctx.session.get(CameraCheckpoint, k).finished for k in counted)
+        # each worker left its camera's status: stopped, with what it analysed and when it last had a frame
+        for cam in (cam1, cam2):
+            status = ctx.session.get(CameraStatus, cam)
+            assert status.state == "stopped" and status.frames_analysed > 20 and status.last_frame_at is not None
 
 
 def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
@@ -94,6 +99,9 @@ def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
             proc.kill()
     assert proc.returncode == 0 and "stopped" in err
     assert not [json.loads(line) for line in out.splitlines() if line.strip()]
+    # it ends with a summary in the run's units, from the worker's own last status
+    summary = re.search(r"stopped: 0 alert\(s\) in (\d+) frames analysed on 1 camera\(s\) \(\d+ s\)", err)
+    assert summary is not None and int(summary.group(1)) > 0, err
     with gov.transaction() as ctx:
         counters = ctx.session.execute(select(PipelineCounter)).scalars().all()
         assert counters and sum(c.frames_analysed for c in counters) >= 5  # flushed on the way out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.exc import DataError
@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openlfr.api import defs
 from openlfr.api.auth import LoginLimiter
+from openlfr.api.docs_pages import ASSETS, add_docs
+from openlfr.api.errorpages import error_page, html_errors, readable_validation, wants_html
 from openlfr.api.settings import ApiSettings
 from openlfr.errors import ImageTooLarge, InputError, NotFoundError, OpenLFRError, UnsupportedImage
 from openlfr.governance import DuplicateError, Governance, PermissionDenied, RuleViolation
@@ -50,11 +52,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 
 
-def _wants_html(request: Request) -> bool:
-    return request.url.path.startswith("/console") or (
-        not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""))
-
-
 def _audit_invalid_input(request: Request, principal: object, detail: str) -> None:
     route = request.scope.get("route")
     where = f"{request.method} {getattr(route, 'path', request.url.path)}"
@@ -82,12 +79,14 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
             if sweeper is not None:
                 sweeper.stop()
 
-    app = FastAPI(title="openlfr", version="0.1.0", lifespan=lifespan,
+    # /docs and /redoc are added by docs_pages.add_docs, with their assets served from here
+    app = FastAPI(title="openlfr", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Open, accountable live facial recognition: governance API and console.")
     app.state.gov = gov
     app.state.settings = settings = settings or ApiSettings()
     app.state.bus = bus or EventBus()
     app.state.metrics = metrics = Metrics()
+    # enrolment guesses per client address (logins are throttled in the database, every door alike)
     app.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
     # bounds how many refused credentials per client address are written to the audit log
     app.state.refusals = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
@@ -95,12 +94,16 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     @app.exception_handler(OpenLFRError)
     async def _service_error(request: Request, err: OpenLFRError) -> Response:
         code = next((c for t, c in _STATUS if isinstance(err, t)), 400)
+        if wants_html(request):
+            return error_page(request, code, str(err))
         return JSONResponse({"detail": str(err)}, status_code=code)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
     async def _out_of_range(request: Request, err: Exception) -> Response:
         # a number in a body that the database column cannot hold (SQLite raises OverflowError)
+        if wants_html(request):
+            return error_page(request, 422, "invalid input: a number is out of range")
         return JSONResponse({"detail": "invalid input: a number is out of range"}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
@@ -122,13 +125,29 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
             from starlette.concurrency import run_in_threadpool
 
             await run_in_threadpool(_audit_invalid_input, request, principal, detail)
+        if wants_html(request):
+            return error_page(request, 422, readable_validation(err.errors()))
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
-        if err.status_code == 401 and _wants_html(request):
-            return RedirectResponse("/login", status_code=303)
+        if wants_html(request):
+            if err.status_code == 401:
+                return RedirectResponse("/login", status_code=303)
+            # a console page or form: a page that says why (the status kept), never raw JSON
+            return error_page(request, err.status_code, str(err.detail), err.headers)
         return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> Response:
+        # a bug, not a refusal: Starlette still logs it and re-raises it after this answer
+        if wants_html(request):
+            return error_page(request, 500, "something went wrong on the server (it has been logged): "
+                                            "try again, or tell your administrator if it happens again")
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    # inside _measure (added first = innermost), so the pages it makes get the security headers
+    app.middleware("http")(html_errors)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -144,7 +163,7 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(("/docs", "/redoc")):  # FastAPI's own pages use inline scripts
             response.headers.setdefault("Content-Security-Policy", CSP)
-        if not request.url.path.startswith(("/static", "/metrics")):
+        if not request.url.path.startswith(("/static", "/metrics", ASSETS)):
             # pages and API answers name people and alerts: no browser or proxy may keep them
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -160,6 +179,13 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
 
     for module in (auth, governance, alerts, audit, public):
         app.include_router(module.router, responses=defs.ERROR_RESPONSES)
+    from openlfr.api import console_alerts, console_audit, console_forms, console_reports
+    from openlfr.api import console_cameras
+
+    # the console's pages by subject (before console.router: its deployment verbs are a catch-all)
+    for page in (console_alerts, console_audit, console_forms, console_reports, console_cameras):
+        app.include_router(page.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    add_docs(app)
     return app

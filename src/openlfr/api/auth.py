@@ -1,5 +1,6 @@
 """Who is calling, over HTTP: the session cookie or bearer token, the CSRF check, role checks at
-the route, and the login rate limiter.
+the route, and the HTTP side of logging in (the limits themselves are the governance login
+throttle's, :mod:`openlfr.governance.throttle`; enrolment guesses are counted here).
 
 Everything about credentials themselves (passwords, tokens, who may act) lives in
 :mod:`openlfr.governance.credentials` and :mod:`openlfr.governance.login`: this module only
@@ -26,10 +27,12 @@ from datetime import timedelta
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 
+from openlfr.api.settings import ApiSettings
 from openlfr.governance import Governance, OrgKind, Role
 from openlfr.governance import login as gov_login
 from openlfr.governance.credentials import Actor, clean_name, live_token, token_digest
 from openlfr.governance.errors import Throttled
+from openlfr.governance.throttle import wait_text
 from openlfr.store.api_models import ApiToken
 from openlfr.store.models import User
 
@@ -146,7 +149,8 @@ async def authenticate(request: Request) -> Principal:
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
         if not sent or not hmac.compare_digest(sent, principal.csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise HTTPException(403, "missing or wrong CSRF token: the form has expired or came from another "
+                                     "site; reload the page and try again")
     request.state.principal = principal
     return principal
 
@@ -180,7 +184,9 @@ def require(*roles: Role) -> Callable[..., object]:
 
 
 class LoginLimiter:
-    """Refuses logins after too many failures per client address or per user name in a window."""
+    """An in-memory count of failures per key in a window, for this process: enrolment guesses per
+    client address, and how many refused credentials are audited. (Logins are throttled in the
+    database, :mod:`openlfr.governance.throttle`, the same for every door and process.)"""
 
     def __init__(self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.attempts, self.window_s, self.clock = attempts, window_s, clock
@@ -219,24 +225,30 @@ def throttle(request: Request, *keys: str) -> None:
     wait = request.app.state.limiter.retry_after(*keys)
     if wait > 0:
         request.app.state.metrics.logins.labels("throttled").inc()
-        raise HTTPException(429, "too many failed attempts: try again later",
+        raise HTTPException(429, f"too many failed attempts: try again in {wait_text(wait)}",
                             headers={"Retry-After": str(int(wait) + 1)})
+
+
+def address_attempts(settings: ApiSettings) -> int:
+    """Failed logins allowed per client address whatever the names (default 20 per name's)."""
+    return settings.login_address_attempts or 20 * settings.login_attempts
 
 
 def login(request: Request, name: str, password: str, kind: str) -> tuple[Actor, ApiToken, User]:
     """Log in through :func:`openlfr.governance.login.log_in` (throttled per user name and
-    client address in the database); 401 for a wrong password, 429 with ``Retry-After`` while
-    throttled. Runs in the caller's worker thread (the password hash is slow)."""
+    client address, and per address whatever the names, in the database); 401 for a wrong
+    password, 429 with ``Retry-After`` and how long to wait while throttled. Runs in the
+    caller's worker thread (the password hash is slow)."""
     app = request.app
     settings = app.state.settings
     lifetime = timedelta(minutes=settings.session_minutes) if kind == "session" else timedelta(days=settings.token_days)
     try:
         result = gov_login.log_in(app.state.gov, name, password, kind, lifetime, _client(request),
-                                  limit=settings.login_attempts, window=settings.login_window_seconds)
+                                  limit=settings.login_attempts, window=settings.login_window_seconds,
+                                  place_limit=address_attempts(settings))
     except Throttled as err:
         app.state.metrics.logins.labels("throttled").inc()
-        raise HTTPException(429, "too many failed attempts: try again later",
-                            headers={"Retry-After": str(max(1, math.ceil(err.retry_after)))}) from None
+        raise HTTPException(429, str(err), headers={"Retry-After": str(max(1, math.ceil(err.retry_after)))}) from None
     if result is None:
         app.state.metrics.logins.labels("failed").inc()
         raise HTTPException(401, "wrong user name or password")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -41,8 +42,7 @@ class BodyLimit:
         limit = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            response = JSONResponse({"detail": f"request body too large: at most {limit} bytes"}, status_code=413)
-            await response(scope, receive, send)
+            await _too_large(scope, limit)(scope, receive, send)
             return
         seen = 0
 
@@ -56,6 +56,17 @@ class BodyLimit:
             return message
 
         await self.app(scope, bounded, send)
+
+
+def _too_large(scope: Scope, limit: int) -> Response:
+    """413: a page for a console form (a person chose too large a file), JSON for the API."""
+    from openlfr.api.errorpages import error_page, wants_html
+
+    request = Request(scope)
+    message = f"request body too large: at most {limit} bytes"
+    if wants_html(request):
+        return error_page(request, 413, message)
+    return JSONResponse({"detail": message}, status_code=413)
 
 
 __all__ = ["BodyLimit", "FORM_OVERHEAD", "SMALL_BODY"]

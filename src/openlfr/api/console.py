@@ -17,7 +17,6 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -29,12 +28,11 @@ from openlfr.api.deps import reading, tx
 from openlfr.errors import OpenLFRError
 from openlfr.governance import Ctx, OrgKind, PermissionDenied, Role, outcomes, parse, reviews
 from openlfr.governance import agreements, cameras, central, deployments, organisations, sharing, users, watchlists
-from openlfr.governance.grounds import EngagementResult, LegalBasis, WatchlistCategory
+from openlfr.governance.grounds import LegalBasis, WatchlistCategory
 from openlfr.governance.ranks import RANKS
 from openlfr.governance.schemas import (
-    ROLES_BY_KIND, CameraCreate, DeploymentKind, UserCreate, WatchlistAdd,
+    ROLES_BY_KIND, CameraCreate, DeploymentKind, UserCreate,
 )
-from openlfr.store.models import Agreement, AuditEvent, SharedImage
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -106,20 +104,32 @@ LOGIN_CSRF_COOKIE = "openlfr_login_csrf"
 ENROL_CSRF_COOKIE = "openlfr_enrol_csrf"
 
 
-def _public_form(request: Request, template: str, cookie: str, path: str) -> HTMLResponse:
+def _public_form(request: Request, template: str, cookie: str, path: str, *, status: int = 200,
+                 error: str = "", headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     """A public form with a pre-session CSRF token (double submit): another site cannot post
-    it from a visitor's browser."""
-    csrf = secrets.token_urlsafe(24)
-    response = _page(request, template, None, form_csrf=csrf, ranks=list(RANKS))
+    it from a visitor's browser. The browser's token is reused while it lasts, so a second tab
+    of the form does not void the first; ``error`` is shown above the form (with ``status``)."""
+    csrf = request.cookies.get(cookie, "")
+    if not (30 <= len(csrf) <= 64 and csrf.replace("-", "").replace("_", "").isalnum()):
+        csrf = secrets.token_urlsafe(24)
+    extra = {"error": error} if error else {}
+    response = _page(request, template, None, form_csrf=csrf, ranks=list(RANKS), **extra, **context)
+    response.status_code = status
+    response.headers.update(headers or {})
     response.set_cookie(cookie, csrf, httponly=True, samesite="strict", max_age=3600, path=path,
                         secure=secure_cookies(request))
     return response
 
 
-def _check_public_form(request: Request, cookie: str, sent: str, what: str) -> None:
+def _public_form_ok(request: Request, cookie: str, sent: str) -> bool:
+    """Whether a public form came with the token its page set (double submit)."""
     expected = request.cookies.get(cookie, "")
-    if not expected or not hmac.compare_digest(expected, sent):
-        raise HTTPException(403, f"the {what} form has expired or did not come from this site: reload the page")
+    return bool(expected) and hmac.compare_digest(expected, sent)
+
+
+def _stale_form(what: str) -> str:
+    return (f"the {what} form had expired or did not come from this site (an old tab, or one left open too "
+            "long): nothing was sent; fill in the fresh form below")
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -130,8 +140,14 @@ def login_page(request: Request) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, name: str = Form(max_length=120), password: str = Form(max_length=1000),
           csrf_token: str = Form("", max_length=200)) -> Response:
-    _check_public_form(request, LOGIN_CSRF_COOKIE, csrf_token, "log-in")
-    actor, row, user = auth.login(request, name, password, "session")
+    form = ("login.html", LOGIN_CSRF_COOKIE, "/login")
+    if not _public_form_ok(request, LOGIN_CSRF_COOKIE, csrf_token):
+        return _public_form(request, *form, status=403, error=_stale_form("log-in"), login_name=name)
+    try:
+        actor, row, user = auth.login(request, name, password, "session")
+    except HTTPException as err:  # wrong name or password (401), too many failures (429, how long to wait)
+        return _public_form(request, *form, status=err.status_code, error=str(err.detail),
+                            headers=dict(err.headers or {}), login_name=name)
     response = RedirectResponse(HOME[Role(user.role)], status_code=303)
     response.set_cookie(auth.SESSION_COOKIE, actor.token, httponly=True, samesite="strict",
                         secure=secure_cookies(request),
@@ -150,7 +166,9 @@ def enrol(request: Request, token: str = Form(max_length=200), name: str = Form(
           password: str = Form(max_length=1000), rank: str = Form("", max_length=40),
           csrf_token: str = Form("", max_length=200)) -> Response:
     """Redeem a one-time enrolment token: the first admin of an organisation chooses their password."""
-    _check_public_form(request, ENROL_CSRF_COOKIE, csrf_token, "enrolment")
+    if not _public_form_ok(request, ENROL_CSRF_COOKIE, csrf_token):
+        return _public_form(request, "enrol.html", ENROL_CSRF_COOKIE, "/enrol", status=403,
+                            error=_stale_form("enrolment"))
     keys = auth.enrolment_keys(request)
     try:
         auth.throttle(request, *keys)
@@ -235,25 +253,7 @@ def user_password(request: Request, name: str = Form(max_length=120), password: 
 
 
 # --- reviewer -----------------------------------------------------------------------------
-@router.get("/console/reviewer", response_class=HTMLResponse)
-def reviewer(request: Request, me: Principal = Depends(require(Role.REVIEWER))) -> HTMLResponse:
-    with reading(request) as ctx:
-        alerts = views.list_alerts(ctx, ctx.require(me.actor, {Role.REVIEWER}, "alert.list"))
-    return _page(request, "reviewer.html", me, alerts=alerts)
-
-
-@router.get("/console/alerts/{alert_id}", response_class=HTMLResponse)
-def alert_page(alert_id: defs.Id, request: Request,
-               me: Principal = Depends(require(Role.REVIEWER, Role.AUTHORISING_OFFICER))) -> HTMLResponse:
-    with tx(request) as ctx:
-        user, alert, dep = outcomes.handler_for(ctx, me.actor, "alert.view", alert_id)
-        ctx.audit(me.actor, "alert.view", "alert", alert.id)
-        out = views.alert_out(ctx, alert, user)
-        police_review = dep.police_review_required
-    return _page(request, "alert.html", me, alert=out, police_review=police_review,
-                 results=[(r.value, r.value.replace("_", " ")) for r in EngagementResult])
-
-
+# the queue and the alert page: openlfr.api.console_alerts
 @router.post("/console/alerts/{alert_id}/outcome")
 def alert_outcome(alert_id: defs.Id, request: Request, result: str = Form(max_length=32),
                   officer: str = Form("", max_length=120), note: str = Form("", max_length=2000),
@@ -294,12 +294,7 @@ def admin(request: Request, me: Principal = Depends(require(Role.OPERATOR_ADMIN)
         cams = [(c, cameras.current_signage(ctx, c.id, ctx.now().date())) for c in cameras.list_cameras(ctx, me.actor)]
         wls = [(w, len(watchlists.active_entries(ctx, w.id))) for w in watchlists.list_watchlists(ctx, me.actor)]
         deps = [views.deployment_out(d, ctx) for d in deployments.list_deployments(ctx, me.actor)]
-        # the images shared with this organisation under its active agreements
-        images = ctx.session.execute(
-            select(SharedImage).join(Agreement, Agreement.id == SharedImage.agreement_id)
-            .where(Agreement.operator_org_id == me.organisation_id, Agreement.status == "active",
-                   SharedImage.deleted_at.is_(None))
-            .order_by(SharedImage.id)).scalars().all()
+        images = views.shared_with(ctx, me.organisation_id)
     return _page(request, "admin.html", me, cameras=cams, watchlists=wls, deployments=deps, verbs=_verbs(me.role),
                  images=images, kinds=[k.value for k in DeploymentKind], bases=list(LegalBasis),
                  categories=list(WatchlistCategory),
@@ -380,14 +375,7 @@ def watchlist_create(request: Request, name: str = Form(max_length=120), criteri
                                                         f"watchlist {name} created")[1])
 
 
-@router.post("/console/watchlists/{watchlist_id}/entries")
-def watchlist_add(watchlist_id: defs.Id, request: Request, shared_image_id: str = Form(max_length=12),
-                  label: str = Form(max_length=120), reason: str = Form(max_length=2000),
-                  review_date: str = Form(max_length=20),
-                  me: Principal = Depends(require(Role.OPERATOR_ADMIN))) -> Response:
-    return _act(request, "/console/admin", lambda ctx: (watchlists.add_entry(ctx, me.actor, parse(
-        WatchlistAdd, watchlist_id=watchlist_id, shared_image_id=shared_image_id, label=label, reason=reason,
-        review_date=review_date)), f"entry added to watchlist {watchlist_id}")[1])
+# adding and removing watchlist entries: openlfr.api.console_forms
 
 
 @router.post("/console/deployments")
@@ -493,14 +481,7 @@ def force_page(request: Request, force: str = Query("", max_length=200),
 
 
 # --- auditor ------------------------------------------------------------------------------
-@router.get("/console/auditor", response_class=HTMLResponse)
-def auditor(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> HTMLResponse:
-    with reading(request) as ctx:
-        rows = list(ctx.session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(200)).scalars())
-    return _page(request, "auditor.html", me, events=rows, police=me.org_kind is OrgKind.POLICE_FORCE,
-                 oversight=me.org_kind is OrgKind.OVERSIGHT_BODY)
-
-
+# the audit log page: openlfr.api.console_audit
 @router.post("/console/audit/verify")
 def audit_verify(request: Request, me: Principal = Depends(require(Role.AUDITOR))) -> Response:
     def action(ctx: Any) -> str:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from openlfr.governance.credentials import MIN_PASSWORD
 from openlfr.governance.grounds import EngagementResult
@@ -225,6 +225,54 @@ class CameraOut(_Out):
     name: str
     location: str
     zone: str
+    stream_url: str = Field("", description="where the camera is read from; any password shown as ***")
+    settings: dict[str, Any] = Field(default_factory=dict, description="analysis settings that differ from the "
+                                     "defaults (see docs/pipeline.md); {}: all defaults")
+
+    @field_validator("stream_url", mode="before")
+    @classmethod
+    def _masked(cls, v: Any) -> str:
+        from openlfr.governance.cameras import mask_address
+
+        return mask_address(v)
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings(cls, v: Any) -> dict[str, Any]:
+        return dict(v or {})
+
+
+class CameraGapOut(_Out):
+    started_at: datetime
+    ended_at: datetime | None = Field(None, description="null: not over (or the worker stopped during it)")
+    attempts: int
+    reason: str
+
+
+class CameraStatusOut(BaseModel):
+    camera_id: int
+    name: str
+    location: str
+    state: str = Field(description="starting, running, stopped, failed, 'not responding' (said running, then "
+                                   "nothing for 30 s) or 'never run'")
+    deployment_id: int | None = None
+    fps: float = Field(0.0, description="frames analysed per second, lately")
+    frames_analysed: int = Field(0, description="frames analysed since the worker started")
+    last_frame_at: datetime | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    error: str = ""
+    gaps: list[CameraGapOut] = Field(default_factory=list, description="the latest times it delivered nothing")
+
+    @classmethod
+    def of(cls, h: Any) -> "CameraStatusOut":
+        """From a :class:`openlfr.governance.cameras.CameraHealth`."""
+        st = h.status
+        extra = {} if st is None else dict(
+            deployment_id=st.deployment_id, fps=st.fps, frames_analysed=st.frames_analysed,
+            last_frame_at=st.last_frame_at, started_at=st.started_at, updated_at=st.updated_at, error=st.error)
+        return cls(camera_id=h.camera.id, name=h.camera.name, location=h.camera.location, state=h.state,
+                   gaps=[CameraGapOut.model_validate(g) for g in h.gaps], **extra)
 
 
 class SignageOut(_Out):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import object_session
 
@@ -214,3 +217,124 @@ def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
         how_to_complain=complaints, deployments=[public_deployment(ctx, dep) for dep in deps],
         organisations=organisations(ctx),
         latest_checkpoint=defs.CheckpointOut(**latest.as_dict()) if latest is not None else None)
+
+
+# --- the reviewer's alert queue -----------------------------------------------------------
+#: the queue's state filter: only what is settled in the store, never the other reviewers'
+#: undisclosed decisions (reviewers decide blind: :func:`openlfr.governance.reviews.blind_view`)
+QUEUE_STATES = {"open": "awaiting review", "true": "verified: the listed person",
+                "false": "verified: not the listed person (false alert)", "unsure": "unsure",
+                "expired": "expired (past its retention time)"}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """The queue's filters (each ``None``: any)."""
+
+    state: str | None = None
+    camera_id: int | None = None
+    deployment_id: int | None = None
+    since: date | None = None  # alerts on or after this day (UTC)
+    until: date | None = None  # alerts on or before this day (UTC)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One alert of the queue as its viewer may see it, with its state in words."""
+
+    alert: defs.AlertOut
+    required: int  # confirmations by different reviewers before it counts as verified
+    state: str  # "pending" | "confirmed_once" | "escalated" | "true" | "false" | "unsure" | "expired"
+    state_words: str
+
+
+def queue_state(alert: Alert, out: defs.AlertOut, required: int, now: datetime) -> tuple[str, str]:
+    """(state, words) of an alert for its viewer: verified true/false, unsure, expired, or
+    "N of M confirmations" as the viewer may see them."""
+    if alert.retain_until <= now or alert.deleted_at is not None:
+        return "expired", "expired (past its retention time)"
+    if alert.review_outcome in ("true", "false", "unsure"):
+        return alert.review_outcome, {"true": "verified true", "false": "verified false",
+                                      "unsure": "unsure"}[alert.review_outcome]
+    words = f"{out.confirmations} of {required} confirmations"
+    prefix = {"pending": "pending · ", "escalated": "escalated · "}.get(out.status, "")
+    return out.status, prefix + words
+
+
+def alert_queue(ctx: Ctx, user: User, flt: QueueFilter, offset: int, limit: int) -> tuple[list[QueueRow], int]:
+    """One page of the alerts still held that ``user`` may review (newest first), and how many
+    match ``flt`` in all."""
+    now = ctx.now()
+    q = select(Alert).where(Alert.deleted_at.is_(None), Alert.deployment_id.in_(reviewable(user)))
+    if flt.state == "open":
+        q = q.where(Alert.review_outcome.is_(None), Alert.retain_until > now)
+    elif flt.state == "expired":
+        q = q.where(Alert.retain_until <= now)
+    elif flt.state is not None:
+        q = q.where(Alert.review_outcome == flt.state, Alert.retain_until > now)
+    if flt.camera_id is not None:
+        q = q.where(Alert.camera_id == flt.camera_id)
+    if flt.deployment_id is not None:
+        q = q.where(Alert.deployment_id == flt.deployment_id)
+    if flt.since is not None:
+        q = q.where(Alert.at >= datetime.combine(flt.since, time(), UTC))
+    if flt.until is not None:
+        q = q.where(Alert.at < datetime.combine(flt.until + timedelta(days=1), time(), UTC))
+    total = ctx.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    rows = ctx.session.execute(q.order_by(Alert.id.desc()).offset(offset).limit(limit)).scalars().all()
+    return [queue_row(ctx, a, user) for a in rows], total
+
+
+def queue_row(ctx: Ctx, alert: Alert, user: User) -> QueueRow:
+    """One alert as a queue row for ``user``."""
+    out = alert_out(ctx, alert, user)
+    dep = ctx.session.get(Deployment, alert.deployment_id)
+    required = dep.confirmations_required if dep is not None else 2
+    state, words = queue_state(alert, out, required, ctx.now())
+    return QueueRow(alert=out, required=required, state=state, state_words=words)
+
+
+# --- one watchlist with its entries ---------------------------------------------------------
+@dataclass(frozen=True)
+class EntryRow:
+    """One entry of a watchlist as its operator admin sees it (pseudonymous subject reference)."""
+
+    id: int
+    shared_image_id: int
+    label: str
+    reason: str
+    subject_ref: str
+    category: str
+    under_18: bool
+    review_date: date
+    added_at: datetime
+    removed_at: datetime | None
+    image_live: bool
+
+
+def watchlist_entries(ctx: Ctx, actor: object, watchlist_id: int) -> tuple[object, list[EntryRow]]:
+    """A watchlist the actor's organisation holds (:func:`openlfr.governance.watchlists.list_watchlists`
+    decides which) and every entry it ever had, current ones first."""
+    from openlfr.governance.watchlists import list_watchlists
+
+    found = next((w for w in list_watchlists(ctx, actor) if w.id == watchlist_id), None)  # type: ignore[arg-type]
+    if found is None:
+        raise NotFoundError(f"no watchlist {watchlist_id} of your organisation")
+    rows = ctx.session.execute(select(WatchlistEntry).where(WatchlistEntry.watchlist_id == watchlist_id)
+                               .order_by(WatchlistEntry.removed_at.is_not(None), WatchlistEntry.id)).scalars()
+    return found, [EntryRow(id=e.id, shared_image_id=e.shared_image_id, label=e.label, reason=e.reason, subject_ref=e.shared_image.subject_ref,
+                            category=e.shared_image.category, under_18=e.under_18, review_date=e.review_date,
+                            added_at=e.added_at, removed_at=e.removed_at,
+                            image_live=e.shared_image.deleted_at is None) for e in rows]
+
+
+def shared_with(ctx: Ctx, organisation_id: int | None) -> list:
+    """The live images shared with an operator organisation under its active agreements (what
+    its admins may put on a watchlist)."""
+    from openlfr.store.models import Agreement, SharedImage
+
+    return list(ctx.session.execute(
+        select(SharedImage).join(Agreement, Agreement.id == SharedImage.agreement_id)
+        .where(Agreement.operator_org_id == organisation_id, Agreement.status == "active",
+               SharedImage.deleted_at.is_(None))
+        .order_by(SharedImage.id)).scalars().all())

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 
-from openlfr.errors import InputError
+from openlfr.errors import InputError, NotFoundError
 from openlfr.governance.camera_sources import check_camera_source, parse_networks
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied
-from openlfr.governance.schemas import CameraCreate, Role, SignageCreate, parse
+from openlfr.governance.schemas import CameraCreate, CameraUpdate, Role, SignageCreate, parse
 from openlfr.store.models import Camera, Deployment, SignageRecord
+from openlfr.store.pipeline_models import CameraGap, CameraStatus
 
 
 def add_camera(ctx: Ctx, actor: Actor, data: CameraCreate) -> Camera:
@@ -29,6 +32,113 @@ def add_camera(ctx: Ctx, actor: Actor, data: CameraCreate) -> Camera:
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "camera.add", "camera", row.id, name=row.name, location=row.location, zone=row.zone)
+    return row
+
+
+def mask_address(address: str | None) -> str:
+    """A camera address with any password hidden (``rtsp://user:***@host/...``), for audit
+    events, lists and pages; other addresses unchanged."""
+    address = address or ""
+    try:
+        parts = urlsplit(address)
+        if parts.password is None:
+            return address
+        host = parts.netloc.rsplit("@", 1)[1]
+    except ValueError:  # not a URL that can be split: show nothing of it rather than a secret
+        return "(unreadable address)"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def update_camera(ctx: Ctx, actor: Actor, camera_id: int, data: CameraUpdate | dict[str, Any]) -> Camera:
+    """Change a camera's location, zone, address or analysis settings (an operator admin of the
+    camera's organisation). A new address passes the checks :func:`add_camera` makes; settings
+    are validated as :class:`openlfr.pipeline.settings.CameraSettings` and only those that differ
+    from the defaults are kept. Audited (``camera.update``) with old and new values, addresses
+    with any password masked. ``data`` may be raw fields (a form): they are parsed after the
+    caller is checked, so a refusal is audited."""
+    from openlfr.pipeline.settings import CameraSettings
+
+    user = ctx.require(actor, {Role.OPERATOR_ADMIN}, "camera.update", "camera", camera_id)
+    if isinstance(data, dict):
+        data = parse(CameraUpdate, **data)
+    camera = ctx.get(Camera, camera_id, "camera")
+    ctx.require_member(user, camera.organisation_id, f"change camera {camera.id}")
+    changes: dict[str, Any] = {}
+    if data.stream_url is not None and data.stream_url != camera.stream_url:
+        check_camera_source(data.stream_url, user.org.camera_networks or [])
+        changes["stream"] = {"old": mask_address(camera.stream_url), "new": mask_address(data.stream_url)}
+        camera.stream_url = data.stream_url
+    for name in ("location", "zone"):
+        new = getattr(data, name)
+        if new is not None and new != getattr(camera, name):
+            changes[name] = {"old": getattr(camera, name), "new": new}
+            setattr(camera, name, new)
+    if data.settings is not None:
+        merged = dict(camera.settings or {})
+        for key, value in data.settings.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        stored = parse(CameraSettings, **merged).stored()
+        if stored != (camera.settings or {}):
+            changes["settings"] = {"old": dict(camera.settings or {}), "new": stored}
+            camera.settings = stored
+    if not changes:
+        raise InputError("nothing to change: give a new location, zone, stream address or setting")
+    ctx.session.flush()
+    ctx.audit(actor, "camera.update", "camera", camera.id, name=camera.name, **changes)
+    return camera
+
+
+#: a worker that has not written its status for this long is no longer believed to run
+STALE_AFTER = timedelta(seconds=30)
+
+
+@dataclass
+class CameraHealth:
+    """A camera as its status page shows it: what its worker last said, and its latest gaps."""
+
+    camera: Camera
+    status: CameraStatus | None
+    gaps: list[CameraGap] = field(default_factory=list)
+    stale: bool = False  # said "running" (or "starting") but has not said anything lately
+
+    @property
+    def state(self) -> str:
+        """starting, running, stopped, failed, not responding, or never run."""
+        if self.status is None:
+            return "never run"
+        return "not responding" if self.stale else self.status.state
+
+
+def camera_status(ctx: Ctx, actor: Actor, gaps: int = 5) -> list[CameraHealth]:
+    """The status of each camera the actor may see (its organisation's operator admins, reviewers
+    and auditors; an oversight body's auditors: every camera) with its ``gaps`` latest gaps.
+    Nothing about any face: counts, rates and times only."""
+    query = ctx.visible(actor, "camera.status", select(Camera).order_by(Camera.id), Camera.organisation_id,
+                        roles={Role.OPERATOR_ADMIN, Role.REVIEWER, Role.AUDITOR})
+    now: datetime = ctx.now()
+    out = []
+    for camera in ctx.session.execute(query).scalars():
+        status = ctx.session.get(CameraStatus, camera.id)
+        recent = list(ctx.session.execute(select(CameraGap).where(CameraGap.camera_id == camera.id)
+                                          .order_by(CameraGap.started_at.desc(), CameraGap.id.desc())
+                                          .limit(gaps)).scalars())
+        stale = status is not None and status.state in ("starting", "running") and now - status.updated_at > STALE_AFTER
+        out.append(CameraHealth(camera, status, recent, stale))
+    return out
+
+
+def find_camera(ctx: Ctx, ref: str | int) -> Camera:
+    """A camera by name or by id (every command takes either; a name wins over an id). Finds
+    only: whether the caller may use the camera is each service's rule."""
+    text = str(ref).strip()
+    row = ctx.session.execute(select(Camera).where(Camera.name == text)).scalars().first()
+    if row is None and text.isdigit():
+        row = ctx.session.get(Camera, int(text))
+    if row is None:
+        raise NotFoundError(f"no camera named or numbered {text!r} (see openlfr camera list)")
     return row
 
 

@@ -22,15 +22,18 @@ from openlfr.store.models import User
 
 
 def log_in(gov: Governance, name: str, password: str, kind: str, lifetime: timedelta, place: str, *,
-           limit: int | None = None, window: float | None = None) -> tuple[Actor, ApiToken, User] | None:
+           limit: int | None = None, window: float | None = None,
+           place_limit: int | None = None) -> tuple[Actor, ApiToken, User] | None:
     """A new token of ``kind`` for ``name`` if the password is right and the user active, else
     ``None`` (both audited); :class:`~openlfr.governance.errors.Throttled` while ``name`` has
-    had too many failures from ``place`` (``limit`` per ``window`` seconds; defaults from the
-    policy)."""
+    had too many failures from ``place`` (``limit`` per ``window`` seconds, then a lockout
+    that doubles), or ``place`` too many failures whatever the names (``place_limit`` per
+    ``window``); defaults from the policy."""
     limit = limit or gov.policy.login_attempts
     window = window or gov.policy.login_window_seconds
+    place_limit = place_limit or gov.policy.login_place_attempts
     with gov.transaction() as ctx:
-        throttle.reserve(ctx, name, place, limit=limit, window=window)
+        throttle.reserve(ctx, name, place, limit=limit, window=window, place_limit=place_limit)
     with gov.reading() as ctx:
         user = credentials.check_password(ctx.session, name, password)
         user_id = user.id if user is not None else None

@@ -162,8 +162,9 @@ def _new_user(ctx: Ctx, org: Organisation, name: str, role: Role, rank: str | No
 def create_host_admin(ctx: Ctx, org_name: str, kind: OrgKind, name: str, password: str, by: str) -> User:
     """First run (machine-local): register the host organisation and create its first admin."""
     if ctx.session.execute(select(User.id)).first() is not None:
-        raise RuleViolation("this store already has users: their organisations' admins add more "
-                            "(console 'Users', POST /api/users or 'openlfr user add')")
+        raise RuleViolation("this store already has users: an admin of the organisation adds more, with "
+                            "'openlfr user add NAME --role ROLE' (logged in), on the console's users page "
+                            "(/console/users, an admin's home page) or POST /api/users")
     org, enrolment = register(ctx, OrganisationCreate(name=org_name, kind=kind), by, is_host=True)
     return enrol(ctx, enrolment.token, name, password)
 

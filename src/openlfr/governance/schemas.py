@@ -137,6 +137,19 @@ class CameraCreate(_In):
     stream_url: str = Field("", max_length=2000)
 
 
+class CameraUpdate(_In):
+    """Changes to a camera: only the fields given change.
+
+    ``settings`` changes the named analysis settings (``openlfr.pipeline.settings.CameraSettings``,
+    e.g. ``{"analyse_fps": 4, "roi": [0, 200, 1919, 1079]}``); a setting given as ``null`` goes
+    back to its default."""
+
+    location: str | None = Field(None, min_length=1, max_length=2000)
+    zone: str | None = Field(None, max_length=120)
+    stream_url: str | None = Field(None, max_length=2000, description="the camera's address; '' removes it")
+    settings: dict[str, Any] | None = Field(None, description="analysis settings to change (null: default)")
+
+
 class SignageCreate(_In):
     """A check of the public notice at a camera."""
 

@@ -48,10 +48,13 @@ def _camera(dep: Deployment, camera: int | str | None) -> Camera:
         if len(cams) != 1:
             names = ", ".join(repr(c.name) for c in cams)
             raise RuleViolation(f"deployment {dep.id} has {len(cams)} cameras ({names}): name the one whose "
-                                f"footage this is (--camera NAME)")
+                                f"footage this is (--camera NAME or ID)")
         return cams[0]
     for cam in cams:
         if (isinstance(camera, int) and cam.id == camera) or (isinstance(camera, str) and cam.name == camera):
+            return cam
+    for cam in cams:  # the command line's form: a name, or else an id
+        if isinstance(camera, str) and camera.strip().isdigit() and cam.id == int(camera):
             return cam
     raise NotFoundError(f"camera {camera!r} is not part of deployment {dep.id}")
 

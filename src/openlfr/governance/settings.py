@@ -40,6 +40,9 @@ class Policy(BaseSettings):
         30, gt=0, description="a camera worker's claim on its camera lasts this long unless renewed")
     login_attempts: int = Field(5, gt=0, description="failed logins allowed per user name and place...")
     login_window_seconds: float = Field(300, gt=0, description="...within this many seconds; then a lockout that doubles")
+    login_place_attempts: int = Field(
+        100, gt=0, description="failed logins allowed per place (client address) whatever the names, per window: "
+                               "stops a spray of guesses across many names")
 
     @field_validator("min_authorising_rank", "urgent_min_rank")
     @classmethod

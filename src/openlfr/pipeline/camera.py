@@ -37,6 +37,7 @@ from openlfr.pipeline.records import (
     AlertRecord, Counters, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
 )
 from openlfr.pipeline.settings import CameraSettings
+from openlfr.pipeline.status import write_status
 from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes, pad_box
@@ -159,6 +160,9 @@ class CameraPipeline:
         self._agreements_checked: datetime = datetime.min.replace(tzinfo=UTC)
         self._last_frame_index = 0
         self._last_wall: datetime | None = None
+        self._status_t = time.monotonic()  # when the status was last written
+        self._status_analysed = 0  # frames analysed by then
+        self._frame_seen: float | None = None  # (monotonic) when the last frame arrived
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,6 +182,7 @@ class CameraPipeline:
             self._last_alert = last_alert_times(ctx, self.deployment_id, self.camera_id)
             ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
                       settings=self.settings.model_dump(), source=self.source_label or "")
+            self._write_status(ctx, "starting")
 
         self.gov.run(begin)
 
@@ -200,8 +205,20 @@ class CameraPipeline:
         try:
             # intervals are in frame time (a recording may run faster or slower than the clock)
             self._flush(self._last_wall or self._now_wall(), finished=finished_source)
+            self.gov.run(lambda ctx: self._write_status(ctx, "stopped"))
         finally:
             self._release()
+
+    def _write_status(self, ctx: Ctx, state: str, error: str | None = None) -> None:
+        """The camera's status row: frames analysed per second since the last write, the time
+        the last frame arrived (by the clock, not the video)."""
+        now = time.monotonic()
+        elapsed = now - self._status_t
+        fps = (self.stats.analysed - self._status_analysed) / elapsed if elapsed > 0 else 0.0
+        self._status_t, self._status_analysed = now, self.stats.analysed
+        last = None if self._frame_seen is None else ctx.now() - timedelta(seconds=now - self._frame_seen)
+        write_status(ctx, self.camera_id, self.deployment_id, self.worker, state, fps=fps,
+                     frames_analysed=self.stats.analysed, last_frame_at=last, error=error)
 
     def _release(self) -> None:
         if self._claim is not None:
@@ -261,6 +278,9 @@ class CameraPipeline:
         self.counters.frames += 1
         self.stats.frames += 1
         self._last_frame_index = frame.index
+        self._frame_seen = time.monotonic()
+        if self._frame_seen - self._status_t >= self.settings.status_every_s:
+            self.gov.run(lambda ctx: self._write_status(ctx, "running"))
         at = self._last_wall = self._frame_wall(frame)
         if self._interval_start is None:
             self._interval_start = self._last_checkpoint = at
@@ -304,7 +324,9 @@ class CameraPipeline:
         for track in ended:
             track.data.clear()  # its shots (chips, crops) are gone with it
         alerts = self._analyse_faces(frame, at, pairs) if pairs else []
-        if (at - self._interval_start).total_seconds() >= self.settings.counters_interval_s:
+        # an alert is written with the counters it belongs to: a report never shows alerts
+        # without the faces searched that raised them
+        if alerts or (at - self._interval_start).total_seconds() >= self.settings.counters_interval_s:
             self._flush(at)
         elif self.source_label and (at - self._last_checkpoint).total_seconds() >= self.settings.checkpoint_every_s:
             self.gov.run(lambda ctx: save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label,

@@ -38,9 +38,16 @@ class CameraSettings(BaseModel):
     track_iou: float = Field(0.2, gt=0, lt=1, description="least IoU to continue a track")
     realert_after_s: float = Field(
         60.0, ge=0, description="no second alert for the same watchlist entry on this camera within this time")
-    counters_interval_s: float = Field(60.0, gt=0, description="counters are written (and audited) this often")
+    counters_interval_s: float = Field(60.0, gt=0, description="counters are written (and audited) this often, "
+                                                               "and with every alert")
+    status_every_s: float = Field(5.0, gt=0, description="the camera's status (running, fps, last frame) is "
+                                                        "written this often")
     checkpoint_every_s: float = Field(5.0, gt=0, description="recorded sources save their position this often")
     watchlist_refresh_s: float = Field(30.0, gt=0, description="re-check the deployment is live this often")
+    paced: bool = Field(False, description="recorded sources: play at real time, dropping frames the analysis "
+                                           "cannot keep up with, as a camera would")
+    loop: bool = Field(False, description="recorded sources: start again at the end, like a camera that never "
+                                          "stops (a demo camera); such a source never finishes")
     agreement_check_s: float = Field(
         2.0, gt=0, description="check this often that the agreements behind the watchlist are still in force "
                                "(a suspended or ended one's images leave the watchlist at once)")
@@ -51,6 +58,10 @@ class CameraSettings(BaseModel):
         if v is not None and (v[2] <= v[0] or v[3] <= v[1] or min(v) < 0):
             raise ValueError("roi must be (left, top, right, bottom) with right > left and bottom > top")
         return v
+
+    def stored(self) -> dict[str, object]:
+        """The fields that differ from the defaults (what a camera's ``settings`` column keeps)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
 
     def roi_box(self, shape: tuple[int, ...]) -> Box:
         """The region of interest clipped to a frame of ``shape``."""

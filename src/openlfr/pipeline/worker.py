@@ -101,6 +101,13 @@ def _source_refusal(gov: Governance, job: CameraJob) -> str:
     return reason
 
 
+def _record_failure(gov: Governance, job: CameraJob, reason: str) -> None:
+    """The camera failed: its status, a ``camera.failed`` audit event and an open gap."""
+    from openlfr.pipeline.status import record_failure
+
+    gov.run(lambda ctx: record_failure(ctx, job.camera_id, job.deployment_id, f"pipeline:{job.camera_name}", reason))
+
+
 def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: Any = None,
                gov: Governance | None = None) -> int:
     """Analyse one camera until its recording ends, ``stop`` is set or the deployment ends.
@@ -108,12 +115,14 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     Returns :data:`EXIT_DONE`, :data:`EXIT_NOT_LIVE`, :data:`EXIT_BAD_SOURCE` or
     :data:`EXIT_CAMERA_TAKEN` (another worker holds the camera; the refusal is audited and
     published as a ``refused`` status); other errors propagate (and the supervisor restarts
-    the worker).
+    the worker). A camera that cannot be read, or whose worker crashes, is recorded as failed
+    (:mod:`openlfr.pipeline.status`: status, audit event, gap).
     """
     from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
     from openlfr.pipeline.ownership import CameraTaken
     from openlfr.pipeline.reader import LatestFrameReader, Prefetcher
     from openlfr.pipeline.records import load_checkpoint
+    from openlfr.pipeline.status import write_status
     from openlfr.video.pacing import PacedSource
     from openlfr.video.sources import open_source, source_kind
 
@@ -122,14 +131,17 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     stop = stop or threading.Event()
     gov = gov or store.governance()
     settings = CameraSettings(**job.settings)
+    worker = f"pipeline:{job.camera_name}"
     try:
         kind = source_kind(job.source)
     except InputError as err:
         log.error("camera %s: %s", job.camera_name, err)
+        _record_failure(gov, job, str(err))
         return EXIT_BAD_SOURCE
     refusal = _source_refusal(gov, job)
     if refusal:
         log.error("camera %s: %s", job.camera_name, refusal)
+        _record_failure(gov, job, refusal)
         return EXIT_BAD_SOURCE
     recorded = kind in ("file", "folder")
     start_frame = 0
@@ -140,11 +152,13 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
             log.info("camera %s: %s already processed", job.camera_name, job.source)
             return EXIT_DONE
     pipe = CameraPipeline(gov, job.deployment_id, job.camera_id, settings, publish=publish,
-                          worker=f"pipeline:{job.camera_name}", source_label=job.source if recorded else None)
+                          worker=worker, source_label=job.source if recorded else None)
     try:
         pipe.start()
     except DeploymentNotLive as err:
         log.warning("camera %s: %s", job.camera_name, err)
+        why = str(err)
+        gov.run(lambda ctx: write_status(ctx, job.camera_id, job.deployment_id, worker, "stopped", error=why))
         return EXIT_NOT_LIVE
     except CameraTaken as err:
         log.error("camera %s: %s", job.camera_name, err)
@@ -153,14 +167,15 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
         return EXIT_CAMERA_TAKEN
     try:
         _, frames = open_source(job.source, settings.analyse_fps, start_frame=start_frame, on_gap=pipe.record_gap,
-                                stop=stop, backoff=Backoff())
+                                stop=stop, backoff=Backoff(), loop=settings.loop)
     except InputError as err:
         log.error("camera %s: %s", job.camera_name, err)
         pipe.finish()
+        _record_failure(gov, job, str(err))
         return EXIT_BAD_SOURCE
     if publish is not None:
         publish(StatusEvent(job.camera_id, job.deployment_id, "started", f"{kind} from frame {start_frame}"))
-    if recorded and job.paced:
+    if recorded and (job.paced or settings.paced):
         frames = LatestFrameReader(PacedSource(frames), stop=stop)
     elif recorded:
         frames = Prefetcher(frames, stop=stop)
@@ -170,10 +185,15 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
         pipe.run(frames, stop=stop, finished_source=recorded)
     except DeploymentNotLive as err:
         log.warning("camera %s: %s", job.camera_name, err)
+        why = str(err)
+        gov.run(lambda ctx: write_status(ctx, job.camera_id, job.deployment_id, worker, "stopped", error=why))
         return EXIT_NOT_LIVE
     except CameraTaken as err:  # its claim expired (the worker stalled) and another took the camera
         log.error("camera %s: %s", job.camera_name, err)
         return EXIT_CAMERA_TAKEN
+    except Exception as err:  # a crash: recorded, then the supervisor restarts the worker
+        _record_failure(gov, job, f"{type(err).__name__}: {err}")
+        raise
     finally:
         stop.set()
         source = getattr(frames, "source", None)
@@ -204,6 +224,7 @@ class _Worker:
     next_start: float = 0.0
     done: bool = False
     exit_codes: list[int] = field(default_factory=list)
+    outcome: str = ""  # how it ended: finished, not live, failed, refused, stopped
 
 
 class Supervisor:
@@ -223,6 +244,7 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         w.events = self.ctx.Queue()
+        w.outcome = ""
         w.process = self.ctx.Process(target=_worker_main, args=(w.job, self.store, w.events),
                                      name=f"openlfr-camera-{w.job.camera_name}", daemon=False)
         w.process.start()
@@ -266,13 +288,16 @@ class Supervisor:
                 if code in (EXIT_DONE, EXIT_NOT_LIVE, EXIT_BAD_SOURCE, EXIT_CAMERA_TAKEN) or self.stop_event.is_set():
                     w.done = True  # (a duplicate worker is not restarted: the camera has its worker)
                     kind = {EXIT_BAD_SOURCE: "failed", EXIT_CAMERA_TAKEN: "refused"}.get(code, "finished")
+                    w.outcome = "stopped" if self.stop_event.is_set() and code not in (
+                        EXIT_BAD_SOURCE, EXIT_CAMERA_TAKEN) else {EXIT_NOT_LIVE: "not live"}.get(code, kind)
                     self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, kind, f"exit {code}"))
                     continue
                 if self.max_restarts is not None and w.restarts >= self.max_restarts:
-                    w.done = True
+                    w.done, w.outcome = True, "failed"
                     self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, "failed", f"exit {code}"))
                     continue
                 w.restarts += 1
+                w.outcome = "failed"  # until its restart begins (a shutdown before then leaves it failed)
                 w.next_start = now + self.backoff.delay(w.restarts)
                 self.bus.publish(StatusEvent(w.job.camera_id, w.job.deployment_id, "died",
                                              f"exit {code}; restart {w.restarts} in {w.next_start - now:.1f} s"))
@@ -307,10 +332,20 @@ class Supervisor:
                     w.process.join(2)
                 w.exit_codes.append(w.process.exitcode)
                 w.done = True
+                w.outcome = w.outcome or {EXIT_BAD_SOURCE: "failed", EXIT_CAMERA_TAKEN: "refused"}.get(
+                    w.process.exitcode, "stopped")
         time.sleep(0.3)  # let the pump deliver what the workers sent last
         self._pumping.clear()
         if self._pump is not None:
             self._pump.join(2)
+
+    def outcomes(self) -> list[tuple[CameraJob, str, list[int]]]:
+        """(job, how it ended, exit codes) per camera, after :meth:`run` or :meth:`shutdown`."""
+        return [(w.job, w.outcome or "stopped", list(w.exit_codes)) for w in self.workers.values()]
+
+    def failed(self) -> list[CameraJob]:
+        """The cameras that failed (unusable address, or out of restarts)."""
+        return [w.job for w in self.workers.values() if w.outcome == "failed"]
 
     def pids(self) -> dict[int, int]:
         """Camera id -> pid of its live worker."""
@@ -319,7 +354,9 @@ class Supervisor:
 
 def jobs_for_live_deployments(gov: Governance, settings: dict[str, dict[str, Any]] | None = None,
                               cameras: list[str] | None = None, paced: bool = False) -> list[CameraJob]:
-    """A job for every camera (with a stream address) of every deployment live now."""
+    """A job for every camera (with a stream address) of every deployment live now, with the
+    camera's own settings from the store; ``settings`` overrides them (``{"*": {...}}`` for
+    every camera, ``{name: {...}}`` for one)."""
     from sqlalchemy import select
 
     from openlfr.store.models import Deployment
@@ -334,8 +371,9 @@ def jobs_for_live_deployments(gov: Governance, settings: dict[str, dict[str, Any
             if not dep.start <= now < dep.end:
                 continue
             for cam in dep.cameras:
-                if not cam.stream_url or (cameras and cam.name not in cameras):
+                if not cam.stream_url or (cameras and cam.name not in cameras and str(cam.id) not in cameras):
                     continue
                 jobs.append(CameraJob(dep.id, cam.id, cam.name, cam.stream_url,
-                                      {**settings.get("*", {}), **settings.get(cam.name, {})}, paced))
+                                      {**(cam.settings or {}), **settings.get("*", {}), **settings.get(cam.name, {})},
+                                      paced))
     return jobs

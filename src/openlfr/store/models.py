@@ -9,6 +9,7 @@ blob (see :mod:`openlfr.store.blobs`), set to ``None`` once the blob is deleted.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -236,6 +237,9 @@ class Camera(Base):
     zone: Mapped[str] = mapped_column(String(120), default="")
     stream_url: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # how its frames are analysed: the fields of ``openlfr.pipeline.settings.CameraSettings``
+    # that differ from the defaults (validated there); {}: the defaults
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class SignageRecord(Base):

@@ -88,3 +88,21 @@ class CameraOwner(Base):
     token: Mapped[str] = mapped_column(String(64))  # the claim's own random id (a restart is a new claim)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CameraStatus(Base):
+    """What the worker of a camera last said about it: running or not, how fast, when it last
+    had a frame, and its last error. Written by the worker (at start, about every few seconds
+    while running, and when it stops or fails); nothing about any face."""
+
+    __tablename__ = "camera_status"
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), primary_key=True)
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"), nullable=True)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))  # starting, running, stopped, failed
+    fps: Mapped[float] = mapped_column(Float, default=0.0)  # frames analysed per second, lately
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    last_frame_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

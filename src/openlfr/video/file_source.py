@@ -20,9 +20,13 @@ class VideoFileSource:
     ``sample_fps`` keeps that many frames per second of video on average (all when ``None``;
     :class:`~openlfr.video.schedule.FrameSchedule`, as the pipeline analyses them);
     ``start_frame`` skips the frames before it (to resume where a crashed run stopped).
+    ``loop`` starts the file again at its end, for ever: frame indices and times keep growing
+    (pass ``k`` of a file of ``n`` frames has indices ``k*n ... k*n+n-1``), so a checkpoint's
+    ``start_frame`` resumes in the right pass and times stay monotonic for the tracker.
     """
 
-    def __init__(self, path: str | Path, sample_fps: float | None = None, start_frame: int = 0) -> None:
+    def __init__(self, path: str | Path, sample_fps: float | None = None, start_frame: int = 0,
+                 loop: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such video file")
@@ -40,17 +44,28 @@ class VideoFileSource:
             raise InputError(f"{self.path}: not a video (a single still image?)")
         self.sample_fps = sample_fps
         self.start_frame = max(0, int(start_frame))
+        self.loop = loop
 
     @property
     def duration(self) -> float:
         return self.frame_count / self.fps if self.fps else 0.0
 
     def __iter__(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path))
         # the pipeline's own schedule, with half a frame's tolerance: it analyses every frame kept here
         schedule = FrameSchedule(self.sample_fps, 0.5 / self.fps)
+        # a looping source resumes in the pass its checkpoint was in
+        offset = (self.start_frame // self.frame_count) * self.frame_count if self.loop else 0
+        while True:
+            index = yield from self._one_pass(schedule, offset)
+            if not self.loop or index == offset:  # (a file that yields nothing more: stop, not spin)
+                return
+            offset = index
+
+    def _one_pass(self, schedule: FrameSchedule, offset: int) -> Iterator[Frame]:
+        """The file once, its frames numbered from ``offset``; returns the next index."""
+        cap = cv2.VideoCapture(str(self.path))
+        index = offset
         try:
-            index = 0
             while True:
                 if index < self.start_frame or not schedule.due(index / self.fps):
                     # grab() skips decoding work for frames we will not use
@@ -65,3 +80,4 @@ class VideoFileSource:
                 index += 1
         finally:
             cap.release()
+        return index

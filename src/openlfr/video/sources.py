@@ -36,8 +36,10 @@ def open_source(
     on_gap: Callable[[Gap], None] | None = None,
     stop: threading.Event | None = None,
     backoff: Backoff = Backoff(),
+    loop: bool = False,
 ) -> tuple[str, Iterable[Frame]]:
-    """(kind, frames) for ``address``; ``start_frame`` applies to files and folders only."""
+    """(kind, frames) for ``address``; ``start_frame`` applies to files and folders only,
+    ``loop`` (start again at the end) to files only."""
     kind = source_kind(address)
     if kind == "stream":
         return kind, StreamSource(address, sample_fps, on_gap=on_gap, stop=stop, backoff=backoff)
@@ -51,4 +53,4 @@ def open_source(
         return kind, FolderSource(address, fps=sample_fps or 1.0, start_frame=start_frame)
     from openlfr.video.file_source import VideoFileSource
 
-    return kind, VideoFileSource(address, sample_fps=sample_fps, start_frame=start_frame)
+    return kind, VideoFileSource(address, sample_fps=sample_fps, start_frame=start_frame, loop=loop)

@@ -18,7 +18,7 @@ import queue
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
 
@@ -35,6 +35,7 @@ HANDLERS = (Role.REVIEWER, Role.AUTHORISING_OFFICER)  # who may open an alert, r
 OFFICERS = (Role.AUTHORISING_OFFICER,)
 KEEPALIVE_S = 15.0
 POLL_S = 0.2  # worst-case added latency of an alert announced in this process
+STORE_BATCH = 200  # most alerts read from the store at once (a stream resumed far back catches up in steps)
 STORE_POLL_S = 1.0  # worst-case added latency of an alert committed by another process
 RECHECK_S = 0.75  # the caller's credential is checked again this often (and before anything is sent)
 
@@ -55,7 +56,7 @@ def _alerts_after(request: Request, last_id: int, deployments: set[int]) -> list
     with tx(request) as ctx:
         rows = ctx.session.execute(
             select(Alert).where(Alert.id > last_id, Alert.deleted_at.is_(None), Alert.deployment_id.in_(deployments))
-            .order_by(Alert.id)).scalars()
+            .order_by(Alert.id).limit(STORE_BATCH)).scalars()
         return [{"alert_id": a.id, "deployment_id": a.deployment_id, "camera_id": a.camera_id,
                  "entry_id": a.entry_id, "score": a.score, "at": a.at.isoformat()} for a in rows]
 
@@ -77,14 +78,20 @@ def _reviewable(request: Request, me: Principal) -> set[int] | None:
 
 @router.get("/alerts/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
-async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS))) -> StreamingResponse:
+async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)),
+                 after: int | None = Query(None, ge=0, le=2**62, description=(
+                     "send the caller's alerts committed after this alert id too (the newest one the page "
+                     "already shows), so none committed while the stream connects is missed"))) -> StreamingResponse:
     """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time),
     for the deployments the caller may review.
 
     Alerts come from the in-process event bus and from the store, which camera workers in
     other processes (``openlfr run``) commit to; each alert is sent once. The caller's
     credential is checked again at least every second and before each batch is sent: the
-    stream ends (``event: end``) as soon as it is revoked or expires or the user is deactivated."""
+    stream ends (``event: end``) as soon as it is revoked or expires or the user is deactivated.
+
+    Each alert event carries its id (``id:``), so a browser that reconnects (``Last-Event-ID``)
+    gets what it missed meanwhile; ``after`` does the same for a page's first connection."""
     allowed = await asyncio.to_thread(_reviewable, request, me)
     if allowed is None:
         raise HTTPException(401, "session expired or not valid: log in again", headers={"WWW-Authenticate": "Bearer"})
@@ -101,7 +108,13 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
     async def events() -> AsyncIterator[str]:
         nonlocal allowed
         sent: set[int] = set()
-        last_id = await asyncio.to_thread(_last_alert_id, request)  # older ones are in the queue page
+        resume = request.headers.get("last-event-id", "")
+        if resume.isdigit() and len(resume) < 19:  # a reconnecting browser: from its last alert
+            last_id = int(resume)
+        elif after is not None:  # from the newest alert the page shows
+            last_id = after
+        else:  # older ones are in the queue page
+            last_id = await asyncio.to_thread(_last_alert_id, request)
         checked = time.monotonic()
 
         async def recheck() -> bool:
@@ -150,7 +163,8 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)))
                     data.pop("label", None)
                     if "camera_id" in data:
                         data["camera"] = await asyncio.to_thread(camera_name, data["camera_id"])
-                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+                    ident = f"id: {data['alert_id']}\n" if kind == "alert" else ""
+                    yield f"{ident}event: {kind}\ndata: {json.dumps(data)}\n\n"
             if allowed is None:  # the credential is gone: say so (the console stops reconnecting) and end
                 yield 'event: end\ndata: {"reason": "credential no longer valid: log in again"}\n\n'
         finally:

@@ -24,7 +24,10 @@ def events(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int =
            action: str | None = Query(None, max_length=80),
            me: Principal = Depends(require(Role.AUDITOR))) -> list[defs.AuditEventOut]:
     """Audit events after sequence number ``after`` (optionally of one action prefix)."""
+    from openlfr.governance.audit_log import require_reader
+
     with tx(request) as ctx:
+        require_reader(ctx, me.actor)  # the service's rule, as for the console's audit page
         q = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
         if action:
             q = q.where(AuditEvent.action.startswith(action, autoescape=True))

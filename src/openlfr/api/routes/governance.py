@@ -17,7 +17,7 @@ from openlfr.api.deps import reading, tx
 from openlfr.governance import Role, parse
 from openlfr.governance import agreements, cameras, central, deployments, sharing, watchlists
 from openlfr.governance.schemas import (
-    AgreementCreate, CameraCreate, DeploymentRequest, SignageCreate, WatchlistAdd, WatchlistCreate,
+    AgreementCreate, CameraCreate, CameraUpdate, DeploymentRequest, SignageCreate, WatchlistAdd, WatchlistCreate,
 )
 
 router = APIRouter(prefix="/api")
@@ -187,6 +187,24 @@ def add_camera(body: CameraCreate, request: Request, me: Principal = Depends(req
     """Register a camera."""
     with tx(request) as ctx:
         return defs.CameraOut.model_validate(cameras.add_camera(ctx, me.actor, body))
+
+
+@router.get("/cameras/status", response_model=list[defs.CameraStatusOut], tags=["cameras"])
+def camera_status(request: Request,
+                  me: Principal = Depends(require(OPS, REVIEWER, AUDITOR))) -> list[defs.CameraStatusOut]:
+    """Each camera's worker as it last reported: running or not, frames analysed per second, when
+    it last had a frame, its latest gaps and its last error (no imagery)."""
+    with reading(request) as ctx:
+        return [defs.CameraStatusOut.of(h) for h in cameras.camera_status(ctx, me.actor)]
+
+
+@router.patch("/cameras/{camera_id}", response_model=defs.CameraOut, tags=["cameras"])
+def update_camera(camera_id: defs.Id, body: CameraUpdate, request: Request,
+                  me: Principal = Depends(require(OPS))) -> defs.CameraOut:
+    """Change a camera's location, zone, stream address or analysis settings (only the fields
+    given; a setting given as null goes back to its default). Audited, addresses masked."""
+    with tx(request) as ctx:
+        return defs.CameraOut.model_validate(cameras.update_camera(ctx, me.actor, camera_id, body))
 
 
 @router.put("/camera-networks", response_model=defs.CameraNetworksOut, tags=["cameras"])

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from openlfr.api import defs, views
 from openlfr.api.deps import reading
 from openlfr.evaluation.deployment_report import DeploymentEffectiveness
-from openlfr.evaluation.report import deployment_html
 from openlfr.store.models import AuditEvent
 
 router = APIRouter(tags=["public"])
@@ -60,7 +59,10 @@ def deployment_report_json(request: Request, deployment_id: int = Path(ge=1, le=
 
 @router.get("/transparency/deployments/{deployment_id}/report", response_class=HTMLResponse)
 def deployment_report_html(request: Request, deployment_id: int = Path(ge=1, le=2**31 - 1)) -> HTMLResponse:
-    """The same report as a plain HTML page, linked from the transparency page."""
+    """The same report as a page (counts, rates with intervals, verdict, outcomes, plots),
+    linked from the transparency page."""
+    from openlfr.api.console_reports import render_report
+
     with reading(request) as ctx:
         report = views.public_report(ctx, deployment_id)
-    return HTMLResponse(deployment_html(report.to_dict()))
+    return render_report(request, report, None)

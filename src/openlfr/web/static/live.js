@@ -1,8 +1,14 @@
-// Live alert queue: new alerts arrive by Server-Sent Events and are added on top.
+// Live alert queue: new alerts arrive by Server-Sent Events and are added on top, as the same
+// row the page shows (fetched from /console/alerts/{id}/row: thumbnail, candidate, score,
+// camera, time, state). The stream itself carries no names.
 (function () {
   const status = document.getElementById("live");
   const body = document.querySelector("#queue tbody");
-  const source = new EventSource("/api/alerts/stream");
+  if (!body || body.dataset.live !== "1") return;
+  // from the newest alert this page shows: none committed while the stream connects is missed
+  // (a reconnecting EventSource resumes by itself, from the last id it received)
+  const newest = Math.max(0, ...Array.from(body.querySelectorAll("tr[data-alert]"), (r) => Number(r.dataset.alert)));
+  const source = new EventSource(`/api/alerts/stream?after=${newest}`);
   source.onopen = () => { status.textContent = "Live: new alerts appear here."; };
   source.onerror = () => { status.textContent = "Live updates interrupted; reconnecting…"; };
   // the server ends the stream when the session is revoked, expired or the user deactivated
@@ -10,26 +16,19 @@
     source.close();
     status.textContent = "Live updates stopped: your session is no longer valid. Log in again.";
   });
-  source.addEventListener("alert", (msg) => {
+  source.addEventListener("alert", async (msg) => {
     const a = JSON.parse(msg.data);
     if (body.querySelector(`tr[data-alert="${a.alert_id}"]`)) return;
-    const row = document.createElement("tr");
-    row.className = "new";
-    row.dataset.alert = a.alert_id;
-    const cells = [`#${a.alert_id}`, a.at.replace("T", " ").slice(0, 19), a.camera || `camera ${a.camera_id}`, a.score.toFixed(3), "pending"];
-    cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      if (i === 0) {
-        const link = document.createElement("a");
-        link.href = `/console/alerts/${a.alert_id}`;
-        link.textContent = text;
-        td.appendChild(link);
-      } else {
-        td.textContent = text;
-      }
-      if (i === 4) td.className = "status-pending";
-      row.appendChild(td);
-    });
+    const response = await fetch(`/console/alerts/${a.alert_id}/row`, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const holder = document.createElement("tbody");
+    holder.innerHTML = await response.text();  // rendered and escaped by the server
+    const row = holder.querySelector("tr");
+    if (!row || body.querySelector(`tr[data-alert="${a.alert_id}"]`)) return;
     body.prepend(row);
+    const empty = document.querySelector("p.empty");
+    if (empty) empty.remove();
+    const count = document.querySelector("nav.pager .muted");  // "nothing matches" no longer holds
+    if (count) count.textContent = `${body.querySelectorAll("tr[data-alert]").length} shown, newest live`;
   });
 })();
