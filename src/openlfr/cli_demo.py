@@ -22,7 +22,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import user_errors as _errors
+from openlfr.cli_support import progress, user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 
 DEMO_HOST, DEMO_FORCE, DEMO_OVERSIGHT = "Estate Ltd", "Metropolitan Police", "Information Commissioner's Office"
@@ -253,21 +253,24 @@ def demo_setup(
                     name="warrants", criteria="Wanted on warrant for a violent offence; image under 12 months old",
                     categories=[WatchlistCategory.WANTED_SERIOUS], size_cap=100))
             shared = 0
-            for i, path in enumerate(paths):
-                try:
-                    prepared = sharing.prepare_image(gov.template_fn, path.read_bytes(), label=path.name)
-                    with gov.transaction() as ctx:
-                        img = sharing.share_image(ctx, met, ShareImage(
-                            agreement_id=ag.id, category=WatchlistCategory.WANTED_SERIOUS,
-                            reason=f"warrant W-{1000 + i}", warrant_ref=f"WA/{now.year}/{1000 + i:05d}",
-                            subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
-                        watchlists.add_entry(ctx, alice, WatchlistAdd(
-                            watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
-                            review_date=now.date() + timedelta(days=14)))
-                    shared += 1
-                    typer.echo(f"shared {path.name} as image {img.id}")
-                except OpenLFRError as err:  # an unusable photo is skipped, and its refusal audited
-                    typer.echo(f"skipped {path.name}: {err}")
+            with progress("shared", len(paths), "images") as bar:
+                for i, path in enumerate(paths):
+                    try:
+                        prepared = sharing.prepare_image(gov.template_fn, path.read_bytes(), label=path.name)
+                        with gov.transaction() as ctx:
+                            img = sharing.share_image(ctx, met, ShareImage(
+                                agreement_id=ag.id, category=WatchlistCategory.WANTED_SERIOUS,
+                                reason=f"warrant W-{1000 + i}", warrant_ref=f"WA/{now.year}/{1000 + i:05d}",
+                                subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
+                            watchlists.add_entry(ctx, alice, WatchlistAdd(
+                                watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
+                                review_date=now.date() + timedelta(days=14)))
+                        shared += 1
+                        typer.echo(f"shared {path.name} as image {img.id}")
+                    except OpenLFRError as err:  # an unusable photo is skipped, and its refusal audited
+                        typer.echo(f"skipped {path.name}: {err}")
+                    bar.advance(note=f"{i + 1 - shared} skipped" if i + 1 > shared else "")
+                bar.done(f"{shared} of {len(paths)} images shared onto the watchlist")
             if not shared:
                 raise InputError("none of the images could be shared")
             dep = _deploy(gov, me, wl.id, cams, threshold)

@@ -4,6 +4,7 @@ the real enrolment runs in the slow test of test_gov_cli.py and in the serve tes
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_demo_streams_the_clips_and_reruns(cli: Cli, data_dir: Path) -> None:
     out = cli.ok("demo-setup", "--count", "2", "--password", PW)
     assert "demo estate ready" in out and "chain OK" in out and "next: openlfr serve" in out
     assert "log in as ruth" in out and "Lin-Manuel Miranda" in out
+    assert re.search(r"3 of 3 images shared onto the watchlist \(\d+ s\)", out), out  # the closing summary
     with cli.session() as s:
         cams = {c.name: c for c in s.execute(select(Camera)).scalars()}
         assert Path(cams["north-gate"].stream_url) == (video / "short_hamilton_clip.mp4").resolve()
