@@ -660,7 +660,8 @@ def test_demo_setup_with_the_real_face_pipeline(cli: Cli, data_dir: Path, monkey
     monkeypatch.setattr(cli_governance, "_template_fn", lambda: enrolment_template)
     out = cli.ok("demo-setup", "--images", str(data_dir / "lfw"), "--count", "2", "--password", PW)
     assert "demo estate ready" in out and "chain OK" in out
-    assert out.count("shared ") == 3 and "shared lin-manuel-miranda.png" in out, out  # Miranda and 2 LFW people
+    shared = [line for line in out.splitlines() if line.startswith("shared ")]  # Miranda and 2 LFW people
+    assert len(shared) == 3 and "shared lin-manuel-miranda.png as image 1" in shared, out
     assert not cli.creds.exists()  # the demo's own sessions ended with it
     with cli.session() as s:
         assert not s.execute(select(ApiToken).where(ApiToken.revoked_at.is_(None))).first()
