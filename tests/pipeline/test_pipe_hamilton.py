@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pipekit import HAMILTON_PASSES, THRESHOLD, blob_files, decrypt_all, live_deployment, make_store, token_for
+from openlfr.rights.keys import media_bytes
 from openlfr.audit.chain import verify
 from openlfr.evaluation import deployment_report
 from openlfr.evaluation.demographics import wilson
@@ -61,7 +62,7 @@ def test_one_alert_for_miranda_track(tmp_path: Path, video_dir: Path) -> None:
         assert detail.track_id == alert.track_id and detail.candidate_label == "person 0"
         media = ctx.session.execute(select(MediaItem)).scalars().one()
         assert media.alert_id == alert.alert_id and media.kind == "crop"
-        crop = cv2.imdecode(np.frombuffer(ctx.blobs.get(media.blob), np.uint8), cv2.IMREAD_COLOR)
+        crop = cv2.imdecode(np.frombuffer(media_bytes(ctx, media), np.uint8), cv2.IMREAD_COLOR)
         assert crop is not None and min(crop.shape[:2]) >= 80  # the probe face, decrypted
         counters = ctx.session.execute(select(PipelineCounter)).scalars().all()
         assert sum(c.alerts for c in counters) == 1

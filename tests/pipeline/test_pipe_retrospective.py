@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
 
 from govkit import Clock, Estate, as_image, fake_template, grounds  # noqa: E402
 
+from openlfr.rights.keys import media_bytes  # noqa: E402
 from openlfr.audit.chain import verify  # noqa: E402
 from openlfr.errors import NotFoundError  # noqa: E402
 from openlfr.governance import Actor, Governance, OrgKind, PermissionDenied, Role, RuleViolation, parse  # noqa: E402
@@ -195,7 +196,7 @@ def test_search_of_the_hamilton_clip_alerts_once_on_miranda(store_env: None, vid
         assert stored[0].retain_until > stored[0].at  # retained like a live alert
         media = ctx.session.execute(select(MediaItem)).scalars().one()
         assert media.alert_id == alert["alert"] and media.kind == "crop"
-        crop = cv2.imdecode(np.frombuffer(ctx.blobs.get(media.blob), np.uint8), cv2.IMREAD_COLOR)
+        crop = cv2.imdecode(np.frombuffer(media_bytes(ctx, media), np.uint8), cv2.IMREAD_COLOR)
         assert crop is not None and min(crop.shape[:2]) >= 80
         # reviewers of the deployment see it among their alerts
         me = ctx.session.execute(select(User).where(User.name == "reviewer")).scalar_one()

@@ -28,6 +28,7 @@ from openlfr.api.paging import PER_PAGE, Pager
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.governance import Role, outcomes, parse
 from openlfr.governance.grounds import EngagementResult
+from openlfr.rights.keys import media_bytes
 from openlfr.store.models import Alert, Camera, MediaItem
 
 router = APIRouter(include_in_schema=False)
@@ -123,8 +124,8 @@ def alert_thumb(alert_id: defs.Id, request: Request, me: Principal = Depends(req
                                    .order_by(MediaItem.id)).scalars().first()
         if item is None or item.blob is None:
             raise NotFoundError(f"alert {alert_id} has no probe crop (never stored, or deleted under the retention policy)")
+        data = media_bytes(ctx, item)
         ctx.audit(me.actor, "alert.view_crop", "alert", alert_id, thumbnail=True)
-        data = ctx.blobs.get(item.blob)
     return Response(_thumbnail(data), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

@@ -69,8 +69,19 @@ class Ctx:
         """The current time from the injected clock."""
         return self.clock()
 
-    def audit(self, actor: Actor | str, action: str, object_type: str, object_id: Any, **details: Any) -> None:
-        """Append an audit event in this transaction (``actor``: a credential, or a system name)."""
+    def audit(self, actor: Actor | str, action: str, object_type: str, object_id: Any, *,
+              personal: dict[str, Any] | None = None, subject: str | None = None, **details: Any) -> None:
+        """Append an audit event in this transaction (``actor``: a credential, or a system name).
+
+        ``personal`` fields are sealed under the erasure key ``subject`` (``alert:<id>``,
+        ``request:<id>``; see :mod:`openlfr.rights.keys`) and stored as ``details["personal"]``:
+        the chain hashes the ciphertext, so erasing the subject leaves the chain verifiable."""
+        if personal:
+            if subject is None:
+                raise ValueError("personal audit details need the subject whose erasure key seals them")
+            from openlfr.rights.keys import seal_fields
+
+            details["personal"] = seal_fields(self, subject, personal)
         audit.append(self.session, actor=self.name_of(actor), action=action, object_type=object_type,
                      object_id=str(object_id), details=details, at=self.now())
 

@@ -20,6 +20,7 @@ from openlfr.errors import InputError
 from openlfr.governance import agreements, deployments, outcomes
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import RuleViolation
+from openlfr.rights.keys import alert_ref, seal_bytes
 from openlfr.store.models import Alert, Camera, Deployment, MediaItem
 
 if TYPE_CHECKING:
@@ -41,8 +42,11 @@ def record_alert(ctx: Ctx, deployment_id: int, camera_id: int, score: float, at:
                 retain_until=at + timedelta(days=ctx.policy.alert_retention_days))
     ctx.session.add(row)
     ctx.session.flush()
-    ctx.audit(worker, "alert.record", "alert", row.id, deployment=dep.id, camera=camera_id, entry=entry_id,
-              score=round(score, 4), retain_until=row.retain_until)
+    # which watchlist entry a passer-by's face matched, and how closely, is personal data of both:
+    # sealed under the alert's erasure key (openlfr.rights.keys), so erasing the alert erases it here too
+    ctx.audit(worker, "alert.record", "alert", row.id, deployment=dep.id, camera=camera_id,
+              retain_until=row.retain_until, personal={"entry": entry_id, "score": round(score, 4)},
+              subject=alert_ref(row.id))
     return row
 
 
@@ -59,6 +63,8 @@ def record_media(ctx: Ctx, kind: str, deployment_id: int, camera_id: int, data: 
         until = alert.retain_until
     else:
         until = at + timedelta(seconds=ctx.policy.non_alert_retention_seconds)
+    if alert_id is not None:  # under the alert's own key too: erasing the alert makes every copy unreadable
+        data = seal_bytes(ctx, alert_ref(alert_id), data)
     row = MediaItem(kind=kind, deployment_id=deployment_id, camera_id=camera_id, alert_id=alert_id,
                     blob=ctx.blobs.put(data), created_at=at, retain_until=until)
     ctx.session.add(row)

@@ -22,6 +22,7 @@ class Role(StrEnum):
     AUTHORISING_OFFICER = "authorising_officer"
     REVIEWER = "reviewer"
     AUDITOR = "auditor"
+    DPO = "dpo"  # data protection officer: people's requests (access, erasure, objection, complaints)
 
 
 class _In(BaseModel):
@@ -43,8 +44,8 @@ class OrgKind(StrEnum):
 # which roles each kind of organisation may give its users
 ROLES_BY_KIND: dict[OrgKind, frozenset[Role]] = {
     OrgKind.POLICE_FORCE: frozenset({Role.ADMIN, Role.SUPPLIER, Role.AUTHORISING_OFFICER, Role.OPERATOR_ADMIN,
-                                     Role.REVIEWER, Role.AUDITOR}),
-    OrgKind.SITE_OPERATOR: frozenset({Role.ADMIN, Role.OPERATOR_ADMIN, Role.REVIEWER, Role.AUDITOR}),
+                                     Role.REVIEWER, Role.AUDITOR, Role.DPO}),
+    OrgKind.SITE_OPERATOR: frozenset({Role.ADMIN, Role.OPERATOR_ADMIN, Role.REVIEWER, Role.AUDITOR, Role.DPO}),
     OrgKind.OVERSIGHT_BODY: frozenset({Role.ADMIN, Role.AUDITOR}),
 }
 

@@ -16,6 +16,9 @@ class Policy(BaseSettings):
 
     alert_retention_days: float = Field(31, ge=0, description="alerts and their crops/footage are kept this long")
     non_alert_retention_seconds: float = Field(0, ge=0, description="crops/footage not tied to an alert: 0 = next sweep")
+    dismissed_alert_retention_hours: float = Field(
+        0, ge=0, description="an alert dismissed as someone else (a false alert) is pseudonymised this long after its "
+        "review: its crop, key and details go, the counts stay; 0 = at the next sweep")
     snapshot_retention_hours: float = Field(
         24, ge=0, description="a deployment's watchlist snapshot is deleted this long after its end")
     signage_max_age_days: int = Field(90, ge=0, description="a signage check older than this is not current")

@@ -349,6 +349,10 @@ class Alert(Base):
     # a reviewer's verdict: "true" (the listed person), "false" (someone else) or "unsure"
     review_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # why it was deleted: its retention ended, or one alert deleted early (with the reason given)
+    deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # when its details were wiped (retention over, or erased): only what the reports count is left
+    pseudonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MediaItem(Base):
@@ -411,3 +415,4 @@ class AuditHead(Base):
 
 from openlfr.store import pipeline_models  # noqa: E402,F401  (the live pipeline's tables)
 from openlfr.store import api_models  # noqa: E402,F401  (the HTTP API's tables)
+from openlfr.store import rights_models  # noqa: E402,F401  (people's rights: requests, erasure keys, holds)

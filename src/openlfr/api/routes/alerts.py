@@ -27,6 +27,7 @@ from openlfr.api.auth import Principal, require
 from openlfr.api.deps import tx
 from openlfr.governance import Ctx, Role, outcomes, reviews
 from openlfr.governance.credentials import live_token
+from openlfr.rights.keys import media_bytes
 from openlfr.store.models import Alert, Camera, MediaItem, SharedImage, WatchlistEntry
 
 router = APIRouter(prefix="/api", tags=["alerts"])
@@ -199,7 +200,10 @@ def review(alert_id: defs.Id, body: defs.ReviewIn, request: Request,
 def _image(ctx: Ctx, blob: str | None, what: str) -> Response:
     if blob is None:
         raise HTTPException(410, f"the {what} has been deleted under the retention policy")
-    data = ctx.blobs.get(blob)
+    return _image_response(ctx.blobs.get(blob))
+
+
+def _image_response(data: bytes) -> Response:
     kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     return Response(data, media_type=kind, headers={"Cache-Control": "no-store"})
 
@@ -213,8 +217,11 @@ def crop(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*H
                                    .order_by(MediaItem.id)).scalars().first()
         if item is None:
             raise HTTPException(404, f"alert {alert_id} has no probe crop")
+        if item.blob is None:
+            raise HTTPException(410, "the probe crop has been deleted under the retention policy or erased")
+        data = media_bytes(ctx, item)
         ctx.audit(me.actor, "alert.view_crop", "alert", alert_id)
-        return _image(ctx, item.blob, "probe crop")
+        return _image_response(data)
 
 
 @router.get("/alerts/{alert_id}/watchlist-image", response_class=Response,
