@@ -362,6 +362,7 @@ def evaluate_lfw(
 def _register_extensions() -> None:
     # each command group lives beside the part of openlfr it drives
     from openlfr import cli_alerts, cli_api, cli_effectiveness, cli_governance, cli_keys, cli_pipeline
+    from openlfr import cli_rights
 
     cli_governance.register(app)
     cli_alerts.register(app)
@@ -369,6 +370,7 @@ def _register_extensions() -> None:
     cli_pipeline.register(app)
     cli_effectiveness.register(app, evaluate_app)
     cli_api.register(app)
+    cli_rights.register(app)
 
 
 _register_extensions()

@@ -1,5 +1,5 @@
-"""Alert commands: ``openlfr alert list|review|outcome|due|escalations|resolve``, as the user
-logged in (``openlfr login NAME``, or ``OPENLFR_TOKEN``).
+"""Alert commands: ``openlfr alert list|review|outcome|due|escalations|resolve|delete|hold|release|holds``,
+as the user logged in (``openlfr login NAME``, or ``OPENLFR_TOKEN``).
 
 They call the same services as the HTTP API and the console (two-person review, escalations
 owned by the authorising force's officers, engagement outcomes), which check the user's role
@@ -19,7 +19,8 @@ from openlfr.cli_auth import governance, verify
 from openlfr.cli_support import print_rows, user_errors
 from openlfr.governance.grounds import EngagementResult
 
-alert_app = typer.Typer(help="Alerts: review, escalations, and what happened after a verified alert.",
+alert_app = typer.Typer(help="Alerts: review, escalations, what happened after a verified alert, early "
+                        "deletion and legal holds.",
                         no_args_is_help=True)
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -72,10 +73,12 @@ def outcome(alert_id: AlertId, result: Annotated[str, typer.Option(help=f"What h
             note: Annotated[str, typer.Option(help="What happened, in words.")] = "") -> None:
     """Record what happened after a verified alert (once; it cannot be changed)."""
     from openlfr.governance import outcomes
+    from openlfr.rights.keys import open_text
 
     with _as_user("alert.outcome") as (ctx, me):
         row = outcomes.record_outcome(ctx, me, alert_id, result, note, officer)
-    typer.echo(f"alert {alert_id}: outcome recorded ({row.result.replace('_', ' ')}, officer {row.officer})")
+        engaged = open_text(ctx, row.officer)  # stored sealed under the alert's erasure key
+    typer.echo(f"alert {alert_id}: outcome recorded ({row.result.replace('_', ' ')}, officer {engaged})")
 
 
 @alert_app.command("due")
@@ -118,6 +121,63 @@ def resolve(escalation_id: Annotated[int, typer.Argument(help="The escalation's 
         alert = ctx.session.get(Alert, esc.alert_id)
         state = reviews.status(alert, reviews.reviews_of(ctx, alert.id))
     typer.echo(f"escalation {escalation_id}: {decision} recorded; alert {esc.alert_id} now {state.replace('_', ' ')}")
+
+
+# --- early deletion and legal holds (operator admins and DPOs: governance.alert_lifecycle) ---
+@alert_app.command("delete")
+@user_errors
+def delete(alert_id: AlertId,
+           reason: Annotated[str, typer.Option(help="Why this alert is deleted before its retention ends (audited).")]
+           = "") -> None:
+    """Delete one alert early, with a reason: its crop, key, details and notes go, the counts stay.
+    Refused under a legal hold (operator admins and DPOs of the deployment's organisation,
+    DPOs of the force that authorised it)."""
+    from openlfr.governance import alert_lifecycle
+
+    with _as_user("alert.delete") as (ctx, me):
+        wiped = alert_lifecycle.delete_alert(ctx, me, alert_id, reason)
+    typer.echo(f"alert {alert_id}: deleted ({len(wiped.media_deleted)} crops/footage deleted, "
+               f"key {'destroyed' if wiped.key_destroyed else 'already gone'}); its counts stay in the reports")
+
+
+@alert_app.command("hold")
+@user_errors
+def hold(alert_id: AlertId,
+         proceeding: Annotated[str, typer.Option(help="The proceeding the alert is kept for, by name.")] = "",
+         review_date: Annotated[str, typer.Option(help="When the hold must be reviewed: YYYY-MM-DD, in the future.")]
+         = "") -> None:
+    """Hold an alert past its retention for a named proceeding, until the hold is released."""
+    from openlfr.governance import alert_lifecycle
+
+    with _as_user("alert.hold") as (ctx, me):
+        row = alert_lifecycle.place_hold(ctx, me, alert_id, proceeding, review_date)
+    typer.echo(f"alert {alert_id}: held (hold {row.id}) for {row.proceeding!r}, review by {row.review_date:%Y-%m-%d}")
+
+
+@alert_app.command("release")
+@user_errors
+def release(hold_id: Annotated[int, typer.Argument(help="The hold's id (openlfr alert holds).")],
+            reason: Annotated[str, typer.Option(help="Why the alert need no longer be kept (audited).")] = "") -> None:
+    """Release a legal hold: the alert's retention applies again from the next sweep."""
+    from openlfr.governance import alert_lifecycle
+
+    with _as_user("alert.hold_release") as (ctx, me):
+        row = alert_lifecycle.release_hold(ctx, me, hold_id, reason)
+    typer.echo(f"hold {hold_id} released: alert {row.alert_id}'s retention applies again from the next sweep")
+
+
+@alert_app.command("holds")
+@user_errors
+def holds(due: Annotated[bool, typer.Option("--due", help="Only the holds whose review date has come.")] = False,
+          json_out: JsonOut = False) -> None:
+    """The legal holds in force on alerts you may keep, by review date ("due": review it now)."""
+    from openlfr.governance import alert_lifecycle
+
+    with _as_user("alert.holds") as (ctx, me):
+        rows = alert_lifecycle.holds(ctx, me, due_only=due)
+    print_rows([{"id": h.id, "alert": h.alert_id, "deployment": h.deployment_id, "proceeding": h.proceeding,
+                 "review_date": h.review_date.isoformat(), "due": "due" if h.due else "",
+                 "placed_by": h.placed_by, "placed": h.placed_at.isoformat()} for h in rows], json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,7 +34,9 @@ DEMO_USERS = [("met", "supplier", None, DEMO_FORCE),
               ("supt-brown", "authorising_officer", "superintendent", DEMO_FORCE),
               ("alice", "operator_admin", None, DEMO_HOST),
               ("ruth", "reviewer", None, DEMO_HOST), ("sam", "reviewer", None, DEMO_HOST),
-              ("ico", "auditor", None, DEMO_OVERSIGHT)]
+              ("ico", "auditor", None, DEMO_OVERSIGHT),
+              # the estate's data protection officer: people's requests (/console/requests)
+              ("dana", "dpo", None, DEMO_HOST)]
 DEMO_REVIEWERS = [name for name, role, _, _ in DEMO_USERS if role == "reviewer"]
 DEMO_PURPOSE = "Locate wanted violent offenders at the estate"
 # (camera, location, clip under <shared data>/video): Miranda appears in the Hamilton clip

@@ -36,6 +36,6 @@ def test_serving_app_sweeps_expired_alerts(tmp_path: Path) -> None:
         assert ctx.session.get(Alert, expired_id).deleted_at is not None
         assert ctx.session.get(Alert, kept_id).deleted_at is None
         actions = [e.action for e in ctx.session.query(AuditEvent).order_by(AuditEvent.seq)]
-    assert sweeps >= 1 and "alert.delete" in actions and "retention.sweep" in actions
+    assert sweeps >= 1 and "alert.pseudonymise" in actions and "retention.sweep" in actions
     assert not app.state.sweeper._thread.is_alive()  # stopped with the server
     gov.close()

@@ -28,6 +28,8 @@ SKIP = {("GET", "/api/alerts/stream"), ("POST", "/api/auth/logout")}
 
 
 def _user_for(method: str, path: str) -> str:
+    if path.startswith(("/api/requests", "/api/findings")):
+        return "estate-dpo"  # people's requests: the data protection officer (made in fuzz_site)
     if path.startswith(("/api/alerts", "/api/outcomes")):
         return "reviewer"
     if path.startswith("/api/escalations"):
@@ -48,11 +50,18 @@ def _user_for(method: str, path: str) -> str:
 def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     gov = make_gov(tmp_path_factory.mktemp("fuzz-store"))
     build_store(gov)
+    from apikit import actor
+    from openlfr.governance import Role, users
+    from openlfr.governance.schemas import UserCreate
+
+    estate_admin = actor(gov, "estate-admin")
+    with gov.transaction() as ctx:
+        users.create_user(ctx, estate_admin, UserCreate(name="estate-dpo", role=Role.DPO), PASSWORD)
     app = create_app(gov, settings=ApiSettings(max_upload_bytes=100_000, login_attempts=100_000))
     with serve(app) as url:
         with httpx.Client(base_url=url) as c:
             tokens = {n: c.post("/api/auth/token", json={"name": n, "password": PASSWORD}).json()["token"]
-                      for n in USERS}
+                      for n in [*USERS, "estate-dpo"]}
         yield url, tokens
     gov.close()
 

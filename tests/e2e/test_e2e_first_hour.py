@@ -205,7 +205,7 @@ def test_first_hour(fresh: Fresh, browser) -> None:  # type: ignore[no-untyped-d
     public.screenshot(path=str(ARTIFACTS / "public-transparency-after.png"), full_page=True)
 
     # every console page of every demo user (each organisation's admins and staff)
-    for who in ("alice", "ruth", "supt-brown", "met", "ico", "estate-admin", "met-admin", "ico-admin"):
+    for who in ("alice", "ruth", "supt-brown", "met", "ico", "dana", "estate-admin", "met-admin", "ico-admin"):
         page = _login(browser, fresh.url, who)
         assert _shoot_every_page(page, fresh.url, who)
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from openlfr.cli_demo import DEMO_CAMERA_SETTINGS, demo_recording
-from openlfr.store.models import Camera, Deployment, WatchlistEntry
+from openlfr.store.models import Camera, Deployment, User, WatchlistEntry
 import test_gov_cli
 
 PW, Cli = test_gov_cli.PW, test_gov_cli.Cli
@@ -27,6 +27,7 @@ def test_demo_streams_the_clips_and_reruns(cli: Cli, data_dir: Path) -> None:
     assert "demo estate ready" in out and "chain OK" in out and "next: openlfr serve" in out
     assert "log in as ruth" in out and "Lin-Manuel Miranda" in out
     assert re.search(r"3 of 3 images shared onto the watchlist \(\d+ s\)", out), out  # the closing summary
+    assert f"dana: {PW} (dpo, Estate Ltd)" in out  # the estate's data protection officer, with a password
     with cli.session() as s:
         cams = {c.name: c for c in s.execute(select(Camera)).scalars()}
         assert Path(cams["north-gate"].stream_url) == (video / "short_hamilton_clip.mp4").resolve()
@@ -36,6 +37,10 @@ def test_demo_streams_the_clips_and_reruns(cli: Cli, data_dir: Path) -> None:
         assert labels[0] == "lin-manuel-miranda" and len(labels) == 3
         (dep,) = s.execute(select(Deployment)).scalars()
         assert dep.status == "live" and {c.id for c in dep.cameras} == {c.id for c in cams.values()}
+        dpo = s.execute(select(User).where(User.name == "dana")).scalar_one()
+        assert (dpo.role, dpo.organisation, dpo.active) == ("dpo", "Estate Ltd", True)
+    cli.login("dana")  # the demo password works for the DPO too
+    cli.ok("logout")
     # the README's command again: the demo is there, so it says so and succeeds
     again = cli.ok("demo-setup")
     assert "already set up" in again and f"deployment {dep.id} is live" in again and "break-glass" in again

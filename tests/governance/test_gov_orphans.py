@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 from govkit import KEY, Estate
 from openlfr.governance import retention
 from openlfr.governance.retention import referenced_blobs
@@ -66,3 +68,27 @@ def test_kill_9_during_blob_writes_then_a_sweep_leaves_no_orphan(estate: Estate,
         from openlfr.audit.consistency import check_store
 
         assert check_store(ctx.session, estate.gov.blob_store).ok
+
+
+def test_a_sweep_keeps_every_blob_a_row_refers_to(estate: Estate, tmp_path: Path) -> None:
+    """Signage photos, alert crops and the alerts' erasure keys are blobs too: an orphan sweep
+    that missed one would destroy a notice's evidence, or erase an alert nobody asked to erase."""
+    from openlfr.rights.keys import alert_ref, key_of, media_bytes
+
+    dep, cam, _ = estate.live_deployment()
+    notice = cv2.imencode(".png", np.full((40, 60, 3), 200, np.uint8))[1].tobytes()
+    estate.signage(dep, [cam], photo=notice)
+    now = estate.clock.now
+    with estate.gov.transaction() as ctx:
+        alert = retention.record_alert(ctx, dep, cam, 0.9, now)
+        crop = retention.record_media(ctx, "crop", dep, cam, b"a face crop", now, alert_id=alert.id)
+        ids = (alert.id, crop.id)
+    with estate.gov.transaction() as ctx:
+        retention.sweep(ctx, orphan_grace_s=0)
+    with estate.gov.transaction() as ctx:
+        from openlfr.store.models import MediaItem, SignageRecord
+
+        photos = [r.photo_blob for r in ctx.session.query(SignageRecord).all() if r.photo_blob]
+        assert photos and all(estate.gov.blob_store.get(b) for b in photos)
+        assert key_of(ctx, alert_ref(ids[0])) is not None
+        assert media_bytes(ctx, ctx.session.get(MediaItem, ids[1])) == b"a face crop"

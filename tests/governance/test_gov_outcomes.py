@@ -24,6 +24,7 @@ from openlfr.governance import (
     reviews,
     users,
 )
+from openlfr.rights.keys import open_fields, open_text
 from openlfr.store.api_models import AlertOutcome, Escalation
 from openlfr.store.models import Alert, AuditEvent, Deployment, Organisation, User
 
@@ -100,7 +101,10 @@ def test_a_verified_alert_is_due_an_outcome_until_one_is_recorded(estate: Estate
                       "mistaken_identity": 0, "not recorded": 0}
     (event,) = _events(estate, "alert.outcome")
     assert event.actor == "officer" and event.object_id == str(alert)
-    assert json.loads(event.details)["result"] == "arrested" and json.loads(event.details)["officer"] == "PC 4411"
+    assert json.loads(event.details)["result"] == "arrested" and "PC 4411" not in event.details  # sealed
+    with estate.gov.transaction() as ctx:
+        assert open_fields(ctx, json.loads(event.details)["personal"]) == {"officer": "PC 4411",
+                                                                           "note": "arrested on the warrant"}
 
 
 def test_only_a_verified_alert_gets_an_outcome(estate: Estate) -> None:
@@ -179,7 +183,8 @@ def test_an_escalation_is_owned_by_the_authorising_forces_officers(estate: Estat
         (esc,) = ctx.session.execute(select(Escalation)).scalars()
         assert esc.owner_role == "authorising_officer"
         assert ctx.session.get(Organisation, esc.owner_org_id).name == estate.force
-        assert esc.reason == "not sure: hat and glasses" and esc.resolved_at is None
+        assert open_text(ctx, esc.reason) == "not sure: hat and glasses" and esc.resolved_at is None
+        assert "hat" not in esc.reason  # sealed under the alert's erasure key
         (view,) = reviews.escalations(ctx, estate.officer)
         assert view.alert_id == alert and view.opened_by == "reviewer" and view.status == "open"
         assert reviews.escalations(ctx, estate.reviewer) == []  # the queue is the owners' only

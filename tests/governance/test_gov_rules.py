@@ -272,15 +272,15 @@ def test_retention_deletes_alerts_crops_footage_and_snapshots(estate: Estate) ->
     with estate.gov.transaction() as ctx:
         first = retention.sweep(ctx)
     assert first.media_deleted == [footage_id] and not store.exists(footage_blob)  # non-alert: at once
-    assert store.exists(crop_blob) and first.alerts_deleted == []
+    assert store.exists(crop_blob) and first.alerts_pseudonymised == []
 
     estate.clock.advance(days=30, hours=23)
     with estate.gov.transaction() as ctx:
-        assert retention.sweep(ctx).alerts_deleted == []  # within 31 days
+        assert retention.sweep(ctx).alerts_pseudonymised == []  # within 31 days
     estate.clock.advance(hours=1)
     with estate.gov.transaction() as ctx:
         report = retention.sweep(ctx)
-    assert report.alerts_deleted == [alert_id] and crop_id in report.media_deleted and not store.exists(crop_blob)
+    assert report.alerts_pseudonymised == [alert_id] and crop_id in report.media_deleted and not store.exists(crop_blob)
     with estate.gov.transaction() as ctx:
         # The deployment (8 h) ended long ago; its snapshot is gone, its hash kept.
         d = ctx.session.get(Deployment, dep)
@@ -288,7 +288,7 @@ def test_retention_deletes_alerts_crops_footage_and_snapshots(estate: Estate) ->
         from openlfr.audit.chain import load_records
 
         actions = [r.action for r in load_records(ctx.session)]
-    assert {"alert.delete", "crop.delete", "footage.delete", "deployment.snapshot_delete"} <= set(actions)
+    assert {"alert.pseudonymise", "footage.delete", "deployment.snapshot_delete"} <= set(actions)
 
 
 def test_snapshot_deleted_24h_after_end_with_hash_kept(estate: Estate) -> None:

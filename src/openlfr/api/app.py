@@ -172,18 +172,19 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
 
     # outermost: a body over the limit is refused before any other layer reads it
     app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes,
-                       upload_paths=("/api/images", "/console/images"))
+                       upload_paths=("/api/images", "/console/images", "/console/requests/{id}/photo",
+                                     "/api/requests/{id}/photo"))
 
-    from openlfr.api.routes import alerts, audit, auth, governance, public
+    from openlfr.api.routes import alerts, audit, auth, governance, public, rights
     from openlfr.api import console
 
-    for module in (auth, governance, alerts, audit, public):
+    for module in (auth, governance, alerts, audit, public, rights):
         app.include_router(module.router, responses=defs.ERROR_RESPONSES)
     from openlfr.api import console_alerts, console_audit, console_forms, console_reports
-    from openlfr.api import console_cameras
+    from openlfr.api import console_cameras, console_rights
 
     # the console's pages by subject (before console.router: its deployment verbs are a catch-all)
-    for page in (console_alerts, console_audit, console_forms, console_reports, console_cameras):
+    for page in (console_alerts, console_audit, console_forms, console_reports, console_cameras, console_rights):
         app.include_router(page.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

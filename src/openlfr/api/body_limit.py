@@ -6,6 +6,7 @@ Only the upload routes take an image; every other body is small JSON or a small 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
@@ -25,15 +26,18 @@ SMALL_BODY = 1024 * 1024
 
 class BodyLimit:
     """ASGI middleware: at most ``upload_limit + FORM_OVERHEAD`` bytes on ``upload_paths``,
-    :data:`SMALL_BODY` elsewhere; 413 otherwise, with nothing spooled to disk."""
+    :data:`SMALL_BODY` elsewhere; 413 otherwise, with nothing spooled to disk. A path may name
+    ``{id}`` for one segment of digits (``/console/requests/{id}/photo``)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], upload_limit: int, upload_paths: tuple[str, ...]) -> None:
         self.app = app
         self.upload_limit = upload_limit
         self.upload_paths = upload_paths
+        self._patterns = [re.compile(re.escape(p).replace(re.escape("{id}"), "[0-9]+") + r"\Z") for p in upload_paths]
 
     def limit_for(self, path: str) -> int:
-        return self.upload_limit + FORM_OVERHEAD if path in self.upload_paths else SMALL_BODY
+        upload = any(p.match(path) for p in self._patterns)
+        return self.upload_limit + FORM_OVERHEAD if upload else SMALL_BODY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -38,7 +38,7 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=WEB / "templates")
 HOME = {Role.REVIEWER: "/console/reviewer", Role.OPERATOR_ADMIN: "/console/admin",
         Role.AUTHORISING_OFFICER: "/console/officer", Role.SUPPLIER: "/console/supplier",
-        Role.AUDITOR: "/console/auditor", Role.ADMIN: "/console/users"}
+        Role.AUDITOR: "/console/auditor", Role.ADMIN: "/console/users", Role.DPO: "/console/requests"}
 FORCE_VIEWERS = (Role.SUPPLIER, Role.AUTHORISING_OFFICER, Role.AUDITOR)
 
 

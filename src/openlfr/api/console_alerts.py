@@ -1,5 +1,6 @@
 """Console pages for alerts: the reviewer's queue (thumbnails, candidate, state, filters,
-pages), one alert, the row the live stream inserts, and the probe-crop thumbnail.
+pages), one alert, the row the live stream inserts, and the probe-crop thumbnail; for an
+alert's keepers (operator admins, DPOs) its early deletion and legal holds, and the holds page.
 
 Who may see an alert is decided in the services: the queue lists only the deployments the
 reviewer may review (:func:`openlfr.api.views.reviewable`, the rule of
@@ -11,28 +12,29 @@ from __future__ import annotations
 
 import html
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from openlfr.api import defs, views
 from openlfr.api.auth import Principal, require
-from openlfr.api.console import _page, templates
+from openlfr.api.console import _act, _page, templates
 from openlfr.api.deps import reading, tx
 from openlfr.api.paging import PER_PAGE, Pager
 from openlfr.errors import NotFoundError, OpenLFRError
-from openlfr.governance import Role, outcomes, parse
+from openlfr.governance import Role, alert_lifecycle, outcomes, parse
 from openlfr.governance.grounds import EngagementResult
 from openlfr.rights.keys import media_bytes
 from openlfr.store.models import Alert, Camera, MediaItem
 
 router = APIRouter(include_in_schema=False)
 HANDLERS = (Role.REVIEWER, Role.AUTHORISING_OFFICER)
+KEEPERS = (Role.OPERATOR_ADMIN, Role.DPO)  # who may delete and hold alerts: governance.alert_lifecycle
 THUMB_PX = 96  # the longer side of a queue thumbnail
 
 
@@ -130,17 +132,74 @@ def alert_thumb(alert_id: defs.Id, request: Request, me: Principal = Depends(req
 
 
 @router.get("/console/alerts/{alert_id}", response_class=HTMLResponse)
-def alert_page(alert_id: defs.Id, request: Request, me: Principal = Depends(require(*HANDLERS))) -> HTMLResponse:
-    """One alert: the crop and the watchlist image, candidate, score, camera, time, state, decisions."""
+def alert_page(alert_id: defs.Id, request: Request,
+               me: Principal = Depends(require(*HANDLERS, *KEEPERS))) -> HTMLResponse:
+    """One alert: the crop and the watchlist image, candidate, score, camera, time, state,
+    decisions; for its keepers (operator admins, DPOs) its retention, legal holds and the forms
+    to delete it early, hold it and release a hold."""
     try:
         with tx(request) as ctx:
-            user, alert, dep = outcomes.handler_for(ctx, me.actor, "alert.view", alert_id)
+            keeper = me.role in KEEPERS
+            find = alert_lifecycle.keeper_for if keeper else outcomes.handler_for
+            user, alert, dep = find(ctx, me.actor, "alert.view", alert_id)
             ctx.audit(me.actor, "alert.view", "alert", alert.id)
             row = views.queue_row(ctx, alert, user)
             police_review = dep.police_review_required
+            holds = alert_lifecycle.holds_of(ctx, me.actor, alert_id) if keeper else []
+            until = alert_lifecycle.alert_retain_until(ctx, alert)
+            gone = alert.pseudonymised_at
+            deleted_reason = alert.deleted_reason
     except OpenLFRError as err:
         page = _page(request, "alert.html", me, alert=None, page_error=str(err))
         page.status_code = status_of(err)
         return page
     return _page(request, "alert.html", me, alert=row.alert, row=row, police_review=police_review,
-                 results=[(r.value, r.value.replace("_", " ")) for r in EngagementResult])
+                 results=[(r.value, r.value.replace("_", " ")) for r in EngagementResult], keeper=keeper,
+                 holds=holds, retain_until=until, pseudonymised_at=gone, deleted_reason=deleted_reason)
+
+
+# --- early deletion and legal holds (openlfr.governance.alert_lifecycle) -------------------
+@router.post("/console/alerts/{alert_id}/delete")
+def alert_delete(alert_id: defs.Id, request: Request, reason: str = Form("", max_length=2000),
+                 me: Principal = Depends(require(*KEEPERS))) -> Response:
+    """Delete one alert early with a reason (refused under a legal hold)."""
+    def action(ctx: Any) -> str:
+        wiped = alert_lifecycle.delete_alert(ctx, me.actor, alert_id, reason)
+        return (f"alert {alert_id} deleted: {len(wiped.media_deleted)} crops/footage and its key destroyed; "
+                "its counts stay in the reports")
+
+    return _act(request, f"/console/alerts/{alert_id}", action)
+
+
+@router.post("/console/alerts/{alert_id}/holds")
+def alert_hold(alert_id: defs.Id, request: Request, proceeding: str = Form("", max_length=300),
+               review_date: str = Form("", max_length=20), me: Principal = Depends(require(*KEEPERS))) -> Response:
+    """Hold an alert past its retention for a named proceeding, with a review date."""
+    def action(ctx: Any) -> str:
+        row = alert_lifecycle.place_hold(ctx, me.actor, alert_id, proceeding, review_date)
+        return f"alert {alert_id} held (hold {row.id}) until released; review by {row.review_date:%Y-%m-%d}"
+
+    return _act(request, f"/console/alerts/{alert_id}", action)
+
+
+@router.post("/console/holds/{hold_id}/release")
+def hold_release(hold_id: defs.Id, request: Request, reason: str = Form("", max_length=2000),
+                 alert_id: str = Form("", max_length=12), me: Principal = Depends(require(*KEEPERS))) -> Response:
+    """Release a legal hold with a reason (back to the alert's page, or the holds page)."""
+    def action(ctx: Any) -> str:
+        row = alert_lifecycle.release_hold(ctx, me.actor, hold_id, reason)
+        return f"hold {hold_id} released: alert {row.alert_id}'s retention applies again from the next sweep"
+
+    return _act(request, f"/console/alerts/{alert_id}" if alert_id.isdigit() else "/console/holds", action)
+
+
+@router.get("/console/holds", response_class=HTMLResponse)
+def holds_page(request: Request, me: Principal = Depends(require(*KEEPERS)),
+               alert: int | None = Query(None, ge=1, le=2**31 - 1, description="open this alert's page")) -> Response:
+    """The legal holds in force on alerts the caller may keep, by review date (due ones
+    flagged), and a box to open any alert's page (to hold or delete it)."""
+    if alert is not None:
+        return RedirectResponse(f"/console/alerts/{alert}", status_code=303)
+    with reading(request) as ctx:
+        rows = alert_lifecycle.holds(ctx, me.actor)
+    return _page(request, "holds.html", me, holds=rows)

@@ -1,5 +1,6 @@
 """The console's audit log: filters (action prefix, actor, organisation, days), pages, and one
-readable event a row, its details as a definition list.
+readable event a row, its details as a definition list (a sealed personal part opened while
+its subject's erasure key lives, "[erased]" after: :func:`~openlfr.governance.audit_log.readable_details`).
 
 Who may read it is decided in :func:`openlfr.governance.audit_log.search` (auditors); the
 chain check (``POST /console/audit/verify``) stays in :mod:`openlfr.api.console`.
@@ -19,8 +20,8 @@ from openlfr.api.console import _page
 from openlfr.api.deps import reading
 from openlfr.api.paging import PER_PAGE, Pager
 from openlfr.errors import OpenLFRError
-from openlfr.governance import OrgKind, Role, parse
-from openlfr.governance.audit_log import AuditQuery, details_of, search
+from openlfr.governance import Ctx, OrgKind, Role, parse
+from openlfr.governance.audit_log import AuditQuery, readable_details, search
 from openlfr.governance.organisations import list_organisations
 
 router = APIRouter(include_in_schema=False)
@@ -52,8 +53,8 @@ def _words(value: Any) -> str | list[tuple[str, Any]]:
     return str(value)
 
 
-def _event(e: Any) -> dict[str, Any]:
-    details = details_of(e)
+def _event(ctx: Ctx, e: Any) -> dict[str, Any]:
+    details = readable_details(ctx, e)
     return {"seq": e.seq, "at": e.at[:19].replace("T", " "), "actor": e.actor, "action": e.action,
             "refused": e.action.endswith(".refused"), "object": f"{e.object_type.replace('_', ' ')} {e.object_id}",
             "details": _words(details) if details else []}
@@ -74,7 +75,7 @@ def audit_page(request: Request, me: Principal = Depends(require(Role.AUDITOR)))
                        since=f.since, until=f.until)
     with reading(request) as ctx:
         rows, total = search(ctx, me.actor, query, (f.page - 1) * PER_PAGE, PER_PAGE)
-        events = [_event(e) for e in rows]
+        events = [_event(ctx, e) for e in rows]
         orgs = [o.name for o in list_organisations(ctx)]
     keep = tuple((k, str(getattr(f, k) or "")) for k in ("action", "actor", "organisation", "since", "until"))
     return _page(request, "auditor.html", me, events=events, pager=Pager(f.page, total, PER_PAGE, keep), query=f,

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from openlfr.governance.credentials import MIN_PASSWORD
 from openlfr.governance.grounds import EngagementResult
 from openlfr.governance.schemas import DeploymentKind, OrgKind, Role
+from openlfr.rights.requests import Decision as RequestDecision
+from openlfr.rights.requests import Reason, RequestKind
 
 
 # ids in paths: positive and within a 32-bit INTEGER column (PostgreSQL), so a huge id is a 422, not a crash
@@ -507,7 +509,10 @@ class AuditEventOut(_Out):
     action: str
     object_type: str
     object_id: str
-    details: str
+    details: str = Field(description="the details exactly as hashed (canonical JSON; a personal part sealed)")
+    personal: dict[str, Any] | str | None = Field(
+        None, description="the sealed personal part opened: its fields while the subject's erasure key lives, "
+                          "'[erased] ...' (when, by which event) after; null when the event has none")
 
 
 class PublicCategory(_Out):
@@ -556,6 +561,17 @@ class PublicDeployment(_Out):
     decided_at: datetime | None = Field(None, description="when it was authorised, refused or cancelled")
 
 
+class PublicRequestCounts(_Out):
+    """People's requests across the installation (access, erasure, restriction, objection,
+    complaints): counts only (openlfr.rights.requests.public_counts)."""
+
+    received: int = Field(description="requests recorded")
+    answered: int = Field(description="requests decided and answered")
+    answered_in_time: int = Field(description="answered by their due date (one month, or as lawfully extended)")
+    refused: int = Field(description="answered with a refusal")
+    open_overdue: int = Field(description="not yet answered and past their due date")
+
+
 class TransparencyOut(_Out):
     operator_notice: str = ("This page lists every decided use of live facial recognition by this operator: "
                             "authorised, refused or cancelled.")
@@ -565,6 +581,9 @@ class TransparencyOut(_Out):
         default_factory=list, description="every party registered on this installation")
     latest_checkpoint: CheckpointOut | None = Field(
         None, description="the newest signed audit checkpoint (all of them: /api/public/checkpoints)")
+    requests: PublicRequestCounts | None = Field(
+        None, description="people's requests received, answered, answered in time and refused "
+                          "(how to make one: /transparency/requests)")
 
 
 class CheckpointOut(_Out):
@@ -616,3 +635,110 @@ class HealthOut(_Out):
     status: Literal["ok"]
     database: bool
     audit_events: int
+
+
+# --- one alert's early deletion and legal holds (openlfr.governance.alert_lifecycle) ---------
+class AlertDeleteIn(_In):
+    reason: str = Field(min_length=1, max_length=2000, description="why this alert is deleted before its retention ends")
+
+
+class AlertDeletedOut(_Out):
+    """What deleting one alert removed; its deployment, camera, hour, score and review outcome stay (counted)."""
+
+    alert_id: int
+    media_deleted: list[int] = Field(description="ids of the crops/footage deleted")
+    key_destroyed: bool = Field(description="its erasure key was destroyed: sealed copies are unreadable")
+    details_deleted: bool
+
+
+class HoldIn(_In):
+    proceeding: str = Field(min_length=1, max_length=300, description="the proceeding the alert is kept for")
+    review_date: date = Field(description="when the hold must be reviewed (a day in the future)")
+
+
+class HoldOut(_Out):
+    """A legal hold: the alert is kept past its retention until the hold is released."""
+
+    id: int
+    alert_id: int
+    deployment_id: int
+    proceeding: str
+    review_date: date
+    placed_by: str
+    placed_at: datetime
+    released_at: datetime | None
+    release_reason: str
+    due: bool = Field(description="in force and its review date has come")
+
+
+# --- people's requests (openlfr.rights.requests) ---------------------------------------------
+class RequestOpenIn(_In):
+    kind: RequestKind = Field(description="what the person asks for")
+    name: str = Field(min_length=1, max_length=200, description="the requester's name (kept encrypted)")
+    contact: str = Field(min_length=1, max_length=500, description="where to send the answer: a postal or email address")
+    details: str = Field("", max_length=5000, description="what the person said (where, when, what they ask)")
+    received_at: datetime | None = Field(None, description="when it was received (the clock starts then); default now")
+    follows_id: int | None = Field(None, ge=1, le=2**31 - 1, description=(
+        "an earlier, decided request of the same person (an erasure after an access request): its confirmed "
+        "findings are copied"))
+
+
+class EvidenceIn(_In):
+    evidence_ref: str = Field(min_length=1, max_length=200, description=(
+        "a short reference to the identity evidence seen, e.g. 'passport seen by J. Smith, ref V-123' (never a scan)"))
+
+
+class ExtendIn(_In):
+    reason: str = Field(min_length=1, max_length=1000, description="why the request is complex or numerous")
+
+
+class DecideIn(_In):
+    decision: RequestDecision
+    reasons: list[Reason] = Field(
+        default_factory=list, max_length=len(Reason), description="needed to refuse or grant in part; the s.45(4)(a)-(d) "
+                                                        "restrictions only for a police force's (Part 3) requests")
+    note: str = Field("", max_length=5000, description="words to the requester, included in the letter")
+
+
+class VerdictIn(_In):
+    verdict: Literal["requester", "someone_else"] = Field(description="whose record the finding is")
+
+
+class FindingOut(_Out):
+    """A record the search by face found; only those confirmed as the requester's are ever named in an answer."""
+
+    id: int
+    kind: str = Field(description="alert, watchlist_entry or shared_image")
+    object_id: int
+    score: float = Field(description="cosine similarity with the requester's photo (the record's own face model)")
+    threshold: float = Field(description="that model's calibrated threshold (about 1 false match in 10,000)")
+    model_id: str
+    verdict: str | None = Field(description="null until a person reviews it: requester or someone_else")
+    summary: str | None = Field(None, description="what the record is (camera, time, review state), naming nobody")
+
+
+class RequestOut(_Out):
+    """A request as its DPO sees it (an oversight auditor sees '[withheld]' for the requester's fields)."""
+
+    id: int
+    kind: str
+    organisation: str
+    regime: str = Field(description="uk_gdpr (a site operator) or dpa_part3 (a police force)")
+    status: str = Field(description="received, verified, searched, decided")
+    received_at: datetime
+    due_at: datetime
+    days_left: int = Field(description="whole days to the due date (negative: past it)")
+    overdue: bool
+    extended: bool
+    requester_name: str
+    contact: str
+    details: str
+    identity_verified: bool
+    has_photo: bool
+    decision: str | None
+    reasons: list[str]
+    decision_note: str
+    decided_at: datetime | None
+    answered_in_time: bool | None
+    follows_id: int | None
+    findings: list[FindingOut]

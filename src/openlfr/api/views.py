@@ -17,6 +17,7 @@ from openlfr.governance.central import ForceView
 from openlfr.governance.composition import composition
 from openlfr.governance.grounds import LegalBasis
 from openlfr.governance.organisations import list_organisations
+from openlfr.rights.keys import open_text
 from openlfr.store.models import Alert, Camera, Deployment, EnrolmentToken, Organisation, User, WatchlistEntry
 
 # every decided deployment is public, including those refused or cancelled; a request not yet
@@ -26,7 +27,8 @@ PUBLIC_STATUSES = ("authorised", "live", "ended", "cancelled", "refused")
 
 def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
     """An alert as the reviewer ``viewer`` may see it (blind to the others' decisions until they
-    have decided: :func:`openlfr.governance.reviews.blind_view`)."""
+    have decided: :func:`openlfr.governance.reviews.blind_view`); the notes and the officer are
+    opened from under the alert's erasure key (``[erased]`` once it was erased)."""
     entry = ctx.session.get(WatchlistEntry, alert.entry_id) if alert.entry_id is not None else None
     camera = ctx.session.get(Camera, alert.camera_id)
     state, confirmed, rows = reviews.blind_view(alert, reviews.reviews_of(ctx, alert.id), viewer.id)
@@ -37,9 +39,11 @@ def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
         camera=camera.name if camera else "?", at=alert.at, score=alert.score,
         label=entry.label if entry else None, reason=entry.reason if entry else None,
         status=state, confirmations=confirmed,
-        reviews=[defs.ReviewOut(reviewer=name, decision=r.decision, note=r.note, at=r.at) for r, name in rows],
+        reviews=[defs.ReviewOut(reviewer=name, decision=r.decision, note=open_text(ctx, r.note) or "", at=r.at)
+                 for r, name in rows],
         outcome_due=outcomes.outcome_due(ctx.session, alert),
-        outcome=defs.OutcomeOut(result=done.result, note=done.note, officer=done.officer,
+        outcome=defs.OutcomeOut(result=done.result, note=open_text(ctx, done.note) or "",
+                                officer=open_text(ctx, done.officer) or "",
                                 recorded_by=recorder.name if recorder else "?", recorded_at=done.recorded_at)
         if done is not None else None,
     )
@@ -216,7 +220,17 @@ def transparency(ctx: Ctx, complaints: str) -> defs.TransparencyOut:
     return defs.TransparencyOut(
         how_to_complain=complaints, deployments=[public_deployment(ctx, dep) for dep in deps],
         organisations=organisations(ctx),
-        latest_checkpoint=defs.CheckpointOut(**latest.as_dict()) if latest is not None else None)
+        latest_checkpoint=defs.CheckpointOut(**latest.as_dict()) if latest is not None else None,
+        requests=public_request_counts(ctx))
+
+
+def public_request_counts(ctx: Ctx) -> defs.PublicRequestCounts:
+    """People's requests across the installation, as the public report counts them (no personal data)."""
+    from dataclasses import asdict
+
+    from openlfr.rights.requests import public_counts
+
+    return defs.PublicRequestCounts(**asdict(public_counts(ctx)))
 
 
 # --- the reviewer's alert queue -----------------------------------------------------------

@@ -2,11 +2,18 @@
 
 Any auditor may read the whole log (the rule of ``GET /api/audit/events``); the check is here
 so that every door (the API, the console) applies it, and a refusal is audited.
+
+An event's personal details (the ``personal`` part that :meth:`Ctx.audit
+<openlfr.governance.context.Ctx.audit>` sealed under an alert's or a request's erasure key)
+are shown to readers opened (:func:`readable_details`) while that key lives, and as
+:data:`~openlfr.rights.keys.ERASED` with the erasure that destroyed it afterwards. The stored
+text is never changed: the chain and its export hash the ciphertext.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,7 +23,9 @@ from sqlalchemy import func, select
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.schemas import Role
+from openlfr.rights.keys import ERASED, is_sealed_text, open_fields
 from openlfr.store.models import AuditEvent, Organisation, User
+from openlfr.store.rights_models import ErasureKey
 
 READERS = {Role.AUDITOR}
 
@@ -72,3 +81,46 @@ def details_of(event: AuditEvent) -> dict[str, Any]:
     except ValueError:
         return {"details": event.details}
     return found if isinstance(found, dict) else {"details": found}
+
+
+def _erasure(ctx: Ctx, ref: str) -> str:
+    """``[erased]`` with when and by which event the key ``ref`` was destroyed, as far as known
+    (looked up once per reader's transaction: a page may hold many events of one subject)."""
+    seen: dict[str, str] = ctx.session.info.setdefault("openlfr.erasures_shown", {})
+    if ref not in seen:
+        seen[ref] = _erasure_of(ctx, ref)
+    return seen[ref]
+
+
+def _erasure_of(ctx: Ctx, ref: str) -> str:
+    row = ctx.session.get(ErasureKey, ref)
+    if row is None or row.destroyed_at is None:
+        return ERASED  # a part that does not open under a live key: say no more than that
+    action = (row.destroyed_reason or "").split(":", 1)[0].strip()
+    kind, _, ident = ref.partition(":")
+    event = ctx.session.execute(
+        select(AuditEvent.seq).where(AuditEvent.object_type == kind, AuditEvent.object_id == ident,
+                                     AuditEvent.action == action)
+        .order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none() if action else None
+    by = f" by event #{event} ({action})" if event is not None else (f" ({action})" if action else "")
+    return f"{ERASED} {ref} on {row.destroyed_at:%Y-%m-%d %H:%M} UTC{by}"
+
+
+def opened_personal(ctx: Ctx, part: Any) -> dict[str, Any] | str | None:
+    """A sealed ``personal`` part as a reader is shown it: its fields while the subject's key
+    lives, ``"[erased] <ref> on <when> by event #<seq> (<action>)"`` once it was destroyed;
+    None when ``part`` is not a sealed part."""
+    if not isinstance(part, Mapping) or not is_sealed_text(part.get("sealed")):
+        return None
+    fields = open_fields(ctx, part)
+    return fields if fields is not None else _erasure(ctx, str(part.get("key", "")))
+
+
+def readable_details(ctx: Ctx, event: AuditEvent) -> dict[str, Any]:
+    """:func:`details_of` with the sealed ``personal`` part opened (:func:`opened_personal`),
+    for people reading the log; the export keeps the stored text."""
+    details = details_of(event)
+    opened = opened_personal(ctx, details.get("personal"))
+    if opened is not None:
+        details["personal"] = opened
+    return details

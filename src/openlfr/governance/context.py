@@ -33,13 +33,16 @@ from openlfr.governance.settings import Policy
 from openlfr.store import BlobStore, BlobTransaction, blob_dir, make_engine
 from openlfr.store.keys import open_keyring
 from openlfr.store import session_factory, upgrade
-from openlfr.store.engine import read_only
+from openlfr.store.engine import read_only, scrub_wal
 from openlfr.store.models import Base, User
 
 # image bytes -> (unit template, quality 0..1, id of the face model that made it)
 TemplateFn = Callable[[bytes], tuple[np.ndarray, float, str]]
 Clock = Callable[[], datetime]
 T = TypeVar("T", bound=Base)
+#: Session.info flag set by an erasure (:func:`openlfr.rights.keys.destroy_key`): after the
+#: commit, SQLite's write-ahead log is folded in and emptied, so no old page outlives it there
+SCRUB_AFTER_COMMIT = "openlfr.scrub_after_commit"
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
@@ -216,6 +219,10 @@ class Governance:
             blobs.rollback()
             self._record_refusal(ctx, err)
             raise
+        else:
+            if session.info.pop(SCRUB_AFTER_COMMIT, False) and not scrub_wal(self.engine):
+                log.warning("an erasure was committed but SQLite's write-ahead log could not be emptied yet "
+                            "(a reader holds an old snapshot); the next erasure tries again")
         finally:
             session.close()
 

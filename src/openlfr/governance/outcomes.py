@@ -11,6 +11,10 @@ authorising officer of the force that authorised it.
 An outcome is recorded once and is final: a second one is refused (an amendment would let a
 result be changed after the report counted it; a mistaken record is answered by the audit
 trail, not by overwriting it). Recording and every refusal are audited.
+
+The note and the officer are personal data (of the person stopped and of the officer): both
+are sealed under the alert's erasure key (:mod:`openlfr.rights.keys`), in the row and in the
+``alert.outcome`` event's ``personal`` part; the result stays in clear for the reports.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.grounds import EngagementResult
 from openlfr.governance.reviews import may_review
 from openlfr.governance.schemas import Role, _In, parse
+from openlfr.rights.keys import alert_ref, seal_text
 from openlfr.store.api_models import AlertOutcome
 from openlfr.store.models import Alert, Deployment, User
 
@@ -105,7 +110,8 @@ def outcome_due(session: Session, alert: Alert) -> bool:
 
 
 def record_outcome(ctx: Ctx, actor: Actor, alert_id: int, result: str, note: str, officer: str) -> AlertOutcome:
-    """Record what happened after verified alert ``alert_id`` (once; audited)."""
+    """Record what happened after verified alert ``alert_id`` (once; audited). The row returned
+    holds the note and officer sealed (read them with :func:`~openlfr.rights.keys.open_text`)."""
     user, alert, dep = handler_for(ctx, actor, "alert.outcome", alert_id)
     data = parse(OutcomeRecord, result=result, note=note, officer=officer)
     # lock the alert row, so two concurrent records cannot both pass the "once" check
@@ -119,12 +125,13 @@ def record_outcome(ctx: Ctx, actor: Actor, alert_id: int, result: str, note: str
     if (done := outcome_of(ctx.session, alert_id)) is not None:
         raise RuleViolation(f"alert {alert_id}'s outcome is already recorded ({done.result}, "
                             f"{done.recorded_at:%Y-%m-%d %H:%M} UTC) and is final")
-    row = AlertOutcome(alert_id=alert.id, result=data.result.value, note=data.note, officer=data.officer,
-                       recorded_by_id=user.id, recorded_at=ctx.now())
+    ref = alert_ref(alert.id)
+    row = AlertOutcome(alert_id=alert.id, result=data.result.value, note=seal_text(ctx, ref, data.note),
+                       officer=seal_text(ctx, ref, data.officer), recorded_by_id=user.id, recorded_at=ctx.now())
     ctx.session.add(row)
     ctx.session.flush()
-    ctx.audit(actor, "alert.outcome", "alert", alert.id, deployment=dep.id, result=row.result, officer=row.officer,
-              note=row.note)
+    ctx.audit(actor, "alert.outcome", "alert", alert.id, deployment=dep.id, result=row.result,
+              personal={"officer": data.officer, "note": data.note}, subject=ref)
     return row
 
 

@@ -18,6 +18,11 @@ alert as false; a confirmation counts as one confirmation by that officer (a dif
 from every reviewer), so with two confirmations required the alert is verified only once a
 reviewer has confirmed it too, and only a police officer's confirmation counts where the
 deployment requires police review. Every path settles through :func:`_settle`.
+
+Reviewers' notes and escalation reasons describe the person seen, so they are sealed under
+the alert's erasure key (:mod:`openlfr.rights.keys`), in their rows and in the audit events'
+``personal`` part; readers open them with :func:`~openlfr.rights.keys.open_text`. Decisions
+and outcomes stay in clear: the reports and the store check count them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.schemas import OrgKind, Role
+from openlfr.rights.keys import alert_ref, open_text, seal_text
 from openlfr.store.api_models import AlertReview, Escalation
 from openlfr.store.models import Alert, Deployment, Organisation, User
 
@@ -120,9 +126,13 @@ def review(ctx: Ctx, actor: Actor, alert_id: int, decision: str, note: str) -> A
     rows = reviews_of(ctx, alert_id)
     if decision == "confirm" and any(r.reviewer_id == user.id and r.decision == "confirm" for r, _ in rows):
         raise RuleViolation("you have already confirmed this alert: a different reviewer must confirm it")
-    ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision, note=note, at=ctx.now()))
+    # the note describes the person seen ("young male in grey hoodie"): sealed under the alert's
+    # erasure key, in the row and in the audit event, so erasing the alert erases it everywhere
+    ref = alert_ref(alert.id)
+    ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision,
+                                note=seal_text(ctx, ref, note), at=ctx.now()))
     ctx.session.flush()
-    ctx.audit(actor, f"alert.{decision}", "alert", alert.id, note=note)
+    ctx.audit(actor, f"alert.{decision}", "alert", alert.id, personal={"note": note}, subject=ref)
     if decision == "escalate":
         _open_escalation(ctx, actor, user, alert, dep, note)
     elif decision == "dismiss":
@@ -156,7 +166,7 @@ def open_escalation(ctx: Ctx, alert_id: int) -> Escalation | None:
 def _open_escalation(ctx: Ctx, actor: Actor, user: User, alert: Alert, dep: Deployment, reason: str) -> Escalation:
     role, org_id = escalation_owner(ctx, dep)
     row = Escalation(alert_id=alert.id, owner_role=role.value, owner_org_id=org_id, opened_by_id=user.id,
-                     opened_at=ctx.now(), reason=reason)
+                     opened_at=ctx.now(), reason=seal_text(ctx, alert_ref(alert.id), reason))
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "escalation.open", "escalation", row.id, alert=alert.id, owner_role=role.value,
@@ -166,7 +176,8 @@ def _open_escalation(ctx: Ctx, actor: Actor, user: User, alert: Alert, dep: Depl
 
 @dataclass(frozen=True)
 class EscalationView:
-    """One escalation as its owners see it."""
+    """One escalation as its owners see it (``reason`` and ``resolution_note`` opened:
+    :data:`~openlfr.rights.keys.ERASED` once the alert was erased)."""
 
     id: int
     alert_id: int
@@ -199,10 +210,10 @@ def escalations(ctx: Ctx, actor: Actor) -> list[EscalationView]:
     owner = ctx.session.get(Organisation, user.organisation_id).name
     return [EscalationView(
         id=e.id, alert_id=a.id, deployment_id=a.deployment_id, score=a.score, alert_at=a.at, owner_role=e.owner_role,
-        owner=owner, opened_by=names.get(e.opened_by_id, "?"), opened_at=e.opened_at, reason=e.reason,
+        owner=owner, opened_by=names.get(e.opened_by_id, "?"), opened_at=e.opened_at, reason=open_text(ctx, e.reason) or "",
         status={"confirm": "confirmed", "dismiss": "dismissed"}.get(e.resolution or "", "open"),
         resolved_by=names.get(e.resolved_by_id) if e.resolved_by_id else None, resolved_at=e.resolved_at,
-        resolution_note=e.resolution_note) for e, a in rows]
+        resolution_note=open_text(ctx, e.resolution_note) or "") for e, a in rows]
 
 
 def resolve_escalation(ctx: Ctx, actor: Actor, escalation_id: int, decision: str, note: str) -> Escalation:
@@ -239,11 +250,15 @@ def resolve_escalation(ctx: Ctx, actor: Actor, escalation_id: int, decision: str
                                    f"{user.name} is of {user.organisation}")
         if any(r.reviewer_id == user.id and r.decision == "confirm" for r, _ in reviews_of(ctx, alert.id)):
             raise RuleViolation("you have already confirmed this alert: a different person must confirm it")
-    esc.resolved_by_id, esc.resolved_at, esc.resolution, esc.resolution_note = user.id, ctx.now(), decision, note
+    ref = alert_ref(alert.id)  # the note is sealed under the alert's erasure key, as a reviewer's is
+    esc.resolved_by_id, esc.resolved_at, esc.resolution = user.id, ctx.now(), decision
+    esc.resolution_note = seal_text(ctx, ref, note)
     # the officer's decision is kept with the reviewers' (and counts as a confirmation by a different person)
-    ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision, note=note, at=ctx.now()))
+    ctx.session.add(AlertReview(alert_id=alert.id, reviewer_id=user.id, decision=decision,
+                                note=seal_text(ctx, ref, note), at=ctx.now()))
     ctx.session.flush()
-    ctx.audit(actor, "escalation.resolve", "escalation", esc.id, alert=alert.id, decision=decision, note=note)
+    ctx.audit(actor, "escalation.resolve", "escalation", esc.id, alert=alert.id, decision=decision,
+              personal={"note": note}, subject=ref)
     if decision == "dismiss":
         _settle(ctx, actor, alert, "false")
     elif confirmations(reviews_of(ctx, alert.id)) >= dep.confirmations_required:

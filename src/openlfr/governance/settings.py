@@ -19,6 +19,9 @@ class Policy(BaseSettings):
     dismissed_alert_retention_hours: float = Field(
         0, ge=0, description="an alert dismissed as someone else (a false alert) is pseudonymised this long after its "
         "review: its crop, key and details go, the counts stay; 0 = at the next sweep")
+    request_record_retention_days: float = Field(
+        730, ge=0, description="a decided request's personal details (requester, evidence, note, letter) are erased "
+        "this long after the decision; its kind, dates and decision stay for the public counts")
     snapshot_retention_hours: float = Field(
         24, ge=0, description="a deployment's watchlist snapshot is deleted this long after its end")
     signage_max_age_days: int = Field(90, ge=0, description="a signage check older than this is not current")

@@ -4,9 +4,10 @@ request, the early deletion of a single alert and pseudonymisation when retentio
 What goes: the crop and footage files, the alert's erasure key (so its sealed audit details,
 reviewers' notes and any copy of the crop become unreadable for good), the pipeline's details
 (track, frame, box, candidate label), reviewers' and escalation notes, the outcome's note and
-officer, and the link to the watchlist entry. What stays: the alert row's deployment, camera,
-hour, score and review outcome, the reviews' decisions and the outcome's result, because the
-effectiveness reports count them. An alert under an active legal hold is never wiped.
+officer, the names of released legal holds' proceedings, and the link to the watchlist entry.
+What stays: the alert row's deployment, camera, hour, score and review outcome, the reviews'
+decisions and the outcome's result, because the effectiveness reports count them. An alert
+under an active legal hold is never wiped.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def wipe_alert(ctx: Ctx, alert: Alert, *, actor: object, action: str, reason: st
         review.note = ""
     for esc in ctx.session.execute(select(Escalation).where(Escalation.alert_id == alert.id)).scalars():
         esc.reason, esc.resolution_note = "", ""
+    for hold in ctx.session.execute(select(LegalHold).where(LegalHold.alert_id == alert.id)).scalars():
+        hold.proceeding, hold.release_reason = "", ""  # released (else refused above); a proceeding may name someone
     outcome = ctx.session.get(AlertOutcome, alert.id)
     if outcome is not None:
         outcome.note, outcome.officer = "", ""

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from openlfr.errors import NotFoundError
-from openlfr.governance.context import Ctx
+from openlfr.governance.context import SCRUB_AFTER_COMMIT, Ctx
 from openlfr.store.keys import EncryptionKeyError
 from openlfr.store.models import MediaItem
 from openlfr.store.rights_models import ErasureKey
@@ -94,6 +94,7 @@ def destroy_key(ctx: Ctx, ref: str, reason: str) -> bool:
     there was a live key. The caller audits the erasure."""
     row = ctx.session.get(ErasureKey, ref)
     _cache(ctx)[ref] = None
+    ctx.session.info[SCRUB_AFTER_COMMIT] = True  # leave no old page of the erased rows in SQLite's log
     if row is None:
         # never had one (an alert stored before erasure keys existed): record the destruction
         # anyway, so nothing can be sealed under it later

@@ -58,7 +58,8 @@ class AlertOutcome(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
     result: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
-    officer: Mapped[str] = mapped_column(String(120))  # who engaged (a name or collar number)
+    # who engaged (a name or collar number), sealed under the alert's erasure key: longer than the 120 allowed in
+    officer: Mapped[str] = mapped_column(Text)
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -21,7 +21,9 @@ def make_engine(url: str | None = None) -> Engine:
 
     SQLite gets foreign keys enforced, a 30 s busy timeout, write-ahead logging (readers never
     wait for a writer, nor a writer for readers) and ``BEGIN IMMEDIATE`` transactions, so it
-    behaves like PostgreSQL for the integrity rules the services rely on. A connection with the
+    behaves like PostgreSQL for the integrity rules the services rely on; and ``secure_delete``,
+    so what a deletion or an update removes is overwritten with zeros in the file, not left in
+    free space for anyone holding a copy of it (see :func:`scrub_wal` for the write-ahead log). A connection with the
     execution option ``openlfr_read_only=True`` (:func:`read_only`) begins a plain deferred
     transaction instead, which never takes the write lock.
     """
@@ -40,6 +42,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed in the file (not in free pages)
             if engine.url.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")  # kept in the file; harmless to repeat
             cur.close()
@@ -73,6 +76,29 @@ def _private_sqlite_file(engine: Engine) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError:  # pragma: no cover - let SQLite report the problem in its own words
         pass
+
+
+def scrub_wal(engine: Engine, wait_ms: int = 5000) -> bool:
+    """After an erasure, fold SQLite's write-ahead log into the database file and truncate it
+    to nothing (``wal_checkpoint(TRUNCATE)``): the log still holds the pages as they were
+    before, so without this the erased rows (and the names of destroyed key and crop files)
+    would outlive the erasure there. Returns whether the log was emptied (False when a reader
+    still held an older snapshot after ``wait_ms``: the frames are then overwritten by later
+    writes, and the next erasure tries again). PostgreSQL: nothing to do here; a deleted
+    row's old version stays in its table's file until VACUUM reclaims it (docs/audit-verification.md)."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return True
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        conn.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute("PRAGMA busy_timeout=30000")
+        return not busy
+    finally:
+        raw.close()
 
 
 def alembic_config(url: str) -> Config:

@@ -276,3 +276,53 @@ def resolve_escalation(escalation_id: defs.Id, body: defs.ResolveIn, request: Re
         reviews.resolve_escalation(ctx, me.actor, escalation_id, body.decision, body.note)
         return next(defs.EscalationOut.model_validate(e) for e in reviews.escalations(ctx, me.actor)
                     if e.id == escalation_id)
+
+
+# --- early deletion and legal holds (openlfr.governance.alert_lifecycle) -------------------
+KEEPERS = (Role.OPERATOR_ADMIN, Role.DPO)  # finer rule (whose deployment) in the service
+
+
+@router.post("/alerts/{alert_id}/delete", response_model=defs.AlertDeletedOut)
+def delete_alert(alert_id: defs.Id, body: defs.AlertDeleteIn, request: Request,
+                 me: Principal = Depends(require(*KEEPERS))) -> defs.AlertDeletedOut:
+    """Delete one alert before its retention ends, with a reason: its crop, erasure key, details
+    and notes go; what the reports count stays. Refused (409) under a legal hold. An operator
+    admin or DPO of the deployment's organisation, or a DPO of the force that authorised it."""
+    from openlfr.governance import alert_lifecycle
+
+    with tx(request) as ctx:
+        wiped = alert_lifecycle.delete_alert(ctx, me.actor, alert_id, body.reason)
+    return defs.AlertDeletedOut.model_validate(wiped)
+
+
+@router.post("/alerts/{alert_id}/holds", response_model=defs.HoldOut, status_code=201)
+def place_hold(alert_id: defs.Id, body: defs.HoldIn, request: Request,
+               me: Principal = Depends(require(*KEEPERS))) -> defs.HoldOut:
+    """Hold an alert past its retention for a named proceeding, with a review date in the
+    future: no sweep, deletion or erasure touches it until the hold is released."""
+    from openlfr.governance import alert_lifecycle
+
+    with tx(request) as ctx:
+        row = alert_lifecycle.place_hold(ctx, me.actor, alert_id, body.proceeding, body.review_date)
+        return defs.HoldOut.model_validate(alert_lifecycle.hold_view(ctx, row, ctx.now().date()))
+
+
+@router.post("/holds/{hold_id}/release", response_model=defs.HoldOut)
+def release_hold(hold_id: defs.Id, body: defs.ReasonIn, request: Request,
+                 me: Principal = Depends(require(*KEEPERS))) -> defs.HoldOut:
+    """Release a legal hold with a reason: the alert's retention applies again from the next sweep."""
+    from openlfr.governance import alert_lifecycle
+
+    with tx(request) as ctx:
+        row = alert_lifecycle.release_hold(ctx, me.actor, hold_id, body.reason)
+        return defs.HoldOut.model_validate(alert_lifecycle.hold_view(ctx, row, ctx.now().date()))
+
+
+@router.get("/holds", response_model=list[defs.HoldOut])
+def list_holds(request: Request, me: Principal = Depends(require(*KEEPERS)),
+               due: bool = Query(False, description="only the holds whose review date has come")) -> list[defs.HoldOut]:
+    """The legal holds in force on alerts the caller may keep, by review date."""
+    from openlfr.governance import alert_lifecycle
+
+    with tx(request) as ctx:
+        return [defs.HoldOut.model_validate(h) for h in alert_lifecycle.holds(ctx, me.actor, due_only=due)]

@@ -23,15 +23,18 @@ router = APIRouter(prefix="/api/audit", tags=["audit"])
 def events(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=1000),
            action: str | None = Query(None, max_length=80),
            me: Principal = Depends(require(Role.AUDITOR))) -> list[defs.AuditEventOut]:
-    """Audit events after sequence number ``after`` (optionally of one action prefix)."""
-    from openlfr.governance.audit_log import require_reader
+    """Audit events after sequence number ``after`` (optionally of one action prefix): ``details``
+    as hashed, and ``personal``, the sealed personal part opened (``[erased] ...`` once erased)."""
+    from openlfr.governance.audit_log import details_of, opened_personal, require_reader
 
     with tx(request) as ctx:
         require_reader(ctx, me.actor)  # the service's rule, as for the console's audit page
         q = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
         if action:
             q = q.where(AuditEvent.action.startswith(action, autoescape=True))
-        return [defs.AuditEventOut.model_validate(e) for e in ctx.session.execute(q).scalars()]
+        return [defs.AuditEventOut.model_validate(e).model_copy(
+                    update={"personal": opened_personal(ctx, details_of(e).get("personal"))})
+                for e in ctx.session.execute(q).scalars()]
 
 
 @router.post("/verify", response_model=defs.VerifyOut)

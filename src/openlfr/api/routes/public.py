@@ -1,4 +1,4 @@
-"""Routes that need no login: health, metrics, the transparency record."""
+"""Routes that need no login: health, metrics, the transparency record, how to make a request."""
 
 from __future__ import annotations
 
@@ -66,3 +66,28 @@ def deployment_report_html(request: Request, deployment_id: int = Path(ge=1, le=
     with reading(request) as ctx:
         report = views.public_report(ctx, deployment_id)
     return render_report(request, report, None)
+
+
+@router.get("/transparency/requests", response_class=HTMLResponse)
+def requests_page(request: Request) -> HTMLResponse:
+    """How a member of the public asks what was kept of them (access), or for its erasure,
+    restriction, or complains: to whom, what to bring, what is kept and for how long (from the
+    retention policy in force), the time limits, and how many requests were received, answered
+    in time and refused."""
+    from openlfr.api.console import templates
+    from openlfr.governance.schemas import OrgKind
+    from openlfr.rights.clock import CLOCK_LAW, EXTENSION_MONTHS, due_date
+
+    policy = request.app.state.gov.policy
+    with reading(request) as ctx:
+        orgs = views.organisations(ctx)
+        counts = views.public_request_counts(ctx)
+        now = ctx.now()
+    return templates.TemplateResponse(request, "rights_public.html", {
+        "me": None, "msg": "", "error": "", "counts": counts,
+        "controllers": [o for o in orgs if o.kind is not OrgKind.OVERSIGHT_BODY],
+        "oversight": [o.name for o in orgs if o.kind is OrgKind.OVERSIGHT_BODY],
+        "alert_days": f"{policy.alert_retention_days:g}",
+        "dismissed_hours": f"{policy.dismissed_alert_retention_hours:g}",
+        "due_example": due_date(now), "extension": EXTENSION_MONTHS, "laws": CLOCK_LAW,
+        "how_to_complain": request.app.state.settings.complaints})

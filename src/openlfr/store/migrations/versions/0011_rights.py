@@ -26,6 +26,9 @@ def upgrade() -> None:
     with op.batch_alter_table('alerts') as batch:
         batch.add_column(sa.Column('deleted_reason', sa.Text(), nullable=True))
         batch.add_column(sa.Column('pseudonymised_at', sa.DateTime(), nullable=True))
+    # an outcome's officer is now sealed under the alert's erasure key: longer than the 120 allowed in
+    with op.batch_alter_table('alert_outcomes') as batch:
+        batch.alter_column('officer', type_=sa.Text(), existing_type=sa.String(length=120), existing_nullable=False)
     op.create_table(
         'erasure_keys',
         sa.Column('ref', sa.String(length=80), primary_key=True),
@@ -94,6 +97,8 @@ def downgrade() -> None:
     op.drop_table('request_findings')
     op.drop_table('rights_requests')
     op.drop_table('erasure_keys')
+    with op.batch_alter_table('alert_outcomes') as batch:
+        batch.alter_column('officer', type_=sa.String(length=120), existing_type=sa.Text(), existing_nullable=False)
     with op.batch_alter_table('alerts') as batch:
         batch.drop_column('pseudonymised_at')
         batch.drop_column('deleted_reason')
