@@ -55,7 +55,8 @@ def _audit(c: httpx.Client, alert: int) -> dict[str, dict]:
             break
         events += more
     return {e["action"]: e for e in events if e["personal"] is not None
-            and (e["object_id"] == str(alert) or json.loads(e["details"]).get("alert") == alert)}
+            and ((e["object_type"], e["object_id"]) == ("alert", str(alert))
+                 or json.loads(e["details"]).get("alert") == alert)}
 
 
 def test_sealed_notes_at_every_door_then_erased(site: Site, cli) -> None:

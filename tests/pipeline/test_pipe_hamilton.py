@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pipekit import HAMILTON_PASSES, THRESHOLD, blob_files, decrypt_all, live_deployment, make_store, token_for
+from openlfr.pipeline.records import alert_detail
 from openlfr.rights.keys import media_bytes
 from openlfr.audit.chain import verify
 from openlfr.evaluation import deployment_report
@@ -58,8 +59,10 @@ def test_one_alert_for_miranda_track(tmp_path: Path, video_dir: Path) -> None:
     with gov.transaction() as ctx:
         rows = ctx.session.execute(select(Alert)).scalars().all()
         assert [r.id for r in rows] == [alert.alert_id]
-        detail = ctx.session.get(AlertDetail, alert.alert_id)
-        assert detail.track_id == alert.track_id and detail.candidate_label == "person 0"
+        detail = alert_detail(ctx, alert.alert_id)
+        assert detail["track_id"] == alert.track_id and detail["candidate_label"] == "person 0"
+        stored = ctx.session.get(AlertDetail, alert.alert_id)  # where and whom: sealed under the alert's key
+        assert stored.track_id == "" and stored.candidate_label == "" and alert.track_id not in stored.personal
         media = ctx.session.execute(select(MediaItem)).scalars().one()
         assert media.alert_id == alert.alert_id and media.kind == "crop"
         crop = cv2.imdecode(np.frombuffer(media_bytes(ctx, media), np.uint8), cv2.IMREAD_COLOR)

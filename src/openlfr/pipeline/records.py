@@ -3,13 +3,16 @@ resume points. Each function runs inside the caller's governance transaction."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.retention import record_alert, record_media
+from openlfr.rights.keys import ERASED, alert_ref, open_text, seal_text
 from openlfr.store.models import Alert
 from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
 
@@ -71,12 +74,30 @@ def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> int:
     """
     alert = record_alert(ctx, rec.deployment_id, rec.camera_id, rec.score, rec.at, entry_id=rec.entry_id, worker=worker)
     record_media(ctx, "crop", rec.deployment_id, rec.camera_id, rec.crop, rec.at, alert_id=alert.id, worker=worker)
+    # where the face was and whom it matched: sealed under the alert's key (gone when it is erased)
+    personal = json.dumps({"track_id": rec.track_id, "box": [int(v) for v in rec.box], "candidate_label": rec.label})
     ctx.session.add(AlertDetail(
-        alert_id=alert.id, track_id=rec.track_id, frame_index=rec.frame_index, video_time=rec.video_time,
-        box=list(rec.box), quality=rec.quality, candidate_label=rec.label, snapshot_hash=rec.snapshot_hash,
-        worker=worker))
+        alert_id=alert.id, track_id="", frame_index=rec.frame_index, video_time=rec.video_time, box=[],
+        quality=rec.quality, candidate_label="", snapshot_hash=rec.snapshot_hash, worker=worker,
+        personal=seal_text(ctx, alert_ref(alert.id), personal)))
     ctx.session.flush()
     return alert.id
+
+
+def alert_detail(ctx: Ctx, alert_id: int) -> dict[str, Any] | None:
+    """An alert's details with the sealed part opened (track_id, box, candidate_label); None when
+    there are none (never stored, or wiped with the alert)."""
+    row = ctx.session.get(AlertDetail, alert_id)
+    if row is None:
+        return None
+    out: dict[str, Any] = {"track_id": row.track_id, "box": list(row.box), "candidate_label": row.candidate_label,
+                           "frame_index": row.frame_index, "video_time": row.video_time, "quality": row.quality,
+                           "snapshot_hash": row.snapshot_hash, "worker": row.worker}
+    if row.personal is not None:
+        opened = open_text(ctx, row.personal)
+        out.update(json.loads(opened) if opened and opened != ERASED else
+                   {"track_id": ERASED, "box": [], "candidate_label": ERASED})
+    return out
 
 
 def store_counters(ctx: Ctx, deployment_id: int, camera_id: int, start: datetime, end: datetime,

@@ -16,7 +16,12 @@ from openlfr.store.types import UTCDateTime
 
 
 class AlertDetail(Base):
-    """What the pipeline knew when it raised an alert: track, frame, box, probe quality."""
+    """What the pipeline knew when it raised an alert: track, frame, box, probe quality.
+
+    Where the face was (track, box) and whom it matched (the candidate's label) are sealed under
+    the alert's erasure key in ``personal`` (read with :func:`openlfr.pipeline.records.alert_detail`);
+    the plain ``track_id``, ``box`` and ``candidate_label`` columns are empty for alerts stored
+    since migration 0011 and hold those values only for alerts stored before it."""
 
     __tablename__ = "alert_details"
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
@@ -28,6 +33,7 @@ class AlertDetail(Base):
     candidate_label: Mapped[str] = mapped_column(String(120))
     snapshot_hash: Mapped[str] = mapped_column(String(64))
     worker: Mapped[str] = mapped_column(String(120))
+    personal: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed JSON: track_id, box, candidate_label
 
 
 class PipelineCounter(Base):

@@ -5,9 +5,10 @@ Revision ID: 0011_rights
 Revises: 0010_console
 Create Date: 2026-12-03 16:00:00
 
-Alerts stored before keep their crops sealed only under the store's key (no alert key): erasing
-one deletes its crop file and wipes its rows, but audit events written before this revision
-hold their details in clear.
+Alerts stored before keep their crops sealed only under the store's key (no alert key) and
+their details (track, box, candidate label) in clear: erasing one deletes its crop file and
+wipes its rows, but audit events written before this revision hold their details in clear.
+Alerts stored since hold those details sealed under the alert's key (``alert_details.personal``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column('alert_details', sa.Column('personal', sa.Text(), nullable=True))
     with op.batch_alter_table('alerts') as batch:
         batch.add_column(sa.Column('deleted_reason', sa.Text(), nullable=True))
         batch.add_column(sa.Column('pseudonymised_at', sa.DateTime(), nullable=True))
@@ -99,6 +101,8 @@ def downgrade() -> None:
     op.drop_table('erasure_keys')
     with op.batch_alter_table('alert_outcomes') as batch:
         batch.alter_column('officer', type_=sa.String(length=120), existing_type=sa.Text(), existing_nullable=False)
+    with op.batch_alter_table('alert_details') as batch:
+        batch.drop_column('personal')
     with op.batch_alter_table('alerts') as batch:
         batch.drop_column('pseudonymised_at')
         batch.drop_column('deleted_reason')
