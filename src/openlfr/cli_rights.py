@@ -128,6 +128,23 @@ def finding(finding_id: Annotated[int, typer.Argument(help="The finding's id (op
     typer.echo(f"finding {finding_id} ({row.kind} {row.object_id}): {row.verdict}")
 
 
+@request_app.command("finding-image")
+@user_errors
+def finding_image(finding_id: Annotated[int, typer.Argument(help="The finding's id (openlfr request show ID).")],
+                  out: Annotated[Path, typer.Option(help="Where to write the image (a new file, mode 0600).")]) -> None:
+    """Write the face of the record a finding points at, to compare with the requester's photo
+    before the verdict (while the request is open; audited)."""
+    from openlfr.rights import requests
+    from openlfr.store.settings import write_private
+
+    if out.exists():
+        raise InputError(f"{out} exists: give a new file name")
+    with _as_user("request.view_finding") as (ctx, me):
+        data = requests.finding_image(ctx, me, finding_id)
+    write_private(out, data)
+    typer.echo(f"finding {finding_id}: the record's face written to {out} ({len(data)} bytes)")
+
+
 @request_app.command("extend")
 @user_errors
 def extend(request_id: RequestId,

@@ -294,7 +294,14 @@ def test_a_request_walked_through_the_console(real: Site) -> None:
         assert "alert" in kinds, page
         alert_row = re.search(rf'data-kind="alert" data-object="{alert}">(.*?)</tr>', page, re.S).group(1)
         assert f"alert {alert}: camera north-gate" in alert_row and "not reviewed" in alert_row
-        assert "<img" not in alert_row  # a DPO sees the summary, never the crop
+        # the DPO judges each finding by eye: the requester's photo beside the face of each record
+        finding_of_alert = next(f for f, k in findings.items() if k == "alert")
+        assert f'src="/console/findings/{finding_of_alert}/image.jpg"' in alert_row
+        assert f'src="{at}/photo.jpg"' in page
+        for url in (f"{at}/photo.jpg", *(f"/console/findings/{f}/image.jpg" for f in findings)):
+            shown = c.get(url)
+            assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg", url
+            assert shown.headers["cache-control"] == "no-store" and shown.content[:2] == b"\xff\xd8"
         assert "Subject Alpha Label" not in page and "SUBJREF" not in page  # no label or reference of anyone
 
         # an answer before every finding is reviewed is refused
@@ -321,12 +328,21 @@ def test_a_request_walked_through_the_console(real: Site) -> None:
         # decided: any further step is refused, said in the page
         _, page = _follow(c, c.post(f"{at}/verify", data={"evidence_ref": "again", "csrf_token": csrf}))
         assert "cannot be changed" in page
+        # decided: the photo is gone and no record's face is shown any more
+        assert "image.jpg" not in page and c.get(f"{at}/photo.jpg").status_code == 409
+        assert c.get(f"/console/findings/{finding_of_alert}/image.jpg").status_code == 409
+    with browser(site, "reviewer") as (c, _):  # only the request's DPO sees them
+        assert c.get(f"/console/findings/{finding_of_alert}/image.jpg").status_code == 403
     with site.gov.transaction() as ctx:  # every step audited, in order
         steps = [e.action for e in ctx.session.execute(select(AuditEvent).where(
             AuditEvent.object_type == "request", AuditEvent.object_id == str(request_id))
             .order_by(AuditEvent.seq)).scalars() if not e.action.endswith(".refused")]
-    assert steps[:6] == ["request.open", "request.verify", "request.photo", "request.search", "request.decide",
-                         "request.letter"], steps
+    assert steps[:6] == ["request.open", "request.verify", "request.photo", "request.search", "request.view_photo",
+                         "request.decide"], steps
+    with site.gov.transaction() as ctx:
+        viewed = ctx.session.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "request.view_finding")).scalar_one()
+    assert viewed == len(findings)
     # the oversight body's auditor reads the request without the requester's fields or the letter
     with browser(site, "dpo") as (c, _):
         page = c.get(f"/console/requests/{request_id}").text

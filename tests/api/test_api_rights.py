@@ -144,11 +144,16 @@ def test_access_then_erasure_through_the_api(site: Site, store: Store, photos: d
     assert all("Subject" not in (f["summary"] or "") for f in findings)  # no watchlist label
     r = dpo.post(f"/api/requests/{rid}/decide", json={"decision": "granted"})
     assert r.status_code == 409 and "not reviewed" in r.json()["detail"]
-    for f in findings:
+    for f in findings:  # a person looks at each record's face before the verdict
+        shown = dpo.get(f"/api/findings/{f['id']}/image")
+        assert shown.status_code == 200 and shown.headers["content-type"] in ("image/jpeg", "image/png")
+        assert site.client("admin").get(f"/api/findings/{f['id']}/image").status_code == 403
         r = dpo.post(f"/api/findings/{f['id']}", json={"verdict": "requester"})
         assert r.status_code == 200 and r.json()["verdict"] == "requester"
+    assert len(store.events("request.view_finding")) == len(findings)
     r = dpo.post(f"/api/requests/{rid}/decide", json={"decision": "granted"})
     assert r.status_code == 200 and r.json()["decision"] == "granted" and not r.json()["has_photo"]
+    assert dpo.get(f"/api/findings/{findings[0]['id']}/image").status_code == 409  # decided: no more looks
     r = dpo.get(f"/api/requests/{rid}/letter")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert f"alert {store.alerts['crop']}" in r.text and f"alert {store.alerts['other_crop']}" not in r.text
@@ -242,6 +247,10 @@ def test_access_then_erasure_through_the_cli(store: Store, photos: dict[str, byt
     ok("request", "photo", str(rid), str(photo))
     rows = json.loads(ok("request", "search", str(rid), "--json"))
     assert {r["record"] for r in rows if r["kind"] == "alert"} == {store.alerts["crop"]}
+    face = tmp_path / "face.img"
+    assert "the record's face written" in ok("request", "finding-image", str(rows[0]["finding"]), "--out", str(face))
+    assert face.read_bytes()[:2] in (b"\xff\xd8", b"\x89P") and (face.stat().st_mode & 0o777) == 0o600
+    refused("request", "finding-image", str(rows[0]["finding"]), "--out", str(face), match="exists")
     for row in rows:
         assert "requester" in ok("request", "finding", str(row["finding"]), "--verdict", "requester")
     assert "granted; LATE; letter ready" in ok("request", "decide", str(rid), "--decision", "granted")

@@ -96,6 +96,7 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/api/requests/{request_id}/decide", f"/api/requests/{X}/decide", frozenset({Role.DPO})),
     ("GET", "/api/requests/{request_id}/letter", f"/api/requests/{X}/letter", frozenset({Role.DPO})),
     ("POST", "/api/findings/{finding_id}", f"/api/findings/{X}", frozenset({Role.DPO})),
+    ("GET", "/api/findings/{finding_id}/image", f"/api/findings/{X}/image", frozenset({Role.DPO})),
     ("GET", "/api/audit/events", "/api/audit/events", frozenset({AUDITOR})),
     ("POST", "/api/audit/verify", "/api/audit/verify", frozenset({AUDITOR})),
     ("GET", "/api/audit/export", "/api/audit/export", frozenset({AUDITOR})),
@@ -173,6 +174,8 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/console/requests/{request_id}/extend", f"/console/requests/{X}/extend", frozenset({Role.DPO})),
     ("POST", "/console/requests/{request_id}/decide", f"/console/requests/{X}/decide", frozenset({Role.DPO})),
     ("POST", "/console/findings/{finding_id}/verdict", f"/console/findings/{X}/verdict", frozenset({Role.DPO})),
+    ("GET", "/console/requests/{request_id}/photo.jpg", f"/console/requests/{X}/photo.jpg", frozenset({Role.DPO})),
+    ("GET", "/console/findings/{finding_id}/image.jpg", f"/console/findings/{X}/image.jpg", frozenset({Role.DPO})),
 ]
 # routes that end the caller's own session: checked with a throwaway token
 LOGOUTS = {"/api/auth/logout", "/logout"}

@@ -111,10 +111,9 @@ def events(estate: Estate, action: str, object_id: object | None = None) -> list
         return list(s.execute(q.order_by(AuditEvent.seq)).scalars())
 
 
-def hold(estate: Estate, actor, alert_id: int, days: int = 60) -> int:
+def hold(estate: Estate, actor, alert_id: int, days: int = 60, proceeding: str = "R v Example (Crown Court)") -> int:
     with estate.gov.transaction() as ctx:
-        return alert_lifecycle.place_hold(ctx, actor, alert_id, "R v Example (Crown Court)",
-                                          ctx.now().date() + timedelta(days=days)).id
+        return alert_lifecycle.place_hold(ctx, actor, alert_id, proceeding, ctx.now().date() + timedelta(days=days)).id
 
 
 def report(estate: Estate, dep: int) -> dict:
@@ -168,6 +167,26 @@ def test_a_hold_past_its_review_date_is_listed_as_due(site: tuple[Estate, int]) 
     assert "proceeding" not in details and "Example" not in event.details
     with estate.gov.transaction() as ctx:
         assert open_fields(ctx, details["personal"]) == {"proceeding": "R v Example (Crown Court)"}
+
+
+def test_only_the_organisation_that_placed_a_hold_may_release_it(site: tuple[Estate, int]) -> None:
+    """Rule: the force's hold for its proceeding cannot be lifted by the estate (which could then
+    delete what the force wanted kept), nor the estate's by the force."""
+    estate, dep = site
+    alert_id = raise_alert(estate, dep, "confirm")
+    forces, estates = hold(estate, estate.force_dpo, alert_id), hold(estate, estate.admin, alert_id, days=30, proceeding="civil claim 2026-77")
+    for who, hold_id in ((estate.admin, forces), (estate.estate_dpo, forces), (estate.force_dpo, estates)):
+        with pytest.raises(PermissionDenied, match="only that organisation may release it"):
+            with estate.gov.transaction() as ctx:
+                alert_lifecycle.release_hold(ctx, who, hold_id, "we want it gone")
+    assert len(events(estate, "alert.hold_release.refused")) == 3
+    with pytest.raises(RuleViolation, match="legal hold"):
+        with estate.gov.transaction() as ctx:
+            alert_lifecycle.delete_alert(ctx, estate.admin, alert_id, "tidying up")
+    with estate.gov.transaction() as ctx:
+        alert_lifecycle.release_hold(ctx, estate.estate_dpo, estates, "our proceeding is over")
+        alert_lifecycle.release_hold(ctx, estate.force_dpo, forces, "the force's case is closed")
+    assert not state(estate, alert_id)["pseudonymised"] and chain_ok(estate)
 
 
 # --- rule: dismissed alerts get a shorter retention -------------------------------------------

@@ -11,7 +11,6 @@ in the page; nothing here re-implements a rule.
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime, time
 from typing import Any, Literal
 
@@ -23,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from openlfr.api import defs, upload
 from openlfr.api.auth import Principal, require
 from openlfr.api.console import _act, _back, _page
-from openlfr.api.console_alerts import HANDLERS, status_of
+from openlfr.api.console_alerts import _thumbnail, status_of
 from openlfr.api.deps import tx
 from openlfr.api.paging import PER_PAGE, Pager
 from openlfr.errors import InputError, OpenLFRError
@@ -118,42 +117,31 @@ def request_page(request_id: defs.Id, request: Request, me: Principal = Depends(
             found = rq.view(ctx, me.actor, request_id)
             # the letter names the requester: their DPO reads it, an oversight auditor does not
             text = rq.letter(ctx, me.actor, request_id) if found.decision and me.role is Role.DPO else ""
-            thumbs = _crops_shown(ctx, me, found)
     except OpenLFRError as err:
         page = _page(request, "rights_request.html", me, req=None, page_error=str(err))
         page.status_code = status_of(err)
         return page
-    return _page(request, "rights_request.html", me, req=found, letter=text, thumbs=thumbs, verdicts=VERDICTS,
+    return _page(request, "rights_request.html", me, req=found, letter=text, verdicts=VERDICTS,
                  decisions=[d.value for d in rq.Decision], reasons=[r.value for r in rq.Reason],
                  may_act=me.role is Role.DPO)
 
 
-def _crops_shown(ctx: Any, me: Principal, found: rq.RequestView) -> set[int]:
-    """The alert findings whose crop thumbnail the caller may see. A crop is shown only through
-    the audited thumbnail route, so only where that route serves the caller's role and the
-    caller may open the alert (a reviewer or officer of it; a keeper, where the route admits
-    keepers); everyone else sees the finding's summary alone."""
-    from openlfr.api import console_alerts
-    from openlfr.governance import alert_lifecycle, outcomes
-    from openlfr.store.models import Alert, Deployment, User
+@router.get(QUEUE + "/{request_id}/photo.jpg", response_class=Response)
+def requester_photo(request_id: defs.Id, request: Request, me: Principal = Depends(require(Role.DPO))) -> Response:
+    """The requester's photo, shrunk, beside the findings it is compared with (while the request is
+    open; each view audited; never cached)."""
+    with tx(request) as ctx:
+        data = rq.requester_photo(ctx, me.actor, request_id)
+    return Response(_thumbnail(data), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    # the roles the thumbnail route admits, read from the route (its ``require(...)``)
-    me_param = inspect.signature(console_alerts.alert_thumb).parameters.get("me")
-    dependency = getattr(getattr(me_param, "default", None), "dependency", None)
-    served = getattr(dependency, "allowed_roles", frozenset(HANDLERS))
-    alerts = [f.object_id for f in found.findings if f.kind == "alert"]
-    if me.role not in served or not alerts:
-        return set()
-    user = ctx.session.get(User, me.user_id)
-    out = set()
-    for alert_id in alerts:
-        alert = ctx.session.get(Alert, alert_id)
-        if alert is None or alert.pseudonymised_at is not None:
-            continue  # erased or pseudonymised: no crop is left to show
-        dep = ctx.session.get(Deployment, alert.deployment_id)
-        if outcomes.may_record(ctx, user, dep) if me.role in HANDLERS else alert_lifecycle.may_keep(ctx, user, dep):
-            out.add(alert_id)
-    return out
+
+@router.get("/console/findings/{finding_id}/image.jpg", response_class=Response)
+def finding_image(finding_id: defs.Id, request: Request, me: Principal = Depends(require(Role.DPO))) -> Response:
+    """The face of the record a finding points at, shrunk, for the DPO judging whether it is the
+    requester (while the request is open; each view audited; never cached)."""
+    with tx(request) as ctx:
+        data = rq.finding_image(ctx, me.actor, finding_id)
+    return Response(_thumbnail(data), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 def _at(request_id: int) -> str:

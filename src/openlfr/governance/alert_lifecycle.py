@@ -161,13 +161,19 @@ def place_hold(ctx: Ctx, actor: Actor, alert_id: int, proceeding: str, review_da
 
 def release_hold(ctx: Ctx, actor: Actor, hold_id: int, reason: str) -> LegalHold:
     """Release a hold in force, with a reason (audited ``alert.hold_release``): the alert's
-    retention applies again from the next sweep (at once, if it has already ended)."""
+    retention applies again from the next sweep (at once, if it has already ended). Only a
+    keeper of the organisation that placed the hold may release it."""
     user = ctx.require(actor, KEEPERS, "alert.hold_release", "legal_hold", hold_id)
     hold = ctx.get(LegalHold, hold_id, "legal hold")
     alert = ctx.get(Alert, hold.alert_id, "alert")
     dep = ctx.get(Deployment, alert.deployment_id, "deployment")
     if not may_keep(ctx, user, dep):
         raise PermissionDenied(f"{user.name} of {user.organisation} is not a keeper of deployment {dep.id}'s alerts")
+    placer = ctx.session.get(User, hold.placed_by_id)
+    if placer is None or placer.organisation_id != user.organisation_id:
+        # a force's hold for its proceeding is not the estate's to lift (nor the other way round)
+        raise PermissionDenied(f"hold {hold_id} was placed by {placer.organisation if placer else 'another party'}: "
+                               f"only that organisation may release it, not {user.name} of {user.organisation}")
     why = parse(ReleaseRequest, reason=reason).reason
     if hold.released_at is not None:
         raise RuleViolation(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d %H:%M} UTC")

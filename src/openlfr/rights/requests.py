@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from openlfr.errors import InputError
+from openlfr.errors import InputError, NotFoundError
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
@@ -372,6 +372,48 @@ def review_finding(ctx: Ctx, actor: Actor, finding_id: int, verdict: str) -> Req
     return finding
 
 
+def requester_photo(ctx: Ctx, actor: Actor, request_id: int) -> bytes:
+    """The requester's photo, for the DPO comparing it with a finding (while the request is open
+    and the photo held; each view audited)."""
+    user = _dpo(ctx, actor, "request.view_photo", object_id=request_id)
+    req = _own(ctx, user, request_id, "view the photo of")
+    if req.photo_blob is None:
+        raise NotFoundError(f"request {request_id} holds no photo (none uploaded, or deleted at the decision)")
+    data = open_bytes(ctx, request_ref(req.id), ctx.blobs.get(req.photo_blob))
+    if data is None:
+        raise NotFoundError(f"request {request_id}'s photo was erased")
+    ctx.audit(actor, "request.view_photo", "request", req.id)
+    return data
+
+
+def finding_image(ctx: Ctx, actor: Actor, finding_id: int) -> bytes:
+    """The face of the record a finding points at (an alert's crop, or the shared image behind
+    an entry or image), for the DPO judging whether it is the requester: only while the request
+    is open and before a verdict is final; each view audited."""
+    from openlfr.rights.keys import media_bytes
+    from openlfr.store.models import MediaItem
+
+    user = _dpo(ctx, actor, "request.view_finding", "finding", finding_id)
+    finding = ctx.get(RequestFinding, finding_id, "finding")
+    req = _own(ctx, user, finding.request_id, "view a finding of")
+    if finding.kind == "alert":
+        item = ctx.session.execute(select(MediaItem).where(
+            MediaItem.alert_id == finding.object_id, MediaItem.kind == "crop").order_by(MediaItem.id)).scalars().first()
+        if item is None:
+            raise NotFoundError(f"alert {finding.object_id} holds no crop any more")
+        data = media_bytes(ctx, item)
+    else:
+        image_id = finding.object_id
+        if finding.kind == "watchlist_entry":
+            image_id = ctx.get(WatchlistEntry, finding.object_id, "watchlist entry").shared_image_id
+        image = ctx.get(SharedImage, image_id, "shared image")
+        if image.image_blob is None:
+            raise NotFoundError(f"shared image {image_id} was deleted")
+        data = ctx.blobs.get(image.image_blob)
+    ctx.audit(actor, "request.view_finding", "finding", finding.id, request=req.id)
+    return data
+
+
 def _check_decision(req: RightsRequest, decision: Decision, reasons: list[Reason],
                     findings: list[RequestFinding]) -> None:
     if decision in (Decision.REFUSED, Decision.PARTLY) and not reasons:
@@ -606,10 +648,12 @@ __all__ = [
     "decide",
     "erase_expired",
     "extend",
+    "finding_image",
     "letter",
     "open_request",
     "public_counts",
     "queue",
+    "requester_photo",
     "review_finding",
     "search",
     "verify_identity",

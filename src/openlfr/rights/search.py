@@ -44,6 +44,9 @@ from openlfr.store.models import (
 
 #: what each finding kind is called in messages and letters
 KINDS = ("alert", "watchlist_entry", "shared_image")
+#: an alert's review outcome as an answer says it
+REVIEW_STATES = {"true": "confirmed as the listed person", "false": "dismissed as a false alert",
+                 "unsure": "marked unsure by its reviewers"}
 #: a crop whose short side is under this is enlarged before the face is looked for (detectors
 #: miss small faces; a crop is a face with a margin, so enlarging it finds the face again)
 MIN_CROP_SIDE = 160
@@ -228,7 +231,7 @@ def summaries(ctx: Ctx, items: Iterable[tuple[str, int]]) -> dict[tuple[str, int
             alert = ctx.session.get(Alert, object_id)
             if alert is not None:
                 cam = ctx.session.get(Camera, alert.camera_id)
-                state = alert.review_outcome or "not reviewed"
+                state = REVIEW_STATES.get(alert.review_outcome or "", "not reviewed")
                 gone = ", erased" if alert.pseudonymised_at is not None or alert.deleted_at is not None else ""
                 text = (f"alert {object_id}: camera {cam.name if cam else alert.camera_id}"
                         f"{' (' + cam.location + ')' if cam and cam.location else ''}, "

@@ -10,7 +10,7 @@ checks it again with the finer rules (own organisation, verified identity, revie
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from openlfr.api import defs, upload
 from openlfr.api.auth import Principal, require
@@ -123,6 +123,17 @@ def letter(request_id: defs.Id, request: Request, me: Principal = Depends(requir
     """The outcome letter of a decided request (plain text); reading it is audited."""
     with tx(request) as ctx:
         return PlainTextResponse(requests.letter(ctx, me.actor, request_id))
+
+
+@router.get("/findings/{finding_id}/image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+def finding_image(finding_id: defs.Id, request: Request, me: Principal = Depends(require(DPO))) -> Response:
+    """The face of the record a finding points at (an alert's crop, or the shared image behind an
+    entry), for the DPO judging whether it is the requester's: while the request is open; audited."""
+    with tx(request) as ctx:
+        data = requests.finding_image(ctx, me.actor, finding_id)
+    return Response(data, media_type="image/png" if data.startswith(b"\x89PNG") else "image/jpeg",
+                    headers={"Cache-Control": "no-store"})
 
 
 @router.post("/findings/{finding_id}", response_model=defs.FindingOut)
