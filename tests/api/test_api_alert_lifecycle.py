@@ -122,6 +122,10 @@ def test_api_hold_beats_retention_then_release(site: Site) -> None:
         r = c.post(f"/api/alerts/{alert}/delete", json={"reason": "no longer needed"})
         assert r.status_code == 409 and "legal hold" in r.json()["detail"]
     assert _state(site, alert)["crop"] and len(_events(site, "alert.delete.refused", alert)) == 1
+    with site.client("force-dpo") as c:  # the estate's hold is not the force's to lift: 403, audited
+        r = c.post(f"/api/holds/{hold['id']}/release", json={"reason": "we are done"})
+        assert r.status_code == 403 and "only that organisation may release it" in r.json()["detail"]
+    assert _events(site, "alert.hold_release.refused", hold["id"])
     with site.client("admin") as c:
         r = c.post(f"/api/holds/{hold['id']}/release", json={"reason": "case closed"})
         assert r.status_code == 200 and r.json()["released_at"] and r.json()["release_reason"] == "case closed"
@@ -199,6 +203,10 @@ def test_console_hold_release_and_delete(site: Site) -> None:
         holds_page = c.get("/console/holds").text
         assert f'data-hold="{hold_id}"' in holds_page and "R v Console" in holds_page
         assert c.get("/console/holds", params={"alert": alert}).headers["location"] == f"/console/alerts/{alert}"
+        with browser(site, "force-dpo") as (fc, fcsrf):  # only the estate, which placed it, may release it
+            r = fc.post(f"/console/holds/{hold_id}/release", data={"reason": "done", "alert_id": str(alert),
+                                                                    "csrf_token": fcsrf}, follow_redirects=True)
+            assert "only that organisation may release it" in r.text and 'role="alert"' in r.text
         r = c.post(f"/console/holds/{hold_id}/release", data={"reason": "", "alert_id": str(alert), "csrf_token": csrf},
                    follow_redirects=True)
         assert "invalid input: reason" in r.text and 'role="alert"' in r.text  # refused: a reason is needed
@@ -256,11 +264,13 @@ def test_cli_hold_holds_release_and_delete(site: Site, cli) -> None:
     code, out = cli("admin", "delete", str(alert), "--reason", "not needed")
     assert code == 2 and out.strip().startswith("error:") and "cannot be deleted until the hold is released" in out
     assert len(out.strip().splitlines()) == 1 and not _state(site, alert)["pseudonymised"]
-    code, out = cli("admin", "release", str(row["id"]))
+    code, out = cli("admin", "release", str(row["id"]), "--reason", "case closed")
+    assert code == 2 and "only that organisation may release it" in out  # the force's hold, not the estate's
+    code, out = cli("force-dpo", "release", str(row["id"]))
     assert code == 2 and "invalid input: reason" in out  # a reason is required
     code, out = cli("reviewer", "release", str(row["id"]), "--reason", "done")
     assert code == 2 and "needs role" in out
-    code, out = cli("admin", "release", str(row["id"]), "--reason", "case closed")
+    code, out = cli("force-dpo", "release", str(row["id"]), "--reason", "case closed")
     assert code == 0 and f"hold {row['id']} released" in out
     code, out = cli("admin", "hold", str(alert), "--proceeding", "R v Cli", "--review-date", "yesterday")
     assert code == 2 and "review_date" in out
