@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from openlfr.cli_governance import _as_user, _when
+from openlfr.cli_governance import _acting, _as_user, _when
 from openlfr.cli_support import about_file, print_rows, user_errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.rights.requests import Decision, Reason, RequestKind
@@ -110,9 +110,10 @@ def search(request_id: RequestId, json_out: JsonOut = False) -> None:
     finding then needs your verdict (openlfr request finding)."""
     from openlfr.rights import requests
 
-    with _as_user("request.search") as (ctx, me):
-        requests.search(ctx, me, request_id)
-        found = requests.view(ctx, me, request_id).findings
+    with _acting("request.search") as (gov, me):
+        requests.search_request(gov, me, request_id)  # no write lock held while faces are compared
+        with gov.reading() as ctx:
+            found = requests.view(ctx, me, request_id).findings
     print_rows(_finding_rows(found), json_out)
 
 

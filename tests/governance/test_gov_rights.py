@@ -449,3 +449,42 @@ def test_a_decided_requests_personal_details_are_erased_when_its_record_retentio
         assert "[erased]" in rq.letter(ctx, s.estate_dpo, rid)
         assert rq.public_counts(ctx).answered == 1
         assert chain.verify(ctx.session).ok
+
+
+def test_a_search_holds_no_write_lock_while_faces_are_compared(scene: Scene, faces: dict[str, bytes],
+                                                                db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: the doors' search (``search_request``) compares faces outside any write transaction,
+    so on SQLite a camera worker can commit an alert meanwhile; and the findings are the same
+    as the one-transaction search's."""
+    import sqlite3
+
+    from openlfr.rights import search as search_module
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks rows, not the database: nothing to show there")
+    s = scene
+    rid = s.open()
+    with s.tx() as ctx:
+        rq.verify_identity(ctx, s.estate_dpo, rid, "passport seen by J. Smith, ref V-123")
+        rq.attach_photo(ctx, s.estate_dpo, rid, faces["requester"])
+    real_compare, writes = search_module.compare, []
+
+    def compare_while_a_camera_writes(gallery, photo, embed=search_module.embed_largest):
+        db = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=1)
+        try:  # a writer, as a camera worker is, while the faces are being compared
+            db.execute("BEGIN IMMEDIATE")
+            db.rollback()
+            writes.append("committed")
+        except sqlite3.OperationalError as err:
+            writes.append(str(err))
+        finally:
+            db.close()
+        return real_compare(gallery, photo, embed)
+
+    monkeypatch.setattr(search_module, "compare", compare_while_a_camera_writes)
+    found = rq.search_request(s.gov, s.estate_dpo, rid)
+    assert writes == ["committed"]
+    with s.gov.reading() as ctx:
+        rows = {(f.kind, f.object_id) for f in ctx.session.query(RequestFinding).filter_by(request_id=rid)}
+    assert len(found) == len(rows) and ("alert", s.alerts["crop"]) in rows
+    assert ("alert", s.alerts["other_crop"]) not in rows

@@ -178,15 +178,16 @@ async def request_photo(request_id: defs.Id, request: Request, me: Principal = D
 
 @router.post(QUEUE + "/{request_id}/search")
 def request_search(request_id: defs.Id, request: Request, me: Principal = Depends(require(Role.DPO))) -> Response:
-    """Search the requester's face against watchlists, stored alerts and shared images."""
-    def action(ctx: Any) -> str:
-        found = rq.search(ctx, me.actor, request_id)
-        if not found:
-            return f"request {request_id}: the search found nothing"
-        return (f"request {request_id}: the search found {len(found)} record(s): say for each whether it is "
-                "the requester")
-
-    return _act(request, _at(request_id), action)
+    """Search the requester's face against watchlists, stored alerts and shared images (the faces
+    compared outside any write transaction: camera workers never wait for a search)."""
+    try:
+        found = rq.search_request(request.app.state.gov, me.actor, request_id)
+    except OpenLFRError as err:
+        return _back(_at(request_id), error=str(err))
+    if not found:
+        return _back(_at(request_id), msg=f"request {request_id}: the search found nothing")
+    return _back(_at(request_id), msg=f"request {request_id}: the search found {len(found)} record(s): say for "
+                                      "each whether it is the requester")
 
 
 @router.post("/console/findings/{finding_id}/verdict")

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from openlfr.errors import InputError, NotFoundError
-from openlfr.governance.context import Ctx
+from openlfr.governance.context import Ctx, Governance
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.schemas import OrgKind, Role
@@ -320,23 +320,22 @@ def attach_photo(ctx: Ctx, actor: Actor, request_id: int, image: bytes) -> Right
     return req
 
 
-def search(ctx: Ctx, actor: Actor, request_id: int) -> list[RequestFinding]:
-    """Search the requester's face against current watchlists, stored alerts' crops and shared
-    images the organisation holds; records findings for a person to review (see
-    :mod:`openlfr.rights.search`). Returns every finding of the request, best score first."""
-    from openlfr.rights.search import search_org
-
+def _searchable(ctx: Ctx, actor: Actor, request_id: int) -> tuple[User, RightsRequest, bytes]:
+    """The acting DPO, the request (open, identity verified) and the requester's photo."""
     user = _dpo(ctx, actor, "request.search", object_id=request_id)
     req = _own(ctx, user, request_id, "search for")
     if req.identity_verified_at is None:
         raise RuleViolation(f"request {req.id}: verify the requester's identity before searching for them")
     if req.photo_blob is None:
         raise RuleViolation(f"request {req.id} has no photo of the requester: attach one before searching")
-    ref = request_ref(req.id)
-    photo = open_bytes(ctx, ref, ctx.blobs.get(req.photo_blob))
+    photo = open_bytes(ctx, request_ref(req.id), ctx.blobs.get(req.photo_blob))
     if photo is None:
         raise RuleViolation(f"request {req.id}'s data was erased: its photo cannot be searched")
-    report = search_org(ctx, user.org, photo)
+    return user, req, photo
+
+
+def _record_search(ctx: Ctx, actor: Actor, req: RightsRequest, report: Any) -> list[RequestFinding]:
+    """Findings for the new hits of ``report`` (a :class:`~openlfr.rights.search.SearchReport`), audited."""
     known = {(f.kind, f.object_id) for f in _findings(ctx, req.id)}
     now = ctx.now()
     added = []
@@ -353,8 +352,37 @@ def search(ctx: Ctx, actor: Actor, request_id: int) -> list[RequestFinding]:
     ctx.session.flush()
     ctx.audit(actor, "request.search", "request", req.id, searched=report.searched, skipped=report.skipped,
               found=len(added), personal={"findings": [[h.kind, h.object_id, h.score, h.model_id] for h in added]},
-              subject=ref)
+              subject=request_ref(req.id))
     return _findings(ctx, req.id)
+
+
+def search(ctx: Ctx, actor: Actor, request_id: int) -> list[RequestFinding]:
+    """Search the requester's face against current watchlists, stored alerts' crops and shared
+    images the organisation holds; records findings for a person to review (see
+    :mod:`openlfr.rights.search`). Returns every finding of the request, best score first.
+    Everything happens in ``ctx``'s transaction: the doors use :func:`search_request`, which
+    holds no write lock while faces are compared."""
+    from openlfr.rights.search import search_org
+
+    user, req, photo = _searchable(ctx, actor, request_id)
+    return _record_search(ctx, actor, req, search_org(ctx, user.org, photo))
+
+
+def search_request(gov: Governance, actor: Actor, request_id: int) -> list[int]:
+    """:func:`search` in three steps, so that the slow part holds no lock: the checks and the
+    records are read in a reading transaction (which never blocks the camera workers' writes),
+    the faces are compared outside any transaction, and the findings are written in a short
+    write transaction that checks the request again (still open, still the actor's). Returns the
+    ids of the request's findings, best score first."""
+    from openlfr.rights.search import compare, gather
+
+    with gov.reading() as ctx:
+        user, _, photo = _searchable(ctx, actor, request_id)
+        gallery = gather(ctx, user.org)
+    report = compare(gallery, photo)
+    with gov.transaction() as ctx:
+        _, req, _ = _searchable(ctx, actor, request_id)
+        return [f.id for f in _record_search(ctx, actor, req, report)]
 
 
 def review_finding(ctx: Ctx, actor: Actor, finding_id: int, verdict: str) -> RequestFinding:
@@ -656,6 +684,7 @@ __all__ = [
     "requester_photo",
     "review_finding",
     "search",
+    "search_request",
     "verify_identity",
     "view",
 ]

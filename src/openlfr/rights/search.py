@@ -155,10 +155,49 @@ def _crops_of_org(ctx: Ctx, org: Organisation) -> list[Any]:
         .order_by(MediaItem.alert_id, MediaItem.id)).all())
 
 
-def search_org(ctx: Ctx, org: Organisation, photo: bytes, embed: Embed = embed_largest) -> SearchReport:
-    """Compare the face in ``photo`` with every record ``org`` holds (see the module doc)."""
+@dataclass
+class Gallery:
+    """What one organisation holds, read out of the store so that the faces can be compared
+    after the transaction has ended (embedding crops takes time; no lock is held meanwhile)."""
+
+    # (kind, record id, model id, unit template) of watchlist entries and shared images
+    templates: list[tuple[str, int, str, np.ndarray]] = field(default_factory=list)
+    # (alert id, the deployment's model id or None, the crop's bytes) of alerts still held
+    crops: list[tuple[int, str | None, bytes]] = field(default_factory=list)
+
+
+def gather(ctx: Ctx, org: Organisation) -> Gallery:
+    """Read every record ``org`` holds that a search compares (see the module doc)."""
     from openlfr.governance.sharing import load_template
 
+    gallery = Gallery()
+    templates: dict[int, np.ndarray] = {}
+
+    def template_of(image: SharedImage) -> np.ndarray:
+        if image.id not in templates:
+            templates[image.id] = load_template(ctx, image)
+        return templates[image.id]
+
+    for entry in _entries_of_org(ctx, org):
+        gallery.templates.append(("watchlist_entry", entry.id, entry.shared_image.template_model,
+                                  template_of(entry.shared_image)))
+    for image in _images_of_org(ctx, org):
+        gallery.templates.append(("shared_image", image.id, image.template_model, template_of(image)))
+    seen: set[int] = set()
+    for media, dep in _crops_of_org(ctx, org):
+        if media.alert_id in seen:
+            continue  # one crop an alert
+        try:
+            data = media_bytes(ctx, media)
+        except NotFoundError:  # erased or deleted meanwhile
+            continue
+        seen.add(int(media.alert_id))  # type: ignore[arg-type]
+        gallery.crops.append((int(media.alert_id), dep.model_id or None, data))  # type: ignore[arg-type]
+    return gallery
+
+
+def compare(gallery: Gallery, photo: bytes, embed: Embed = embed_largest) -> SearchReport:
+    """Compare the face in ``photo`` with every record of ``gallery``; needs no store."""
     report = SearchReport()
     probes: dict[str, np.ndarray | None] = {}
 
@@ -170,7 +209,7 @@ def search_org(ctx: Ctx, org: Organisation, photo: bytes, embed: Embed = embed_l
                 probes[model_id] = None
         return probes[model_id]
 
-    def compare(kind: str, object_id: int, model_id: str, template: np.ndarray) -> None:
+    def match(kind: str, object_id: int, model_id: str, template: np.ndarray) -> None:
         mine = probe(model_id)
         if mine is None:
             report.skip(f"face model {model_id} not installed here")
@@ -181,41 +220,32 @@ def search_org(ctx: Ctx, org: Organisation, photo: bytes, embed: Embed = embed_l
         if score >= threshold:
             report.hits.append(Hit(kind, object_id, round(score, 6), threshold, model_id))
 
-    templates: dict[int, np.ndarray] = {}
-
-    def template_of(image: SharedImage) -> np.ndarray:
-        if image.id not in templates:
-            templates[image.id] = load_template(ctx, image)
-        return templates[image.id]
-
-    for entry in _entries_of_org(ctx, org):
-        compare("watchlist_entry", entry.id, entry.shared_image.template_model, template_of(entry.shared_image))
-    for image in _images_of_org(ctx, org):
-        compare("shared_image", image.id, image.template_model, template_of(image))
-    seen: set[int] = set()
-    for media, dep in _crops_of_org(ctx, org):
-        if media.alert_id in seen:
-            continue  # one crop an alert
-        if not dep.model_id:
+    for kind, object_id, model_id, template in gallery.templates:
+        match(kind, object_id, model_id, template)
+    for alert_id, model_id, data in gallery.crops:
+        if not model_id:
             report.skip("deployment without a face model")
             continue
-        if probe(dep.model_id) is None:
-            report.skip(f"face model {dep.model_id} not installed here")
+        if probe(model_id) is None:
+            report.skip(f"face model {model_id} not installed here")
             continue
         try:
-            face = embed(dep.model_id, media_bytes(ctx, media))
-        except NotFoundError:  # erased or deleted meanwhile
-            continue
+            face = embed(model_id, data)
         except OpenLFRError:
             report.skip("crop that cannot be read as an image")
             continue
         if face is None:
             report.skip("crop in which no face was found")
             continue
-        seen.add(media.alert_id)  # type: ignore[arg-type]
-        compare("alert", int(media.alert_id), dep.model_id, face)  # type: ignore[arg-type]
+        match("alert", alert_id, model_id, face)
     report.hits.sort(key=lambda h: (-h.score, h.kind, h.object_id))
     return report
+
+
+def search_org(ctx: Ctx, org: Organisation, photo: bytes, embed: Embed = embed_largest) -> SearchReport:
+    """Compare the face in ``photo`` with every record ``org`` holds (see the module doc), in the
+    caller's transaction (:func:`gather` then :func:`compare`)."""
+    return compare(gather(ctx, org), photo, embed)
 
 
 def summaries(ctx: Ctx, items: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
@@ -255,6 +285,9 @@ def summaries(ctx: Ctx, items: Iterable[tuple[str, int]]) -> dict[tuple[str, int
 __all__ = [
     "KINDS",
     "Embed",
+    "Gallery",
+    "compare",
+    "gather",
     "Hit",
     "SearchReport",
     "embed_largest",

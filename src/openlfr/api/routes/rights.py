@@ -91,9 +91,10 @@ async def attach_photo(request_id: defs.Id, request: Request, me: Principal = De
 @router.post("/requests/{request_id}/search", response_model=defs.RequestOut)
 def search(request_id: defs.Id, request: Request, me: Principal = Depends(require(DPO))) -> defs.RequestOut:
     """Search the requester's face against the organisation's watchlists, alerts' crops and shared
-    images; each finding then needs a person's verdict (``POST /api/findings/{id}``)."""
-    with tx(request) as ctx:
-        requests.search(ctx, me.actor, request_id)
+    images; each finding then needs a person's verdict (``POST /api/findings/{id}``). The faces
+    are compared outside any write transaction, so camera workers never wait for a search."""
+    requests.search_request(request.app.state.gov, me.actor, request_id)
+    with reading(request) as ctx:
         return _out(requests.view(ctx, me.actor, request_id))
 
 
