@@ -9,13 +9,11 @@ one line and exit 2, and are audited.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from openlfr.cli_auth import governance, verify
+from openlfr.cli_governance import _as_user
 from openlfr.cli_support import print_rows, user_errors
 from openlfr.governance.grounds import EngagementResult
 
@@ -27,15 +25,6 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 Note = Annotated[str, typer.Option(help="Why (kept with the decision and audited).")]
 AlertId = Annotated[int, typer.Argument(help="The alert's id (openlfr alert list).")]
 RESULTS = ", ".join(r.value for r in EngagementResult)
-
-
-@contextmanager
-def _as_user(action: str) -> Iterator[tuple[Any, Any]]:
-    """One transaction acting as the logged-in user: (ctx, credential), the credential checked first."""
-    with governance() as gov:
-        me = verify(gov, action)
-        with gov.transaction() as ctx:
-            yield ctx, me
 
 
 @alert_app.command("list")

@@ -715,6 +715,8 @@ class FindingOut(_Out):
     model_id: str
     verdict: str | None = Field(description="null until a person reviews it: requester or someone_else")
     summary: str | None = Field(None, description="what the record is (camera, time, review state), naming nobody")
+    held: bool = Field(True, description="whether the record's face is still held (GET /api/findings/{id}/image "
+                                         "serves it while the request is open)")
 
 
 class RequestOut(_Out):

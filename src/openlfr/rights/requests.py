@@ -84,6 +84,7 @@ class FindingView:
     model_id: str
     verdict: str | None  # None (not reviewed) | requester | someone_else
     summary: str  # what the record is (e.g. "alert 17: north-gate, 2026-12-03 10:00 UTC, dismissed")
+    held: bool = True  # its face is still held (erased or deleted records have none to show)
 
 
 @dataclass(frozen=True)
@@ -587,11 +588,11 @@ def letter(ctx: Ctx, actor: Actor, request_id: int) -> str:
 
 
 def _view(ctx: Ctx, req: RightsRequest, opened: bool) -> RequestView:
-    from openlfr.rights.search import summaries
+    from openlfr.rights.search import describe
 
     now = ctx.now()
     findings = _findings(ctx, req.id)
-    labels = summaries(ctx, [(f.kind, f.object_id) for f in findings])
+    labels = {f.id: describe(ctx, f.kind, f.object_id) for f in findings}
     who = _requester(ctx, req) if opened else {"name": WITHHELD, "contact": WITHHELD, "details": WITHHELD}
     note = (open_text(ctx, req.decision_note_sealed) or "") if opened else WITHHELD
     org = ctx.session.get(Organisation, req.organisation_id)
@@ -604,7 +605,7 @@ def _view(ctx: Ctx, req: RightsRequest, opened: bool) -> RequestView:
         decision=req.decision, reasons=list(req.decision_reasons or []), decision_note=note, decided_at=req.decided_at,
         answered_in_time=None if req.decided_at is None else req.decided_at <= req.due_at, follows_id=req.follows_id,
         findings=[FindingView(id=f.id, kind=f.kind, object_id=f.object_id, score=f.score, threshold=f.threshold,
-                              model_id=f.model_id, verdict=f.verdict, summary=labels[(f.kind, f.object_id)])
+                              model_id=f.model_id, verdict=f.verdict, summary=labels[f.id][0], held=labels[f.id][1])
                   for f in findings])
 
 

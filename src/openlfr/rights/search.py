@@ -248,38 +248,41 @@ def search_org(ctx: Ctx, org: Organisation, photo: bytes, embed: Embed = embed_l
     return compare(gather(ctx, org), photo, embed)
 
 
-def summaries(ctx: Ctx, items: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    """What each found record is, in a few words that name nobody: an alert's camera, hour and
-    review state; an entry's watchlist and dates; a shared image's agreement and dates. Never a
-    label, a subject reference or a reason, which may be another person's."""
+def describe(ctx: Ctx, kind: str, object_id: int) -> tuple[str, bool]:
+    """What a found record is, in a few words that name nobody (an alert's camera, hour and
+    review state; an entry's watchlist and dates; a shared image's agreement and dates; never a
+    label, a subject reference or a reason, which may be another person's), and whether its
+    face is still held (so it can be shown to the person judging the finding)."""
     from openlfr.store.models import Camera
 
-    out: dict[tuple[str, int], str] = {}
-    for kind, object_id in items:
-        text = f"{kind.replace('_', ' ')} {object_id}: no longer held"
-        if kind == "alert":
-            alert = ctx.session.get(Alert, object_id)
-            if alert is not None:
-                cam = ctx.session.get(Camera, alert.camera_id)
-                state = REVIEW_STATES.get(alert.review_outcome or "", "not reviewed")
-                gone = ", erased" if alert.pseudonymised_at is not None or alert.deleted_at is not None else ""
-                text = (f"alert {object_id}: camera {cam.name if cam else alert.camera_id}"
-                        f"{' (' + cam.location + ')' if cam and cam.location else ''}, "
-                        f"{alert.at:%Y-%m-%d %H:%M} UTC, deployment {alert.deployment_id}, {state}{gone}")
-        elif kind == "watchlist_entry":
-            entry = ctx.session.get(WatchlistEntry, object_id)
-            if entry is not None:
-                removed = f", removed {entry.removed_at:%Y-%m-%d}" if entry.removed_at else ""
-                text = (f"watchlist entry {object_id}: watchlist {entry.watchlist_id}, added "
-                        f"{entry.added_at:%Y-%m-%d}{removed}")
-        elif kind == "shared_image":
-            image = ctx.session.get(SharedImage, object_id)
-            if image is not None:
-                deleted = f", deleted {image.deleted_at:%Y-%m-%d}" if image.deleted_at else ""
-                text = (f"shared image {object_id}: agreement {image.agreement_id}, shared "
-                        f"{image.shared_at:%Y-%m-%d}{deleted}")
-        out[(kind, object_id)] = text
-    return out
+    if kind == "alert":
+        alert = ctx.session.get(Alert, object_id)
+        if alert is not None:
+            cam = ctx.session.get(Camera, alert.camera_id)
+            state = REVIEW_STATES.get(alert.review_outcome or "", "not reviewed")
+            gone = alert.pseudonymised_at is not None or alert.deleted_at is not None
+            return (f"alert {object_id}: camera {cam.name if cam else alert.camera_id}"
+                    f"{' (' + cam.location + ')' if cam and cam.location else ''}, "
+                    f"{alert.at:%Y-%m-%d %H:%M} UTC, deployment {alert.deployment_id}, {state}"
+                    f"{', erased' if gone else ''}"), not gone
+    elif kind == "watchlist_entry":
+        entry = ctx.session.get(WatchlistEntry, object_id)
+        if entry is not None:
+            removed = f", removed {entry.removed_at:%Y-%m-%d}" if entry.removed_at else ""
+            return (f"watchlist entry {object_id}: watchlist {entry.watchlist_id}, added "
+                    f"{entry.added_at:%Y-%m-%d}{removed}"), entry.shared_image.image_blob is not None
+    elif kind == "shared_image":
+        image = ctx.session.get(SharedImage, object_id)
+        if image is not None:
+            deleted = f", deleted {image.deleted_at:%Y-%m-%d}" if image.deleted_at else ""
+            return (f"shared image {object_id}: agreement {image.agreement_id}, shared "
+                    f"{image.shared_at:%Y-%m-%d}{deleted}"), image.image_blob is not None
+    return f"{kind.replace('_', ' ')} {object_id}: no longer held", False
+
+
+def summaries(ctx: Ctx, items: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """:func:`describe`'s words for each found record."""
+    return {(kind, object_id): describe(ctx, kind, object_id)[0] for kind, object_id in items}
 
 
 __all__ = [
@@ -287,6 +290,7 @@ __all__ = [
     "Embed",
     "Gallery",
     "compare",
+    "describe",
     "gather",
     "Hit",
     "SearchReport",
