@@ -286,7 +286,7 @@ def test_cli_hold_holds_release_and_delete(site: Site, cli) -> None:
 
 
 def test_every_new_option_has_help() -> None:
-    from openlfr.cli_alerts import alert_app
+    from openlfr.cli.alerts import alert_app
 
     runner = CliRunner()
     for command in ("delete", "hold", "release", "holds"):

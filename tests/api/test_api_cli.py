@@ -16,9 +16,9 @@ import typer
 from typer.testing import CliRunner
 
 from apikit import free_port
-from openlfr import cli_api, cli_auth
+from openlfr.cli import api as cli_api, auth as cli_auth
 
-LAUNCH = "import typer; from openlfr import cli_api; app = typer.Typer(); cli_api.register(app); app()"
+LAUNCH = "import typer; from openlfr.cli import api; app = typer.Typer(); api.register(app); app()"
 PASSWORD = "a long password here"
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from apikit import KEY, PASSWORD, console_login, fake_template, serve
-from openlfr import cli_auth
+from openlfr.cli import auth as cli_auth
 from openlfr.api import ApiSettings, create_app
 from openlfr.governance import Governance, OrgKind, Policy, Role, login, organisations, users
 from openlfr.governance.errors import Throttled

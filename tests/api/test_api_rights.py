@@ -21,7 +21,7 @@ from apikit import ESTATE, FORCE, PASSWORD, Site, actor, build_store, serve
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from openlfr import cli_auth, cli_rights
+from openlfr.cli import auth as cli_auth, rights as cli_rights
 from openlfr.api import ApiSettings, create_app
 from openlfr.audit import chain
 from openlfr.errors import NotFoundError

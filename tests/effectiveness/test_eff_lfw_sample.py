@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from openlfr.cli_effectiveness import register
+from openlfr.cli.effectiveness import register
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from openlfr import audit, cli_api, cli_auth, cli_governance
+from openlfr import audit
+from openlfr.cli import api as cli_api, auth as cli_auth, governance as cli_governance
 from openlfr.governance import credentials
 from openlfr.store import make_engine
 from openlfr.store.api_models import ApiToken

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from openlfr.cli_demo import DEMO_CAMERA_SETTINGS, demo_recording
+from openlfr.cli.demo import DEMO_CAMERA_SETTINGS, demo_recording
 from openlfr.store.models import Camera, Deployment, User, WatchlistEntry
 import test_gov_cli
 

@@ -22,7 +22,8 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from openlfr import audit, cli_keys
+from openlfr import audit
+from openlfr.cli import keys as cli_keys
 from openlfr.config import get_settings
 from openlfr.audit import checkpoints
 from openlfr.evaluation import facecache
@@ -257,7 +258,7 @@ def test_one_rotation_at_a_time(home: Path) -> None:
 
 ROTATE_SLOWLY = """
 import sys, time
-from openlfr import cli_keys
+from openlfr.cli import keys as cli_keys
 
 done = 0
 

@@ -42,7 +42,8 @@ from govkit import KEY, Estate
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
-from openlfr import audit, cli_governance
+from openlfr import audit
+from openlfr.cli import governance as cli_governance
 from openlfr.api import views
 from openlfr.audit.consistency import check_store
 from openlfr.audit.export import export_chain

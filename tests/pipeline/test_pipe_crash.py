@@ -48,7 +48,7 @@ def _assert_announced_are_stored(gov, announced: list[int]) -> None:  # noqa: AN
 def _run_cli(tmp_path: Path, store, *args: str) -> subprocess.Popen:  # noqa: ANN001
     env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
                OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "openlfr.cli_pipeline", "run", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "openlfr.cli", "run", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

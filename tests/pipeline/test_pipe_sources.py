@@ -95,14 +95,14 @@ def test_a_looping_recording_starts_again_and_resumes_in_its_pass(tmp_path: Path
 
 def test_run_with_nothing_live_says_so(tmp_path: Path) -> None:
     env = dict(os.environ, OPENLFR_DATA_DIR=str(tmp_path), OPENLFR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
-    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "openlfr.cli", "run", "--init"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error: nothing to run"), out.stderr
 
 
 def test_run_refuses_bad_settings(tmp_path: Path) -> None:
     env = dict(os.environ, OPENLFR_DATA_DIR=str(tmp_path), OPENLFR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
-    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run", "--analyse-fps", "-1"],
+    out = subprocess.run([sys.executable, "-m", "openlfr.cli", "run", "--init", "--analyse-fps", "-1"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error: --analyse-fps"), out.stderr
 
@@ -153,7 +153,7 @@ def test_openlfr_run_exits_1_when_a_camera_failed(tmp_path: Path, video_dir: Pat
     clip.unlink()  # the recording went away after the camera was registered
     env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
                OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "openlfr.cli", "run", "--init"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 1, out.stderr
     assert f"camera cam1 (deployment {dep}): failed" in out.stderr and "Traceback" not in out.stderr

@@ -85,7 +85,7 @@ def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
                                source=str(video_dir / "short_hamilton_clip.mp4"))
     env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
                OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "openlfr.cli_pipeline", "run", "--paced"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "openlfr.cli", "run", "--paced"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
@@ -120,7 +120,7 @@ def test_openlfr_run_refuses_a_second_worker_on_a_camera(tmp_path: Path, video_d
         ownership.claim(ctx, cam, dep, "pipeline:cam1")
     env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
                OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
-    dup = subprocess.run([sys.executable, "-m", "openlfr.cli_pipeline", "run"], env=env, capture_output=True,
+    dup = subprocess.run([sys.executable, "-m", "openlfr.cli", "run"], env=env, capture_output=True,
                          text=True, timeout=120)
     # the refused worker says why and ends (not restarted, no traceback), and counts nothing
     assert dup.returncode == 0 and not dup.stdout, dup.stderr

@@ -15,7 +15,7 @@ from openlfr.api import defs
 from openlfr.api.auth import Principal, require
 from openlfr.api.console import _act, _page
 from openlfr.api.deps import reading
-from openlfr.cli_cameras import parse_roi
+from openlfr.cli.cameras import parse_roi
 from openlfr.governance import Role, cameras, parse
 from openlfr.governance.schemas import CameraCreate
 from openlfr.pipeline.settings import CameraSettings

@@ -8,7 +8,7 @@ which is the order in which YuNet reports its 5 landmarks.
 The transform is the least-squares similarity (rotation, uniform scale, translation) from the
 5 detected points to the template (Umeyama's method, as OpenCV's ``alignCrop`` computes it),
 applied with bilinear interpolation and black borders. Chips agree with OpenCV's
-``alignCrop`` to one grey level (checked by ``tests/face_zoo``).
+``alignCrop`` to one grey level (checked by ``tests/face/test_sface.py`` and ``tests/face/test_yunet.py``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 * :class:`DlibEmbedder`: dlib itself (``face_recognition_model_v1``), the reference.
 
 All three implement :class:`openlfr.face.types.Embedder` and agree to cosine >= 0.9999
-(checked on LFW faces by ``tests/test_embedder_onnx.py``).
+(checked on LFW faces by ``tests/face/test_embedder_onnx.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The digest-checked file's weights are folded to float32 and the network runs on ONNX Runtime
 (CPU, or CUDA) or PyTorch (GPU) through :func:`openlfr.face.onnx_runtime.make_runner`; the
 outputs are decoded as OpenCV's ``cv2.FaceDetectorYN`` decodes them
-(:mod:`openlfr.face.yunet_net`; ``tests/face_zoo`` checks the two agree). On 2 cores this is
+(:mod:`openlfr.face.yunet_net`; ``tests/face/test_sface.py`` and ``tests/face/test_yunet.py`` checks the two agree). On 2 cores this is
 about twice as fast as OpenCV's own DNN module (4 ms against 8 ms per 640x360 frame). Any image
 size works (it is zero-padded to a multiple of 32); faces down to about 13-18 px wide are found (measured on downscaled
 ``misc/obama.jpg``, ``misc/two_people.jpg`` and an LFW image; none below 9 px).

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from openlfr.cli_governance import _acting, _as_user, _when
-from openlfr.cli_support import about_file, print_rows, user_errors
+from openlfr.cli.governance import _acting, _as_user, _when
+from openlfr.cli.support import about_file, print_rows, user_errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.rights.requests import Decision, Reason, RequestKind
 

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from openlfr.cli_support import progress
-from openlfr.cli_support import user_errors as _errors
+from openlfr.cli.support import progress
+from openlfr.cli.support import user_errors as _errors
 from openlfr.errors import InputError
 
 

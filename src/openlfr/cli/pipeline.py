@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import progress
+from openlfr.cli.support import progress
 from openlfr.errors import InputError, OpenLFRError
 
 
@@ -121,19 +121,3 @@ def frames_analysed(gov: Any, camera_ids: list[int]) -> tuple[int, int]:
 def register(app: typer.Typer) -> None:
     """Add ``openlfr run`` to the main command line."""
     app.command("run")(run)
-
-
-def main() -> None:
-    """Run ``openlfr run`` on its own (``python -m openlfr.cli_pipeline``)."""
-    app = typer.Typer(add_completion=False)
-    register(app)
-
-    @app.callback()
-    def _root() -> None:  # keep "run" as a sub-command
-        pass
-
-    app()
-
-
-if __name__ == "__main__":
-    main()

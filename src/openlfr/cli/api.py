@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from openlfr.cli_auth import governance, org_kind
-from openlfr.cli_support import fail, new_password, user_errors
+from openlfr.cli.auth import governance, org_kind
+from openlfr.cli.support import fail, new_password, user_errors
 
 admin_app = typer.Typer(help="The host organisation at this machine: its first admin, and break-glass.",
                         no_args_is_help=True)
@@ -161,7 +161,7 @@ def _start_cameras(gov: Any, bus: Any) -> Any:
 
 def _hint(gov: Any, host: str, port: int, service: Any) -> str:
     """The next step: the demo's reviewers when the store holds the demo, else the console."""
-    from openlfr.cli_demo import demo_state, next_step
+    from openlfr.cli.demo import demo_state, next_step
     from openlfr.errors import OpenLFRError
 
     try:

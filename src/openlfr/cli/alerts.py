@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from openlfr.cli_governance import _as_user
-from openlfr.cli_support import print_rows, user_errors
+from openlfr.cli.governance import _as_user
+from openlfr.cli.support import print_rows, user_errors
 from openlfr.governance.grounds import EngagementResult
 
 alert_app = typer.Typer(help="Alerts: review, escalations, what happened after a verified alert, early "

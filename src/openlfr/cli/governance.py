@@ -1,7 +1,7 @@
 """Governance commands: ``openlfr user|agreement|share|force|camera|deployment`` (as the user
 logged in), ``openlfr retention|audit`` (at the machine) and ``openlfr demo-setup``.
 :func:`register` adds them, and the log-in and organisation commands of
-:mod:`openlfr.cli_auth`, to the main app.
+:mod:`openlfr.cli.auth`, to the main app.
 
 Each command is one transaction on the store (``OPENLFR_DATABASE_URL``, default SQLite in
 the data directory). A command that acts for a user does so only on that user's credential
@@ -22,11 +22,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_auth import governance, verify
-from openlfr.cli_auth import register as register_auth
-from openlfr.cli_support import fail as _fail
-from openlfr.cli_support import about_file, new_password, print_rows
-from openlfr.cli_support import user_errors as _errors
+from openlfr.cli.auth import governance, verify
+from openlfr.cli.auth import register as register_auth
+from openlfr.cli.support import fail as _fail
+from openlfr.cli.support import about_file, new_password, print_rows
+from openlfr.cli.support import user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.governance.grounds import LegalBasis, WatchlistCategory
 
@@ -839,24 +839,24 @@ def audit_checkpoints(path: Annotated[Path, typer.Argument(help="The JSON file t
 
 
 # ---------------------------------------------------------------- demo
-# ``openlfr demo-setup`` lives in :mod:`openlfr.cli_demo` (registered below)
+# ``openlfr demo-setup`` lives in :mod:`openlfr.cli.demo` (registered below)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the governance commands, and those of :mod:`openlfr.cli_auth` (log in, organisations,
+    """Add the governance commands, and those of :mod:`openlfr.cli.auth` (log in, organisations,
     enrolment), to the main ``openlfr`` app."""
     register_auth(app)
     app.add_typer(user_app, name="user")
     app.add_typer(agreement_app, name="agreement")
     app.add_typer(share_app, name="share")
     app.add_typer(force_app, name="force")
-    from openlfr.cli_cameras import register as register_cameras
+    from openlfr.cli.cameras import register as register_cameras
 
     register_cameras(camera_app)  # camera edit, camera status
     app.add_typer(camera_app, name="camera")
     app.add_typer(deployment_app, name="deployment")
     app.add_typer(retention_app, name="retention")
     app.add_typer(audit_app, name="audit")
-    from openlfr.cli_demo import demo_setup
+    from openlfr.cli.demo import demo_setup
 
     app.command("demo-setup")(demo_setup)

@@ -105,7 +105,7 @@ def test_the_pipeline_refuses_a_watchlist_of_another_model(tmp_path: Path) -> No
     """A deployment frozen with one model's templates is never matched with another's probes."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "governance"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "governance"))
     from govkit import FAKE_MODEL, KEY, Clock, Estate, fake_template
 
     from openlfr.governance import Governance, Policy

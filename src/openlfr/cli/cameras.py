@@ -1,6 +1,6 @@
 """``openlfr camera edit`` and ``openlfr camera status``: a camera's address and analysis
 settings in the store, and what its worker last reported. :func:`register` adds them to the
-``camera`` group of :mod:`openlfr.cli_governance`."""
+``camera`` group of :mod:`openlfr.cli.governance`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import print_rows
-from openlfr.cli_support import user_errors as _errors
+from openlfr.cli.support import print_rows
+from openlfr.cli.support import user_errors as _errors
 from openlfr.errors import InputError
 
 
@@ -57,7 +57,7 @@ def camera_edit(
 ) -> None:
     """Change a camera's address, place or analysis settings (operator admin of its organisation;
     audited, passwords in addresses masked)."""
-    from openlfr.cli_governance import _as_user
+    from openlfr.cli.governance import _as_user
     from openlfr.governance import Role, cameras
 
     with _as_user("camera.update") as (ctx, me):
@@ -80,7 +80,7 @@ def camera_edit(
 def camera_status(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """What each camera's worker last reported: state, frames analysed per second, last frame,
     latest gap and error (operator admins, reviewers, auditors)."""
-    from openlfr.cli_governance import _as_user
+    from openlfr.cli.governance import _as_user
     from openlfr.governance import cameras
 
     with _as_user("camera.status") as (ctx, me):

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import new_password, password, user_errors
+from openlfr.cli.support import new_password, password, user_errors
 from openlfr.errors import InputError, OpenLFRError
 
 CLI_LIFETIME = timedelta(hours=12)

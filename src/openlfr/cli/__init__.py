@@ -17,7 +17,7 @@ import typer
 from typer import _click as click
 from typer.core import TyperGroup
 
-from openlfr.cli_support import fail, missing_store, user_errors
+from openlfr.cli.support import fail, missing_store, user_errors
 from openlfr.config import get_settings
 from openlfr.errors import OpenLFRError
 
@@ -240,8 +240,8 @@ def scan(
     stderr: a bar on a terminal, else a line every 10 s (OPENLFR_PROGRESS_SECONDS). A refused
     search stores nothing but the audited refusal.
     """
-    from openlfr.cli_auth import saved, verify
-    from openlfr.cli_support import progress
+    from openlfr.cli.auth import saved, verify
+    from openlfr.cli.support import progress
     from openlfr.governance import Actor, Governance
     from openlfr.scan import SearchResult, SearchStopped, format_time, search_recording
 
@@ -314,7 +314,7 @@ def evaluate_lfw(
     """Verification accuracy on LFW pairs, and a 1:N watchlist experiment on the same folder.
 
     Progress goes to stderr (a bar on a terminal, else a line every 10 s), then a summary line."""
-    from openlfr.cli_support import progress
+    from openlfr.cli.support import progress
     from openlfr.evaluation import lfw as ev
     from openlfr.evaluation.facecache import face_data
 
@@ -361,16 +361,15 @@ def evaluate_lfw(
 
 def _register_extensions() -> None:
     # each command group lives beside the part of openlfr it drives
-    from openlfr import cli_alerts, cli_api, cli_effectiveness, cli_governance, cli_keys, cli_pipeline
-    from openlfr import cli_rights
+    from openlfr.cli import alerts, api, effectiveness, governance, keys, pipeline, rights
 
-    cli_governance.register(app)
-    cli_alerts.register(app)
-    cli_keys.register(app)
-    cli_pipeline.register(app)
-    cli_effectiveness.register(app, evaluate_app)
-    cli_api.register(app)
-    cli_rights.register(app)
+    governance.register(app)
+    alerts.register(app)
+    keys.register(app)
+    pipeline.register(app)
+    effectiveness.register(app, evaluate_app)
+    api.register(app)
+    rights.register(app)
 
 
 _register_extensions()
@@ -386,7 +385,7 @@ def main() -> None:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
     except ModuleNotFoundError as exc:  # an optional backend (torch, dlib...) that is not installed
-        from openlfr.cli_support import missing_module
+        from openlfr.cli.support import missing_module
 
         sys.stderr.write(f"error: {missing_module(exc)}\n")
         sys.exit(2)
@@ -398,7 +397,3 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The command line for a new user: global options after the command, --version, a missing
 store refused, help on every option, cameras by name or id, one-line errors for a missing
 backend and a bad image, and progress with a summary (on real runs: scan in
-tests/pipeline/test_pipe_retrospective.py, evaluate lfw in tests/test_cli.py, evaluate openset
+tests/pipeline/test_pipe_retrospective.py, evaluate lfw in tests/cli/test_cli.py, evaluate openset
 and calibrate in tests/effectiveness/test_eff_lfw_sample.py). In-process (typer's CliRunner) on the real app."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from openlfr.cli import GLOBAL_OPTIONS, app, hoist_global_options
-from openlfr.cli_support import Progress, progress, user_errors
+from openlfr.cli.support import Progress, progress, user_errors
 from openlfr.config import get_settings
 
 runner = CliRunner()

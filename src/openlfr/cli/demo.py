@@ -22,7 +22,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import progress, user_errors as _errors
+from openlfr.cli.support import progress, user_errors as _errors
 from openlfr.errors import InputError, OpenLFRError
 
 DEMO_HOST, DEMO_FORCE, DEMO_OVERSIGHT = "Estate Ltd", "Metropolitan Police", "Information Commissioner's Office"
@@ -93,7 +93,7 @@ def demo_recording(clip: Path) -> tuple[Path | None, str]:
 
 
 def _log_in(gov: Any, pw: dict[str, str], names: list[str], me: dict[str, Any]) -> None:
-    from openlfr.cli_auth import cli_place
+    from openlfr.cli.auth import cli_place
     from openlfr.governance import login as auth
 
     for name in names:
@@ -195,8 +195,8 @@ def demo_setup(
     import secrets
 
     from openlfr.audit import verify as verify_chain
-    from openlfr.cli_auth import governance
-    from openlfr.cli_governance import _template_fn
+    from openlfr.cli.auth import governance
+    from openlfr.cli.governance import _template_fn
     from openlfr.governance import agreements, cameras, organisations, parse, sharing, users, watchlists
     from openlfr.governance.grounds import WatchlistCategory
     from openlfr.governance.schemas import (AgreementCreate, CameraCreate, OrganisationCreate, OrgKind, Role,

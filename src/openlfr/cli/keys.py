@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli_support import user_errors
+from openlfr.cli.support import user_errors
 from openlfr.store.keys import (
     KEY_ENV,
     EncryptionKeyError,

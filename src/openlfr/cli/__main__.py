@@ -1,0 +1,5 @@
+"""``python -m openlfr.cli``: the same as the ``openlfr`` command."""
+
+from openlfr.cli import main
+
+main()
