@@ -37,11 +37,30 @@ class Settings(BaseSettings):
     # and the memory all decodes in this process may hold at once
     max_image_pixels: int = Field(default=25_000_000, gt=0)
     decode_budget_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # openlfr's own log records (openlfr.logs): least severe level shown, and their form
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def model_cache_dir(self) -> Path:
         """Where converted models (ONNX graphs) are cached: ``<data_dir>/models`` by default."""
         return self.model_cache_dir_override or self.data_dir / "models"
+
+
+def configure(**overrides: object) -> Settings:
+    """Install the process-wide settings: the environment with ``overrides`` on top (the command
+    line's global options; ``None`` values are ignored). Raises pydantic's ``ValidationError``.
+
+    CONTRACT (issue 17, H1 replaces this body): must not write ``os.environ``."""
+    import os
+
+    names = {"data_dir": "OPENLFR_DATA_DIR", "backend": "OPENLFR_BACKEND", "detector": "OPENLFR_DETECTOR",
+             "face_model": "OPENLFR_FACE_MODEL", "log_level": "OPENLFR_LOG_LEVEL"}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[names[name]] = str(value)
+    get_settings.cache_clear()
+    return get_settings()
 
 
 @lru_cache(maxsize=1)

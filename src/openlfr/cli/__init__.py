@@ -40,7 +40,7 @@ ROOT_HELP = (
 STORE_FREE = {("identify",), ("evaluate",), ("calibrate",)}
 STORE_MAKERS = {("admin", "create"), ("demo-setup",)}
 # the root options that may also come after the command (moved in front of it before parsing)
-GLOBAL_OPTIONS = ("data_dir", "backend", "detector", "face_model", "init")
+GLOBAL_OPTIONS = ("data_dir", "backend", "detector", "face_model", "log_level", "init")
 COMMAND_PATH = "openlfr.command"  # ctx.meta key: the names of the command being run
 
 
@@ -133,6 +133,10 @@ def _main(
                                          "one registered in OPENLFR_MODELS_FILE (default: OPENLFR_FACE_MODEL or "
                                          "sface).")
     ] = None,
+    log_level: Annotated[
+        Optional[str], typer.Option(help="Least severe log record shown: debug, info, warning or error (default: "
+                                         "OPENLFR_LOG_LEVEL or info).")
+    ] = None,
     init: Annotated[bool, typer.Option(
         "--init", help="Start a new, empty store if the data directory holds none (otherwise only 'admin create' "
                        "and 'demo-setup' make one).")] = False,
@@ -141,17 +145,17 @@ def _main(
 ) -> None:
     from pydantic import ValidationError
 
-    for name, value in (("OPENLFR_DATA_DIR", data_dir), ("OPENLFR_BACKEND", backend), ("OPENLFR_DETECTOR", detector),
-                        ("OPENLFR_FACE_MODEL", face_model)):
-        if value is not None:
-            os.environ[name] = str(value)
-    get_settings.cache_clear()
+    from openlfr.config import configure
+    from openlfr.logs import configure_logging
+
     try:
-        settings = get_settings()
+        settings = configure(data_dir=data_dir, backend=backend, detector=detector, face_model=face_model,
+                             log_level=log_level)
     except ValidationError as err:  # e.g. --backend torch: one line, not a traceback
         first = err.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "setting"
         fail(f"--{field.replace('_', '-')} (OPENLFR_{field.upper()}): {first['msg']}, not {first.get('input')!r}")
+    configure_logging()
     path = ctx.meta.get(COMMAND_PATH, ())
     for warning in data_warnings(Path(settings.data_dir)):
         typer.echo(f"warning: {warning}", err=True)
