@@ -111,7 +111,8 @@ def live_store(root: Path, images: list[bytes], threshold: float) -> tuple[Gover
     with gov.transaction() as ctx:
         ag = agreements.create(ctx, me["met"], parse(
             AgreementCreate, operator="Estate", purpose="bench", lawful_basis="bench", valid_from=now,
-            valid_until=now + timedelta(days=2), image_limit=100, allowed_categories=["wanted_by_court"], allow_under_18=False))
+            valid_until=now + timedelta(days=2), image_limit=100, allowed_categories=["wanted_by_court"],
+            allow_under_18=False))
         agreements.approve(ctx, me["officer"], ag.id)
         ag_id = ag.id
     shared = []
@@ -135,8 +136,8 @@ def live_store(root: Path, images: list[bytes], threshold: float) -> tuple[Gover
         wl_id, cam_id = wl.id, cam.id
     with gov.transaction() as ctx:
         dep = deployments.request(ctx, me["admin"], parse(
-            DeploymentRequest, purpose="benchmark the live pipeline", watchlist_id=wl_id, camera_ids=[cam_id], start=now,
-            end=now + timedelta(hours=2), threshold=threshold, legal_basis=LegalBasis.GDPR_UNLAWFUL_ACTS,
+            DeploymentRequest, purpose="benchmark the live pipeline", watchlist_id=wl_id, camera_ids=[cam_id],
+            start=now, end=now + timedelta(hours=2), threshold=threshold, legal_basis=LegalBasis.GDPR_UNLAWFUL_ACTS,
             dpia_ref="DPIA-bench", dpia_date=now.date(), eia_ref="EIA-bench", eia_date=now.date(),
             necessity="A benchmark of the live pipeline on a recorded clip, measuring its speed before real use.",
             proportionality="Recorded public-data footage only; no live camera, and nothing is kept after the run."))
@@ -169,7 +170,8 @@ def main() -> None:
     crops = enrolment_crops(clip, [0.8, 1.6, 2.4, 3.2, 4.0], settings)
     from openlfr.config import get_settings
 
-    results: dict[str, object] = {"face_model": get_settings().face_model, "clip": clip.name, "duration_s": round(duration, 2), "settings": settings.model_dump(),
+    results: dict[str, object] = {"face_model": get_settings().models.face_model, "clip": clip.name,
+                                  "duration_s": round(duration, 2), "settings": settings.model_dump(),
                                   "cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS")}
     with tempfile.TemporaryDirectory() as tmp:
         from openlfr.face.registry import model_threshold
@@ -178,7 +180,7 @@ def main() -> None:
         results["watchlist_entries"] = entries
         # real-time factor: every frame decoded (on a reader thread), analysed at the default rate
         rtf, busy = [], []
-        for i in range(args.runs):
+        for _ in range(args.runs):
             settings_i = settings.model_copy(update={"realert_after_s": 0.0})
             pipe = CameraPipeline(gov, dep, cam, settings_i)
             t = time.perf_counter()
@@ -194,7 +196,7 @@ def main() -> None:
         latencies: list[float] = []
         waits: list[float] = []
         achieved, dropped = [], []
-        for i in range(args.runs):
+        for _ in range(args.runs):
             settings_i = settings.model_copy(update={"realert_after_s": 0.0})  # every run alerts afresh
             pipe = CameraPipeline(gov, dep, cam, settings_i)
             paced = PacedSource(VideoFileSource(clip))
@@ -224,9 +226,11 @@ def main() -> None:
     for b in r["real_time_factor"]["breakdown"]:
         print(f"  {b}")
     p = r["paced"]
-    print(f"paced at real time: analysed {p['analysed_fps']} fps of {p['target_fps']}, dropped {p['frames_dropped']} frames")
+    print(f"paced at real time: analysed {p['analysed_fps']} fps of {p['target_fps']}, "
+          f"dropped {p['frames_dropped']} frames")
     print(f"alert latency over {p['alerts']} alerts: p50 {p['latency_ms_p50']} ms, p95 {p['latency_ms_p95']} ms, "
-          f"max {p['latency_ms_max']} ms (of which the frame waited for the loop: p50 {p['of_which_waiting_ms_p50']} ms)")
+          f"max {p['latency_ms_max']} ms (of which the frame waited for the loop: "
+          f"p50 {p['of_which_waiting_ms_p50']} ms)")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def _variant(args: argparse.Namespace, token: str, frames, check, cpu_dets, sync
                 "max_box_deviation_vs_cpu_px": max(max_deviation(a, b) for a, b in zip(gpu_dets, cpu_dets)),
                 "faces_checked": sum(len(d) for d in cpu_dets),
                 "max_score_difference": max(
-                    (abs(x.score - y.score) for a, b in zip(gpu_dets, cpu_dets) if len(a) == len(b) for x, y in zip(a, b)),
+                    (abs(x.score - y.score)
+                     for a, b in zip(gpu_dets, cpu_dets) if len(a) == len(b) for x, y in zip(a, b)),
                     default=0.0,
                 ),
                 # the pipelined path against the former whole-map path on the same device
@@ -126,7 +127,8 @@ def _variant(args: argparse.Namespace, token: str, frames, check, cpu_dets, sync
                     [d.box for d in a] == [d.box for d in b] for a, b in zip(gpu_dets, legacy)
                 ),
                 "max_score_difference_vs_full_map_path": max(
-                    (abs(x.score - y.score) for a, b in zip(gpu_dets, legacy) if len(a) == len(b) for x, y in zip(a, b)),
+                    (abs(x.score - y.score)
+                     for a, b in zip(gpu_dets, legacy) if len(a) == len(b) for x, y in zip(a, b)),
                     default=0.0,
                 ),
             }
@@ -171,7 +173,8 @@ def bench_cuda(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
 
     size = tuple(int(v) for v in args.size.split("x"))
-    frames = video_frames(data_dir() / "video" / "street_1080p.mp4", args.frames, None if size == (1920, 1080) else size)
+    frames = video_frames(data_dir() / "video" / "street_1080p.mp4", args.frames,
+                          None if size == (1920, 1080) else size)
     cpu = MMODDetector(backend="cpu")
     name = torch.cuda.get_device_name(0) if on_gpu else "cpu (dry run)"
     out: dict = {"device": name, "frames": len(frames), "size": args.size, "torch": torch.__version__}

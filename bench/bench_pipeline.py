@@ -72,7 +72,8 @@ def main() -> None:
     results = {}
     for label, images in (("lfw", lfw), ("street_1080p", street)):
         b = run("face_recognition-style (dlib)", baseline, images)
-        o = run(f"openlfr ({type(ours.stage.detector).__name__}, {type(ours.stage.embedder).__name__})", ours.analyze, images)
+        o = run(f"openlfr ({type(ours.stage.detector).__name__}, {type(ours.stage.embedder).__name__})",
+                ours.analyze, images)
         results[label] = {
             "baseline": b,
             "openlfr": o,

@@ -389,7 +389,8 @@ def run_scale(args: argparse.Namespace) -> dict:
     pairs = ev.read_pairs(Path(args.pairs), lfw_root)
     split = ev.split_1n(ev.people(lfw_root))
     # the image list and key of 'openlfr evaluate lfw', so that its cache is reused
-    paths = sorted({p.a for p in pairs} | {p.b for p in pairs} | {p for _, p in split.gallery + split.mated + split.non_mated})
+    paths = sorted({p.a for p in pairs} | {p.b for p in pairs}
+                   | {p for _, p in split.gallery + split.mated + split.non_mated})
     cache = get_settings().data_dir / "eval-cache"
     for spec in args.pipelines.split(","):
         pipe = make_pipeline(spec)
@@ -488,7 +489,8 @@ def run_small(args: argparse.Namespace) -> dict:
             refs[n] = (image, central(dets, image.shape).box)
     ref_w = np.array([b.width for _, b in refs.values()])
     result: dict = {"people": len(pick), "with_reference_face": len(refs),
-                    "reference_width_median": float(np.median(ref_w)), "reference_width_range": [int(ref_w.min()), int(ref_w.max())],
+                    "reference_width_median": float(np.median(ref_w)),
+                    "reference_width_range": [int(ref_w.min()), int(ref_w.max())],
                     "widths": widths, "pipelines": {}}
     for spec in args.pipelines.split(","):
         pipe = make_pipeline(spec)
@@ -521,7 +523,8 @@ def run_small(args: argparse.Namespace) -> dict:
                     continue
                 found += 1
                 cx, cy = (sb.left + sb.right) / 2, (sb.top + sb.bottom) / 2
-                f = min(inside, key=lambda f: (f.detection.box.center[0] - cx) ** 2 + (f.detection.box.center[1] - cy) ** 2)
+                f = min(inside,
+                        key=lambda f: (f.detection.box.center[0] - cx) ** 2 + (f.detection.box.center[1] - cy) ** 2)
                 if w == "full":
                     own_w.append(f.detection.box.width / box.width)
                 sc = g @ f.template
@@ -542,7 +545,8 @@ def run_small(args: argparse.Namespace) -> dict:
     print("| pipeline (threshold) | " + " | ".join(f"W={c}" if c != "full" else "full size" for c in cols) + " |")
     print("|---|" + "---|" * len(cols))
     for spec, p in result["pipelines"].items():
-        print(f"| {spec}: found ({p['threshold']:.3f}) | " + " | ".join(pct(p["rows"][c]["found"], 0) for c in cols) + " |")
+        print(f"| {spec}: found ({p['threshold']:.3f}) | "
+              + " | ".join(pct(p["rows"][c]["found"], 0) for c in cols) + " |")
         print(f"| {spec}: matched rank-1 >= thr | " + " | ".join(pct(p["rows"][c]["matched"], 0) for c in cols) + " |")
     for spec, p in result["pipelines"].items():
         print(f"- {spec}: gallery {p['gallery']}; its own box is {fmt(p['own_box_width_over_yunet'])}x YuNet's width "
@@ -581,7 +585,8 @@ def run_street(args: argparse.Namespace) -> dict:
         }
         print(f"  {name}: done", file=sys.stderr)
     print(f"\n### Street clip (1920x1080), {len(frames)} frames: face box widths (each detector's own box)\n")
-    print("| detector | faces (per frame min-max) | width min / median / max px | <24 | 24-39 | 40-79 | 80+ | ms/frame |")
+    print("| detector | faces (per frame min-max) | width min / median / max px "
+          "| <24 | 24-39 | 40-79 | 80+ | ms/frame |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in result["detectors"].items():
         b = r["bins"]

@@ -93,7 +93,8 @@ def main() -> None:
           f"default threshold {threshold}")
     for score, name, j in best[: args.top]:
         track, frame, box, _ = street[j]
-        print(f"{score:.4f} {'ABOVE' if score >= threshold else 'below'}  {name}  track {track} frame {frame} box {box}")
+        print(f"{score:.4f} {'ABOVE' if score >= threshold else 'below'}  {name}  "
+              f"track {track} frame {frame} box {box}")
 
 
 if __name__ == "__main__":

@@ -134,11 +134,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Pat
         return
     if _pg_template is None:
         pytest.skip(f"{PG_ENV} not set: no PostgreSQL server to test against (see .ci/postgres.sh)")
+    yield from _pg_database(_pg_template)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty database, no migration run (for migration tests): a SQLite file, or a
+    new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} not set: no PostgreSQL server to test against (see .ci/postgres.sh)")
+    yield from _pg_database(None)
+
+
+def _pg_database(template: str | None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template``, or empty) for one test, dropped after."""
     base = os.environ[PG_ENV]
     name = f"openlfr_t_{uuid.uuid4().hex[:12]}"
     admin = make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     yield make_url(base).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

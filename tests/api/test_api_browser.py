@@ -38,7 +38,8 @@ def test_reviewers_confirm_live_alert_and_public_page_updates(browser, site: Sit
     first = _login(browser, site, "reviewer")
     first.wait_for_selector("#live:has-text('Live')")  # the SSE stream is open
     alert_id = site.raise_alert(score=0.83)
-    row = first.wait_for_selector(f"#queue tr[data-alert='{alert_id}']", timeout=30_000)  # generous: CI machines are busy
+    # a generous timeout: CI machines are busy
+    row = first.wait_for_selector(f"#queue tr[data-alert='{alert_id}']", timeout=30_000)
     assert "pending" in row.inner_text()
     # the live row has the page's columns: thumbnail, candidate, score, camera, time, state
     assert row.query_selector("td.thumb img") is not None and LABELS[0] in row.inner_text()

@@ -16,16 +16,17 @@ import typer
 from typer.testing import CliRunner
 
 from apikit import free_port
-from openlfr.cli import api as cli_api, auth as cli_auth
+from openlfr.cli import admin as cli_admin, auth as cli_auth, orgs as cli_orgs, serve as cli_serve
 
-LAUNCH = "import typer; from openlfr.cli import api; app = typer.Typer(); api.register(app); app()"
+LAUNCH = ("import typer; from openlfr.cli import admin, serve; app = typer.Typer(); admin.register(app); "
+          "serve.register(app); app()")
 PASSWORD = "a long password here"
 
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    cli_api.register(app)
-    cli_auth.register(app)
+    for module in (cli_admin, cli_serve, cli_auth, cli_orgs):
+        module.register(app)
     return app
 
 

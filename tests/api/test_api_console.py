@@ -110,8 +110,8 @@ def test_supplier_shares_from_console(site: Site) -> None:
         with site.gov.transaction() as ctx:
             return ctx.session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one()
 
-    fields = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 5",
-              "subject_ref": "S-CONSOLE-1", "image_date": "2026-02-01"}
+    fields = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123",
+              "reason": "warrant 5", "subject_ref": "S-CONSOLE-1", "image_date": "2026-02-01"}
     before = ledger_rows()
     with browser(site, "met") as (c, csrf):
         r = c.post("/console/images", data=fields | {"csrf_token": csrf}, follow_redirects=True,

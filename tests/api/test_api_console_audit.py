@@ -26,7 +26,8 @@ def dpo(site: Site) -> httpx.Client:
 def _rows(page: str) -> list[tuple[str, str, str]]:
     """(actor, action, details cell) of each event row."""
     return re.findall(r'<tr data-seq="\d+"[^>]*><td>\d+</td><td>[^<]*</td><td>([^<]*)</td>\s*'
-                      r'<td class="action"><code>([^<]*)</code></td><td>[^<]*</td>\s*<td>(.*?)</td></tr>', page, re.DOTALL)
+                      r'<td class="action"><code>([^<]*)</code></td><td>[^<]*</td>\s*<td>(.*?)</td></tr>',
+                      page, re.DOTALL)
 
 
 def test_events_are_readable_and_paged(site: Site, dpo: httpx.Client) -> None:

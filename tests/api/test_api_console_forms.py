@@ -156,8 +156,8 @@ def test_threshold_before_authorisation(site: Site) -> None:
                    follow_redirects=True)
         assert "invalid input: threshold" in r.text and _get(site, Deployment, dep).threshold == 0.6
         assert _refusals(site, "deployment.threshold") == refused + 1
-        r = c.post(f"/console/deployments/{site.deployment_id}/threshold", data={"csrf_token": csrf, "threshold": "0.5"},
-                   follow_redirects=True)
+        r = c.post(f"/console/deployments/{site.deployment_id}/threshold",
+                   data={"csrf_token": csrf, "threshold": "0.5"}, follow_redirects=True)
         assert "its threshold is locked" in r.text
         r = c.post(f"/console/deployments/{dep}/threshold", data={"csrf_token": csrf, "threshold": "0.7"},
                    follow_redirects=True)

@@ -29,8 +29,7 @@ from openlfr.governance import Governance, Role, users
 from openlfr.governance.schemas import UserCreate
 from openlfr.rights import requests as rq
 from openlfr.rights.clock import days_left, due_date
-from openlfr.store.models import AuditEvent
-from openlfr.store.rights_models import RightsRequest
+from openlfr.store.models import AuditEvent, RightsRequest
 
 DPO, FORCE_DPO, FORCE_AUDITOR = "rights-dpo", "rights-met-dpo", "rights-met-auditor"
 FORM = {"kind": "access", "name": "Jo Bloggs", "contact": "jo@example.org",

@@ -41,7 +41,8 @@ def test_docs_pages_use_only_this_server(site: Site, page: str) -> None:
             assert len(asset.content) > 1000, ref  # the real bundle, not an empty stand-in
 
 
-@pytest.mark.parametrize("page,ready", [("/docs", ".opblock-summary-path"), ("/redoc", "[data-section-id^='operation']")])
+@pytest.mark.parametrize("page,ready", [("/docs", ".opblock-summary-path"),
+                                        ("/redoc", "[data-section-id^='operation']")])
 def test_docs_render_in_a_browser_cut_off_from_other_hosts(browser, site: Site, page: str,  # type: ignore[no-untyped-def]
                                                            ready: str) -> None:
     context = browser.new_context()

@@ -123,8 +123,8 @@ def hostile(db_url: str, tmp_path: Path, data_dir: Path) -> Iterator[tuple[Site,
 
 
 def _share(site: Site, image: bytes, subject: str, timeout: float = 60) -> httpx.Response:
-    meta = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 7",
-            "subject_ref": subject, "image_date": "2026-01-01"}
+    meta = {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123",
+            "reason": "warrant 7", "subject_ref": subject, "image_date": "2026-01-01"}
     with httpx.Client(base_url=site.url, timeout=timeout,
                       headers={"Authorization": f"Bearer {site.tokens['met']}"}) as c:
         return c.post("/api/images", data=meta, files={"file": ("photo.jpg", image, "image/jpeg")})

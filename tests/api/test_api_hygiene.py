@@ -74,7 +74,8 @@ def test_api_watchlist_categories(site: Site) -> None:
 
 def test_api_signage_per_deployment_with_a_photo(site: Site) -> None:
     today = datetime.now(UTC).date()
-    base = {"text": "Live facial recognition in use", "checked_on": today.isoformat(), "deployment_id": site.deployment_id}
+    base = {"text": "Live facial recognition in use", "checked_on": today.isoformat(),
+            "deployment_id": site.deployment_id}
     path = f"/api/cameras/{site.camera_id}/signage"
     before, audited = _count(site, SignageRecord), len(_refusals(site, "signage.record"))
     with site.client("admin") as c:

@@ -13,8 +13,7 @@ from apikit import PASSWORD, Site, console_login, make_gov, png, serve
 from openlfr.api import ApiSettings, create_app
 from openlfr.governance import OrgKind, organisations
 from openlfr.governance.credentials import token_digest
-from openlfr.store.api_models import ApiToken
-from openlfr.store.models import AuditEvent, Camera, LedgerEntry, SharedImage
+from openlfr.store.models import ApiToken, AuditEvent, Camera, LedgerEntry, SharedImage
 
 
 def _counts(site: Site) -> tuple[int, int]:
@@ -24,8 +23,8 @@ def _counts(site: Site) -> tuple[int, int]:
 
 
 def _meta(site: Site) -> dict[str, str]:
-    return {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123", "reason": "warrant 9",
-            "subject_ref": "S-99", "image_date": "2026-01-01"}
+    return {"agreement_id": str(site.agreement_id), "category": "wanted_by_court", "warrant_ref": "WA-2029-00123",
+            "reason": "warrant 9", "subject_ref": "S-99", "image_date": "2026-01-01"}
 
 
 @pytest.mark.parametrize("case", ["oversized", "not_an_image", "corrupt_png", "empty", "json_body", "bad_field"])
@@ -116,7 +115,7 @@ def test_expired_and_revoked_sessions_are_401(site: Site) -> None:
 
 
 def test_passwords_are_argon2_and_tokens_hashed(site: Site) -> None:
-    from openlfr.store.api_models import Credential
+    from openlfr.store.models import Credential
     with site.gov.transaction() as ctx:
         hashes = ctx.session.execute(select(Credential.password_hash)).scalars().all()
         stored = ctx.session.execute(select(ApiToken.token_sha256)).scalars().all()

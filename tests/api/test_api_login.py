@@ -26,7 +26,7 @@ from openlfr.api import ApiSettings, create_app
 from openlfr.governance import Governance, OrgKind, Policy, Role, login, organisations, users
 from openlfr.governance.errors import Throttled
 from openlfr.governance.schemas import UserCreate
-from openlfr.store.api_models import LoginThrottle
+from openlfr.store.models import LoginThrottle
 
 LIMIT, WINDOW, CEILING = 3, 60, 8
 WRONG = "not the password at all"
@@ -176,7 +176,8 @@ def test_the_same_name_and_address_backs_off(door: Door, store: tuple[Governance
     _time_passes(gov, WINDOW + 1)  # the first lockout is over ...
     assert [door.attempt("reviewer", WRONG)[0] for _ in range(LIMIT)] == ["wrong"] * LIMIT
     state, second = door.attempt("reviewer", PASSWORD)
-    assert state == "locked" and second is not None and WINDOW < second <= 2 * WINDOW + 1  # ... the next is twice as long
+    # ... the next is twice as long
+    assert state == "locked" and second is not None and WINDOW < second <= 2 * WINDOW + 1
     _time_passes(gov, 2 * WINDOW + 1)
     assert door.attempt("reviewer", PASSWORD)[0] == "ok"
 

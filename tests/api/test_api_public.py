@@ -64,7 +64,8 @@ def test_each_public_deployment_links_its_effectiveness_report(site: Site) -> No
     assert report["alerts"] == dep["alerts"] >= 1
     assert (report["faces_searched"], report["people_passes"]) == (dep["faces_searched"], dep["people_passes"])
     assert report["verified_true"] == dep["verified_alerts"] and report["verified_false"] == dep["false_alerts"]
-    assert {"false_alerts_per_1000_faces_searched", "precision", "observed_false_alert_rate", "predicted_vs_observed"} <= report.keys()
+    assert {"false_alerts_per_1000_faces_searched", "precision", "observed_false_alert_rate",
+            "predicted_vs_observed"} <= report.keys()
     assert missing.status_code == 404
     for s in [*LABELS, *SUBJECT_REFS, ENTRY_REASON, site.snapshot_hash]:
         assert s not in html.text and s not in str(report)

@@ -83,7 +83,8 @@ def test_no_server_errors(case, fuzz_site) -> None:  # type: ignore[no-untyped-d
         pytest.skip("not fuzzable")
     user = _user_for(case.method.upper(), case.operation.path)
     response = case.call(base_url=url, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=10)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    assert response.status_code < 500, (f"{case.method} {case.formatted_path}: {response.status_code} "
+                                        f"{response.text[:300]}")
     # every answer, errors included, is one the schema documents, in the documented shape
     case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
                                              response_schema_conformance])

@@ -108,7 +108,7 @@ def test_serve_runs_the_demo_cameras_and_a_reviewer_gets_the_alert(tmp_path: Pat
         monkeypatch.delenv(name, raising=False)
     from openlfr.config import get_settings
     from openlfr.governance import Governance
-    from openlfr.store.pipeline_models import CameraStatus
+    from openlfr.store.models import CameraStatus
 
     get_settings.cache_clear()
     gov = Governance()

@@ -101,7 +101,8 @@ def test_evaluate_lfw_on_a_few_pairs(data_dir: Path, home: Path, tmp_path: Path)
     fold1, fold2 = lines[1:11] + lines[301:311], lines[601:611] + lines[901:911]
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("\n".join(["2\t10", *fold1, *fold2]) + "\n")
-    proc = run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(pairs), "--no-identification", "--json"], home)
+    proc = run(["evaluate", "lfw", "--lfw", str(data_dir / "lfw"), "--pairs", str(pairs), "--no-identification",
+                "--json"], home)
     assert proc.returncode == 0, proc.stderr
     ver = json.loads(proc.stdout)["verification"]
     assert ver["pairs"] == 40 and ver["folds"] == 2

@@ -72,7 +72,8 @@ def test_nothing_biometric_in_clear_after_a_full_run(tmp_path: Path, data_dir: P
                         "OPENLFR_PASSWORD": PW, "OPENLFR_DEMO_PASSWORD": PW, "OMP_NUM_THREADS": "2"}
     for name in ("OPENLFR_DATABASE_URL", "OPENLFR_TOKEN", "OPENLFR_KEY", "OPENLFR_KEY_FILE"):
         env.pop(name, None)
-    clip, lin = data_dir / "video" / "short_hamilton_clip.mp4", data_dir / "video" / "references" / "lin-manuel-miranda.png"
+    clip = data_dir / "video" / "short_hamilton_clip.mp4"
+    lin = data_dir / "video" / "references" / "lin-manuel-miranda.png"
 
     out = _openlfr(env, "demo-setup", "--images", str(data_dir / "lfw"), "--count", "3")
     assert "chain OK" in out

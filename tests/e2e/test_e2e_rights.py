@@ -215,9 +215,10 @@ def test_a_person_who_only_passed_the_camera(world: World, browser, data_dir: Pa
     assert "Alex Passer" in letter and " ".join(NOTHING_KEPT.split()) in " ".join(letter.split())
     assert "alert" not in letter.lower().replace("alerts", "")  # names no record, nobody else's
     _shot(page, "passer-by-letter")
-    assert page.inner_text("#decision").startswith("nothing held") and "answered in time" in page.inner_text("#decision")
+    decision = page.inner_text("#decision")
+    assert decision.startswith("nothing held") and "answered in time" in decision
     with world.gov.transaction() as ctx:
-        from openlfr.store.rights_models import RightsRequest
+        from openlfr.store.models import RightsRequest
 
         assert ctx.session.get(RightsRequest, request_id).photo_blob is None  # the photo went with the answer
 
@@ -225,7 +226,7 @@ def test_a_person_who_only_passed_the_camera(world: World, browser, data_dir: Pa
 def test_access_then_erasure_of_a_false_alert(world: World, browser, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from openlfr.rights.keys import ERASED, alert_ref, media_bytes
     from openlfr.store.models import MediaItem
-    from openlfr.store.rights_models import ErasureKey, RightsRequest
+    from openlfr.store.models import ErasureKey, RightsRequest
 
     alert = world.alert_id
     # what must be gone afterwards: the crop (as the reviewer saw it) and its files

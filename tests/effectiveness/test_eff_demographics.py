@@ -25,8 +25,8 @@ def test_rates_per_group_from_a_labels_file(tmp_path: Path):
     labels = tmp_path / "labels.csv"
     labels.write_text("image,group\nAnn,g1\nBob,g2\nCarl/Carl_0002.jpg,g2\nDora_0001.jpg,g1\n")
     groups = demographics.read_groups(labels)
-    mated = [Path("/x/Ann/Ann_0002.jpg"), Path("/x/Ann/Ann_0003.jpg"), Path("/x/Bob/Bob_0002.jpg"), Path("/x/Carl/Carl_0002.jpg"),
-             Path("/x/Eve/Eve_0002.jpg")]
+    mated = [Path("/x/Ann/Ann_0002.jpg"), Path("/x/Ann/Ann_0003.jpg"), Path("/x/Bob/Bob_0002.jpg"),
+             Path("/x/Carl/Carl_0002.jpg"), Path("/x/Eve/Eve_0002.jpg")]
     hits = np.array([0.9, 0.1, 0.9, -np.inf, 0.9])
     non_mated = [Path("/x/Dora/Dora_0001.jpg"), Path("/x/Bob2/Bob2_0001.jpg")]
     top = np.array([0.8, 0.2])

@@ -20,7 +20,7 @@ from openlfr.evaluation import deployment_report  # noqa: E402
 from openlfr.governance import Governance, Policy, Role, RuleViolation, parse  # noqa: E402
 from openlfr.governance import deployments, retention, reviews  # noqa: E402
 from openlfr.governance.schemas import DeploymentRequest  # noqa: E402
-from openlfr.store.pipeline_models import PipelineCounter  # noqa: E402
+from openlfr.store.models import PipelineCounter  # noqa: E402
 
 
 @pytest.fixture
@@ -119,7 +119,8 @@ def test_report_from_counts_flags_more_false_alerts_than_predicted():
     rep = deployment_report.summarise(1, "ended", 0.95, 1e-4, 0.3, 10_000, ["false"] * 8 + ["true"] * 2)
     assert rep.false_alerts_per_1000_faces_searched == 0.8 and rep.precision == 0.2
     assert rep.predicted_vs_observed.startswith("more false alerts than predicted")
-    assert deployment_report.summarise(1, "live", 0.95, None, None, 0, []).predicted_vs_observed == "no faces searched yet"
+    none_yet = deployment_report.summarise(1, "live", 0.95, None, None, 0, [])
+    assert none_yet.predicted_vs_observed == "no faces searched yet"
 
 
 def test_report_verdict_is_not_yet_known_while_any_alert_is_unreviewed_or_unsure():
@@ -134,6 +135,7 @@ def test_report_verdict_is_not_yet_known_while_any_alert_is_unreviewed_or_unsure
     # the rates are per face searched, whatever the passes and detections
     assert rep.observed_false_alert_rate == 0 and rep.observed_false_alert_rate_upper_bound == 2 / 10_000
     assert (rep.faces_searched, rep.people_passes, rep.detections) == (10_000, 2_500, 60_000)
-    assert rep.observed_false_alert_rate_ci95[1] == pytest.approx(3.84e-4, rel=0.01)  # Wilson upper bound for 0 of 10,000
+    # the Wilson upper bound for 0 of 10,000
+    assert rep.observed_false_alert_rate_ci95[1] == pytest.approx(3.84e-4, rel=0.01)
     done = deployment_report.summarise(1, "ended", 0.95, 1e-4, 0.3, 10_000, ["false", "true"])
     assert done.predicted_vs_observed.startswith("consistent with the target 0.0001 per face searched")

@@ -21,9 +21,7 @@ from openlfr.cli.effectiveness import register
 @pytest.fixture(scope="module")
 def cli() -> typer.Typer:
     app = typer.Typer()
-    evaluate_app = typer.Typer()
-    app.add_typer(evaluate_app, name="evaluate")
-    register(app, evaluate_app)
+    register(app)
     return app
 
 

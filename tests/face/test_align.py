@@ -218,7 +218,7 @@ def test_edges_grey_and_batches_equal_dlib(data_dir: Path) -> None:
     marks = [np.array([[p.x, p.y] for p in s.parts()], float) for s in shapes]
     batch = face_chips(img, marks)
     assert batch.shape == (len(rects), 150, 150, 3)
-    for s, pts, got in zip(shapes, marks, batch):
+    for s, got in zip(shapes, batch):
         np.testing.assert_array_equal(got, dlib.get_face_chip(img, s, size=150, padding=0.25))
     # the border faces really are partly outside: part of their chips is black fill
     assert (batch[-1] == 0).all(axis=2).any() and (batch[-2] == 0).all(axis=2).any()

@@ -140,7 +140,8 @@ def test_nms_equals_the_plain_greedy_loop() -> None:
 
 def test_decode_candidates_equals_decode_output() -> None:
     layout = pyramid_layout(300, 400)
-    decoding = MMODDecoding(windows=((80.0, 80.0), (60.0, 90.0)), stride=8.0, offset=14.0, iou_thresh=0.34, covered_thresh=1.0)
+    decoding = MMODDecoding(windows=((80.0, 80.0), (60.0, 90.0)), stride=8.0, offset=14.0, iou_thresh=0.34,
+                            covered_thresh=1.0)
     h, w = (layout.height - 28) // 8 + 1, (layout.width - 28) // 8 + 1
     rng = np.random.default_rng(5)
     scores = rng.normal(-1.0, 0.8, (2, h, w)).astype(np.float32)

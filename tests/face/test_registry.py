@@ -23,7 +23,8 @@ def _tiny_embedder(path: Path, size: int = 112, dim: int = 8, channels: int = 3)
     w = numpy_helper.from_array(rng.standard_normal((channels, dim)).astype(np.float32), "w")
     nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
              helper.make_node("MatMul", ["f", "w"], ["y"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])],
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", dim])], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

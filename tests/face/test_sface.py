@@ -292,7 +292,8 @@ def test_alignment_and_embedding_match_opencv(lfw_faces, engines, tmp_path: Path
     for image in images[:4]:
         (det, points) = detector.detect_with_landmarks(image)[0]
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        row = np.array([[det.box.left, det.box.top, det.box.width, det.box.height, *points.ravel(), det.score]], np.float32)
+        row = np.array([[det.box.left, det.box.top, det.box.width, det.box.height, *points.ravel(), det.score]],
+                       np.float32)
         theirs = recogniser.alignCrop(bgr, row)[:, :, ::-1]  # BGR -> RGB
         ours = arcface_chip(image, points)
         assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1

@@ -207,7 +207,7 @@ def lfw_faces(data_dir: Path, count: int, upsample: int = 0) -> list[tuple[str, 
 def test_lfw_landmarks_equal_dlib(data_dir: Path) -> None:
     sp, ref = ShapePredictor5(), DlibLandmarker()
     faces, worst = 0, 0.0
-    for name, img, boxes in lfw_faces(data_dir, 300):
+    for _name, img, boxes in lfw_faces(data_dir, 300):
         for got, want in zip(sp.landmarks(img, boxes), ref.landmarks(img, boxes)):
             worst = max(worst, float(np.abs(got - want).max()))
             faces += 1

@@ -68,7 +68,8 @@ CLI_RULES_SQLITE_BY_DEFAULT = {
     "test_cli_deployment_grounds_refused_and_audited", "test_cli_watchlist_hygiene_refused_and_audited",
     "test_cli_urgent_deployment_and_its_review", "test_the_one_admin_chain_is_impossible_through_the_cli",
     "test_an_officer_below_the_required_rank_cannot_approve", "test_break_glass_is_for_host_users_only_and_loud",
-    "test_login_with_a_wrong_password_is_refused_and_audited", "test_passwd_changes_only_your_own_and_ends_your_sessions",
+    "test_login_with_a_wrong_password_is_refused_and_audited",
+    "test_passwd_changes_only_your_own_and_ends_your_sessions",
     "test_organisations_register_enrol_and_tokens", "test_camera_addresses_at_the_cli_door",
     "test_weak_password_at_the_cli_door",
 }

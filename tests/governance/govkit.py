@@ -94,8 +94,10 @@ def grounds(*, police: bool = False, **over: object) -> dict[str, object]:
         "legal_basis": LegalBasis.S35_SCH8_STATUTORY if police else LegalBasis.GDPR_UNLAWFUL_ACTS,
         "dpia_ref": "DPIA-2024-01", "dpia_date": date(2024, 6, 3), "eia_ref": "EIA-2024-01",
         "eia_date": date(2024, 6, 3),
-        "necessity": "Serious violent offences in the area continue; patrols and CCTV review have failed to locate suspects.",
-        "proportionality": "Only wanted people are listed; other faces are discarded at once and signage warns passers-by.",
+        "necessity": "Serious violent offences in the area continue; patrols and CCTV review have failed to locate "
+                     "suspects.",
+        "proportionality": "Only wanted people are listed; other faces are discarded at once and signage warns "
+                           "passers-by.",
     }
     return base | over
 
@@ -158,7 +160,8 @@ class Estate:
         self.estate_admin = token_for(self.gov, "estate-admin")
         self.force_admin = token_for(self.gov, "force-admin")
         self.oversight_admin = token_for(self.gov, "ico-admin")
-        cast = [("admin", Role.OPERATOR_ADMIN, None, self.estate_admin), ("reviewer", Role.REVIEWER, None, self.estate_admin),
+        cast = [("admin", Role.OPERATOR_ADMIN, None, self.estate_admin),
+                ("reviewer", Role.REVIEWER, None, self.estate_admin),
                 ("met", Role.SUPPLIER, None, self.force_admin),
                 ("officer", Role.AUTHORISING_OFFICER, "superintendent", self.force_admin),
                 ("officer2", Role.AUTHORISING_OFFICER, "chief_superintendent", self.force_admin),

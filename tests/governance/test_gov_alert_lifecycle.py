@@ -37,16 +37,16 @@ from openlfr.rights.keys import (
     open_fields,
     open_text,
 )
-from openlfr.store.api_models import AlertReview
 from openlfr.store.models import (
     Alert,
+    AlertDetail,
+    AlertReview,
     AuditEvent,
     Deployment,
+    LegalHold,
     MediaItem,
     WatchlistEntry,
 )
-from openlfr.store.pipeline_models import AlertDetail
-from openlfr.store.rights_models import LegalHold
 
 CROP = cv2.imencode(".jpg", np.random.default_rng(5).integers(0, 255, (24, 24, 3), dtype=np.uint8))[1].tobytes()
 DAYS = 31  # the default alert retention
@@ -174,7 +174,8 @@ def test_only_the_organisation_that_placed_a_hold_may_release_it(site: tuple[Est
     delete what the force wanted kept), nor the estate's by the force."""
     estate, dep = site
     alert_id = raise_alert(estate, dep, "confirm")
-    forces, estates = hold(estate, estate.force_dpo, alert_id), hold(estate, estate.admin, alert_id, days=30, proceeding="civil claim 2026-77")
+    forces = hold(estate, estate.force_dpo, alert_id)
+    estates = hold(estate, estate.admin, alert_id, days=30, proceeding="civil claim 2026-77")
     for who, hold_id in ((estate.admin, forces), (estate.estate_dpo, forces), (estate.force_dpo, estates)):
         with pytest.raises(PermissionDenied, match="only that organisation may release it"):
             with estate.gov.transaction() as ctx:

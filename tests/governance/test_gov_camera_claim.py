@@ -17,8 +17,7 @@ from sqlalchemy import select
 from govkit import Estate
 from openlfr.pipeline import ownership
 from openlfr.pipeline.ownership import CameraTaken
-from openlfr.store.models import AuditEvent
-from openlfr.store.pipeline_models import CameraOwner
+from openlfr.store.models import AuditEvent, CameraOwner
 
 
 def _owner(estate: Estate, cam: int) -> CameraOwner | None:

@@ -14,8 +14,7 @@ from openlfr.errors import InputError
 from openlfr.governance import Governance, OrgKind, PermissionDenied, Role, cameras
 from openlfr.governance.schemas import CameraUpdate
 from openlfr.pipeline.status import record_failure, write_status
-from openlfr.store.models import AuditEvent, Camera
-from openlfr.store.pipeline_models import CameraGap
+from openlfr.store.models import AuditEvent, Camera, CameraGap
 
 
 def _events(gov: Governance, action: str) -> list[dict]:
@@ -54,7 +53,8 @@ def test_update_camera_stores_only_changed_settings_and_audits_masked(gov: Gover
                                                        "settings": {"roi": None, "loop": True}})
     assert _camera(gov, cam).settings == {"analyse_fps": 4.0, "loop": True}
     first, second = _events(gov, "camera.update")
-    assert first["stream"] == {"old": "", "new": "rtsp://cam:***@10.0.0.5/live"} and first["location"]["new"] == "south gate"
+    assert first["stream"] == {"old": "", "new": "rtsp://cam:***@10.0.0.5/live"}
+    assert first["location"]["new"] == "south gate"
     assert second["stream"] == {"old": "rtsp://cam:***@10.0.0.5/live", "new": "rtsp://cam:***@10.0.0.6/live"}
     assert "pw1" not in json.dumps(first) + json.dumps(second)
 

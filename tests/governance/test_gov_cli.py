@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from openlfr import audit
-from openlfr.cli import api as cli_api, auth as cli_auth, governance as cli_governance
+from openlfr.cli import credentials as cli_credentials, register_all, store as cli_store
 from openlfr.governance import credentials
 from openlfr.store import make_engine
-from openlfr.store.api_models import ApiToken
-from openlfr.store.models import Agreement, AuditEvent, Deployment, SharedImage, User
+from openlfr.store.models import Agreement, ApiToken, AuditEvent, Deployment, SharedImage, User
 
 from govkit import as_image, fake_template
 from openlfr.config import get_settings
@@ -113,15 +112,14 @@ def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.setenv("OPENLFR_NEW_PASSWORD", PW)  # ... and of every user made
     for name in ("OPENLFR_TOKEN", "OPENLFR_USER"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(cli_governance, "_template_fn", lambda: fake_template)
+    monkeypatch.setattr(cli_store, "_template_fn", lambda: fake_template)
     main = typer.Typer()
 
     @main.callback()
     def _root() -> None:
         """openlfr (test)"""
 
-    cli_governance.register(main)
-    cli_api.register(main)
+    register_all(main)
     return Cli(main, db_url, tmp_path / "config" / "credentials.json")
 
 
@@ -290,7 +288,8 @@ def test_a_command_without_a_credential_is_refused_and_changes_nothing(parties: 
         assert result.output == NOT_LOGGED_IN + "\n", command
     assert cli.count(AuditEvent) == before + len(COMMANDS)  # one refusal each, and nothing else
     refusals = cli.events("agreement.approve.refused")
-    assert [e.actor for e in refusals] == ["unverified:-"] and "no credential" in json.loads(refusals[0].details)["reason"]
+    assert [e.actor for e in refusals] == ["unverified:-"]
+    assert "no credential" in json.loads(refusals[0].details)["reason"]
     assert cli.count(User) == users and cli.user("ao").active
     with cli.session() as s:
         assert s.get(Agreement, 1).status == "draft" and audit.verify(s).ok
@@ -593,7 +592,8 @@ def test_login_with_a_wrong_password_is_refused_and_audited(parties: Cli) -> Non
     assert [e.actor for e in cli.events("auth.cli")][-1] == "estate-admin"
 
 
-def test_credentials_file_is_private_and_per_store(parties: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_file_is_private_and_per_store(parties: Cli, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     cli = parties
     cli.login("alice")
     assert cli.creds.stat().st_mode & 0o777 == 0o600
@@ -658,7 +658,7 @@ def test_demo_setup_with_the_real_face_pipeline(cli: Cli, data_dir: Path, monkey
         from openlfr.face.analyzer import enrolment_template
     except ImportError as err:
         pytest.skip(f"face pipeline not available yet: {err}")
-    monkeypatch.setattr(cli_governance, "_template_fn", lambda: enrolment_template)
+    monkeypatch.setattr(cli_store, "_template_fn", lambda: enrolment_template)
     out = cli.ok("demo-setup", "--images", str(data_dir / "lfw"), "--count", "2", "--password", PW)
     assert "demo estate ready" in out and "chain OK" in out
     shared = [line for line in out.splitlines() if line.startswith("shared ")]  # Miranda and 2 LFW people
@@ -717,7 +717,7 @@ def test_cli_deployment_request_with_a_target_false_alert_rate(
 
 def test_credentials_are_kept_per_store_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENLFR_DATABASE_URL", "postgresql+psycopg://u:secret@db.example/openlfr")
-    assert cli_auth.store_key() == "postgresql+psycopg://u:***@db.example/openlfr"
+    assert cli_credentials.store_key() == "postgresql+psycopg://u:***@db.example/openlfr"
 
 
 def test_audit_verify_refuses_a_missing_or_empty_store_and_creates_nothing(

@@ -4,15 +4,11 @@ and says what it did in the audit log: nothing is assigned silently."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from alembic import command
-from sqlalchemy import make_url, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from openlfr import audit
@@ -30,25 +26,6 @@ OLD_USERS = [  # id, name, role, organisation text as typed before
     (5, "ico", "auditor", "ICO"),
     (6, "drifter", "reviewer", ""),
 ]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database migrated only up to 0004, the schema before organisations."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    base = os.environ.get("OPENLFR_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("OPENLFR_TEST_POSTGRES_URL not set: no PostgreSQL server to test against")
-    name = f"openlfr_m_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _fill_old_store(url: str) -> None:
@@ -86,9 +63,9 @@ def _fill_old_store(url: str) -> None:
     engine.dispose()
 
 
-def test_an_old_store_migrates_by_the_documented_rule(old_store: str) -> None:
-    _fill_old_store(old_store)
-    engine = make_engine(old_store)
+def test_an_old_store_migrates_by_the_documented_rule(empty_db_url: str) -> None:
+    _fill_old_store(empty_db_url)
+    engine = make_engine(empty_db_url)
     upgrade(engine)
     with Session(engine) as session:
         orgs = {o.name: o for o in session.execute(select(Organisation)).scalars()}

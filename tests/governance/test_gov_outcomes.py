@@ -25,8 +25,7 @@ from openlfr.governance import (
     users,
 )
 from openlfr.rights.keys import open_fields, open_text
-from openlfr.store.api_models import AlertOutcome, Escalation
-from openlfr.store.models import Alert, AuditEvent, Deployment, Organisation, User
+from openlfr.store.models import Alert, AlertOutcome, AuditEvent, Deployment, Escalation, Organisation, User
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from openlfr.governance import Actor, OrgKind, PermissionDenied, Role, RuleViola
 from openlfr.governance import agreements, central, credentials, deployments, organisations, retention, reviews
 from openlfr.governance import sharing, users, watchlists
 from openlfr.governance.schemas import AgreementCreate, OrganisationCreate, UserCreate
-from openlfr.store.api_models import ApiToken
-from openlfr.store.models import Agreement, Alert, AuditEvent, User
+from openlfr.store.models import Agreement, Alert, ApiToken, AuditEvent, User
 
 from govkit import ADMIN_PASSWORD, Estate, as_image, token_for
 
@@ -41,8 +40,9 @@ def test_estate_admin_cannot_create_or_modify_police_users(estate: Estate) -> No
     before = _count(estate, User)
     for role in (Role.SUPPLIER, Role.AUTHORISING_OFFICER):  # roles a site operator may not give
         with pytest.raises(PermissionDenied, match="site operator cannot have"), estate.gov.transaction() as ctx:
-            users.create_user(ctx, estate.estate_admin, UserCreate(name=f"fake-{role.value}", role=role,
-                                                                   rank="superintendent" if role is Role.AUTHORISING_OFFICER else None), None)
+            rank = "superintendent" if role is Role.AUTHORISING_OFFICER else None
+            users.create_user(ctx, estate.estate_admin, UserCreate(name=f"fake-{role.value}", role=role, rank=rank),
+                              None)
     for call in (lambda ctx: users.reset_password(ctx, estate.estate_admin, "met", "a new password!!"),
                  lambda ctx: users.deactivate(ctx, estate.estate_admin, "officer", "leaving"),
                  lambda ctx: users.set_role(ctx, estate.estate_admin, "met", Role.REVIEWER)):
@@ -158,8 +158,8 @@ def test_central_view_shows_the_whole_force_and_no_other(estate: Estate) -> None
         agreements.approve(ctx, kent_supt, kent_ag)
     with estate.gov.transaction() as ctx:
         sharing.share_image(ctx, kent_supplier, sharing.ShareImage(
-            agreement_id=kent_ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="KENT-1",
-            image_date=estate.clock.now.date()), as_image(b"kent face"))
+            agreement_id=kent_ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+            subject_ref="KENT-1", image_date=estate.clock.now.date()), as_image(b"kent face"))
     with estate.gov.transaction() as ctx:
         image = sharing.share_image(ctx, colleague, sharing.ShareImage(
             agreement_id=local, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1",
@@ -246,7 +246,8 @@ def test_deactivation_and_password_reset_stop_every_token(estate: Estate) -> Non
     for actor in (estate.supplier, second_token):
         with pytest.raises(PermissionDenied, match="not valid"), estate.gov.transaction() as ctx:
             sharing.share_image(ctx, actor, sharing.ShareImage(
-                agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-9", image_date=estate.clock.now.date()),
+                agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                subject_ref="S-9", image_date=estate.clock.now.date()),
                 b"img")
     officer_again = token_for(estate.gov, "officer")
     with estate.gov.transaction() as ctx:
@@ -327,8 +328,9 @@ def test_the_one_admin_chain_is_impossible(estate: Estate) -> None:
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
             agreements.approve(ctx, actor, ag)
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
-            sharing.share_image(ctx, actor, sharing.ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
-                                                               subject_ref="S-1", image_date=estate.clock.now.date()), b"x")
+            sharing.share_image(ctx, actor, sharing.ShareImage(
+                agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                subject_ref="S-1", image_date=estate.clock.now.date()), b"x")
     wl = estate.watchlist([])
     dep = estate.request(wl, [estate.camera()])
     for actor in (mine, ops, rev1):

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from govkit import Estate
 from openlfr.errors import OpenLFRError
 from openlfr.governance import Role, retention, reviews
-from openlfr.store.api_models import AlertReview
-from openlfr.store.models import Alert, AuditEvent
+from openlfr.store.models import Alert, AlertReview, AuditEvent
 
 ROUNDS = 50
 

@@ -92,8 +92,10 @@ def test_under_18_allowed_when_agreement_allows(estate: Estate) -> None:
 
 def test_only_the_agreements_supplier_can_share(estate: Estate) -> None:
     ag = estate.agreement()
-    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1", image_date=date(2029, 1, 1))
-    for actor, err in [(estate.admin, PermissionDenied), (estate.auditor, PermissionDenied), ("nobody", PermissionDenied)]:
+    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                      subject_ref="S-1", image_date=date(2029, 1, 1))
+    for actor, err in [(estate.admin, PermissionDenied), (estate.auditor, PermissionDenied),
+                       ("nobody", PermissionDenied)]:
         with pytest.raises(err), estate.gov.transaction() as ctx:
             sharing.share_image(ctx, actor, data, b"img")
 
@@ -107,8 +109,8 @@ def test_requester_cannot_authorise(estate: Estate) -> None:
     ag = estate.agreement(operator=estate.force)
     image = estate.share(ag, b"img")
     with estate.gov.transaction() as ctx:
-        wl = watchlists.create_watchlist(ctx, force_ops, WatchlistCreate(name="force-wl", criteria="c",
-                                                                          categories=["wanted_by_court"], size_cap=5)).id
+        wl = watchlists.create_watchlist(ctx, force_ops, WatchlistCreate(
+            name="force-wl", criteria="c", categories=["wanted_by_court"], size_cap=5)).id
         watchlists.add_entry(ctx, force_ops, WatchlistAdd(watchlist_id=wl, shared_image_id=image, label="x",
                                                           reason="warrant", review_date=estate.clock.now.date()))
         cam = cameras.add_camera(ctx, force_ops, CameraCreate(name="force-cam", location="station")).id
@@ -252,7 +254,8 @@ def test_signage_required_to_start(estate: Estate) -> None:
     with estate.gov.transaction() as ctx:  # a check of the camera alone counts for no deployment
         cameras.record_signage(ctx, estate.admin, SignageCreate(
             camera_id=unsigned, text="Facial recognition in use", checked_on=estate.clock.now.date()))
-    with pytest.raises(RuleViolation, match="no signage check recorded for deployment"), estate.gov.transaction() as ctx:
+    with (pytest.raises(RuleViolation, match="no signage check recorded for deployment"),
+          estate.gov.transaction() as ctx):
         deployments.start(ctx, estate.admin, dep)
     estate.signage(dep, [unsigned])
     with estate.gov.transaction() as ctx:
@@ -369,7 +372,8 @@ def test_force_ledger_lists_everything_the_force_shared_everywhere(estate: Estat
     x = estate.share(ag1, b"x", subject="S-10")
     with estate.gov.transaction() as ctx:
         sharing.share_image(ctx, colleague, sharing.ShareImage(
-            agreement_id=ag2, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-11", image_date=estate.clock.now.date()), as_image(b"y"))
+            agreement_id=ag2, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-11",
+            image_date=estate.clock.now.date()), as_image(b"y"))
     with estate.gov.transaction() as ctx:
         sharing.revoke_image(ctx, estate.supplier, x, "wrong person")
     with estate.gov.transaction() as ctx:
@@ -388,7 +392,8 @@ def test_roles_are_checked(estate: Estate) -> None:
     from openlfr.governance.schemas import AgreementCreate
 
     data = parse(AgreementCreate, operator="Estate Ltd", purpose="p", lawful_basis="b", valid_from=estate.clock.now,
-                 valid_until=estate.clock.now + timedelta(days=1), image_limit=1, allowed_categories=["wanted_by_court"])
+                 valid_until=estate.clock.now + timedelta(days=1), image_limit=1,
+                 allowed_categories=["wanted_by_court"])
     for actor in (estate.admin, estate.reviewer, estate.auditor, estate.officer):
         with pytest.raises(PermissionDenied), estate.gov.transaction() as ctx:
             agreements.create(ctx, actor, data)

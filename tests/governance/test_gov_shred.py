@@ -43,7 +43,7 @@ from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
 from openlfr import audit
-from openlfr.cli import governance as cli_governance
+from openlfr.cli import audit as cli_audit
 from openlfr.api import views
 from openlfr.audit.consistency import check_store
 from openlfr.audit.export import export_chain
@@ -67,14 +67,7 @@ from openlfr.rights.keys import (
     open_bytes,
 )
 from openlfr.store import BlobStore
-from openlfr.store.models import (
-    Alert,
-    AuditEvent,
-    Deployment,
-    MediaItem,
-    WatchlistEntry,
-)
-from openlfr.store.rights_models import ErasureKey
+from openlfr.store.models import Alert, AuditEvent, Deployment, ErasureKey, MediaItem, WatchlistEntry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "audit-verification.md"
 FACE = Path(os.environ.get("OPENLFR_DATA", "/nonexistent")) / "lfw" / "Colin_Powell" / "Colin_Powell_0001.jpg"
@@ -239,7 +232,7 @@ def test_personal_data_is_sealed_and_erasure_leaves_no_trace(estate: Estate, tmp
     get_settings.cache_clear()
     app = typer.Typer()
     app.callback()(lambda: None)
-    cli_governance.register(app)
+    cli_audit.register(app)
     verified = CliRunner().invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0 and "chain OK" in verified.output and "store matches" in verified.output, \
         verified.output

@@ -25,6 +25,7 @@ from openlfr.store.blobs import EncryptionKeyError
 from openlfr.store.models import AuditEvent, Base, LedgerEntry, SharedImage
 
 from govkit import Estate, as_image, fake_template, grounds
+from test_gov_constraint_names import misnamed_constraints
 
 
 def _blob_files(root: Path) -> list[Path]:
@@ -36,8 +37,10 @@ def test_migrations_match_the_models(db_url: str) -> None:
     upgrade(engine)  # idempotent on an already-migrated database
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        misnamed = misnamed_constraints(conn)  # names too, which compare_metadata does not check
     engine.dispose()
     assert diff == []
+    assert misnamed == []
 
 
 def test_fresh_database_is_created_by_migrations(tmp_path: Path) -> None:
@@ -132,7 +135,8 @@ def test_duplicate_image_refused_without_partial_writes(estate: Estate, tmp_path
 def test_failure_mid_transaction_rolls_back_everything(estate: Estate, tmp_path: Path) -> None:
     ag = estate.agreement()
     before = _counts(estate, tmp_path)
-    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1", image_date=estate.clock.now.date())
+    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                      subject_ref="S-1", image_date=estate.clock.now.date())
     with pytest.raises(NoFaceError), estate.gov.transaction() as ctx:
         sharing.share_image(ctx, estate.supplier, data, as_image(b"first, fine"))
         sharing.share_image(ctx, estate.supplier, data, as_image(b"noface second"))

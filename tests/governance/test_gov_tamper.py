@@ -52,7 +52,8 @@ def test_a_ledger_row_deleted_after_dropping_its_trigger(world) -> None:  # type
 def test_a_changed_alert_outcome(world) -> None:  # type: ignore[no-untyped-def]
     estate, _, alert, _ = world
     _raw(estate, f"UPDATE alerts SET review_outcome = 'true' WHERE id = {alert}")
-    assert any(f"alert {alert}: outcome 'true', but the audit log settled it as 'false'" in p for p in _problems(estate))
+    settled = f"alert {alert}: outcome 'true', but the audit log settled it as 'false'"
+    assert any(settled in p for p in _problems(estate))
 
 
 def test_a_changed_threshold(world) -> None:  # type: ignore[no-untyped-def]

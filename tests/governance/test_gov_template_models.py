@@ -169,8 +169,8 @@ def test_prepared_images_and_templates_cannot_be_forged(estate: Estate) -> None:
     wl = estate.watchlist([estate.share(ag, b"img-0", subject="S-0")])
     prepared = sharing.prepare_image(estate.gov.template_fn, as_image(b"img-1"))
     forged = replace(prepared, template=-prepared.template, seal=None)
-    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r", subject_ref="S-1",
-                      image_date=estate.clock.now.date())
+    data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123", reason="r",
+                      subject_ref="S-1", image_date=estate.clock.now.date())
     with pytest.raises(InputError, match="prepare_image"), estate.gov.transaction() as ctx:
         sharing.share_image(ctx, estate.supplier, data, forged)
     fake = watchlists.Retemplates({})

@@ -21,8 +21,7 @@ from openlfr.audit.chain import verify
 from openlfr.face.analyzer import enrolment_template
 from openlfr.pipeline.events import AlertEvent, EventBus, StatusEvent
 from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
-from openlfr.store.models import Alert, AuditEvent, MediaItem
-from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint
+from openlfr.store.models import Alert, AlertDetail, AuditEvent, CameraCheckpoint, MediaItem
 
 CLIP = "short_hamilton_clip.mp4"
 

@@ -19,8 +19,7 @@ from openlfr.evaluation.demographics import wilson
 from openlfr.face.analyzer import enrolment_template
 from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
 from openlfr.pipeline.events import AlertEvent, EventBus
-from openlfr.store.models import Alert, AuditEvent, Base, MediaItem
-from openlfr.store.pipeline_models import AlertDetail, PipelineCounter
+from openlfr.store.models import Alert, AlertDetail, AuditEvent, Base, MediaItem, PipelineCounter
 from openlfr.video.file_source import VideoFileSource
 
 CLIP = "short_hamilton_clip.mp4"
@@ -118,8 +117,8 @@ def test_no_alert_and_nothing_kept_when_not_on_the_watchlist(tmp_path: Path, vid
         assert sum(c.templates_discarded for c in counters) == sum(c.templates for c in counters)
         assert sum(c.alerts for c in counters) == 0
         new = ctx.session.execute(select(AuditEvent).where(AuditEvent.seq > last_seq)).scalars().all()
-        assert {e.action for e in new} <= {"camera.claim", "pipeline.start", "deployment.watchlist", "pipeline.counters",
-                                           "camera.release"}
+        assert {e.action for e in new} <= {"camera.claim", "pipeline.start", "deployment.watchlist",
+                                           "pipeline.counters", "camera.release"}
         discards = [e for e in new if e.action == "pipeline.counters"]
         assert discards and all('"templates_discarded"' in e.details and '"passes"' in e.details for e in discards)
         report = deployment_report.for_deployment(ctx.session, dep)
@@ -165,7 +164,8 @@ def test_matching_stops_when_the_deployment_ends_mid_run(tmp_path: Path, video_d
     assert not pipe.stats.alerts and pipe.stats.frames < 80
     with gov.transaction() as ctx:
         assert not ctx.session.execute(select(Alert)).scalars().all()
-        refused = ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "deployment.watchlist.refused")).scalars().all()
+        refused = ctx.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "deployment.watchlist.refused")).scalars().all()
         assert refused  # the refusal is on the audit record
 
 

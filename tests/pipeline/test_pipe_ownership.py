@@ -19,8 +19,7 @@ from openlfr.governance import Governance, Policy, watchlists
 from openlfr.pipeline.camera import CameraPipeline
 from openlfr.pipeline.ownership import CameraTaken
 from openlfr.pipeline.settings import CameraSettings
-from openlfr.store.models import AuditEvent, WatchlistEntry
-from openlfr.store.pipeline_models import CameraOwner, PipelineCounter
+from openlfr.store.models import AuditEvent, CameraOwner, PipelineCounter, WatchlistEntry
 from openlfr.video.frames import Frame
 
 BLANK = np.zeros((90, 160, 3), np.uint8)  # nothing to detect: these tests count frames and claims

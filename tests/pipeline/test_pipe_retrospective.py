@@ -238,8 +238,8 @@ def test_only_the_deployments_own_operator_admins_and_reviewers_may_search(store
     with pytest.raises(PermissionDenied, match="credential"):
         search_recording(gov, "admin", dep, clip)  # type: ignore[arg-type]  # a name alone proves nothing
     new = _nothing_but_refusals(gov, rows, blobs, seq, expected=9)
-    assert [e.actor for e in new] == ["unverified:-", "other-reviewer", "other-reviewer", "other-operator", "force-reviewer",
-                                      "met", "officer2", "unverified:admin", "unverified:admin"]
+    assert [e.actor for e in new] == ["unverified:-", "other-reviewer", "other-reviewer", "other-operator",
+                                      "force-reviewer", "met", "officer2", "unverified:admin", "unverified:admin"]
 
     # the deployment's own reviewer and operator admin may
     for actor in (estate.reviewer, estate.admin):

@@ -5,7 +5,7 @@ test_pipe_workers.py and the serve test)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -15,8 +15,8 @@ from openlfr.pipeline.worker import CameraJob, StoreConfig
 
 
 class FakeSupervisor:
-    started: list[CameraJob] = []
-    stopped: list[CameraJob] = []
+    started: ClassVar[list[CameraJob]] = []  # what every instance started or stopped, for the test to read
+    stopped: ClassVar[list[CameraJob]] = []
 
     def __init__(self, jobs: list[CameraJob], store: Any, bus: Any) -> None:
         (self.job,) = jobs

@@ -112,7 +112,7 @@ def _failures(gov, cam: int) -> tuple[list[str], list[str], object]:  # noqa: AN
     from sqlalchemy import select
 
     from openlfr.audit.chain import load_records
-    from openlfr.store.pipeline_models import CameraGap, CameraStatus
+    from openlfr.store.models import CameraGap, CameraStatus
 
     with gov.transaction() as ctx:
         failed = [r.details for r in load_records(ctx.session) if r.action == "camera.failed"]

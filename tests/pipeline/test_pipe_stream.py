@@ -27,8 +27,7 @@ from pipekit import KEY, live_deployment, make_store
 from openlfr.face.analyzer import enrolment_template
 from openlfr.pipeline.events import StatusEvent
 from openlfr.pipeline.worker import EXIT_DONE, CameraJob, StoreConfig, run_camera
-from openlfr.store.models import AuditEvent
-from openlfr.store.pipeline_models import CameraGap, PipelineCounter
+from openlfr.store.models import AuditEvent, CameraGap, PipelineCounter
 
 FFMPEG = shutil.which("ffmpeg")
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (see .ci/ffmpeg.sh)")

@@ -19,7 +19,7 @@ from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.file_source import VideoFileSource
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes
-from openlfr.store.pipeline_models import PipelineCounter
+from openlfr.store.models import PipelineCounter
 from openlfr.video.pacing import PacedSource
 from openlfr.video.scene import SceneCut
 from openlfr.video.schedule import FrameSchedule
@@ -200,7 +200,7 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     assert stats.analysed >= 18  # 4.2 s at 5 analysed frames a second
     long_tracks = {k: v for k, v in stats.tracks.items() if v[2] >= 5}
     assert len(long_tracks) >= 3, stats.tracks
-    for first, last, hits, c0, c1 in long_tracks.values():
+    for first, last, hits, _c0, _c1 in long_tracks.values():
         assert last - first >= 1.0  # followed for a second or more...
         assert hits <= stats.analysed  # ...at most once per analysed frame
     # one track per walker, not one per detection: 4 faces pass close enough to be found (by
@@ -219,7 +219,8 @@ def test_street_clip_gives_tracks_for_walking_pedestrians(tmp_path: Path, video_
     with gov.transaction() as ctx:
         rows = ctx.session.execute(select(PipelineCounter).order_by(PipelineCounter.id)).scalars().all()
         report = deployment_report.for_deployment(ctx.session, dep)
-    runs = {5.0: [r for r in rows if r.frames == source.frame_count], 2.5: [r for r in rows if r.frames < source.frame_count]}
+    runs = {5.0: [r for r in rows if r.frames == source.frame_count],
+            2.5: [r for r in rows if r.frames < source.frame_count]}
     got = {fps: {k: sum(getattr(r, k) for r in rs) for k in ("frames_analysed", "passes", "templates", "faces_seen")}
            for fps, rs in runs.items()}
     print(f"street clip ({duration:.1f} s): {got}")

@@ -23,8 +23,7 @@ from openlfr.governance.schemas import CameraCreate, SignageCreate
 from openlfr.pipeline.events import AlertEvent, EventBus
 from openlfr.pipeline import ownership
 from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, StoreConfig, Supervisor, jobs_for_live_deployments
-from openlfr.store.models import Alert, AuditEvent
-from openlfr.store.pipeline_models import CameraCheckpoint, CameraOwner, CameraStatus, PipelineCounter
+from openlfr.store.models import Alert, AuditEvent, CameraCheckpoint, CameraOwner, CameraStatus, PipelineCounter
 
 
 def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:

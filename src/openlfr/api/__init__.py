@@ -1,6 +1,6 @@
 """HTTP API and web console: :func:`create_app` (FastAPI), served by ``openlfr serve``."""
 
 from openlfr.api.app import create_app
-from openlfr.api.settings import ApiSettings
+from openlfr.config import ApiSettings
 
 __all__ = ["ApiSettings", "create_app"]

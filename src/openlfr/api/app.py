@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from openlfr.api import defs
 from openlfr.api.auth import LoginLimiter
 from openlfr.api.docs_pages import ASSETS, add_docs
 from openlfr.api.errorpages import error_page, html_errors, readable_validation, wants_html
-from openlfr.api.settings import ApiSettings
+from openlfr.config import ApiSettings, get_settings
 from openlfr.errors import ImageTooLarge, InputError, NotFoundError, OpenLFRError, UnsupportedImage
 from openlfr.governance import DuplicateError, Governance, PermissionDenied, RuleViolation
 from openlfr.governance.retention import RetentionSweeper
@@ -83,7 +83,7 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     app = FastAPI(title="openlfr", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Open, accountable live facial recognition: governance API and console.")
     app.state.gov = gov
-    app.state.settings = settings = settings or ApiSettings()
+    app.state.settings = settings = settings or get_settings().api
     app.state.bus = bus or EventBus()
     app.state.metrics = metrics = Metrics()
     # enrolment guesses per client address (logins are throttled in the database, every door alike)
@@ -150,7 +150,7 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     app.middleware("http")(html_errors)
 
     @app.middleware("http")
-    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

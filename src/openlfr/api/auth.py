@@ -27,14 +27,13 @@ from datetime import timedelta
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 
-from openlfr.api.settings import ApiSettings
+from openlfr.config import ApiSettings
 from openlfr.governance import Governance, OrgKind, Role
 from openlfr.governance import login as gov_login
 from openlfr.governance.credentials import Actor, clean_name, live_token, token_digest
 from openlfr.governance.errors import Throttled
 from openlfr.governance.throttle import wait_text
-from openlfr.store.api_models import ApiToken
-from openlfr.store.models import User
+from openlfr.store.models import ApiToken, User
 
 SESSION_COOKIE = "openlfr_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -7,16 +7,12 @@ Only the upload routes take an image; every other body is small JSON or a small 
 from __future__ import annotations
 
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from starlette.types import Message, Receive, Scope, Send
 
 #: the form fields that travel with an image (agreement, category, reason...)
 FORM_OVERHEAD = 64 * 1024

@@ -428,7 +428,7 @@ def agreement_approve(agreement_id: defs.Id, request: Request,
 # --- supplier -----------------------------------------------------------------------------
 @router.get("/console/supplier", response_class=HTMLResponse)
 def supplier(request: Request, me: Principal = Depends(require(Role.SUPPLIER))) -> HTMLResponse:
-    with reading(request) as ctx:
+    with tx(request) as ctx:  # the ledger's view is audited (ledger.view)
         own = agreements.list_agreements(ctx, me.actor)
         active = [a for a in own if a.status == "active"]
         ledger = sharing.force_ledger(ctx, me.actor)
@@ -468,7 +468,7 @@ def force_page(request: Request, force: str = Query("", max_length=200),
     every image with its uses, the deployments and alerts that used them."""
     view, error = None, ""
     try:
-        with reading(request) as ctx:
+        with tx(request) as ctx:  # the view is audited (force.view)
             found = central.force_view(ctx, me.actor, force or None)
             view = views.force_out(found, ctx)
     except OpenLFRError as err:

@@ -125,7 +125,8 @@ def alert_thumb(alert_id: defs.Id, request: Request, me: Principal = Depends(req
         item = ctx.session.execute(select(MediaItem).where(MediaItem.alert_id == alert_id, MediaItem.kind == "crop")
                                    .order_by(MediaItem.id)).scalars().first()
         if item is None or item.blob is None:
-            raise NotFoundError(f"alert {alert_id} has no probe crop (never stored, or deleted under the retention policy)")
+            raise NotFoundError(f"alert {alert_id} has no probe crop "
+                                "(never stored, or deleted under the retention policy)")
         data = media_bytes(ctx, item)
         ctx.audit(me.actor, "alert.view_crop", "alert", alert_id, thumbnail=True)
     return Response(_thumbnail(data), media_type="image/jpeg", headers={"Cache-Control": "no-store"})

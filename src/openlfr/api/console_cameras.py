@@ -15,10 +15,9 @@ from openlfr.api import defs
 from openlfr.api.auth import Principal, require
 from openlfr.api.console import _act, _page
 from openlfr.api.deps import reading
-from openlfr.cli.cameras import parse_roi
 from openlfr.governance import Role, cameras, parse
 from openlfr.governance.schemas import CameraCreate
-from openlfr.pipeline.settings import CameraSettings
+from openlfr.pipeline.settings import CameraSettings, parse_roi
 
 router = APIRouter(include_in_schema=False)
 OPS = Role.OPERATOR_ADMIN

@@ -59,11 +59,12 @@ def agreements_page(request: Request, me: Principal = Depends(require(SUP, OPS, 
 
 
 @router.post(AGREEMENTS)
-def agreement_create(request: Request, operator: str = Form("", max_length=200), purpose: str = Form("", max_length=2000),
-                     lawful_basis: str = Form("", max_length=2000), valid_from: str = Form("", max_length=40),
-                     valid_until: str = Form("", max_length=40), image_limit: str = Form("", max_length=12),
-                     allowed_categories: list[str] = Form([], max_length=64), allow_under_18: str = Form("", max_length=8),
-                     me: Principal = Depends(require(SUP))) -> Response:
+def agreement_create(request: Request, operator: str = Form("", max_length=200),
+                     purpose: str = Form("", max_length=2000), lawful_basis: str = Form("", max_length=2000),
+                     valid_from: str = Form("", max_length=40), valid_until: str = Form("", max_length=40),
+                     image_limit: str = Form("", max_length=12),
+                     allowed_categories: list[str] = Form([], max_length=64),
+                     allow_under_18: str = Form("", max_length=8), me: Principal = Depends(require(SUP))) -> Response:
     """A supplier offers an agreement (draft until an authorising officer of the force approves it)."""
     from openlfr.api.console import _aware
 
@@ -91,7 +92,8 @@ def agreement_suspend(agreement_id: defs.Id, request: Request, reason: str = For
 
 
 @router.post("/console/agreements/{agreement_id}/resume")
-def agreement_resume(agreement_id: defs.Id, request: Request, me: Principal = Depends(require(SUP, OFFICER))) -> Response:
+def agreement_resume(agreement_id: defs.Id, request: Request,
+                     me: Principal = Depends(require(SUP, OFFICER))) -> Response:
     """Lift a suspension."""
     return _act(request, AGREEMENTS, lambda ctx: (
         agreements.resume(ctx, me.actor, agreement_id), f"agreement {agreement_id} resumed")[1])

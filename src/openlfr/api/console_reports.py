@@ -67,7 +67,8 @@ def report_context(r: DeploymentEffectiveness) -> dict[str, Any]:
     """What the report page shows, in words: headline counts, rates with intervals, the verdict,
     outcomes, and the plots."""
     tiles = [("Faces searched", _n(r.faces_searched), "faces compared against the watchlist: the unit of every rate"),
-             ("People passes", _n(r.people_passes), "one per person walking through (a face followed for 0.3 s or more)"),
+             ("People passes", _n(r.people_passes),
+              "one per person walking through (a face followed for 0.3 s or more)"),
              ("Alerts", _n(r.alerts), "matches above the threshold"),
              ("Verified true", _n(r.verified_true), "confirmed by the required reviewers"),
              ("False alerts", _n(r.verified_false), "dismissed: not the listed person"),
@@ -155,7 +156,8 @@ def _evaluation(request: Request, name: str) -> tuple[Path, dict[str, Any]]:
         raise NotFoundError(f"evaluation report {name!r} is not readable: {err}") from None
 
 
-PLOT_WORDS = {"det": "Open-set identification: listed faces missed (FNIR) against false alerts per face searched (FPIR)",
+PLOT_WORDS = {"det": "Open-set identification: listed faces missed (FNIR) against false alerts per face searched "
+                     "(FPIR)",
               "scores_plain": "Search scores, plain pipeline: listed faces' mate scores and others' best scores",
               "scores_recommended": "Search scores, recommended pipeline",
               "cmc": "Identification rate by rank (CMC)", "roc": "Verification: same-person pairs accepted against "

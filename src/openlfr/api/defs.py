@@ -267,7 +267,7 @@ class CameraStatusOut(BaseModel):
     gaps: list[CameraGapOut] = Field(default_factory=list, description="the latest times it delivered nothing")
 
     @classmethod
-    def of(cls, h: Any) -> "CameraStatusOut":
+    def of(cls, h: Any) -> CameraStatusOut:
         """From a :class:`openlfr.governance.cameras.CameraHealth`."""
         st = h.status
         extra = {} if st is None else dict(
@@ -355,7 +355,8 @@ class DeploymentOut(_Out):
     police_review_required: bool = Field(description="only police reviewers may confirm its alerts")
     snapshot_hash: str | None
     snapshot_size: int | None
-    legal_basis: str = Field("", description="the legal basis's code (empty on deployments requested before it was asked for)")
+    legal_basis: str = Field("", description="the legal basis's code (empty on deployments requested before it was "
+                                             "asked for)")
     legal_basis_words: str = Field("", description="the legal basis in words")
     dpia_date: date | None = None
     eia_ref: str = Field("", description="the equality impact assessment")
@@ -534,26 +535,31 @@ class PublicDeployment(_Out):
     end: datetime
     threshold: float
     threshold_source: str
-    face_model: str | None = Field(None, description="the face model (name:weight digest) whose scale the threshold is on")
+    face_model: str | None = Field(None, description="the face model (name:weight digest) whose scale the threshold "
+                                                     "is on")
     target_false_alert_rate: float | None = None  # when the threshold was calibrated for a target
     predicted_fnir: float | None = None  # the calibration's predicted share of listed faces missed
     watchlist_size: int | None
-    people_passes: int = Field(description="people passes: faces followed over two or more analysed frames for 0.3 s or more (one per person walking through)")
+    people_passes: int = Field(description="people passes: faces followed over two or more analysed frames for 0.3 s "
+                                           "or more (one per person walking through)")
     faces_searched: int = Field(description="faces compared against the watchlist: the unit of the false-alert rates")
     alerts: int
     verified_alerts: int
     false_alerts: int
     signage: list[str]
     report_url: str  # the deployment's effectiveness report (HTML; JSON at /api/public/deployments/{id}/report)
-    forces: list[str] = Field(default_factory=list, description="the police force(s) that supplied the watchlist's images")
-    legal_basis: str = Field("", description="the legal basis's code ('' when recorded before the bases were a fixed list)")
+    forces: list[str] = Field(default_factory=list,
+                              description="the police force(s) that supplied the watchlist's images")
+    legal_basis: str = Field("", description="the legal basis's code ('' when recorded before the bases were a fixed "
+                                             "list)")
     legal_basis_words: str = Field("", description="the legal basis in words")
     dpia_ref: str = ""
     dpia_date: date | None = None
     eia_ref: str = Field("", description="the equality impact assessment's reference")
     eia_date: date | None = None
     urgent: bool = Field(False, description="authorised by the urgency route (reviewed afterwards)")
-    retro_review: str | None = Field(None, description="an urgent authority's retrospective review: upheld, ended or due")
+    retro_review: str | None = Field(None,
+                                     description="an urgent authority's retrospective review: upheld, ended or due")
     watchlist_categories: list[PublicCategory] = Field(
         default_factory=list, description="entries per category, as frozen when the deployment was authorised")
     outcomes: dict[str, int] = Field(
@@ -602,7 +608,8 @@ class CheckpointsOut(_Out):
     keep a copy; ``openlfr audit verify --checkpoints FILE`` later shows any rewrite before the last one."""
 
     format: Literal["openlfr-checkpoints/1"]
-    public_key: str | None = Field(description="this installation's signing key (raw Ed25519, hex); none before the first checkpoint")
+    public_key: str | None = Field(description="this installation's signing key (raw Ed25519, hex); none before the "
+                                               "first checkpoint")
     key_id: str | None
     exported_at: str
     message: str = Field(description="what is signed")
@@ -639,7 +646,8 @@ class HealthOut(_Out):
 
 # --- one alert's early deletion and legal holds (openlfr.governance.alert_lifecycle) ---------
 class AlertDeleteIn(_In):
-    reason: str = Field(min_length=1, max_length=2000, description="why this alert is deleted before its retention ends")
+    reason: str = Field(min_length=1, max_length=2000,
+                        description="why this alert is deleted before its retention ends")
 
 
 class AlertDeletedOut(_Out):
@@ -675,7 +683,8 @@ class HoldOut(_Out):
 class RequestOpenIn(_In):
     kind: RequestKind = Field(description="what the person asks for")
     name: str = Field(min_length=1, max_length=200, description="the requester's name (kept encrypted)")
-    contact: str = Field(min_length=1, max_length=500, description="where to send the answer: a postal or email address")
+    contact: str = Field(min_length=1, max_length=500,
+                         description="where to send the answer: a postal or email address")
     details: str = Field("", max_length=5000, description="what the person said (where, when, what they ask)")
     received_at: datetime | None = Field(None, description="when it was received (the clock starts then); default now")
     follows_id: int | None = Field(None, ge=1, le=2**31 - 1, description=(
@@ -695,8 +704,9 @@ class ExtendIn(_In):
 class DecideIn(_In):
     decision: RequestDecision
     reasons: list[Reason] = Field(
-        default_factory=list, max_length=len(Reason), description="needed to refuse or grant in part; the s.45(4)(a)-(d) "
-                                                        "restrictions only for a police force's (Part 3) requests")
+        default_factory=list, max_length=len(Reason),
+        description="needed to refuse or grant in part; the s.45(4)(a)-(d) restrictions only for a police force's "
+                    "(Part 3) requests")
     note: str = Field("", max_length=5000, description="words to the requester, included in the letter")
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from fastapi import Request
 
-from openlfr.api.settings import ApiSettings
+from openlfr.config import ApiSettings
 from openlfr.governance import Ctx, Governance
 
 

@@ -12,8 +12,9 @@ without a change here.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -51,11 +52,11 @@ def wants_html(request: Request) -> bool:
     return "text/html" in accept
 
 
-def readable_validation(errors: list[dict[str, object]]) -> str:
+def readable_validation(errors: Sequence[Mapping[str, Any]]) -> str:
     """FastAPI's validation errors as one line a person can act on (``name: too long``)."""
     parts = []
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form")]  # type: ignore[union-attr]
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "form")]
         field = ".".join(loc) or "the form"
         msg = str(e.get("msg", "not valid")).removeprefix("Value error, ")
         parts.append(f"{field.replace('_', ' ')}: {msg[:1].lower()}{msg[1:]}")

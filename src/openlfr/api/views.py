@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 
 from openlfr.api import defs
@@ -14,9 +14,10 @@ from openlfr.evaluation import deployment_report
 from openlfr.governance import Ctx, outcomes, reviews
 from openlfr.governance.cameras import current_signage
 from openlfr.governance.central import ForceView
-from openlfr.governance.composition import composition
+from openlfr.governance.composition import deployment_composition
 from openlfr.governance.grounds import LegalBasis
 from openlfr.governance.organisations import list_organisations
+from openlfr.governance.reviews import reviewable
 from openlfr.rights.keys import open_text
 from openlfr.store.models import Alert, Camera, Deployment, EnrolmentToken, Organisation, User, WatchlistEntry
 
@@ -49,15 +50,6 @@ def alert_out(ctx: Ctx, alert: Alert, viewer: User) -> defs.AlertOut:
     )
 
 
-def reviewable(user: User) -> Select:
-    """The ids of the deployments whose alerts ``user`` may review (the same rule as
-    :func:`openlfr.governance.reviews.may_review`): those their organisation runs, and those an
-    officer of their organisation authorised."""
-    officers = select(User.id).where(User.organisation_id == user.organisation_id)
-    return select(Deployment.id).where((Deployment.organisation_id == user.organisation_id)
-                                       | Deployment.authorised_by_id.in_(officers))
-
-
 def reviewable_ids(ctx: Ctx, user: User) -> set[int]:
     """:func:`reviewable` as a set."""
     return set(ctx.session.execute(reviewable(user)).scalars())
@@ -65,10 +57,7 @@ def reviewable_ids(ctx: Ctx, user: User) -> set[int]:
 
 def list_alerts(ctx: Ctx, user: User, limit: int = 200) -> list[defs.AlertOut]:
     """Newest alerts still held that ``user`` may review, newest first."""
-    rows = ctx.session.execute(
-        select(Alert).where(Alert.deleted_at.is_(None), Alert.deployment_id.in_(reviewable(user)))
-        .order_by(Alert.id.desc()).limit(limit)).scalars()
-    return [alert_out(ctx, a, user) for a in rows]
+    return [alert_out(ctx, a, user) for a in reviews.reviewable_alerts(ctx, user, limit)]
 
 
 def _org_name(dep: Deployment) -> str:
@@ -106,16 +95,6 @@ def _basis_words(code: str) -> str:
         return LegalBasis(code).words
     except ValueError:  # requested before the basis was a fixed list
         return ""
-
-
-def deployment_composition(dep: Deployment, ctx: Ctx | None) -> dict | None:
-    """The composition an officer sees: frozen at authorisation, else (while requested, given
-    ``ctx``) the watchlist's now."""
-    if dep.composition is not None:
-        return dep.composition
-    if ctx is not None and dep.status == "requested":
-        return composition(ctx, dep.watchlist_id)
-    return None
 
 
 def deployment_out(dep: Deployment, ctx: Ctx | None = None) -> defs.DeploymentOut:
@@ -336,10 +315,10 @@ def watchlist_entries(ctx: Ctx, actor: object, watchlist_id: int) -> tuple[objec
         raise NotFoundError(f"no watchlist {watchlist_id} of your organisation")
     rows = ctx.session.execute(select(WatchlistEntry).where(WatchlistEntry.watchlist_id == watchlist_id)
                                .order_by(WatchlistEntry.removed_at.is_not(None), WatchlistEntry.id)).scalars()
-    return found, [EntryRow(id=e.id, shared_image_id=e.shared_image_id, label=e.label, reason=e.reason, subject_ref=e.shared_image.subject_ref,
-                            category=e.shared_image.category, under_18=e.under_18, review_date=e.review_date,
-                            added_at=e.added_at, removed_at=e.removed_at,
-                            image_live=e.shared_image.deleted_at is None) for e in rows]
+    return found, [EntryRow(id=e.id, shared_image_id=e.shared_image_id, label=e.label, reason=e.reason,
+                            subject_ref=e.shared_image.subject_ref, category=e.shared_image.category,
+                            under_18=e.under_18, review_date=e.review_date, added_at=e.added_at,
+                            removed_at=e.removed_at, image_live=e.shared_image.deleted_at is None) for e in rows]
 
 
 def shared_with(ctx: Ctx, organisation_id: int | None) -> list:

@@ -3,4 +3,5 @@
 from openlfr.audit.chain import GENESIS, EventRecord, VerifyResult, append, verify, verify_records
 from openlfr.audit.export import export_chain, verify_export
 
-__all__ = ["GENESIS", "EventRecord", "VerifyResult", "append", "export_chain", "verify", "verify_export", "verify_records"]
+__all__ = ["GENESIS", "EventRecord", "VerifyResult", "append", "export_chain", "verify", "verify_export",
+           "verify_records"]

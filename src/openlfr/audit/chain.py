@@ -201,5 +201,6 @@ def check_anchors(result: VerifyResult, records: list[EventRecord], anchors: Ite
     for seq, digest in anchors:
         if not 1 <= seq <= len(records) or records[seq - 1].hash != digest:
             return VerifyResult(False, result.count, result.head_seq, result.head_hash, seq,
-                                f"event #{seq} no longer has the hash recorded earlier ({digest[:16]}...): chain rewritten")
+                                f"event #{seq} no longer has the hash recorded earlier ({digest[:16]}...): "
+                                "chain rewritten")
     return result

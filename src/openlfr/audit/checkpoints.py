@@ -249,7 +249,8 @@ def signature_ok(cp: Checkpoint) -> bool:
     try:
         if key_id(cp.public_key) != cp.key_id:
             return False
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(cp.public_key)).verify(bytes.fromhex(cp.signature), cp.message())
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(cp.public_key))
+        key.verify(bytes.fromhex(cp.signature), cp.message())
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True

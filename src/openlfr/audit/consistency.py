@@ -94,29 +94,30 @@ def check_store(session: Session, blobs: BlobStore | None) -> StoreCheck:
                  for e in sorted(events["image.share"] + events["image.retemplate"], key=lambda r: r.seq)}
     deleted = {int(e.object_id) for e in events["image.delete"]}
     for image_id, (event, d) in shared.items():
-        row = session.get(SharedImage, image_id)
+        image = session.get(SharedImage, image_id)
         sha = d.get("sha256")
-        if row is None:
+        if image is None:
             problems.append(f"image {image_id}: shared (event #{event.seq}) but its row is gone")
             continue
-        if row.sha256 != sha:
+        if image.sha256 != sha:
             problems.append(f"image {image_id}: its SHA-256 is not the one recorded when shared (event #{event.seq})")
         if not any(e.sha256 == sha for e in by_image[(image_id, "shared")]):
             problems.append(f"image {image_id}: the ledger has no 'shared' row for it (event #{event.seq})")
         if image_id in deleted:
             if not by_image[(image_id, "deleted")]:
                 problems.append(f"image {image_id}: deleted (audit log) but the ledger has no 'deleted' row")
-            if row.deleted_at is None:
+            if image.deleted_at is None:
                 problems.append(f"image {image_id}: deleted (audit log) but live in the store")
-        elif row.deleted_at is None and blobs is not None:
-            if _blob_sha(blobs, row.image_blob) != row.sha256:
+        elif image.deleted_at is None and blobs is not None:
+            if _blob_sha(blobs, image.image_blob) != image.sha256:
                 problems.append(f"image {image_id}: its encrypted image file is missing or altered")
             recorded = templates.get(image_id)
-            if recorded and _blob_sha(blobs, row.template_blob) != recorded:
+            if recorded and _blob_sha(blobs, image.template_blob) != recorded:
                 problems.append(f"image {image_id}: its encrypted template file is missing or altered")
     for (image_id, kind), rows in by_image.items():
         if image_id not in shared:
-            problems.append(f"ledger: {len(rows)} '{kind}' row(s) for image {image_id}, which the audit log never shared")
+            problems.append(f"ledger: {len(rows)} '{kind}' row(s) for image {image_id}, "
+                            "which the audit log never shared")
         elif kind == "deleted" and image_id not in deleted:
             problems.append(f"ledger: a 'deleted' row for image {image_id}, which the audit log never deleted")
         elif len(rows) > 1:
@@ -125,7 +126,7 @@ def check_store(session: Session, blobs: BlobStore | None) -> StoreCheck:
     out.checked["ledger rows"] = len(ledger)
 
     # ---- alert outcomes
-    settled: dict[int, str] = {}
+    settled: dict[int, str | None] = {}
     for e in events["alert.review"]:
         settled[int(e.object_id)] = _details(e).get("outcome")
     alerts = session.execute(select(Alert).where(Alert.deleted_at.is_(None))).scalars().all()
@@ -137,8 +138,8 @@ def check_store(session: Session, blobs: BlobStore | None) -> StoreCheck:
     out.checked["alerts"] = len(alerts)
 
     # ---- deployment thresholds and snapshots
-    thresholds: dict[int, float] = {}
-    frozen: dict[int, tuple[float, str]] = {}
+    thresholds: dict[int, float | None] = {}
+    frozen: dict[int, tuple[float | None, str | None]] = {}
     for record in sorted(events["deployment.request"] + events["deployment.threshold"], key=lambda r: r.seq):
         d = _details(record)
         thresholds[int(record.object_id)] = d.get("threshold", d.get("new"))

@@ -13,15 +13,14 @@ from typing import Annotated
 
 import typer
 
-from openlfr.cli.governance import _as_user
-from openlfr.cli.support import print_rows, user_errors
+from openlfr.cli.store import as_user
+from openlfr.cli.support import JsonOption, print_rows, user_errors
 from openlfr.governance.grounds import EngagementResult
 
 alert_app = typer.Typer(help="Alerts: review, escalations, what happened after a verified alert, early "
                         "deletion and legal holds.",
                         no_args_is_help=True)
 
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Note = Annotated[str, typer.Option(help="Why (kept with the decision and audited).")]
 AlertId = Annotated[int, typer.Argument(help="The alert's id (openlfr alert list).")]
 RESULTS = ", ".join(r.value for r in EngagementResult)
@@ -29,16 +28,24 @@ RESULTS = ", ".join(r.value for r in EngagementResult)
 
 @alert_app.command("list")
 @user_errors
-def list_alerts(json_out: JsonOut = False) -> None:
+def list_alerts(json_out: JsonOption = False) -> None:
     """The alerts still held that you may review, newest first (reviewers)."""
-    from openlfr.api import views
-    from openlfr.governance import Role
+    from openlfr.governance import Role, outcomes, reviews
+    from openlfr.store.models import Camera
 
-    with _as_user("alert.list") as (ctx, me):
-        alerts = views.list_alerts(ctx, ctx.require(me, {Role.REVIEWER}, "alert.list"))
-    print_rows([{"id": a.id, "deployment": a.deployment_id, "camera": a.camera, "at": a.at.isoformat(),
-            "score": round(a.score, 4), "status": a.status, "confirmations": a.confirmations,
-            "outcome": a.outcome.result if a.outcome else ("due" if a.outcome_due else "")} for a in alerts], json_out)
+    with as_user("alert.list") as (ctx, me):
+        user = ctx.require(me, {Role.REVIEWER}, "alert.list")
+        rows = []
+        for a in reviews.reviewable_alerts(ctx, user):
+            camera = ctx.session.get(Camera, a.camera_id)
+            # as this reviewer may see it: blind to the others' decisions until they have decided
+            state, confirmed, _ = reviews.blind_view(a, reviews.reviews_of(ctx, a.id), user.id)
+            done = outcomes.outcome_of(ctx.session, a.id)
+            rows.append({"id": a.id, "deployment": a.deployment_id, "camera": camera.name if camera else "?",
+                         "at": a.at.isoformat(), "score": round(a.score, 4), "status": state,
+                         "confirmations": confirmed,
+                         "outcome": done.result if done else ("due" if outcomes.outcome_due(ctx.session, a) else "")})
+    print_rows(rows, json_out)
 
 
 @alert_app.command("review")
@@ -49,7 +56,7 @@ def review(alert_id: AlertId, decision: Annotated[str, typer.Option(help="confir
     requires, each by a different reviewer; an escalation goes to the authorising force's officers)."""
     from openlfr.governance import reviews
 
-    with _as_user(f"alert.{decision}") as (ctx, me):
+    with as_user(f"alert.{decision}") as (ctx, me):
         alert = reviews.review(ctx, me, alert_id, decision, note)
         state = reviews.status(alert, reviews.reviews_of(ctx, alert.id))
     typer.echo(f"alert {alert_id}: {decision} recorded; now {state.replace('_', ' ')}")
@@ -64,7 +71,7 @@ def outcome(alert_id: AlertId, result: Annotated[str, typer.Option(help=f"What h
     from openlfr.governance import outcomes
     from openlfr.rights.keys import open_text
 
-    with _as_user("alert.outcome") as (ctx, me):
+    with as_user("alert.outcome") as (ctx, me):
         row = outcomes.record_outcome(ctx, me, alert_id, result, note, officer)
         engaged = open_text(ctx, row.officer)  # stored sealed under the alert's erasure key
     typer.echo(f"alert {alert_id}: outcome recorded ({row.result.replace('_', ' ')}, officer {engaged})")
@@ -72,11 +79,11 @@ def outcome(alert_id: AlertId, result: Annotated[str, typer.Option(help=f"What h
 
 @alert_app.command("due")
 @user_errors
-def due(json_out: JsonOut = False) -> None:
+def due(json_out: JsonOption = False) -> None:
     """Verified alerts whose outcome you may record and nobody has yet, oldest first."""
     from openlfr.governance import outcomes
 
-    with _as_user("alert.outcomes_due") as (ctx, me):
+    with as_user("alert.outcomes_due") as (ctx, me):
         rows = outcomes.outcomes_due(ctx, me)
     print_rows([{"alert": d.alert_id, "deployment": d.deployment_id, "at": d.at.isoformat(),
             "verified": d.verified_at.isoformat() if d.verified_at else ""} for d in rows], json_out)
@@ -84,11 +91,11 @@ def due(json_out: JsonOut = False) -> None:
 
 @alert_app.command("escalations")
 @user_errors
-def escalations(json_out: JsonOut = False) -> None:
+def escalations(json_out: JsonOption = False) -> None:
     """The escalations your role and organisation own: open ones and those resolved this week."""
     from openlfr.governance import reviews
 
-    with _as_user("escalation.list") as (ctx, me):
+    with as_user("escalation.list") as (ctx, me):
         rows = reviews.escalations(ctx, me)
     print_rows([{"id": e.id, "alert": e.alert_id, "deployment": e.deployment_id, "status": e.status,
             "opened_by": e.opened_by, "opened": e.opened_at.isoformat(), "reason": e.reason,
@@ -103,7 +110,7 @@ def resolve(escalation_id: Annotated[int, typer.Argument(help="The escalation's 
     settles the alert as false; confirm counts as one of the confirmations it requires."""
     from openlfr.governance import reviews
 
-    with _as_user("escalation.resolve") as (ctx, me):
+    with as_user("escalation.resolve") as (ctx, me):
         esc = reviews.resolve_escalation(ctx, me, escalation_id, decision, note)
         from openlfr.store.models import Alert
 
@@ -123,7 +130,7 @@ def delete(alert_id: AlertId,
     DPOs of the force that authorised it)."""
     from openlfr.governance import alert_lifecycle
 
-    with _as_user("alert.delete") as (ctx, me):
+    with as_user("alert.delete") as (ctx, me):
         wiped = alert_lifecycle.delete_alert(ctx, me, alert_id, reason)
     typer.echo(f"alert {alert_id}: deleted ({len(wiped.media_deleted)} crops/footage deleted, "
                f"key {'destroyed' if wiped.key_destroyed else 'already gone'}); its counts stay in the reports")
@@ -138,7 +145,7 @@ def hold(alert_id: AlertId,
     """Hold an alert past its retention for a named proceeding, until the hold is released."""
     from openlfr.governance import alert_lifecycle
 
-    with _as_user("alert.hold") as (ctx, me):
+    with as_user("alert.hold") as (ctx, me):
         row = alert_lifecycle.place_hold(ctx, me, alert_id, proceeding, review_date)
     typer.echo(f"alert {alert_id}: held (hold {row.id}) for {row.proceeding!r}, review by {row.review_date:%Y-%m-%d}")
 
@@ -150,7 +157,7 @@ def release(hold_id: Annotated[int, typer.Argument(help="The hold's id (openlfr 
     """Release a legal hold: the alert's retention applies again from the next sweep."""
     from openlfr.governance import alert_lifecycle
 
-    with _as_user("alert.hold_release") as (ctx, me):
+    with as_user("alert.hold_release") as (ctx, me):
         row = alert_lifecycle.release_hold(ctx, me, hold_id, reason)
     typer.echo(f"hold {hold_id} released: alert {row.alert_id}'s retention applies again from the next sweep")
 
@@ -158,11 +165,11 @@ def release(hold_id: Annotated[int, typer.Argument(help="The hold's id (openlfr 
 @alert_app.command("holds")
 @user_errors
 def holds(due: Annotated[bool, typer.Option("--due", help="Only the holds whose review date has come.")] = False,
-          json_out: JsonOut = False) -> None:
+          json_out: JsonOption = False) -> None:
     """The legal holds in force on alerts you may keep, by review date ("due": review it now)."""
     from openlfr.governance import alert_lifecycle
 
-    with _as_user("alert.holds") as (ctx, me):
+    with as_user("alert.holds") as (ctx, me):
         rows = alert_lifecycle.holds(ctx, me, due_only=due)
     print_rows([{"id": h.id, "alert": h.alert_id, "deployment": h.deployment_id, "proceeding": h.proceeding,
                  "review_date": h.review_date.isoformat(), "due": "due" if h.due else "",

@@ -1,17 +1,22 @@
-"""``openlfr camera edit`` and ``openlfr camera status``: a camera's address and analysis
-settings in the store, and what its worker last reported. :func:`register` adds them to the
-``camera`` group of :mod:`openlfr.cli.governance`."""
+"""``openlfr camera add|networks|signage|list|edit|status``: your organisation's cameras, their
+signage checks, their address and analysis settings in the store, and what their workers last
+reported, as the user logged in. :func:`register` adds the group to the main app."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli.support import print_rows
-from openlfr.cli.support import user_errors as _errors
+from openlfr.cli.args import CameraRef, parse_day
+from openlfr.cli.store import as_user
+from openlfr.cli.support import JsonOption, fail, print_rows, user_errors
 from openlfr.errors import InputError
+from openlfr.pipeline.settings import parse_roi
+
+camera_app = typer.Typer(help="Cameras and their signage checks.", no_args_is_help=True)
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -28,20 +33,83 @@ def parse_setting(text: str) -> tuple[str, Any]:
         return name.strip(), raw
 
 
-def parse_roi(text: str) -> list[int] | None:
-    """``left,top,right,bottom`` in pixels, or ``none`` for the whole frame."""
-    if text.strip().lower() in ("none", "full", ""):
-        return None
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise InputError(f"--roi {text!r}: use LEFT,TOP,RIGHT,BOTTOM in pixels (e.g. 0,200,1919,1079) or none")
-    return values
+@camera_app.command("add")
+@user_errors
+def camera_add(
+    name: Annotated[str, typer.Argument(help="A name for the camera, unique in this installation.")],
+    location: Annotated[str, typer.Option(help="Where it is and what it faces, e.g. 'North gate, facing the square'.")],
+    zone: Annotated[str, typer.Option(help="The area it covers, e.g. 'public square' (optional).")] = "",
+    stream: Annotated[str, typer.Option(
+        help="How to read it: an rtsp:// or http(s):// stream, a webcam (webcam:0), a video file or a folder of "
+             "frames (optional; a camera without one is not run).")] = "",
+) -> None:
+    """Register a camera of your organisation (operator admin)."""
+    from openlfr.governance import cameras, parse
+    from openlfr.governance.schemas import CameraCreate
+
+    with as_user("camera.add") as (ctx, me):
+        data = parse(CameraCreate, name=name, location=location, zone=zone, stream_url=stream)
+        typer.echo(f"camera {cameras.add_camera(ctx, me, data).id} {name}")
 
 
-@_errors
+@camera_app.command("networks")
+@user_errors
+def camera_networks(networks: Annotated[list[str], typer.Argument(
+        help="CIDR blocks your cameras stream from (e.g. 10.20.0.0/16); 'none' allows none.")]) -> None:
+    """Set the networks your organisation's cameras may stream from (operator admin; audited)."""
+    from openlfr.governance import cameras
+
+    with as_user("camera.networks") as (ctx, me):
+        kept = cameras.set_camera_networks(ctx, me, [] if networks == ["none"] else networks)
+    typer.echo(f"camera networks: {', '.join(kept) or 'none (no network camera may run)'}")
+
+
+@camera_app.command("signage")
+@user_errors
+def camera_signage(
+    camera: CameraRef,
+    text: Annotated[str, typer.Option(help="The notice's text (it must say that facial recognition is in use).")],
+    deployment: Annotated[Optional[int], typer.Option(
+        help="The deployment the check is for (a deployment starts only on checks recorded for it).")] = None,
+    checked_on: Annotated[Optional[str], typer.Option(
+        help="YYYY-MM-DD (default today; not after today, nor more than OPENLFR_SIGNAGE_BACKDATE_DAYS "
+             "before).")] = None,
+    photo: Annotated[Optional[Path], typer.Option(help="A JPEG or PNG photo of the notice (stored encrypted).")] = None,
+) -> None:
+    """Record a check of the public notice at a camera, for a deployment."""
+    from openlfr.governance import cameras
+
+    if photo is not None and not photo.is_file():
+        fail(f"{photo} is not a file")
+    raw = photo.read_bytes() if photo is not None else None
+    with as_user("signage.record") as (ctx, me):
+        ctx.require(me, None, "signage.record")  # first: an unknown camera is a refusal, audited
+        camera_id = cameras.find_camera(ctx, camera).id
+        day = parse_day(checked_on) if checked_on else ctx.now().date()
+        row = cameras.record_signage_from(ctx, me, dict(camera_id=camera_id, text=text, checked_on=day,
+                                                        deployment_id=deployment), raw)
+        typer.echo(f"signage for camera {camera} checked on {day}"
+                   + (f" for deployment {deployment}" if deployment is not None else "")
+                   + (f", photo sha256 {row.photo_sha256[:16]}..." if row.photo_sha256 else ""))
+
+
+@camera_app.command("list")
+@user_errors
+def camera_list(json_out: JsonOption = False) -> None:
+    """Your organisation's cameras with their latest current signage check."""
+    from openlfr.governance import cameras
+
+    with as_user("camera.list") as (ctx, me):
+        today = ctx.now().date()
+        rows = []
+        for c in cameras.list_cameras(ctx, me):
+            sign = cameras.current_signage(ctx, c.id, today)
+            rows.append({"id": c.id, "name": c.name, "location": c.location,
+                         "signage": sign.checked_on.isoformat() if sign else "NONE CURRENT"})
+        print_rows(rows, json_out)
+
+
+@user_errors
 def camera_edit(
     camera: Annotated[str, typer.Argument(help="The camera's id or name.")],
     stream: Annotated[Optional[str], typer.Option(
@@ -57,10 +125,9 @@ def camera_edit(
 ) -> None:
     """Change a camera's address, place or analysis settings (operator admin of its organisation;
     audited, passwords in addresses masked)."""
-    from openlfr.cli.governance import _as_user
     from openlfr.governance import Role, cameras
 
-    with _as_user("camera.update") as (ctx, me):
+    with as_user("camera.update") as (ctx, me):
         ctx.require(me, {Role.OPERATOR_ADMIN}, "camera.update", "camera", camera)  # refusals audited first
         row = cameras.find_camera(ctx, camera)
         fields: dict[str, Any] = {k: v for k, v in (("stream_url", stream), ("location", location), ("zone", zone))
@@ -76,14 +143,13 @@ def camera_edit(
                    f"settings={json.dumps(row.settings or {}) if row.settings else 'defaults'}")
 
 
-@_errors
-def camera_status(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+@user_errors
+def camera_status(json_out: JsonOption = False) -> None:
     """What each camera's worker last reported: state, frames analysed per second, last frame,
     latest gap and error (operator admins, reviewers, auditors)."""
-    from openlfr.cli.governance import _as_user
     from openlfr.governance import cameras
 
-    with _as_user("camera.status") as (ctx, me):
+    with as_user("camera.status") as (ctx, me):
         rows = []
         for h in cameras.camera_status(ctx, me):
             st, gap = h.status, (h.gaps[0] if h.gaps else None)
@@ -96,7 +162,10 @@ def camera_status(json_out: Annotated[bool, typer.Option("--json", help="Machine
         print_rows(rows, json_out)
 
 
-def register(camera_app: typer.Typer) -> None:
-    """Add ``edit`` and ``status`` to the ``camera`` command group."""
-    camera_app.command("edit")(camera_edit)
-    camera_app.command("status")(camera_status)
+camera_app.command("edit")(camera_edit)
+camera_app.command("status")(camera_status)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``openlfr camera`` to the main app."""
+    app.add_typer(camera_app, name="camera")

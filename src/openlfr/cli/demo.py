@@ -22,7 +22,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli.support import progress, user_errors as _errors
+from openlfr.cli.store import open_store
+from openlfr.cli.support import progress, user_errors
 from openlfr.errors import InputError, OpenLFRError
 
 DEMO_HOST, DEMO_FORCE, DEMO_OVERSIGHT = "Estate Ltd", "Metropolitan Police", "Information Commissioner's Office"
@@ -172,7 +173,7 @@ def next_step(host: str = "127.0.0.1", port: int = 8000) -> str:
             "an alert for Lin-Manuel Miranda (on the demo watchlist) arrives in the queue within a minute")
 
 
-@_errors
+@user_errors
 def demo_setup(
     images: Annotated[Optional[Path], typer.Option(help="Folder of face photos (default ../shared/data/lfw).")] = None,
     count: Annotated[int, typer.Option(help="How many LFW images to share beside Lin-Manuel Miranda's.")] = 5,
@@ -195,8 +196,6 @@ def demo_setup(
     import secrets
 
     from openlfr.audit import verify as verify_chain
-    from openlfr.cli.auth import governance
-    from openlfr.cli.governance import _template_fn
     from openlfr.governance import agreements, cameras, organisations, parse, sharing, users, watchlists
     from openlfr.governance.grounds import WatchlistCategory
     from openlfr.governance.schemas import (AgreementCreate, CameraCreate, OrganisationCreate, OrgKind, Role,
@@ -204,7 +203,7 @@ def demo_setup(
 
     by = organisations.machine_user()
     me: dict[str, Any] = {}  # user name -> credential, while the demo acts
-    with governance(_template_fn()) as gov:
+    with open_store(with_templates=True) as gov:
         state = demo_state(gov)
         if state is not None:
             _again(gov, state, password, threshold)
@@ -235,8 +234,9 @@ def demo_setup(
                 ag = agreements.create(ctx, met, parse(
                     AgreementCreate, operator=DEMO_HOST,
                     purpose="Locate people wanted on warrant for violent offences",
-                    lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now, valid_until=now + timedelta(days=90),
-                    image_limit=50, allowed_categories=[WatchlistCategory.WANTED_SERIOUS, WatchlistCategory.MISSING_AT_RISK]))
+                    lawful_basis="DPA 2018 s.35 (law enforcement)", valid_from=now,
+                    valid_until=now + timedelta(days=90), image_limit=50,
+                    allowed_categories=[WatchlistCategory.WANTED_SERIOUS, WatchlistCategory.MISSING_AT_RISK]))
                 agreements.approve(ctx, supt, ag.id)
             cams, notes = [], []
             for name, where, clip in DEMO_CAMERAS:
@@ -265,7 +265,8 @@ def demo_setup(
                                 reason=f"warrant W-{1000 + i}", warrant_ref=f"WA/{now.year}/{1000 + i:05d}",
                                 subject_ref=f"MET-{i:04d}", image_date=now.date() - timedelta(days=30)), prepared)
                             watchlists.add_entry(ctx, alice, WatchlistAdd(
-                                watchlist_id=wl.id, shared_image_id=img.id, label=path.stem, reason=f"warrant W-{1000 + i}",
+                                watchlist_id=wl.id, shared_image_id=img.id, label=path.stem,
+                                reason=f"warrant W-{1000 + i}",
                                 review_date=now.date() + timedelta(days=14)))
                         shared += 1
                         typer.echo(f"shared {path.name} as image {img.id}")
@@ -312,3 +313,8 @@ def _again(gov: Any, state: dict[str, Any], password: str | None, threshold: flo
     typer.echo(f"the demo is already set up; its deployment {state['deployment']} was no longer live, so "
                f"deployment {dep} was requested, authorised and started on cameras {state['cameras']}")
     typer.echo("next: openlfr serve; then " + next_step())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``openlfr demo-setup`` to the main app."""
+    app.command("demo-setup")(demo_setup)

@@ -1,19 +1,20 @@
-"""Effectiveness commands: ``openlfr evaluate openset`` and ``openlfr calibrate``.
-
-:func:`register` adds them to the main app (``register(app, evaluate_app)``).
+"""Effectiveness commands: ``openlfr evaluate lfw|openset`` and ``openlfr calibrate``.
+:func:`register` adds them to the main app.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from openlfr.cli.support import progress
-from openlfr.cli.support import user_errors as _errors
+from openlfr.cli.support import JsonOption, print_json, progress, user_errors
 from openlfr.errors import InputError
+
+evaluate_app = typer.Typer(help="Measure accuracy on labelled face data.", no_args_is_help=True)
 
 
 def _analyzer_and_fallback():  # noqa: ANN202
@@ -26,9 +27,9 @@ def _analyzer_and_fallback():  # noqa: ANN202
     analyzer = default_analyzer()
     if analyzer.stage.landmarker is None:  # the model aligns on its detector's own points: no other detector serves
         return analyzer, None
-    name = getattr(analyzer.stage.detector, "name", settings.detector)
+    name = getattr(analyzer.stage.detector, "name", settings.models.detector)
     other = "hog" if name == "mmod" else "mmod"
-    return analyzer, make_detector(other, backend=settings.backend)
+    return analyzer, make_detector(other, backend=settings.models.backend)
 
 
 def _cache_dir(cache_dir: Path | None) -> Path:
@@ -37,14 +38,74 @@ def _cache_dir(cache_dir: Path | None) -> Path:
     return cache_dir or get_settings().data_dir / "eval-cache"
 
 
-@_errors
+@user_errors
+def evaluate_lfw(
+    lfw: Annotated[Path, typer.Option(help="LFW folder (one sub-folder per person).")],
+    pairs: Annotated[Path, typer.Option(help="LFW View 2 pairs file.")],
+    flip: Annotated[bool, typer.Option(help="Average each template with its mirror image's.")] = True,
+    json_out: JsonOption = False,
+    identification: Annotated[bool, typer.Option(help="Also run the 1:N watchlist experiment.")] = True,
+) -> None:
+    """Verification accuracy on LFW pairs, and a 1:N watchlist experiment on the same folder.
+
+    Progress goes to stderr (a bar on a terminal, else a line every 10 s), then a summary line."""
+    from openlfr.cli.faces import analyzer as configured_analyzer
+    from openlfr.config import get_settings
+    from openlfr.evaluation import lfw as ev
+    from openlfr.evaluation.facecache import face_data
+
+    analyzer = configured_analyzer()
+    pair_list = ev.read_pairs(pairs, lfw)
+    paths = sorted({p.a for p in pair_list} | {p.b for p in pair_list})
+    split = None
+    if identification:
+        split = ev.split_1n(ev.people(lfw))
+        paths = sorted(set(paths) | {p for _, p in split.gallery + split.mated + split.non_mated})
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} image(s) named by the pairs file are missing, e.g. {missing[0]}")
+    settings = get_settings()
+    from openlfr.evaluation.effectiveness import pipeline_key
+
+    key = pipeline_key(analyzer, None)
+    with progress("templates made for", len(paths), "images") as bar:
+        data = face_data(paths, analyzer, cache_dir=settings.data_dir / "eval-cache", key=key, progress=bar.advance)
+        ts = ev.TemplateSet.from_face_data(data, flip)
+        ver = ev.verification(ts, pair_list)
+        result: dict = {"verification": asdict(ver), "images": len(paths), "images_without_face": len(ts.failed)}
+        if split is not None:
+            result["identification"] = asdict(ev.identification(ts, split))
+        bar.done(f"evaluated {ver.pairs} pairs" + (" and the 1:N experiment" if split is not None else "")
+                 + f" on {len(paths)} images ({len(ts.failed)} without a face)")
+    if json_out:
+        print_json(result)
+        return
+    typer.echo(
+        f"verification: {ver.accuracy_mean * 100:.2f}% ± {ver.accuracy_std * 100:.2f} over {ver.folds} folds "
+        f"({ver.pairs} pairs), ROC AUC {ver.roc_auc:.4f}, TAR {ver.tar_at_far_0_1pct * 100:.1f}% at FAR 0.1%"
+    )
+    typer.echo(f"images without a face: {len(ts.failed)} of {len(paths)}")
+    if split is not None:
+        ident = result["identification"]
+        typer.echo(
+            f"1:N: gallery {ident['gallery_size']}, {ident['mated_searches']} mated / {ident['non_mated_searches']} "
+            f"non-mated searches; rank-1 {ident['rank1'] * 100:.1f}%; FNIR {ident['fnir_at_fpir_1pct'] * 100:.1f}% at "
+            f"FPIR 1% (threshold {ident['threshold_at_fpir_1pct']:.3f}), {ident['fnir_at_fpir_0_1pct'] * 100:.1f}% at "
+            f"FPIR 0.1% (threshold {ident['threshold_at_fpir_0_1pct']:.3f})"
+        )
+
+
+@user_errors
 def evaluate_openset(
     folder: Annotated[Path, typer.Option(help="Labelled folder in LFW layout (one sub-folder per person).")],
-    groups: Annotated[Optional[Path], typer.Option(help="CSV of image,group labels for demographic differentials.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Write report.html, report.json and plots into this folder.")] = None,
+    groups: Annotated[Optional[Path], typer.Option(
+        help="CSV of image,group labels for demographic differentials.")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        help="Write report.html, report.json and plots into this folder.")] = None,
     splits: Annotated[int, typer.Option(help="Random halvings for the out-of-sample calibration check.")] = 10,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Where face data is cached (default: <data dir>/eval-cache).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        help="Where face data is cached (default: <data dir>/eval-cache).")] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Open-set (watchlist) accuracy: FNIR at FPIR, rank-1, CMC, each gain on/off, calibration check.
 
@@ -113,13 +174,15 @@ def _print_summary(result: dict) -> None:
         typer.echo(f"report: {result['report']['html']}")
 
 
-@_errors
+@user_errors
 def calibrate(
     watchlist_size: Annotated[Optional[int], typer.Option(help="Number of people on the watchlist.")] = None,
-    false_alert_rate: Annotated[float, typer.Option(help="Tolerated false alerts per face searched, e.g. 0.0001.")] = 1e-4,
-    cohort: Annotated[Optional[Path], typer.Option(help="Faces of people NOT on the watchlist (LFW layout or flat folder).")] = None,
+    false_alert_rate: Annotated[float, typer.Option(
+        help="Tolerated false alerts per face searched, e.g. 0.0001.")] = 1e-4,
+    cohort: Annotated[Optional[Path], typer.Option(
+        help="Faces of people NOT on the watchlist (LFW layout or flat folder).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where cohort face data is cached.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Threshold for a watchlist size and a target false-alert rate, with the expected rates.
 
@@ -156,7 +219,11 @@ def calibrate(
         typer.echo(f"note: {result.note}")
 
 
-def register(app: typer.Typer, evaluate_app: typer.Typer) -> None:
-    """Add ``openlfr calibrate`` and ``openlfr evaluate openset``."""
-    evaluate_app.command("openset")(evaluate_openset)
+evaluate_app.command("lfw")(evaluate_lfw)
+evaluate_app.command("openset")(evaluate_openset)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``openlfr evaluate`` and ``openlfr calibrate`` to the main app."""
     app.command("calibrate")(calibrate)
+    app.add_typer(evaluate_app, name="evaluate")

@@ -10,15 +10,16 @@ A key given in ``OPENLFR_KEY`` is refused: it is not ours to replace.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli.support import user_errors
+from openlfr.cli.store import open_store
+from openlfr.cli.support import JsonOption, print_json, user_errors
 from openlfr.store.keys import (
     KEY_ENV,
     EncryptionKeyError,
@@ -95,12 +96,9 @@ def rotate_store(extra_dirs: Iterable[Path] = (), progress: Callable[[Path, str]
     if not path.exists():
         raise EncryptionKeyError(f"no key file at {path}: there is nothing to rotate")
     roots = _roots(extra_dirs)
-    own = gov is None
-    if own:
-        from openlfr.governance import Governance
-
-        gov = Governance()  # opens (and migrates) the audit log before the keyring is touched
-    try:
+    with ExitStack() as stack:
+        if gov is None:  # the configured store: its audit log is opened (and migrated) before the keyring is touched
+            gov = stack.enter_context(open_store())
         with rotation_lock(path):
             ring, resumed = begin_rotation(path)
             rotation = ring.rotation or {}
@@ -121,9 +119,6 @@ def rotate_store(extra_dirs: Iterable[Path] = (), progress: Callable[[Path, str]
                        resealed=result.resealed, already=result.already, unreadable=result.unreadable,
                        unreadable_files=result.unreadable_files[:20], resumed=resumed)
             finish_rotation(ring)
-    finally:
-        if own:
-            gov.close()
     return result
 
 
@@ -150,12 +145,12 @@ def _collect(result: RotationResult, progress: Callable[[Path, str], None] | Non
 def rotate(
     folder: Annotated[Optional[list[Path]], typer.Option(
         "--dir", help="Another folder of sealed files to reseal (repeat); the data directory is always done.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Replace the encryption key and reseal every blob and evaluation cache under the new one."""
     result = rotate_store(folder or [])
     if as_json:
-        typer.echo(json.dumps(asdict(result)))
+        print_json(asdict(result))
     else:
         if result.resumed:
             typer.echo(f"resumed the interrupted rotation to key {result.new_key}")
@@ -169,7 +164,7 @@ def rotate(
 
 @key_app.command("status")
 @user_errors
-def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def status(as_json: JsonOption = False) -> None:
     """Where the key comes from, the primary key's id and any rotation left unfinished (no key material)."""
     if env_key() is not None:
         ring = Keyring.single(env_key() or b"", source="env")
@@ -183,7 +178,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         info = {"source": "file", "key_file": str(path), "primary": ring.primary, "retired": ring.retired,
                 "rotation": ring.rotation}
     if as_json:
-        typer.echo(json.dumps(info))
+        print_json(info)
         return
     typer.echo(f"key: {info['key_file'] or KEY_ENV + ' (environment)'}; primary {info['primary']}")
     if info["rotation"]:

@@ -7,18 +7,18 @@ committed to the store; worker status goes to stderr. SIGINT/SIGTERM shut down c
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 import threading
 from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli.support import progress
-from openlfr.errors import InputError, OpenLFRError
+from openlfr.cli.store import open_store
+from openlfr.cli.support import fail, print_json, progress, user_errors
+from openlfr.errors import InputError
 
 
+@user_errors
 def run(
     camera: Annotated[Optional[list[str]], typer.Option("--camera", help="Only these cameras (by name or id).")] = None,
     analyse_fps: Annotated[Optional[float], typer.Option(
@@ -32,36 +32,29 @@ def run(
 
     Each camera is analysed with its own settings from the store (see 'openlfr camera edit').
     Exits 1 when any camera failed (one line per camera on stderr), 2 when there is nothing to run."""
-    from openlfr.governance import Governance
     from openlfr.pipeline.events import AlertEvent, EventBus, StatusEvent
     from openlfr.pipeline.settings import CameraSettings
     from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
 
-    try:
-        settings: dict[str, dict[str, Any]] = {}
-        if analyse_fps is not None:
-            settings["*"] = {"analyse_fps": analyse_fps}
-            try:
-                CameraSettings(**settings["*"])
-            except ValueError as err:
-                raise InputError(f"--analyse-fps: {str(err).splitlines()[-1].strip()}") from err
-        gov = Governance()
-        store = StoreConfig.from_environment()
+    settings: dict[str, dict[str, Any]] = {}
+    if analyse_fps is not None:
+        settings["*"] = {"analyse_fps": analyse_fps}
+        try:
+            CameraSettings(**settings["*"])
+        except ValueError as err:
+            raise InputError(f"--analyse-fps: {str(err).splitlines()[-1].strip()}") from err
+    store = StoreConfig.from_settings()
+    with open_store() as gov:
         jobs = jobs_for_live_deployments(gov, settings, camera, paced)
-        gov.close()
-        for job in jobs:  # a camera's stored settings, checked again before any worker starts
-            try:
-                CameraSettings(**job.settings)
-            except ValueError as err:
-                raise InputError(f"settings of camera {job.camera_name!r}: {str(err).splitlines()[0]}") from err
-    except OpenLFRError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
+    for job in jobs:  # a camera's stored settings, checked again before any worker starts
+        try:
+            CameraSettings(**job.settings)
+        except ValueError as err:
+            raise InputError(f"settings of camera {job.camera_name!r}: {str(err).splitlines()[0]}") from err
     if not jobs:
         which = f" named {', '.join(camera)}" if camera else ""
-        typer.echo(f"error: nothing to run: no live deployment has a camera{which} with a stream address "
-                   "(see 'openlfr deployment list' and 'openlfr camera list')", err=True)
-        raise typer.Exit(2)
+        fail(f"nothing to run: no live deployment has a camera{which} with a stream address "
+             "(see 'openlfr deployment list' and 'openlfr camera list')")
 
     bus = EventBus()
     alerts = [0]
@@ -69,8 +62,7 @@ def run(
     def show(event: object) -> None:
         if isinstance(event, AlertEvent):
             alerts[0] += 1
-            sys.stdout.write(json.dumps({"alert": event.as_dict()}) + "\n")
-            sys.stdout.flush()
+            print_json({"alert": event.as_dict()}, line=True)
         elif isinstance(event, StatusEvent):
             typer.echo(f"camera {event.camera_id}: {event.kind} {event.detail}", err=True)
 
@@ -81,21 +73,20 @@ def run(
     typer.echo(f"running {len(jobs)} camera(s): " + ", ".join(f"{j.camera_name} ({j.source})" for j in jobs), err=True)
     supervisor = Supervisor(jobs, store, bus)
     ids = [j.camera_id for j in jobs]
-    watch = Governance()  # reads the workers' status rows (every few seconds) for the progress line
-    with progress("analysed", None, "frames") as shown:
-        def report() -> None:
-            while not stop.wait(min(5.0, shown.every_s)):
-                frames, running = frames_analysed(watch, ids)
-                shown.update(frames, note=f"{alerts[0]} alert(s), {running} of {len(jobs)} camera(s) running")
+    with open_store() as watch:  # reads the workers' status rows (every few seconds) for the progress line
+        with progress("analysed", None, "frames") as shown:
+            def report() -> None:
+                while not stop.wait(min(5.0, shown.every_s)):
+                    frames, running = frames_analysed(watch, ids)
+                    shown.update(frames, note=f"{alerts[0]} alert(s), {running} of {len(jobs)} camera(s) running")
 
-        reporter = threading.Thread(target=report, name="run-progress", daemon=True)
-        reporter.start()
-        supervisor.run(stop)
-        stop.set()
-        reporter.join(10)
-        frames, _ = frames_analysed(watch, ids)
-        shown.done(f"stopped: {alerts[0]} alert(s) in {frames} frames analysed on {len(jobs)} camera(s)")
-    watch.close()
+            reporter = threading.Thread(target=report, name="run-progress", daemon=True)
+            reporter.start()
+            supervisor.run(stop)
+            stop.set()
+            reporter.join(10)
+            frames, _ = frames_analysed(watch, ids)
+            shown.done(f"stopped: {alerts[0]} alert(s) in {frames} frames analysed on {len(jobs)} camera(s)")
     for job, outcome, codes in supervisor.outcomes():
         typer.echo(f"camera {job.camera_name} (deployment {job.deployment_id}): {outcome}"
                    + (f" (exit codes {codes})" if outcome == "failed" else ""), err=True)
@@ -108,11 +99,12 @@ def frames_analysed(gov: Any, camera_ids: list[int]) -> tuple[int, int]:
     wrote them (every few seconds); (0, 0) while the store cannot be read."""
     from sqlalchemy import select
 
-    from openlfr.store.pipeline_models import CameraStatus
+    from openlfr.store.models import CameraStatus
 
     try:
         with gov.transaction() as ctx:
-            rows = list(ctx.session.execute(select(CameraStatus).where(CameraStatus.camera_id.in_(camera_ids))).scalars())
+            query = select(CameraStatus).where(CameraStatus.camera_id.in_(camera_ids))
+            rows = list(ctx.session.execute(query).scalars())
     except Exception:  # a busy or unreachable store: the next report will say
         return 0, 0
     return sum(r.frames_analysed for r in rows), sum(1 for r in rows if r.state == "running")

@@ -10,7 +10,6 @@ line, exit 2 and are audited.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -18,15 +17,15 @@ from typing import Annotated, Any
 
 import typer
 
-from openlfr.cli.governance import _acting, _as_user, _when
-from openlfr.cli.support import about_file, print_rows, user_errors
+from openlfr.cli.args import parse_when
+from openlfr.cli.store import acting, as_user
+from openlfr.cli.support import JsonOption, about_file, print_json, print_rows, user_errors
 from openlfr.errors import InputError, OpenLFRError
 from openlfr.rights.requests import Decision, Reason, RequestKind
 
 request_app = typer.Typer(help="People's requests (access, erasure, restriction, objection, complaints): "
                           "the data protection officer's work.", no_args_is_help=True)
 
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 RequestId = Annotated[int, typer.Argument(help="The request's id (openlfr request list).")]
 KINDS = ", ".join(k.value for k in RequestKind)
 DECISIONS = ", ".join(d.value for d in Decision)
@@ -60,9 +59,9 @@ def open_(kind: Annotated[str, typer.Argument(help=f"What the person asks for: {
     """Record a request received by your organisation; the one-month clock starts."""
     from openlfr.rights import requests
 
-    with _as_user("request.open") as (ctx, me):
+    with as_user("request.open") as (ctx, me):
         row = requests.open_request(ctx, me, kind, name, contact, details,
-                                    received_at=_when(received) if received else None, follows_id=follows)
+                                    received_at=parse_when(received) if received else None, follows_id=follows)
         typer.echo(f"request {row.id} opened ({row.kind}, {row.regime}), due {_due(row)}")
 
 
@@ -75,7 +74,7 @@ def verify_(request_id: RequestId,
     """Record that you verified the requester's identity."""
     from openlfr.rights import requests
 
-    with _as_user("request.verify") as (ctx, me):
+    with as_user("request.verify") as (ctx, me):
         requests.verify_identity(ctx, me, request_id, evidence)
     typer.echo(f"request {request_id}: identity verified")
 
@@ -83,13 +82,14 @@ def verify_(request_id: RequestId,
 @request_app.command("photo")
 @user_errors
 def photo(request_id: RequestId,
-          image: Annotated[Path, typer.Argument(help="The requester's photo: a JPEG or PNG showing one face.")]) -> None:
+          image: Annotated[Path, typer.Argument(
+              help="The requester's photo: a JPEG or PNG showing one face.")]) -> None:
     """Hold the requester's photo (encrypted, only for this request) for the search by face."""
     from openlfr.rights import requests
 
     if not image.is_file():
         raise InputError(f"{image} is not a file")
-    with _as_user("request.photo", with_templates=True) as (ctx, me):
+    with as_user("request.photo", with_templates=True) as (ctx, me):
         try:
             requests.attach_photo(ctx, me, request_id, image.read_bytes())
         except OpenLFRError as err:  # name the file given
@@ -105,12 +105,12 @@ def _finding_rows(findings: list[Any]) -> list[dict[str, Any]]:
 
 @request_app.command("search")
 @user_errors
-def search(request_id: RequestId, json_out: JsonOut = False) -> None:
+def search(request_id: RequestId, json_out: JsonOption = False) -> None:
     """Search the requester's face against your watchlists, alerts' crops and shared images; each
     finding then needs your verdict (openlfr request finding)."""
     from openlfr.rights import requests
 
-    with _acting("request.search") as (gov, me):
+    with acting("request.search") as (gov, me):
         requests.search_request(gov, me, request_id)  # no write lock held while faces are compared
         with gov.reading() as ctx:
             found = requests.view(ctx, me, request_id).findings
@@ -124,7 +124,7 @@ def finding(finding_id: Annotated[int, typer.Argument(help="The finding's id (op
     """Say whether a record the search found is the requester's."""
     from openlfr.rights import requests
 
-    with _as_user("request.finding") as (ctx, me):
+    with as_user("request.finding") as (ctx, me):
         row = requests.review_finding(ctx, me, finding_id, verdict)
     typer.echo(f"finding {finding_id} ({row.kind} {row.object_id}): {row.verdict}")
 
@@ -140,7 +140,7 @@ def finding_image(finding_id: Annotated[int, typer.Argument(help="The finding's 
 
     if out.exists():
         raise InputError(f"{out} exists: give a new file name")
-    with _as_user("request.view_finding") as (ctx, me):
+    with as_user("request.view_finding") as (ctx, me):
         data = requests.finding_image(ctx, me, finding_id)
     write_private(out, data)
     typer.echo(f"finding {finding_id}: the record's face written to {out} ({len(data)} bytes)")
@@ -154,7 +154,7 @@ def extend(request_id: RequestId,
     """Extend the clock by two months, once (UK GDPR Art. 12(3); refused under DPA 2018 Part 3)."""
     from openlfr.rights import requests
 
-    with _as_user("request.extend") as (ctx, me):
+    with as_user("request.extend") as (ctx, me):
         row = requests.extend(ctx, me, request_id, reason)
         typer.echo(f"request {request_id}: extended, now due {_due(row)}")
 
@@ -170,23 +170,24 @@ def decide(request_id: RequestId,
     photo is deleted and the letter written (openlfr request letter)."""
     from openlfr.rights import requests
 
-    with _as_user("request.decide") as (ctx, me):
+    with as_user("request.decide") as (ctx, me):
         row = requests.decide(ctx, me, request_id, decision, reason or [], note)
         typer.echo(f"request {request_id}: {row.decision}"
                    f"{' (' + ', '.join(row.decision_reasons) + ')' if row.decision_reasons else ''}; "
-                   f"{'in time' if row.decided_at <= row.due_at else 'LATE'}; letter ready")
+                   f"{'in time' if row.decided_at is not None and row.decided_at <= row.due_at else 'LATE'}; "
+                   "letter ready")
 
 
 @request_app.command("show")
 @user_errors
-def show(request_id: RequestId, json_out: JsonOut = False) -> None:
+def show(request_id: RequestId, json_out: JsonOption = False) -> None:
     """One request: its clock, requester, identity check, findings and decision."""
     from openlfr.rights import requests
 
-    with _as_user("request.view") as (ctx, me):
+    with as_user("request.view") as (ctx, me):
         v = requests.view(ctx, me, request_id)
     if json_out:
-        typer.echo(json.dumps(_view_dict(v), indent=2, default=str))
+        print_json(_view_dict(v))
         return
     clock = "overdue" if v.overdue else f"{v.days_left} days left"
     typer.echo(f"request {v.id}: {v.kind} to {v.organisation} ({v.regime}), {v.status}")
@@ -208,11 +209,11 @@ def show(request_id: RequestId, json_out: JsonOut = False) -> None:
 @request_app.command("list")
 @user_errors
 def list_(open_only: Annotated[bool, typer.Option("--open", help="Only requests not yet decided.")] = False,
-          json_out: JsonOut = False) -> None:
+          json_out: JsonOption = False) -> None:
     """The requests you may see, soonest due first."""
     from openlfr.rights import requests
 
-    with _as_user("request.list") as (ctx, me):
+    with as_user("request.list") as (ctx, me):
         rows = requests.queue(ctx, me, open_only=open_only)
     print_rows([{"id": v.id, "kind": v.kind, "organisation": v.organisation, "status": v.status,
                  "requester": v.requester_name, "due": v.due_at.isoformat(), "days_left": v.days_left,
@@ -227,7 +228,7 @@ def letter(request_id: RequestId,
     """The outcome letter of a decided request (plain text)."""
     from openlfr.rights import requests
 
-    with _as_user("request.letter") as (ctx, me):
+    with as_user("request.letter") as (ctx, me):
         text = requests.letter(ctx, me, request_id)
     if out is None:
         typer.echo(text, nl=False)

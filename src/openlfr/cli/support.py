@@ -1,11 +1,15 @@
-"""What every ``openlfr`` command module shares: deliberate errors become one line, passwords
-are read from the environment (for scripts) or a hidden prompt, a missing store is refused
-before anything is created (:func:`missing_store`), and long commands report progress and a
-summary (:func:`progress`). (Cameras are named by name or id alike everywhere:
-:func:`openlfr.governance.cameras.find_camera`.)
+"""What every ``openlfr`` command module shares: the one error decorator
+(:func:`user_errors`), the one ``--json`` option (:data:`JsonOption`) and printer
+(:func:`print_json`, :func:`print_rows`), passwords read from the environment (for scripts)
+or a hidden prompt, a missing store refused before anything is created
+(:func:`missing_store`), and progress and a summary for long commands (:func:`progress`).
+The store itself is opened by :mod:`openlfr.cli.store`. (Cameras are named by name or id
+alike everywhere: :func:`openlfr.governance.cameras.find_camera`.)
 
-Every :class:`~openlfr.errors.OpenLFRError` a command raises (bad input, a refused action)
-is printed as ``error: <message>`` on stderr with exit code 2 — never a traceback.
+Every deliberate error a command raises (an :class:`~openlfr.errors.OpenLFRError`: bad input,
+a refused action; a missing optional backend; a database that cannot be used) is printed as
+``error: <message>`` on stderr with exit code 2 — never a traceback. :func:`one_line` is the
+one place that words them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -31,10 +35,24 @@ PASSWORD_ENV = "OPENLFR_PASSWORD"
 NEW_PASSWORD_ENV = "OPENLFR_NEW_PASSWORD"
 
 
+#: the ``--json`` option of every command that has one
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def print_json(obj: Any, *, line: bool = False) -> None:
+    """``obj`` as JSON on stdout: indented, or (``line``) one line, flushed at once (a stream
+    of JSON Lines, such as alerts as they are committed). Dates and the like are printed as text."""
+    if line:
+        sys.stdout.write(json.dumps(obj, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
 def print_rows(rows: list[dict[str, Any]], json_out: bool) -> None:
     """Rows as JSON (``--json``) or one ``key=value`` line each; ``(none)`` for no rows."""
     if json_out:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        print_json(rows)
         return
     if not rows:
         typer.echo("(none)")
@@ -57,18 +75,36 @@ def missing_module(err: ModuleNotFoundError) -> str:
     return f"the optional backend module {name!r} is not installed: {hint}"
 
 
+def one_line(err: BaseException) -> str | None:
+    """The one-line message for a deliberate error, or ``None`` for anything else (a bug, whose
+    traceback is wanted): an openlfr error (bad input, a refused action), a missing optional
+    backend module (``torch``, ``dlib``...), or a database that is corrupt, missing or unreachable."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(err, OpenLFRError):
+        return str(err)
+    if isinstance(err, ModuleNotFoundError):
+        return missing_module(err)
+    if isinstance(err, DBAPIError):
+        first = str(err.orig).strip().splitlines()[0] if err.orig is not None else type(err).__name__
+        return (f"the store's database cannot be used ({first}); check OPENLFR_DATABASE_URL "
+                "or OPENLFR_DATA_DIR")
+    return None
+
+
 def user_errors(fn: F) -> F:
-    """Decorate a command so that deliberate openlfr errors, and a missing optional backend
-    module (``torch``, ``dlib``...), end it through :func:`fail` instead of a traceback."""
+    """The error decorator of every command: a deliberate error (:func:`one_line`) ends it
+    through :func:`fail` (one line on stderr, exit code 2) instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except OpenLFRError as err:
-            fail(str(err))
-        except ModuleNotFoundError as err:
-            fail(missing_module(err))
+        except Exception as err:
+            message = one_line(err)
+            if message is None:
+                raise
+            fail(message)
 
     return wrapper  # type: ignore[return-value]
 
@@ -94,7 +130,7 @@ def missing_store() -> str | None:
     the command to report)."""
     from openlfr.config import get_settings
 
-    url = os.environ.get("OPENLFR_DATABASE_URL", "")
+    url = get_settings().store.database_url or ""
     hint = ("make one with 'openlfr admin create NAME --org ORG' or 'openlfr demo-setup', or add --init to "
             "start an empty one here")
     if url and not url.startswith("sqlite"):
@@ -130,7 +166,6 @@ def missing_store() -> str | None:
 
 # ---------------------------------------------------------------- names and ids
 # ---------------------------------------------------------------- progress
-PROGRESS_EVERY_ENV = "OPENLFR_PROGRESS_SECONDS"
 
 
 class Progress:
@@ -142,11 +177,13 @@ class Progress:
                  every_s: float | None = None) -> None:
         from rich.console import Console
 
+        from openlfr.config import get_settings
+
         self.verb, self.total, self.unit = verb, total, unit
         self.count = 0
         self.note = ""  # extra counts shown after the count, e.g. "3 alerts"
         self.console = console or Console(stderr=True)
-        self.every_s = every_s if every_s is not None else float(os.environ.get(PROGRESS_EVERY_ENV) or 10)
+        self.every_s = every_s if every_s is not None else get_settings().pipeline.progress_seconds
         self.started = self._last = time.monotonic()
         self._bar: Any = None
         self._task: Any = None

@@ -1,7 +1,8 @@
 """Threshold calibration: from a target false-alert rate to a threshold, with predictions.
 
-A deployment states how many false alerts it tolerates *per face searched* (a template compared against the watchlist) (FPIR, e.g. 1 in
-10,000). The threshold follows from the scores of faces that are *not* on the watchlist:
+A deployment states how many false alerts it tolerates *per face searched* (a template compared
+against the watchlist) (FPIR, e.g. 1 in 10,000). The threshold follows from the scores of faces
+that are *not* on the watchlist:
 
 * ``watchlist`` method — the watchlist's templates are known: search a cohort of non-listed
   faces against it and put the threshold where the target share of cohort searches would

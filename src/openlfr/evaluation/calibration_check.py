@@ -99,12 +99,12 @@ def _check_split(
             norm = templates([p for n, p in singles if _second_half(n, salt) == 0])
             cohort = [p for n, p in singles if _second_half(n, salt) == 1]
 
-        # test searches
+        # test searches (called only within this iteration: the loop's variables are the ones meant)
         def searches(probes: list[tuple[str, Path]]) -> openset.Searches:
             paths = [p for _, p in probes]
             t = np.nan_to_num(exp._templates(paths, config.flip))
-            s = _scores(t, g_t, norm, config.cohort_top_k)
-            mate = np.array([col.get(n, -1) for n, _ in probes], dtype=np.int64)
+            s = _scores(t, g_t, norm, config.cohort_top_k)  # noqa: B023
+            mate = np.array([col.get(n, -1) for n, _ in probes], dtype=np.int64)  # noqa: B023
             return openset.search(s, mate, exp._usable(paths, config.quality_gate))
 
         mated, non_mated = searches(split.mated), searches(split.non_mated)
@@ -117,7 +117,7 @@ def _check_split(
         cal_t = exp._templates(cal_paths, config.flip)
         mated_pairs = calibration.mated_pair_scores(cal_t, cal_names)
         impostor_pairs = None if config.cohort_norm else calibration.impostor_pair_scores(cal_t, cal_names)
-        if config.cohort_norm:
+        if config.cohort_norm and norm is not None:  # (norm is set exactly when cohort_norm is)
             # mated scores on the normalised scale: each calibration person's first image
             # enrolled, the others searched against that small gallery
             mated_pairs = _normalised_mated(exp, cal, config, norm)
@@ -151,7 +151,8 @@ def _check_split(
     return rows
 
 
-def _normalised_mated(exp: gains.Experiment, cal: dict[str, list[Path]], config: gains.Config, norm: np.ndarray) -> np.ndarray:
+def _normalised_mated(exp: gains.Experiment, cal: dict[str, list[Path]], config: gains.Config,
+                      norm: np.ndarray) -> np.ndarray:
     """Mate scores (normalised) of the calibration half's own watchlist experiment."""
     split = gains.split_folder(cal)
     g_names, g_t = exp.gallery_templates(split, config)

@@ -91,9 +91,9 @@ def configured_calibrator() -> Callable[[int, float], dict] | None:
     from openlfr.face.analyzer import default_analyzer
 
     settings = get_settings()
-    if settings.calibration_cohort is None:
+    if settings.models.calibration_cohort is None:
         return None
-    return size_calibrator(settings.calibration_cohort, default_analyzer(), settings.data_dir / "eval-cache")
+    return size_calibrator(settings.models.calibration_cohort, default_analyzer(), settings.data_dir / "eval-cache")
 
 
 def size_calibrator(

@@ -3,8 +3,8 @@
 From the pipeline's counters and the reviewers' verdicts on its alerts. The unit is the
 **face searched** (a template compared against the watchlist), the unit of the calibration's
 target and prediction (false alerts per face searched, i.e. FPIR per probe), so observed and
-predicted rates are comparable. People passes (one per face followed over two or more analysed frames for ``pass_min_s``)
-and detections (faces detected on analysed frames, many per person: a diagnostic) are shown
+predicted rates are comparable. People passes (one per face followed over two or more analysed
+frames for ``pass_min_s``) and detections (faces detected on analysed frames, many per person: a diagnostic) are shown
 beside it. Faces searched are counted as faces of people not on the watchlist (listed people
 are a vanishing share of a crowd), so the observed false-alert rate is verified false alerts
 per face searched; unreviewed and unsure alerts are shown separately, the upper bound counts
@@ -41,7 +41,8 @@ class DeploymentEffectiveness:
     unreviewed: int
     false_alerts_per_1000_faces_searched: float | None
     precision: float | None  # verified true / (verified true + verified false)
-    precision_ci95: list[float | None]  # [low, high] (null with nothing to count); a list: tuples give an invalid JSON Schema
+    # [low, high] (null with nothing to count); a list: tuples give an invalid JSON Schema
+    precision_ci95: list[float | None]
     observed_false_alert_rate: float | None  # verified false alerts per face searched
     observed_false_alert_rate_ci95: list[float | None]  # [low, high], per face searched
     observed_false_alert_rate_upper_bound: float | None  # unsure and unreviewed counted as false
@@ -119,7 +120,7 @@ def for_deployment(session: Any, deployment_id: int) -> DeploymentEffectiveness:
     """The report of one deployment, read from the store (a SQLAlchemy session)."""
     from openlfr.errors import NotFoundError
     from openlfr.store.models import Alert, Deployment
-    from openlfr.store.pipeline_models import PipelineCounter
+    from openlfr.store.models import PipelineCounter
 
     dep = session.get(Deployment, deployment_id)
     if dep is None:

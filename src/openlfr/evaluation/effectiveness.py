@@ -138,7 +138,8 @@ def evaluate_folder(
             "config": best.label(),
             "at_fpir": {
                 k: demographics.differentials(
-                    t, best_run.mated_paths, best_run.mated.hit_score, best_run.non_mated_paths, best_run.non_mated.top_score, groups
+                    t, best_run.mated_paths, best_run.mated.hit_score, best_run.non_mated_paths,
+                    best_run.non_mated.top_score, groups,
                 ).to_dict()
                 for k, t in thresholds.items()
             },

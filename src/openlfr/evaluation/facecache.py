@@ -68,7 +68,7 @@ class FaceData:
         """Row index of each path."""
         return {p: i for i, p in enumerate(self.paths)}
 
-    def subset(self, paths: Sequence[Path]) -> "FaceData":
+    def subset(self, paths: Sequence[Path]) -> FaceData:
         """The rows of the given paths, in that order."""
         r = self.row()
         idx = np.array([r[Path(p)] for p in paths], dtype=np.int64)

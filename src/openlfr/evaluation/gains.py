@@ -76,7 +76,9 @@ def split_folder(folder: dict[str, list[Path]], enrol_images: int = 1, probes_fr
     :func:`openlfr.evaluation.lfw.split_1n`. Comparing fusion of ``k`` images with a single
     image on the same searches: ``split_folder(f, 1, k)`` versus ``split_folder(f, k, k)``.
     """
-    gallery, mated, non_mated = [], [], []
+    gallery: list[tuple[str, list[Path]]] = []
+    mated: list[tuple[str, Path]] = []
+    non_mated: list[tuple[str, Path]] = []
     for name, imgs in folder.items():
         if len(imgs) >= 2:
             e = min(enrol_images, len(imgs) - 1)

@@ -50,9 +50,11 @@ def read_pairs(pairs_file: Path, root: Path) -> list[Pair]:
     for k, parts in enumerate(body[: n_folds * 2 * n_per]):
         fold = k // (2 * n_per)
         if len(parts) == 3:
-            pairs.append(Pair(image_path(root, parts[0], int(parts[1])), image_path(root, parts[0], int(parts[2])), True, fold))
+            pairs.append(Pair(image_path(root, parts[0], int(parts[1])), image_path(root, parts[0], int(parts[2])),
+                              True, fold))
         elif len(parts) == 4:
-            pairs.append(Pair(image_path(root, parts[0], int(parts[1])), image_path(root, parts[2], int(parts[3])), False, fold))
+            pairs.append(Pair(image_path(root, parts[0], int(parts[1])), image_path(root, parts[2], int(parts[3])),
+                              False, fold))
         else:
             raise InputError(f"{pairs_file}: bad line {k + 2}: {' '.join(parts)}")
     return pairs
@@ -155,7 +157,9 @@ class Watchlist1N:
 def split_1n(folder: dict[str, list[Path]]) -> Watchlist1N:
     """Gallery: first image of each person with 2+ images; mated: their other images;
     non-mated: people with a single image."""
-    gallery, mated, non_mated = [], [], []
+    gallery: list[tuple[str, Path]] = []
+    mated: list[tuple[str, Path]] = []
+    non_mated: list[tuple[str, Path]] = []
     for name, imgs in folder.items():
         if len(imgs) >= 2:
             gallery.append((name, imgs[0]))

@@ -113,7 +113,8 @@ def cmc(mate_rank: np.ndarray, max_rank: int = 20) -> list[float]:
     return [float(np.mean((r >= 1) & (r <= k))) for k in range(1, max_rank + 1)]
 
 
-def evaluate(mated: Searches, non_mated: Searches, fpirs: tuple[float, ...] = DEFAULT_FPIRS, max_rank: int = 20) -> OpenSetResult:
+def evaluate(mated: Searches, non_mated: Searches, fpirs: tuple[float, ...] = DEFAULT_FPIRS,
+             max_rank: int = 20) -> OpenSetResult:
     """FNIR at each FPIR (threshold set on these non-mated searches), rank-1 and CMC."""
     hits = mated.hit_score
     fnir, ths = {}, {}
@@ -133,7 +134,8 @@ def evaluate(mated: Searches, non_mated: Searches, fpirs: tuple[float, ...] = DE
     )
 
 
-def det_curve(hit_scores: np.ndarray, non_mated_top: np.ndarray, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def det_curve(hit_scores: np.ndarray, non_mated_top: np.ndarray,
+              points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(FPIR, FNIR, threshold) over thresholds spanning the non-mated top scores.
 
     Thresholds are taken just above the non-mated scores (where FPIR changes), as

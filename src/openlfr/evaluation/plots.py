@@ -18,7 +18,8 @@ def _pyplot():  # noqa: ANN202 - matplotlib.pyplot
     return plt
 
 
-def det_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path, marks: tuple[float, ...] = (0.01, 0.001)) -> Path:
+def det_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path,
+             marks: tuple[float, ...] = (0.01, 0.001)) -> Path:
     """DET curves, FNIR against FPIR on log axes, one line per configuration.
 
     ``curves`` maps a label to ``(hit_scores, non_mated_top_scores)``.
@@ -46,7 +47,8 @@ def det_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path, marks:
     return Path(out)
 
 
-def score_histogram(hit_scores: np.ndarray, non_mated_top: np.ndarray, out: Path, thresholds: dict[str, float] | None = None) -> Path:
+def score_histogram(hit_scores: np.ndarray, non_mated_top: np.ndarray, out: Path,
+                    thresholds: dict[str, float] | None = None) -> Path:
     """Histograms of mated searches' mate scores and non-mated searches' best scores."""
     plt = _pyplot()
     hits = np.asarray(hit_scores, np.float64)

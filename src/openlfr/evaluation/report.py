@@ -81,8 +81,9 @@ GAIN_COLUMNS = [
 def evaluation_html(result: dict) -> str:
     """The evaluation report page for a result of :func:`effectiveness.evaluate_folder`."""
     parts = [
-        f"<p>Folder <code>{html.escape(result['folder'])}</code>: {result['people']} people, {result['images']} images, "
-        f"{result['images_without_face']} without a detected face. Pipeline <code>{html.escape(result['pipeline'])}</code>.</p>",
+        f"<p>Folder <code>{html.escape(result['folder'])}</code>: {result['people']} people, "
+        f"{result['images']} images, {result['images_without_face']} without a detected face. "
+        f"Pipeline <code>{html.escape(result['pipeline'])}</code>.</p>",
         "<h2>Open-set identification: each gain on and off</h2>",
         "<p class='note'>Gallery: one image of each person with 2+ images; mated searches: their other images; "
         "non-mated: people with one image. A refused or faceless mated search counts as a miss.</p>",
@@ -97,7 +98,8 @@ def evaluation_html(result: dict) -> str:
         ci = o.get("fnir_ci95", {})
         parts.append(
             f"<p>{html.escape(o['config'])}: rank-1 {_fmt(o['rank1'], True)}; FNIR at FPIR 1% "
-            f"{_fmt(o['fnir_at_fpir'].get('0.01'), True)} (95% {_fmt(tuple(ci.get('0.01', (math.nan, math.nan))), True)}), "
+            f"{_fmt(o['fnir_at_fpir'].get('0.01'), True)} "
+            f"(95% {_fmt(tuple(ci.get('0.01', (math.nan, math.nan))), True)}), "
             f"at FPIR 0.1% {_fmt(o['fnir_at_fpir'].get('0.001'), True)} "
             f"(95% {_fmt(tuple(ci.get('0.001', (math.nan, math.nan))), True)}).</p>"
         )
@@ -109,7 +111,7 @@ def evaluation_html(result: dict) -> str:
     )
     parts.append("<h2>Calibration out of sample</h2><p class='note'>Calibrated on one half of the people, measured "
                  "on the other, both ways, over repeated random halvings; counts pooled.</p>")
-    for label, c in result["calibration_check"].items():
+    for c in result["calibration_check"].values():
         parts.append(f"<h3>{html.escape(c['config'])}</h3>")
         parts.append(
             table(
@@ -176,7 +178,8 @@ def deployment_html(report: dict) -> str:
     for result, n in (report.get("outcomes") or {}).items():  # what happened after verified alerts
         rows.append({"measure": f"verified alerts: {result.replace('_', ' ')}", "value": n})
     units = ("Rates are per face searched (a face compared against the watchlist), the unit of the "
-             "calibration's target and prediction. People passes are faces followed on two or more analysed frames for 0.3 s or more, one per person walking through; "
+             "calibration's target and prediction. People passes are faces followed on two or more analysed "
+             "frames for 0.3 s or more, one per person walking through; "
              "detections (faces detected on analysed frames, many per person) are a diagnostic only. "
              "While any alert is unreviewed or unsure the verdict is not yet known.")
     return _page(

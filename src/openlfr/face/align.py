@@ -18,8 +18,8 @@ Landmarks are ``(5, 2)`` (x, y) arrays in dlib's 5-point order.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -56,10 +56,10 @@ def build_stage(detector: str | None = None, backend: str | None = None, model: 
     from openlfr.face.shape_predictor import DlibLandmarker, ShapePredictor5
 
     settings = get_settings()
-    backend = backend or settings.backend
+    backend = backend or settings.models.backend
     reg = registry()
-    entry = reg.embedder(model or settings.face_model)
-    det_name = detector or settings.detector
+    entry = reg.embedder(model or settings.models.face_model)
+    det_name = detector or settings.models.detector
     det_entry = reg.detector(det_name)
     landmarker: Landmarker | None = None
     if entry.landmarks == ARCFACE5:

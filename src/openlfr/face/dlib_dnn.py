@@ -56,9 +56,11 @@ dimension and zero-fills the smaller operand).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -138,10 +140,10 @@ class TypeNode:
 
     name: str
     nums: list[int] = field(default_factory=list)
-    subs: list["TypeNode"] = field(default_factory=list)
+    subs: list[TypeNode] = field(default_factory=list)
 
     @property
-    def subnet(self) -> "TypeNode | None":
+    def subnet(self) -> TypeNode | None:
         """The wrapped network (the last template argument), for non-input layers."""
         return self.subs[-1] if self.subs else None
 
@@ -498,10 +500,10 @@ def _check_template(node: TypeNode, kind: str, p: dict[str, Any], r: DlibReader)
     nums = node.nums
     name = node.name
     if kind == "con" and len(nums) == 5:
-        want = (nums[0], (nums[1], nums[2]), (nums[3], nums[4]))
+        want_con = (nums[0], (nums[1], nums[2]), (nums[3], nums[4]))
         got = (p["num_filters"], p["kernel"], p["stride"])
-        if want != got:
-            raise r._fail(f"con layer is {got}, the network type says {want}")
+        if want_con != got:
+            raise r._fail(f"con layer is {got}, the network type says {want_con}")
     elif kind in ("max_pool", "avg_pool"):
         if name.endswith("_everything"):
             want = ((0, 0), (1, 1))
@@ -577,7 +579,7 @@ def parse_dnn(data: bytes, net_type: str, name: str = "<bytes>") -> DnnNet:
                 add(base, {"tag": tag_id})
                 break
             expect_version((1,), f"add_{base}_layer")
-            pending.append(lambda b=base, t=tag_id: add(b, {"tag": t}))
+            pending.append(partial(add, base, {"tag": tag_id}))
             node = child
             continue
         if base not in _LAYERS:

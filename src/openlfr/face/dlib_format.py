@@ -29,7 +29,7 @@ class DlibReader:
         self.name = name
 
     @classmethod
-    def open(cls, path: str | Path) -> "DlibReader":
+    def open(cls, path: str | Path) -> DlibReader:
         """Read a whole ``.dat`` file into memory (the bundled ones are at most 100 MB)."""
         path = Path(path)
         try:

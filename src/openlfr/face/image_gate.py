@@ -89,7 +89,7 @@ def budget() -> DecodeBudget:
         if _budget is None:
             from openlfr.config import get_settings
 
-            _budget = DecodeBudget(get_settings().decode_budget_bytes)
+            _budget = DecodeBudget(get_settings().pipeline.decode_budget_bytes)
         return _budget
 
 
@@ -117,7 +117,7 @@ def decode(
     """
     from openlfr.config import get_settings
 
-    max_pixels = max_pixels or get_settings().max_image_pixels
+    max_pixels = max_pixels or get_settings().pipeline.max_image_pixels
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ImageError(f"{label}: expected the image's bytes")
     data = bytes(data)
@@ -130,7 +130,8 @@ def decode(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data), formats=[fmt] if formats is not None else None)  # header only
+            # the header only
+            img = Image.open(io.BytesIO(data), formats=[fmt] if formats is not None and fmt is not None else None)
         except Image.DecompressionBombError:
             raise ImageTooLarge(f"{label}: the image header claims a size {limit}") from None
         except UnidentifiedImageError:

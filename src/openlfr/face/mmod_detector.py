@@ -22,9 +22,10 @@ The steps reproduce ``dlib.cnn_face_detection_model_v1(path)(img, upsample_num_t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -344,7 +345,8 @@ def nms(boxes: np.ndarray, iou_thresh: float, covered_thresh: float) -> list[int
         ow = np.maximum(rest[:, 2], b[i, 2]) - np.minimum(rest[:, 0], b[i, 0]) + 1
         oh = np.maximum(rest[:, 3], b[i, 3]) - np.minimum(rest[:, 1], b[i, 1]) + 1
         hit = (inner > 0) & (
-            (inner / (ow * oh) > iou_thresh) | (inner / area[i] > covered_thresh) | (inner / area[i + 1 :] > covered_thresh)
+            (inner / (ow * oh) > iou_thresh) | (inner / area[i] > covered_thresh)
+            | (inner / area[i + 1 :] > covered_thresh)
         )
         dropped[i + 1 :] |= hit
     return keep
@@ -435,7 +437,8 @@ class MMODDetector:
                 return []  # dlib itself raises (or crashes) on images this small
             dets = self._runner(image, self.upsample)
             found = [
-                Detection(Box(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence), self.name)
+                Detection(Box(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence),
+                          self.name)
                 for d in dets
             ]
             return sorted(found, key=lambda d: -d.score)

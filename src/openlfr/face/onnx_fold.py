@@ -9,7 +9,8 @@ in numpy, and returns a graph whose weights are ordinary float32 tensors.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from openlfr.config import get_settings
 from openlfr.errors import ModelError
@@ -146,7 +147,8 @@ def cached_model(
         return path
     data = build()
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, like the data folder (mkstemp files are 0600)
+        # private, like the data folder (mkstemp files are 0600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:

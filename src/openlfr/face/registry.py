@@ -245,7 +245,7 @@ def model_threshold(name: str | None = None) -> float:
     """The default threshold of the configured (or named) face model, on its own scale."""
     from openlfr.config import get_settings
 
-    return registry().embedder(name or get_settings().face_model).default_threshold
+    return registry().embedder(name or get_settings().models.face_model).default_threshold
 
 
 def threshold_floor(model_id: str, watchlist_size: int, fpir: float = 0.01) -> float | None:

@@ -21,8 +21,8 @@ Two graphs are built from the checked file, in memory:
     kernels then run each activation as one ReLU and one per-channel scale fused with the
     addition, instead of a PReLU that forces layout reorders around every convolution.
 
-  Outputs agree with the reference to about 2e-6 (checked by ``tests/face/test_sface.py`` and ``tests/face/test_yunet.py``); the builder's
-  version is part of the cache name.
+  Outputs agree with the reference to about 2e-6 (checked by ``tests/face/test_sface.py`` and
+  ``tests/face/test_yunet.py``); the builder's version is part of the cache name.
 
 The input is a ``(N, 112, 112, 3)`` uint8 RGB chip aligned by
 :func:`openlfr.face.arcface_align.arcface_chip`; the graph subtracts 127.5 and scales by 1/128

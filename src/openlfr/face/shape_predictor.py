@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,8 @@ def load_shape_model(path: str | Path, cache_dir: str | Path | None = None) -> S
             pass  # a damaged cache entry: rebuild it below
     model = parse_shape_predictor(reader.data, reader.name)
     try:
-        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, like the data folder (mkstemp files are 0600)
+        # private, like the data folder (mkstemp files are 0600)
+        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz.tmp")
     except OSError:
         return model  # no writable cache: parse again next time
@@ -258,7 +260,7 @@ def _leaf_lut(depth: int) -> np.ndarray:
 
 # Trees of these depths are evaluated through a table indexed by their packed split
 # outcomes (one byte or one little-endian uint16 per tree); other depths walk level by level.
-_LUT_DTYPES = {3: np.uint8, 4: np.dtype("<u2")}
+_LUT_DTYPES: dict[int, np.dtype[Any]] = {3: np.dtype(np.uint8), 4: np.dtype("<u2")}
 
 # Added to pixel coordinates before a truncating cast so that it floors (see _run): far
 # larger than any image, and small enough that float64 still resolves 2**-32 of a pixel.
@@ -323,7 +325,7 @@ class ShapePredictor:
         """``(N, T * W)`` split outcomes (W per tree) -> ``(N, T)`` leaf index of every tree."""
         n = go_left.shape[0]
         trees = self._leaf_base.size
-        if self._lut is not None:
+        if self._lut is not None and self._lut_dtype is not None:  # (set together)
             code = np.packbits(go_left.reshape(-1), bitorder="little").view(self._lut_dtype)
             return self._lut[code].reshape(n, trees)
         node = np.zeros((n, trees), dtype=np.intp)

@@ -13,8 +13,9 @@ PyTorch is imported only here, and only when this path is chosen.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,8 @@ def _ops(torch: Any) -> dict[str, Callable[..., Any]]:
 
     def maxpool(attrs: dict[str, Any], x: Any) -> Any:
         kernel = tuple(attrs["kernel_shape"])
-        return F.max_pool2d(x, kernel, stride=tuple(attrs.get("strides", kernel)), padding=_pairs(attrs.get("pads", ())),
-                            ceil_mode=bool(attrs.get("ceil_mode", 0)))
+        return F.max_pool2d(x, kernel, stride=tuple(attrs.get("strides", kernel)),
+                            padding=_pairs(attrs.get("pads", ())), ceil_mode=bool(attrs.get("ceil_mode", 0)))
 
     def resize(attrs: dict[str, Any], x: Any, roi: Any = None, scales: Any = None, sizes: Any = None) -> Any:
         mode = attrs.get("mode", b"nearest")

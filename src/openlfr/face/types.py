@@ -16,8 +16,9 @@ Conventions (kept identical to dlib's so that results can be compared with it di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Box:
     def area(self) -> int:
         return max(0, self.width) * max(0, self.height)
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         """Intersection over union with another box."""
         w = min(self.right, other.right) - max(self.left, other.left) + 1
         h = min(self.bottom, other.bottom) - max(self.top, other.top) + 1

@@ -8,7 +8,8 @@
                     "licence": "...", "source": "..."}]}
 
 and detectors in YuNet's ONNX format (the 12 outputs ``cls/obj/bbox/kps`` at strides 8, 16
-and 32 that OpenCV's ``FaceDetectorYN`` reads, decoded by :mod:`openlfr.face.yunet_net`), for example a YuNet retrained or quantised differently::
+and 32 that OpenCV's ``FaceDetectorYN`` reads, decoded by :mod:`openlfr.face.yunet_net`), for example a YuNet
+retrained or quantised differently::
 
     {"detectors": [{"name": "my-yunet", "path": "yunet-q.onnx", "sha256": "<64 hex digits>",
                     "format": "yunet", "min_face": 32}]}
@@ -23,8 +24,8 @@ file is registered. The graph reads RGB chips aligned on the given 5 points
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,18 +126,35 @@ def _check_detector(spec: dict[str, Any], base: Path) -> dict[str, Any]:
     return spec | {"path": path, "sha256": str(spec["sha256"]).lower(), "min_face": int(spec.get("min_face", 32))}
 
 
-def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
-    """Add the embedders and detectors of ``OPENLFR_MODELS_FILE`` (or ``path``) to ``reg``: all or none."""
-    from openlfr.face.registry import DLIB5, EmbedderEntry, _arcface_chip, _dlib_chip
-
-    path = path or os.environ.get(MODELS_ENV)
-    if not path:
-        return []
+def _read(path: str | Path) -> tuple[Path, dict[str, Any]]:
     file = Path(path).expanduser()
     try:
         doc = json.loads(file.read_text())
     except (OSError, ValueError) as err:
         raise ModelError(f"{MODELS_ENV}: cannot read {file}: {err}") from None
+    if not isinstance(doc, dict):
+        raise ModelError(f"{MODELS_ENV}: {file} is not a JSON object with 'embedders' and 'detectors'")
+    return file, doc
+
+
+def declared_names(path: str | Path) -> tuple[list[str], list[str]]:
+    """The names of the embedders and detectors the models file declares, unchecked (the
+    settings accept them by name; :func:`load_user_models` checks each file)."""
+    _, doc = _read(path)
+    return ([str(s.get("name")) for s in doc.get("embedders", []) if isinstance(s, dict)],
+            [str(s.get("name")) for s in doc.get("detectors", []) if isinstance(s, dict)])
+
+
+def load_user_models(reg: Registry, path: str | Path | None = None) -> list[str]:
+    """Add the embedders and detectors of the settings' models file (``OPENLFR_MODELS_FILE``)
+    or ``path`` to ``reg``: all or none."""
+    from openlfr.config import get_settings
+    from openlfr.face.registry import DLIB5, EmbedderEntry, _arcface_chip, _dlib_chip
+
+    path = path or get_settings().models.models_file
+    if not path:
+        return []
+    file, doc = _read(path)
     specs = [_check(s, file.parent) for s in doc.get("embedders", [])]
     detectors = [_check_detector(s, file.parent) for s in doc.get("detectors", [])]
     names = []
@@ -164,7 +182,7 @@ def load_user_models(reg: Registry, path: str | None = None) -> list[str]:
 
         reg.embedders[s["name"]] = EmbedderEntry(
             name=s["name"], dim=s["dim"], chip_size=s["input_size"], landmarks=s["landmarks"],
-            default_threshold=float(s["threshold"]), weights=lambda p=s["path"]: p, factory=factory,
+            default_threshold=float(s["threshold"]), weights=functools.partial(Path, s["path"]), factory=factory,
             align=_dlib_chip if s["landmarks"] == DLIB5 else _arcface_chip,
             licence=str(s.get("licence", "")), source=str(s.get("source", str(s["path"]))))
         names.append(s["name"])

@@ -3,10 +3,11 @@
 The digest-checked file's weights are folded to float32 and the network runs on ONNX Runtime
 (CPU, or CUDA) or PyTorch (GPU) through :func:`openlfr.face.onnx_runtime.make_runner`; the
 outputs are decoded as OpenCV's ``cv2.FaceDetectorYN`` decodes them
-(:mod:`openlfr.face.yunet_net`; ``tests/face/test_sface.py`` and ``tests/face/test_yunet.py`` checks the two agree). On 2 cores this is
-about twice as fast as OpenCV's own DNN module (4 ms against 8 ms per 640x360 frame). Any image
-size works (it is zero-padded to a multiple of 32); faces down to about 13-18 px wide are found (measured on downscaled
-``misc/obama.jpg``, ``misc/two_people.jpg`` and an LFW image; none below 9 px).
+(:mod:`openlfr.face.yunet_net`; ``tests/face/test_sface.py`` and ``tests/face/test_yunet.py``
+check the two agree). On 2 cores this is about twice as fast as OpenCV's own DNN module (4 ms
+against 8 ms per 640x360 frame). Any image size works (it is zero-padded to a multiple of 32);
+faces down to about 13-18 px wide are found (measured on downscaled ``misc/obama.jpg``,
+``misc/two_people.jpg`` and an LFW image; none below 9 px).
 
 Each face comes with a box, a score and 5 landmarks in YuNet's order — the subject's right
 eye, left eye, nose tip, right mouth corner, left mouth corner (image left to right: left eye,

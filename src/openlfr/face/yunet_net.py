@@ -18,7 +18,8 @@ The rows returned have OpenCV's layout (x, y, w, h, 5 landmark pairs, score), so
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,7 @@ retention ends.
   sweep then applies the retention it would have had.
 - **Retention end.** :func:`alert_retain_until`: the alert's own deadline (31 days by default),
   or, for an alert dismissed as someone else (a false alert), its review time plus
-  :attr:`~openlfr.governance.settings.Policy.dismissed_alert_retention_hours` (default 0: the
+  :attr:`~openlfr.config.Policy.dismissed_alert_retention_hours` (default 0: the
   next sweep) if sooner; ``None`` while held.
 
 Who: an operator admin or data protection officer of the organisation that runs the alert's
@@ -35,8 +35,7 @@ from openlfr.governance.reviews import may_review
 from openlfr.governance.schemas import Role, _In, parse
 from openlfr.rights.erasure import Wiped, active_hold, wipe_alert
 from openlfr.rights.keys import alert_ref
-from openlfr.store.models import Alert, Deployment, User
-from openlfr.store.rights_models import LegalHold
+from openlfr.store.models import Alert, Deployment, LegalHold, User
 
 #: who may delete an alert early, hold it and release its holds
 KEEPERS = {Role.OPERATOR_ADMIN, Role.DPO}

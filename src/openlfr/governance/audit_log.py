@@ -24,8 +24,7 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.schemas import Role
 from openlfr.rights.keys import ERASED, is_sealed_text, open_fields
-from openlfr.store.models import AuditEvent, Organisation, User
-from openlfr.store.rights_models import ErasureKey
+from openlfr.store.models import AuditEvent, ErasureKey, Organisation, User
 
 READERS = {Role.AUDITOR}
 

@@ -46,12 +46,12 @@ def parse_networks(networks: list[str]) -> list[ipaddress.IPv4Network | ipaddres
 
 def file_roots() -> list[Path]:
     """Folders recordings may be read from (``OPENLFR_CAMERA_FILE_ROOTS``)."""
-    env = os.environ.get("OPENLFR_CAMERA_FILE_ROOTS", "")
-    if env.strip():
-        return [Path(p).expanduser().resolve() for p in env.split(os.pathsep) if p.strip()]
     from openlfr.config import get_settings
 
-    return [(Path(get_settings().data_dir) / "recordings").resolve()]
+    settings = get_settings()
+    if settings.pipeline.camera_file_roots:
+        return [Path(p).expanduser().resolve() for p in settings.pipeline.camera_file_roots]
+    return [(Path(settings.data_dir) / "recordings").resolve()]
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -63,7 +63,7 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
         infos = socket.getaddrinfo(host, None)
     except OSError as err:
         raise InputError(f"camera host {host!r} cannot be resolved ({err.strerror or err}): refused") from None
-    return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
+    return sorted({ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}, key=str)
 
 
 def check_camera_source(address: str, networks: list[str]) -> None:

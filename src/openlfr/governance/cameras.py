@@ -17,8 +17,7 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import DuplicateError, PermissionDenied
 from openlfr.governance.schemas import CameraCreate, CameraUpdate, Role, SignageCreate, parse
-from openlfr.store.models import Camera, Deployment, SignageRecord
-from openlfr.store.pipeline_models import CameraGap, CameraStatus
+from openlfr.store.models import Camera, CameraGap, CameraStatus, Deployment, SignageRecord
 
 
 def add_camera(ctx: Ctx, actor: Actor, data: CameraCreate) -> Camera:

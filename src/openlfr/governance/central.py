@@ -59,7 +59,7 @@ def force_view(ctx: Ctx, actor: Actor, force: str | None = None) -> ForceView:
     agreements = list(ctx.session.execute(
         select(Agreement).where(Agreement.supplier_org_id == org.id).order_by(Agreement.id)).scalars())
     image_ids = [v.image_id for v in ledger]
-    org_names = dict(ctx.session.execute(select(Organisation.id, Organisation.name)).all())
+    org_names: dict[int | None, str] = dict(ctx.session.execute(select(Organisation.id, Organisation.name)).all())
     uses: dict[int, list[Use]] = {i: [] for i in image_ids}
     for entry, wl in ctx.session.execute(
             select(WatchlistEntry, Watchlist).join(Watchlist, Watchlist.id == WatchlistEntry.watchlist_id)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.grounds import WatchlistCategory
-from openlfr.store.models import WatchlistEntry
+from openlfr.store.models import Deployment, WatchlistEntry
 
 # a category stored before the fixed list existed (free text) has no rule to show
 LEGACY = ("a free-text category from before the fixed list", "not classified")
@@ -57,3 +57,13 @@ def composition(ctx: Ctx, watchlist_id: int) -> dict[str, Any]:
 
 
 __all__ = ["category_words", "composition"]
+
+
+def deployment_composition(dep: Deployment, ctx: Ctx | None) -> dict[str, Any] | None:
+    """The composition an officer sees: frozen at authorisation, else (while requested, given
+    ``ctx``) the watchlist's now."""
+    if dep.composition is not None:
+        return dep.composition
+    if ctx is not None and dep.status == "requested":
+        return composition(ctx, dep.watchlist_id)
+    return None

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from openlfr import audit
 from openlfr.audit import checkpoints
+from openlfr.config import Policy, get_settings
 from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.governance.credentials import Actor, clean_name, live_token
 from openlfr.governance.errors import PermissionDenied
 from openlfr.governance.schemas import OrgKind, Role
-from openlfr.governance.settings import Policy
 from openlfr.store import BlobStore, BlobTransaction, blob_dir, make_engine
 from openlfr.store.keys import open_keyring
 from openlfr.store import session_factory, upgrade
@@ -67,6 +67,8 @@ class Ctx:
     _verified: dict[str, int] = field(default_factory=dict, repr=False)
     # the installation's checkpoint signing key (read or made only when a checkpoint is signed)
     signer: checkpoints.Signer | None = field(default=None, repr=False)
+    # a context from Governance.reading(): its transaction is discarded, so it must not audit
+    read_only: bool = False
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
@@ -79,6 +81,8 @@ class Ctx:
         ``personal`` fields are sealed under the erasure key ``subject`` (``alert:<id>``,
         ``request:<id>``; see :mod:`openlfr.rights.keys`) and stored as ``details["personal"]``:
         the chain hashes the ciphertext, so erasing the subject leaves the chain verifiable."""
+        if self.read_only:  # the event would be discarded with the read: a view must be audited in a transaction
+            raise RuntimeError(f"{action} audited in a read-only context: use Governance.transaction()")
         if personal:
             if subject is None:
                 raise ValueError("personal audit details need the subject whose erasure key seals them")
@@ -114,9 +118,10 @@ class Ctx:
         """The name recorded for ``actor``: the verified user's, or a system actor's own."""
         return self.user_of(actor).name if isinstance(actor, Actor) else actor
 
-    def get(self, model: type[T], object_id: int, what: str) -> T:
-        """The row with ``object_id`` or a clear :class:`NotFoundError`."""
-        row = self.session.get(model, object_id)
+    def get(self, model: type[T], object_id: int | None, what: str) -> T:
+        """The row with ``object_id`` or a clear :class:`NotFoundError` (also when the id is None,
+        as a nullable foreign key may be)."""
+        row = self.session.get(model, object_id) if object_id is not None else None
         if row is None:
             raise NotFoundError(f"{what} {object_id} does not exist")
         return row
@@ -195,7 +200,7 @@ class Governance:
         self.sessions = session_factory(self.engine)
         self.read_sessions = session_factory(read_only(self.engine))
         self.blob_store = BlobStore(blob_root or blob_dir(), key or open_keyring())  # OPENLFR_KEY or OPENLFR_KEY_FILE
-        self.policy = policy or Policy()
+        self.policy = policy or get_settings().policy
         self.template_fn = template_fn
         self.clock = clock
         # the key that signs audit checkpoints: sealed beside the blob folder, loaded when first used
@@ -238,7 +243,8 @@ class Governance:
             except DBAPIError as err:
                 if attempt + 1 >= attempts or not transient(err):
                     raise
-                log.warning("store busy (%s); retrying in %.1f s", str(err.orig).splitlines()[0], first_wait * 2**attempt)
+                log.warning("store busy (%s); retrying in %.1f s", str(err.orig).splitlines()[0],
+                            first_wait * 2**attempt)
                 time.sleep(first_wait * 2**attempt)
         raise AssertionError("unreachable")
 
@@ -247,7 +253,8 @@ class Governance:
         """A :class:`Ctx` for reads only: it never takes SQLite's write lock (so it never waits
         for a long write), and whatever it might change is rolled back."""
         session = self.read_sessions()
-        ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn)
+        ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn,
+                  read_only=True)
         try:
             yield ctx
         except BaseException as err:

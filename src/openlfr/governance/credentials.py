@@ -16,15 +16,16 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from openlfr.errors import InputError
-from openlfr.store.api_models import ApiToken, Credential
-from openlfr.store.models import User
+from openlfr.store.models import ApiToken, Credential, User
 
 MIN_PASSWORD = 10
 TOKEN_KINDS = ("session", "bearer", "cli")
@@ -125,9 +126,10 @@ def live_token(session: Session, token: str, at: datetime) -> tuple[ApiToken, Us
 
 def revoke_all(session: Session, user_id: int, at: datetime) -> int:
     """Revoke every live token of a user; returns how many."""
-    result = session.execute(
+    # (a DML statement's result is a CursorResult, which Session.execute's annotation does not say)
+    result = cast(CursorResult[Any], session.execute(
         update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > at)
-        .values(revoked_at=at))
+        .values(revoked_at=at)))
     return int(result.rowcount or 0)
 
 

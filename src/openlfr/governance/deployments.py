@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -93,7 +93,8 @@ def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrat
         if calibrate is None:
             raise RuleViolation("a target false-alert rate needs a calibration cohort; none is configured")
         size = len(ctx.session.execute(
-            select(WatchlistEntry.id).where(WatchlistEntry.watchlist_id == watchlist.id, WatchlistEntry.removed_at.is_(None))
+            select(WatchlistEntry.id)
+            .where(WatchlistEntry.watchlist_id == watchlist.id, WatchlistEntry.removed_at.is_(None))
         ).scalars().all())
         if size == 0:
             raise RuleViolation(f"watchlist {watchlist.id} has no entries to calibrate a threshold for")
@@ -155,12 +156,13 @@ def check_grounds(ctx: Ctx, user: User, data: DeploymentRequest) -> None:
 
 def _snapshot_bytes(ctx: Ctx, dep: Deployment) -> tuple[bytes, list[dict[str, Any]]]:
     entries = ctx.session.execute(
-        select(WatchlistEntry).where(WatchlistEntry.watchlist_id == dep.watchlist_id, WatchlistEntry.removed_at.is_(None))
+        select(WatchlistEntry)
+        .where(WatchlistEntry.watchlist_id == dep.watchlist_id, WatchlistEntry.removed_at.is_(None))
         .order_by(WatchlistEntry.id)
     ).scalars().all()
     if not entries:
         raise RuleViolation(f"watchlist {dep.watchlist_id} has no entries to deploy")
-    items = []
+    items: list[dict[str, Any]] = []
     for e in entries:
         image = e.shared_image
         if image.template_blob is None:
@@ -230,8 +232,8 @@ def authorise(ctx: Ctx, actor: Actor, deployment_id: int, note: str = "",
                             "raise an alert; raise the threshold or record the reason")
     calibrated = (dep.calibration or {}).get("model_id")
     if calibrated and calibrated != items[0]["model_id"]:
-        raise RuleViolation(f"deployment {deployment_id}'s threshold was calibrated for face model {calibrated}, but its "
-                            f"watchlist's templates are {items[0]['model_id']}'s: request it again")
+        raise RuleViolation(f"deployment {deployment_id}'s threshold was calibrated for face model {calibrated}, "
+                            f"but its watchlist's templates are {items[0]['model_id']}'s: request it again")
     if require_police_review:
         dep.police_review_required = True
     # what the officer was shown, frozen with the authority: later changes to the watchlist do
@@ -269,10 +271,15 @@ def _require_authority_rank(ctx: Ctx, user: User, dep: Deployment, doing: str) -
 
 def _supplying_forces(ctx: Ctx, watchlist_id: int) -> set[int]:
     """The forces that supplied the images on the watchlist now."""
-    return set(ctx.session.execute(
+    return _forces(ctx.session.execute(
         select(Agreement.supplier_org_id).join(SharedImage, SharedImage.agreement_id == Agreement.id)
         .join(WatchlistEntry, WatchlistEntry.shared_image_id == SharedImage.id)
         .where(WatchlistEntry.watchlist_id == watchlist_id, WatchlistEntry.removed_at.is_(None))).scalars())
+
+
+def _forces(org_ids: Iterable[int | None]) -> set[int]:
+    # an agreement's supplier_org_id is always set; the column is nullable only for older stores
+    return {org_id for org_id in org_ids if org_id is not None}
 
 
 def forces_of(ctx: Ctx, dep: Deployment) -> set[int]:
@@ -281,7 +288,7 @@ def forces_of(ctx: Ctx, dep: Deployment) -> set[int]:
     frozen = _snapshot_agreements(ctx, dep)
     if not frozen:
         return _supplying_forces(ctx, dep.watchlist_id)
-    return set(ctx.session.execute(select(Agreement.supplier_org_id).where(Agreement.id.in_(frozen))).scalars())
+    return _forces(ctx.session.execute(select(Agreement.supplier_org_id).where(Agreement.id.in_(frozen))).scalars())
 
 
 def refuse(ctx: Ctx, actor: Actor, deployment_id: int, reason: str) -> Deployment:
@@ -335,8 +342,8 @@ def retro_review(ctx: Ctx, actor: Actor, deployment_id: int, outcome: str, note:
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}: there is nothing left to review")
     now = ctx.now()
     if outcome == "upheld" and dep.retro_review_due is not None and now > dep.retro_review_due:
-        raise RuleViolation(f"deployment {deployment_id}'s review was due by {dep.retro_review_due:%Y-%m-%d %H:%M} UTC; "
-                            "too late to uphold it: it must end")
+        raise RuleViolation(f"deployment {deployment_id}'s review was due by "
+                            f"{dep.retro_review_due:%Y-%m-%d %H:%M} UTC; too late to uphold it: it must end")
     dep.retro_reviewed_by_id, dep.retro_reviewed_at, dep.retro_review_outcome = user.id, now, outcome
     if outcome == "ended":
         dep.status = "ended" if dep.status == "live" else "cancelled"
@@ -372,7 +379,8 @@ def agreements_out_of_force(ctx: Ctx, agreement_ids: set[int], at: datetime) -> 
         elif agreement.status != "active":
             out[agreement_id] = f"is {agreement.status}"
         elif not agreement.valid_from <= at < agreement.valid_until:
-            out[agreement_id] = f"is valid only from {agreement.valid_from:%Y-%m-%d %H:%M} to {agreement.valid_until:%Y-%m-%d %H:%M} UTC"
+            out[agreement_id] = (f"is valid only from {agreement.valid_from:%Y-%m-%d %H:%M} "
+                                 f"to {agreement.valid_until:%Y-%m-%d %H:%M} UTC")
     return out
 
 
@@ -436,7 +444,8 @@ def set_threshold(ctx: Ctx, actor: Actor, deployment_id: int, threshold: float) 
     return dep
 
 
-def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, worker: str = "matcher") -> LiveWatchlist:
+def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime,
+                   worker: str = "matcher") -> LiveWatchlist:
     """The frozen templates of a live deployment, for one of its cameras, at time ``at``.
 
     Refused (:class:`RuleViolation`) unless the deployment is live, ``at`` lies in its
@@ -475,8 +484,8 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime, w
                                 "agreement no longer in force: no templates")
     reviews = _review_dates(ctx, items)
     today = ctx.now().date()
-    expired = {i["entry_id"]: reviews[i["entry_id"]] for i in items
-               if reviews[i["entry_id"]] is not None and reviews[i["entry_id"]] < today}
+    expired = {entry_id: due for entry_id, due in ((i["entry_id"], reviews[i["entry_id"]]) for i in items)
+               if due is not None and due < today}
     if expired:
         items = [i for i in items if i["entry_id"] not in expired]
         ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
@@ -519,7 +528,8 @@ def delete_snapshot(ctx: Ctx, dep: Deployment, actor: Actor | str, reason: str) 
         return
     ctx.blobs.delete(dep.snapshot_blob)
     dep.snapshot_blob, dep.snapshot_deleted_at = None, ctx.now()
-    ctx.audit(actor, "deployment.snapshot_delete", "deployment", dep.id, snapshot_sha256=dep.snapshot_hash, reason=reason)
+    ctx.audit(actor, "deployment.snapshot_delete", "deployment", dep.id, snapshot_sha256=dep.snapshot_hash,
+              reason=reason)
 
 
 def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: Actor | str, reason: str) -> None:
@@ -583,8 +593,10 @@ def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
         # frozen with the force's images (authorised), or waiting for the force (requested: its
         # watchlist holds the force's images now), or authorised by one of its officers
         frozen = select(SnapshotItem.deployment_id).join(SharedImage, SharedImage.id == SnapshotItem.shared_image_id) \
-            .join(Agreement, Agreement.id == SharedImage.agreement_id).where(Agreement.supplier_org_id == me.organisation_id)
-        listing = select(WatchlistEntry.watchlist_id).join(SharedImage, SharedImage.id == WatchlistEntry.shared_image_id) \
+            .join(Agreement, Agreement.id == SharedImage.agreement_id) \
+            .where(Agreement.supplier_org_id == me.organisation_id)
+        listing = select(WatchlistEntry.watchlist_id) \
+            .join(SharedImage, SharedImage.id == WatchlistEntry.shared_image_id) \
             .join(Agreement, Agreement.id == SharedImage.agreement_id) \
             .where(Agreement.supplier_org_id == me.organisation_id, WatchlistEntry.removed_at.is_(None))
         by_force = select(User.id).where(User.organisation_id == me.organisation_id)
@@ -596,5 +608,6 @@ def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
 
 __all__ = [
     "Calibrator", "LiveWatchlist", "authorise", "check_grounds", "delete_snapshot", "drop_snapshots_with_image", "end",
-    "list_deployments", "live_watchlist", "refuse", "request", "request_from", "retro_review", "set_threshold", "start", "sweep",
+    "list_deployments", "live_watchlist", "refuse", "request", "request_from", "retro_review", "set_threshold", "start",
+    "sweep",
 ]

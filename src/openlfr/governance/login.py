@@ -17,8 +17,7 @@ from datetime import timedelta
 from openlfr.governance import credentials, throttle
 from openlfr.governance.context import Ctx, Governance
 from openlfr.governance.credentials import Actor
-from openlfr.store.api_models import ApiToken
-from openlfr.store.models import User
+from openlfr.store.models import ApiToken, User
 
 
 def log_in(gov: Governance, name: str, password: str, kind: str, lifetime: timedelta, place: str, *,

@@ -77,8 +77,8 @@ def register(ctx: Ctx, data: OrganisationCreate, by: str, *, is_host: bool = Fal
     ctx.attempt = (by, "org.register", "organisation", data.name)
     if ctx.session.execute(select(Organisation.id).where(func.lower(Organisation.name) == data.name.lower())).first():
         raise DuplicateError(f"an organisation named {data.name!r} already exists")
-    if is_host and host(ctx) is not None:
-        raise RuleViolation(f"this installation already has a host organisation ({host(ctx).name})")
+    if is_host and (current := host(ctx)) is not None:
+        raise RuleViolation(f"this installation already has a host organisation ({current.name})")
     row = Organisation(name=data.name, kind=data.kind.value, is_host=is_host, registered_by=by, created_at=ctx.now())
     ctx.session.add(row)
     ctx.session.flush()
@@ -121,7 +121,7 @@ def enrol(ctx: Ctx, token: str, name: str, password: str, rank: str | None = Non
     if row is None or row.used_at is not None or row.expires_at <= ctx.now():
         raise PermissionDenied("the enrolment token is not valid: unknown, already used or expired "
                                "(ask for a new one: openlfr org token ORGANISATION)")
-    org = ctx.session.get(Organisation, row.organisation_id)
+    org = ctx.get(Organisation, row.organisation_id, "organisation")
     if has_admin(ctx, org.id):
         raise PermissionDenied(f"{org.name} already has an admin: ask them to add you")
     user = _new_user(ctx, org, name, Role.ADMIN, rank)

@@ -33,8 +33,7 @@ from openlfr.governance.grounds import EngagementResult
 from openlfr.governance.reviews import may_review
 from openlfr.governance.schemas import Role, _In, parse
 from openlfr.rights.keys import alert_ref, seal_text
-from openlfr.store.api_models import AlertOutcome
-from openlfr.store.models import Alert, Deployment, User
+from openlfr.store.models import Alert, AlertOutcome, Deployment, User
 
 RECORDERS = {Role.REVIEWER, Role.AUTHORISING_OFFICER}
 NOT_RECORDED = "not recorded"

@@ -24,9 +24,10 @@ The rule (a heuristic: it reads the shape of the text, it knows no names):
 What it cannot catch: a surname in capitals next to a number (``RIDGE-0001``; a bare year is
 allowed too, so ``RIDGE-1945`` passes), initials (``TR-0001``), a name hidden in a code
 (``TRIDGE-01``), a date of birth written as digits without separators (``19450826``), or a
-reference that is itself an identifying number (a Police National Computer ID, a passport number). It also refuses a few harmless codes (a code with a lower-case word, or
-whose digit groups happen to form a possible date, such as ``REF-01-02-03``). It is a net for
-mistakes, not a guarantee: the supplier remains responsible for what the reference reveals.
+reference that is itself an identifying number (a Police National Computer ID, a passport
+number). It also refuses a few harmless codes (a code with a lower-case word, or whose digit
+groups happen to form a possible date, such as ``REF-01-02-03``). It is a net for mistakes, not
+a guarantee: the supplier remains responsible for what the reference reveals.
 
 A **warrant or court reference** (required for the categories whose rule says so, see
 :class:`openlfr.governance.grounds.WatchlistCategory`) is checked only for a plausible shape

@@ -1,6 +1,6 @@
 """Retention: alerts, face crops and footage deleted when their time is up, every deletion audited.
 
-Defaults (see :class:`~openlfr.governance.settings.Policy`): alerts and the crops/footage
+Defaults (see :class:`~openlfr.config.Policy`): alerts and the crops/footage
 attached to them 31 days; an alert dismissed as someone else (a false alert) only until the
 next sweep after its review; crops/footage tied to no alert are due at once (the next sweep).
 An alert whose retention has ended is pseudonymised (:func:`openlfr.rights.erasure.wipe_alert`):
@@ -27,8 +27,7 @@ from openlfr.governance.errors import RuleViolation
 from openlfr.rights.erasure import active_hold, wipe_alert
 from openlfr.rights.keys import alert_ref, seal_bytes
 from openlfr.rights import requests
-from openlfr.store.models import Alert, Camera, Deployment, MediaItem
-from openlfr.store.rights_models import LegalHold
+from openlfr.store.models import Alert, Camera, Deployment, LegalHold, MediaItem
 
 if TYPE_CHECKING:
     from openlfr.governance.context import Governance
@@ -200,7 +199,8 @@ class RetentionSweeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention-sweeper", daemon=True)
 
-    def start(self) -> "RetentionSweeper":
+    def start(self) -> RetentionSweeper:
+        log.info("retention sweep every %.0f s", self.interval_s)
         self._thread.start()
         return self
 

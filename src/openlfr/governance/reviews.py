@@ -30,15 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import PermissionDenied, RuleViolation
 from openlfr.governance.schemas import OrgKind, Role
 from openlfr.rights.keys import alert_ref, open_text, seal_text
-from openlfr.store.api_models import AlertReview, Escalation
-from openlfr.store.models import Alert, Deployment, Organisation, User
+from openlfr.store.models import Alert, AlertReview, Deployment, Escalation, Organisation, User
 
 DECISIONS = ("confirm", "dismiss", "escalate")
 RESOLUTIONS = ("confirm", "dismiss")
@@ -91,6 +90,22 @@ def may_review(ctx: Ctx, user: User, dep: Deployment) -> bool:
     officer = ctx.session.get(User, dep.authorised_by_id) if dep.authorised_by_id is not None else None
     return officer is not None and officer.organisation_id == user.organisation_id
 
+
+
+def reviewable(user: User) -> Select:
+    """The ids of the deployments whose alerts ``user`` may review (the rule of
+    :func:`may_review`, as a query): those their organisation runs, and those an officer of
+    their organisation authorised."""
+    officers = select(User.id).where(User.organisation_id == user.organisation_id)
+    return select(Deployment.id).where((Deployment.organisation_id == user.organisation_id)
+                                       | Deployment.authorised_by_id.in_(officers))
+
+
+def reviewable_alerts(ctx: Ctx, user: User, limit: int = 200) -> list[Alert]:
+    """The newest alerts still held that ``user`` may review, newest first."""
+    return list(ctx.session.execute(
+        select(Alert).where(Alert.deleted_at.is_(None), Alert.deployment_id.in_(reviewable(user)))
+        .order_by(Alert.id.desc()).limit(limit)).scalars())
 
 def reviewer_for(ctx: Ctx, actor: Actor, action: str, alert_id: int) -> tuple[User, Alert, Deployment]:
     """The acting reviewer, the alert and its deployment, if the reviewer may see it."""
@@ -154,7 +169,10 @@ def escalation_owner(ctx: Ctx, dep: Deployment) -> tuple[Role, int]:
     """Who owns an escalation of ``dep``'s alerts: the authorising officers of the force that
     authorised it (of the deployment's own organisation if nobody did)."""
     officer = ctx.session.get(User, dep.authorised_by_id) if dep.authorised_by_id is not None else None
-    return ESCALATION_OWNER, officer.organisation_id if officer is not None else dep.organisation_id
+    org_id = officer.organisation_id if officer is not None else dep.organisation_id
+    if org_id is None:  # (the columns are nullable only for stores made before organisations existed)
+        raise RuleViolation(f"deployment {dep.id} belongs to no organisation: nobody can own its escalations")
+    return ESCALATION_OWNER, org_id
 
 
 def open_escalation(ctx: Ctx, alert_id: int) -> Escalation | None:
@@ -170,7 +188,7 @@ def _open_escalation(ctx: Ctx, actor: Actor, user: User, alert: Alert, dep: Depl
     ctx.session.add(row)
     ctx.session.flush()
     ctx.audit(actor, "escalation.open", "escalation", row.id, alert=alert.id, owner_role=role.value,
-              owner_org=ctx.session.get(Organisation, org_id).name)
+              owner_org=ctx.get(Organisation, org_id, "organisation").name)
     return row
 
 
@@ -207,10 +225,11 @@ def escalations(ctx: Ctx, actor: Actor) -> list[EscalationView]:
         .order_by(Escalation.id.desc())).all()
     names = {u.id: u.name for u in ctx.session.execute(select(User).where(User.id.in_(
         {e.opened_by_id for e, _ in rows} | {e.resolved_by_id for e, _ in rows if e.resolved_by_id}))).scalars()}
-    owner = ctx.session.get(Organisation, user.organisation_id).name
+    owner = ctx.get(Organisation, user.organisation_id, "organisation").name
     return [EscalationView(
         id=e.id, alert_id=a.id, deployment_id=a.deployment_id, score=a.score, alert_at=a.at, owner_role=e.owner_role,
-        owner=owner, opened_by=names.get(e.opened_by_id, "?"), opened_at=e.opened_at, reason=open_text(ctx, e.reason) or "",
+        owner=owner, opened_by=names.get(e.opened_by_id, "?"), opened_at=e.opened_at,
+        reason=open_text(ctx, e.reason) or "",
         status={"confirm": "confirmed", "dismiss": "dismissed"}.get(e.resolution or "", "open"),
         resolved_by=names.get(e.resolved_by_id) if e.resolved_by_id else None, resolved_at=e.resolved_at,
         resolution_note=open_text(ctx, e.resolution_note) or "") for e, a in rows]

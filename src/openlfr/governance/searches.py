@@ -103,8 +103,9 @@ def end_search(ctx: Ctx, grant: SearchGrant, *, frames: int, analysed: int, trac
                stopped: str = "") -> None:
     """Audit the end of a search (``search.end``, by its worker) with what it did; ``stopped``:
     why it ended before the recording did."""
-    ctx.audit(grant.worker, "search.end", "deployment", grant.deployment_id, camera=grant.camera_id, sha256=grant.sha256,
-              frames=frames, frames_analysed=analysed, tracks=tracks, alerts=alerts, stopped=stopped)
+    ctx.audit(grant.worker, "search.end", "deployment", grant.deployment_id, camera=grant.camera_id,
+              sha256=grant.sha256, frames=frames, frames_analysed=analysed, tracks=tracks, alerts=alerts,
+              stopped=stopped)
 
 
 __all__ = ["SEARCHERS", "SearchGrant", "check_search", "end_search", "start_search"]

@@ -208,7 +208,8 @@ def delete_shared_image(ctx: Ctx, row: SharedImage, actor: Actor | str, reason: 
         entry.removed_at = now
     drop_snapshots_with_image(ctx, row.id, actor, f"image {row.id} deleted: {reason}")
     _ledger(ctx, "deleted", row, row.agreement, actor, now)
-    ctx.audit(actor, "image.delete", "shared_image", row.id, agreement=row.agreement_id, sha256=row.sha256, reason=reason)
+    ctx.audit(actor, "image.delete", "shared_image", row.id, agreement=row.agreement_id, sha256=row.sha256,
+              reason=reason)
 
 
 def revoke_image(ctx: Ctx, actor: Actor, image_id: int, reason: str) -> SharedImage:

@@ -22,15 +22,18 @@ concurrent guesses cannot all be checked before any is counted. A success clears
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import Throttled
-from openlfr.store.api_models import LoginThrottle
+from openlfr.store.models import LoginThrottle
 
 MAX_LOCK_S = 3600.0
 
@@ -63,11 +66,15 @@ def _count(ctx: Ctx, key: str, limit: int, window: float, max_lock: float, why: 
     now = ctx.now()
     # make sure the row exists (concurrent first attempts must not both insert), then lock it
     dialect = ctx.session.get_bind().dialect.name
-    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    # (annotated: each dialect's Insert has on_conflict_do_nothing, their common base does not)
+    inserts: dict[str, Callable[[type[LoginThrottle]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
+                                                                               "sqlite": sqlite_insert}
+    insert = inserts.get(dialect)
     values = {"key": key, "failures": 0, "window_start": now, "lockouts": 0, "locked_until": None}
     if insert is not None:
         ctx.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    row = ctx.session.execute(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).scalar_one_or_none()
+    row = ctx.session.execute(
+        select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).scalar_one_or_none()
     if row is None:  # another database: plain insert (its own locking applies)
         row = LoginThrottle(**values)
         ctx.session.add(row)

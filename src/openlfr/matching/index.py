@@ -6,8 +6,8 @@ best template's similarity (see :mod:`openlfr.matching.similarity` for the scale
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

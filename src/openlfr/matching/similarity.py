@@ -2,9 +2,10 @@
 
 Templates are a face model's embeddings (128-D for both bundled models) scaled to unit
 length, and the similarity of two templates is their **cosine similarity**: 1.0 for
-identical templates, about 0 for unrelated faces, never above 1. The bundled dlib ResNet's templates share a common direction, so
-its scores are compressed: on LFW, same-person pairs have a median of 0.958 (5th
-percentile 0.928) and different people a median of 0.840 (99th percentile 0.909).
+identical templates, about 0 for unrelated faces, never above 1. The bundled dlib ResNet's
+templates share a common direction, so its scores are compressed: on LFW, same-person pairs
+have a median of 0.958 (5th percentile 0.928) and different people a median of 0.840 (99th
+percentile 0.909).
 Each model has its own scale, so each has its own default threshold in the model registry
 (:mod:`openlfr.face.registry`); an operating threshold must come from calibration for the
 model, the watchlist size and the tolerated false-alert rate.

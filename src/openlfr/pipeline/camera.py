@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import cast
 
 import cv2
 import numpy as np
@@ -53,7 +54,7 @@ def resolve_detector(name: str) -> str:
     SFace); else HOG where dlib is installed (cheapest on a CPU), else the MMOD CNN."""
     if name != "auto":
         return name
-    if registry().embedder(get_settings().face_model).landmarks == ARCFACE5:
+    if registry().embedder(get_settings().models.face_model).landmarks == ARCFACE5:
         return "yunet"
     try:
         import dlib  # noqa: F401
@@ -154,7 +155,7 @@ class CameraPipeline:
         self._full_scan = False
         self._t_frame_start = 0.0
         self._interval_start: datetime | None = None
-        self._last_checkpoint: datetime | None = None
+        self._last_checkpoint: datetime = datetime.min.replace(tzinfo=UTC)  # set at the first frame
         self._watchlist_checked: datetime | None = None
         self._change_reloaded: datetime | None = None  # the watchlist's next_change last reloaded for
         self._agreements_checked: datetime = datetime.min.replace(tzinfo=UTC)
@@ -194,7 +195,8 @@ class CameraPipeline:
             self.watchlist = None
             raise DeploymentNotLive(str(err)) from err
         # probes are matched only against templates of the same face model
-        check_same_model(self.analyzer.model_id, self.watchlist.model_id, f"deployment {self.deployment_id}'s watchlist")
+        check_same_model(self.analyzer.model_id, self.watchlist.model_id,
+                         f"deployment {self.deployment_id}'s watchlist")
         self._watchlist_checked = self._agreements_checked = at
 
     def finish(self, finished_source: bool = False) -> None:
@@ -238,9 +240,11 @@ class CameraPipeline:
         self.motion.reset()
         if self.publish is not None:
             self.publish(StatusEvent(self.camera_id, self.deployment_id, "gap",
-                                     f"{gap.seconds if gap.seconds is not None else 'open'} s, {gap.attempts} attempts"))
+                                     f"{gap.seconds if gap.seconds is not None else 'open'} s, "
+                                     f"{gap.attempts} attempts"))
 
-    def run(self, frames: Iterable[Frame], stop: threading.Event | None = None, finished_source: bool = True) -> PipelineStats:
+    def run(self, frames: Iterable[Frame], stop: threading.Event | None = None,
+            finished_source: bool = True) -> PipelineStats:
         """Process every frame of ``frames`` until it ends or ``stop`` is set."""
         if self.watchlist is None:
             self.start()
@@ -284,7 +288,8 @@ class CameraPipeline:
         at = self._last_wall = self._frame_wall(frame)
         if self._interval_start is None:
             self._interval_start = self._last_checkpoint = at
-        if self._claim is not None and time.monotonic() - self._claim_renewed >= self.gov.policy.camera_claim_seconds / 3:
+        if (self._claim is not None
+                and time.monotonic() - self._claim_renewed >= self.gov.policy.camera_claim_seconds / 3):
             self.gov.run(self._renew_claim)  # also while frames are only skipped: the claim is wall-clock
         if not self._schedule.due(frame.time):
             return []
@@ -299,8 +304,9 @@ class CameraPipeline:
             self._refresh_watchlist(at)
         elif (at - self._agreements_checked).total_seconds() >= self.settings.agreement_check_s:
             self._agreements_checked = at
-            if self.watchlist is not None and self.gov.run(lambda ctx: agreements_out_of_force(
-                    ctx, set(self.watchlist.agreement_ids), ctx.now())):
+            watchlist = self.watchlist
+            if watchlist is not None and self.gov.run(lambda ctx: agreements_out_of_force(
+                    ctx, set(watchlist.agreement_ids), ctx.now())):
                 self._refresh_watchlist(at)  # drops their images (audited), or stops with none left
         self.counters.frames_analysed += 1
         self.stats.analysed += 1
@@ -329,8 +335,8 @@ class CameraPipeline:
         if alerts or (at - self._interval_start).total_seconds() >= self.settings.counters_interval_s:
             self._flush(at)
         elif self.source_label and (at - self._last_checkpoint).total_seconds() >= self.settings.checkpoint_every_s:
-            self.gov.run(lambda ctx: save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label,
-                                                     frame.index))
+            label = self.source_label
+            self.gov.run(lambda ctx: save_checkpoint(ctx, self.deployment_id, self.camera_id, label, frame.index))
             self._last_checkpoint = at
         self.stats.busy_s += time.perf_counter() - t_start
         return alerts
@@ -413,10 +419,11 @@ class CameraPipeline:
         for (track, det), m in zip(pairs, marks):
             chip = self.analyzer.chip(image, m)
             quality = self.analyzer.assess(m, chip)
-            shots = track.data.setdefault("best", BestShots(self.settings.templates_per_track))
+            # (track.data is the tracker's untyped per-track scratch space; this module keeps its shots there)
+            shots = cast(BestShots, track.data.setdefault("best", BestShots(self.settings.templates_per_track)))
             shot = Shot(frame.index, frame.time, det.box, quality, m, chip, crop=np.empty(0), wall=at,
                         captured=frame.captured)
-            if shots.offer(shot):  # type: ignore[union-attr]
+            if shots.offer(shot):
                 c = pad_box(det.box, 0.3, image.shape)
                 shot.crop = image[c.top : c.bottom + 1, c.left : c.right + 1].copy()
                 chosen.append((track, shot))
@@ -441,7 +448,7 @@ class CameraPipeline:
         if wl is None or not len(wl.entry_ids):
             return []
         scores = wl.templates @ template
-        alerted: set[int] = track.data.setdefault("alerted", set())  # type: ignore[assignment]
+        alerted = cast(set[int], track.data.setdefault("alerted", set()))
         out = []
         for j in np.argsort(-scores):
             score = float(scores[j])
@@ -481,7 +488,7 @@ class CameraPipeline:
         event = AlertEvent(alert_id, self.deployment_id, self.camera_id, entry, label, round(score, 4), at.isoformat(),
                            track.id, shot.frame_index, round(shot.time, 3), shot.box.as_list(),
                            None if latency is None else round(latency, 1))
-        if latency is not None:
+        if latency is not None and shot.captured is not None:  # (latency is set exactly when captured is)
             self.stats.latencies_ms.append(latency)
             self.stats.waits_ms.append((self._t_frame_start - shot.captured) * 1000)
         self.stats.alerts.append(event)

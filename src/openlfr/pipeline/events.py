@@ -56,7 +56,7 @@ class StatusEvent:
 class Subscription:
     """A subscriber's queue of events; iterate it or call :meth:`get`."""
 
-    def __init__(self, bus: "EventBus", maxsize: int) -> None:
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
         self._bus = bus
         self.queue: queue.Queue[object] = queue.Queue(maxsize)
         self.dropped = 0

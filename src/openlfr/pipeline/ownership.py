@@ -17,15 +17,19 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import RuleViolation
-from openlfr.store.pipeline_models import CameraOwner
+from openlfr.store.models import CameraOwner
 
 
 class CameraTaken(RuleViolation):
@@ -55,7 +59,10 @@ def _holder_gone(owner: str) -> bool:
 def _locked_row(ctx: Ctx, camera_id: int, values: dict[str, object]) -> CameraOwner:
     """The camera's claim row, created from ``values`` if missing, locked for this transaction."""
     dialect = ctx.session.get_bind().dialect.name
-    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    # (annotated: each dialect's Insert has on_conflict_do_nothing, their common base does not)
+    inserts: dict[str, Callable[[type[CameraOwner]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
+                                                                               "sqlite": sqlite_insert}
+    insert = inserts.get(dialect)
     if insert is not None:
         ctx.session.execute(insert(CameraOwner).values(**values).on_conflict_do_nothing(index_elements=["camera_id"]))
     row = ctx.session.execute(
@@ -82,13 +89,14 @@ def claim(ctx: Ctx, camera_id: int, deployment_id: int, worker: str) -> str:
     if row.token != token:
         if row.expires_at > now and not _holder_gone(row.owner):
             raise CameraTaken(f"camera {camera_id} is already analysed by {row.owner} (deployment "
-                              f"{row.deployment_id}); its claim runs until {row.expires_at.isoformat(timespec='seconds')}"
-                              " unless renewed: one worker per camera")
+                              f"{row.deployment_id}); its claim runs until "
+                              f"{row.expires_at.isoformat(timespec='seconds')} unless renewed: one worker per camera")
         taken_over = row.owner  # its holder stopped renewing, or its process is gone: it died
         row.deployment_id, row.owner, row.token, row.claimed_at, row.expires_at = (
             deployment_id, owner, token, now, expires)
+    taken: dict[str, Any] = {"expired_claim_of": taken_over} if taken_over else {}
     ctx.audit(worker, "camera.claim", "camera", camera_id, deployment=deployment_id, owner=owner,
-              expires_at=expires, **({"expired_claim_of": taken_over} if taken_over else {}))
+              expires_at=expires, **taken)
     return token
 
 

@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from openlfr.governance.context import Ctx
 from openlfr.governance.retention import record_alert, record_media
 from openlfr.rights.keys import ERASED, alert_ref, open_text, seal_text
-from openlfr.store.models import Alert
-from openlfr.store.pipeline_models import AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
+from openlfr.store.models import Alert, AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Counters:
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def add(self, other: "Counters") -> None:
+    def add(self, other: Counters) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -105,8 +104,9 @@ def store_counters(ctx: Ctx, deployment_id: int, camera_id: int, start: datetime
     """One counters row and one audit event with the discard counts for the interval."""
     ctx.session.add(PipelineCounter(deployment_id=deployment_id, camera_id=camera_id, interval_start=start,
                                     interval_end=end, **counts.as_dict()))
+    discards: dict[str, Any] = counts.as_dict()
     ctx.audit(worker, "pipeline.counters", "deployment", deployment_id, camera=camera_id, start=start, end=end,
-              **counts.as_dict())
+              **discards)
 
 
 def store_gap(ctx: Ctx, camera_id: int, deployment_id: int | None, started_at: datetime, ended_at: datetime | None,
@@ -146,7 +146,7 @@ def last_alert_times(ctx: Ctx, deployment_id: int, camera_id: int) -> dict[int, 
     ).all()
     out: dict[int, datetime] = {}
     for entry_id, at in rows:
-        if at is not None:
+        if entry_id is not None and at is not None:  # (the query leaves out alerts without an entry)
             # func.max bypasses the column type on SQLite: normalise to aware UTC
             if isinstance(at, str):
                 at = datetime.fromisoformat(at)

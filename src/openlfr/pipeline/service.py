@@ -38,7 +38,7 @@ class CameraService:
         """The jobs of the deployments live now (each camera's settings from the store)."""
         return jobs_for_live_deployments(self.gov)
 
-    def start(self, jobs: list[CameraJob] | None = None) -> "CameraService":
+    def start(self, jobs: list[CameraJob] | None = None) -> CameraService:
         """Start the workers of ``jobs`` (default: :meth:`jobs`) and the background thread."""
         self._sync(self.jobs() if jobs is None else jobs)
         self._thread = threading.Thread(target=self._loop, name="camera-service", daemon=True)

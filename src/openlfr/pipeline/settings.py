@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from openlfr.errors import InputError
 from openlfr.face.types import Box
 
 
@@ -20,7 +21,8 @@ class CameraSettings(BaseModel):
 
     analyse_fps: float = Field(5.0, gt=0, le=60, description="frames analysed per second")
     detector: str = Field("auto", description="face detector: yunet, mmod, hog, or auto (the one the face model "
-                                              "needs: yunet for sface; for the dlib ResNet hog where dlib is installed)")
+                                              "needs: yunet for sface; for the dlib ResNet hog where dlib is "
+                                              "installed)")
     scan_fps: float = Field(
         2.0, gt=0, le=60, description="searches for new faces per second; tracked faces are followed at analyse_fps")
     scan_bands: int = Field(
@@ -70,3 +72,16 @@ class CameraSettings(BaseModel):
             return Box(0, 0, w - 1, h - 1)
         left, top, right, bottom = self.roi
         return Box(min(left, w - 1), min(top, h - 1), min(right, w - 1), min(bottom, h - 1))
+
+
+def parse_roi(text: str) -> list[int] | None:
+    """``left,top,right,bottom`` in pixels, or ``none`` for the whole frame."""
+    if text.strip().lower() in ("none", "full", ""):
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise InputError(f"--roi {text!r}: use LEFT,TOP,RIGHT,BOTTOM in pixels (e.g. 0,200,1919,1079) or none")
+    return values

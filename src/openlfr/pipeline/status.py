@@ -11,7 +11,7 @@ from datetime import datetime
 
 from openlfr.governance.context import Ctx
 from openlfr.pipeline.records import store_gap
-from openlfr.store.pipeline_models import CameraStatus
+from openlfr.store.models import CameraStatus
 
 STATES = ("starting", "running", "stopped", "failed")
 

@@ -36,26 +36,30 @@ EXIT_CAMERA_TAKEN = 5  # another worker holds the camera (one worker per camera)
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """How a worker process opens the same store: database URL, blob folder, key."""
+    """What a worker process needs to act on the same store as its parent: database URL, blob
+    folder, key, and the parent's setting overrides (the command line's ``--data-dir``,
+    ``--detector``...: a spawned process reads only the environment)."""
 
     database_url: str
     blob_root: str
     key_b64: str
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_environment(cls) -> "StoreConfig":
-        """The store the settings point at (``OPENLFR_DATABASE_URL``, ``OPENLFR_DATA_DIR``, key).
+    def from_settings(cls) -> StoreConfig:
+        """The store the settings point at (:class:`openlfr.config.StoreSettings`, the data directory).
 
-        A key given in ``OPENLFR_KEY`` is handed over as it is; a key file
+        A fixed key (``OPENLFR_KEY``) is handed over as it is; a key file
         (``OPENLFR_KEY_FILE``) is created here if missing and then read by each worker itself
         (``key_b64`` empty), so workers follow a key rotation done while they run."""
+        from openlfr.config import overrides
         from openlfr.store import blob_dir
         from openlfr.store.keys import open_keyring
         from openlfr.store.settings import database_url
 
         ring = open_keyring()
         key_b64 = base64.b64encode(ring.primary_key).decode() if ring.source == "env" else ""
-        return cls(database_url(), str(blob_dir()), key_b64)
+        return cls(database_url(), str(blob_dir()), key_b64, overrides())
 
     def governance(self) -> Governance:
         """A :class:`Governance` on this store (schema already migrated by the parent)."""
@@ -205,7 +209,12 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
 
 def _worker_main(job: CameraJob, store: StoreConfig, events: Any) -> None:
     """Entry point of a worker process; SIGTERM asks it to stop cleanly."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {job.camera_name} %(levelname)s %(message)s")
+    from openlfr.config import configure
+
+    configure(**store.settings)  # the parent's settings: its environment (inherited) and its overrides
+    from openlfr.logs import configure_logging
+
+    configure_logging(context={"camera": job.camera_name})
     stop = threading.Event()
     # (Not a multiprocessing.Event: a worker killed while waiting on one can deadlock the
     # supervisor's set(); a signal cannot.)

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import CursorResult
 
 from openlfr.governance.context import Ctx
+from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import RuleViolation
 from openlfr.rights.keys import alert_ref, destroy_key
-from openlfr.store.api_models import AlertOutcome, AlertReview, Escalation
-from openlfr.store.models import Alert, MediaItem
-from openlfr.store.pipeline_models import AlertDetail
-from openlfr.store.rights_models import LegalHold
+from openlfr.store.models import Alert, AlertDetail, AlertOutcome, AlertReview, Escalation, LegalHold, MediaItem
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def wipe_alert(ctx: Ctx, alert: Alert, *, actor: object, action: str, reason: str, what: str = "erased",
-               **details: object) -> Wiped:
+def wipe_alert(ctx: Ctx, alert: Alert, *, actor: Actor | str, action: str, reason: str, what: str = "erased",
+               **details: Any) -> Wiped:
     """Wipe ``alert`` (see the module docstring) in the caller's transaction and audit it as
     ``action`` by ``actor`` (a credential or a system name) with ``reason`` and ``details``.
     Refused (:class:`RuleViolation`) under a legal hold. Wiping twice is harmless."""
@@ -71,7 +71,9 @@ def wipe_alert(ctx: Ctx, alert: Alert, *, actor: object, action: str, reason: st
         media.blob, media.deleted_at = None, now
         media_ids.append(media.id)
     destroyed = destroy_key(ctx, alert_ref(alert.id), f"{action}: {reason}")
-    gone = ctx.session.execute(delete(AlertDetail).where(AlertDetail.alert_id == alert.id)).rowcount or 0
+    # (a DML statement's result is a CursorResult, which Session.execute's annotation does not say)
+    gone = cast(CursorResult[Any], ctx.session.execute(
+        delete(AlertDetail).where(AlertDetail.alert_id == alert.id))).rowcount or 0
     for review in ctx.session.execute(select(AlertReview).where(AlertReview.alert_id == alert.id)).scalars():
         review.note = ""
     for esc in ctx.session.execute(select(Escalation).where(Escalation.alert_id == alert.id)).scalars():

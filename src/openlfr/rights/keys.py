@@ -27,8 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from openlfr.errors import NotFoundError
 from openlfr.governance.context import SCRUB_AFTER_COMMIT, Ctx
 from openlfr.store.keys import EncryptionKeyError
-from openlfr.store.models import MediaItem
-from openlfr.store.rights_models import ErasureKey
+from openlfr.store.models import ErasureKey, MediaItem
 
 #: what a reader is shown in place of sealed data whose key was destroyed
 ERASED = "[erased]"
@@ -201,5 +200,6 @@ def open_fields(ctx: Ctx, part: Any) -> dict[str, Any] | None:
 
 __all__ = [
     "ERASED", "alert_ref", "create_key", "destroy_key", "is_destroyed", "is_sealed_bytes", "is_sealed_text",
-    "key_of", "media_bytes", "open_bytes", "open_fields", "open_text", "request_ref", "seal_bytes", "seal_fields", "seal_text",
+    "key_of", "media_bytes", "open_bytes", "open_fields", "open_text", "request_ref", "seal_bytes", "seal_fields",
+    "seal_text",
 ]

@@ -51,7 +51,8 @@ BODY = {
                             "confirmed is of you. They are listed below.",
     ("erasure", "partly"): "We erased the records of you listed below, found by our search by face and confirmed by a "
                            "member of our staff. We could not erase the others, for the reasons given.",
-    ("restriction", "granted"): "We have recorded your request for restriction against the records of you listed below.",
+    ("restriction", "granted"): "We have recorded your request for restriction against the records of you listed "
+                                "below.",
     ("restriction", "partly"): "We have recorded your request for restriction against some of the records of you, "
                                "for the reasons given.",
     ("objection", "granted"): "We have upheld your objection and recorded it against the records of you listed below.",

@@ -34,8 +34,7 @@ from openlfr.rights.keys import (
     seal_bytes,
     seal_text,
 )
-from openlfr.store.models import Alert, Organisation, SharedImage, User, WatchlistEntry
-from openlfr.store.rights_models import RequestFinding, RightsRequest
+from openlfr.store.models import Alert, Organisation, RequestFinding, RightsRequest, SharedImage, User, WatchlistEntry
 
 
 class RequestKind(StrEnum):
@@ -205,10 +204,12 @@ def _check_evidence(evidence_ref: str) -> str:
     text = _text(evidence_ref, "the identity evidence reference", 10**6)
     if len(text) > MAX_EVIDENCE:
         raise InputError(f"the identity evidence reference is {len(text)} characters; record a short reference "
-                         f"(at most {MAX_EVIDENCE}), such as 'passport seen by J. Smith, ref V-123', never the document")
+                         f"(at most {MAX_EVIDENCE}), such as 'passport seen by J. Smith, ref V-123', "
+                         "never the document")
     if _BLOB_LIKE.search(text):
         raise InputError("the identity evidence reference looks like encoded data or an image: record only a short "
-                         "reference to the document seen (such as 'passport seen by J. Smith, ref V-123'), never a scan")
+                         "reference to the document seen (such as 'passport seen by J. Smith, ref V-123'), "
+                         "never a scan")
     return text
 
 
@@ -312,7 +313,7 @@ def attach_photo(ctx: Ctx, actor: Actor, request_id: int, image: bytes) -> Right
         raise type(err)(message) from None
     ref = request_ref(req.id)
     replaced = req.photo_blob is not None
-    if replaced:
+    if req.photo_blob is not None:
         ctx.blobs.delete(req.photo_blob)
     req.photo_blob = ctx.blobs.put(seal_bytes(ctx, ref, prepared.data))
     ctx.audit(actor, "request.photo", "request", req.id, size=f"{prepared.width}x{prepared.height}",
@@ -491,8 +492,9 @@ def _erase(ctx: Ctx, actor: Actor, user: User, req: RightsRequest, decision: Dec
                 if decision is Decision.PARTLY and Reason.LEGAL_CLAIMS in reasons:
                     withheld.append(f"{label} (kept for legal proceedings)")
                     continue
-                raise RuleViolation(f"alert {alert.id} is under legal hold {hold.id} for {hold.proceeding!r}: it cannot "
-                                    "be erased; decide 'partly' with reason legal_claims, or release the hold first")
+                raise RuleViolation(f"alert {alert.id} is under legal hold {hold.id} for {hold.proceeding!r}: "
+                                    "it cannot be erased; decide 'partly' with reason legal_claims, or release the "
+                                    "hold first")
             wipe_alert(ctx, alert, actor=actor, action="alert.erase", reason=why, request=req.id)
             ctx.audit(actor, "request.erased", "alert", alert.id, request=req.id, reason=why)
             erased.append(label)
@@ -548,7 +550,7 @@ def decide(ctx: Ctx, actor: Actor, request_id: int, decision: str, reasons: list
     now = ctx.now()
     ref = request_ref(req.id)
     photo_deleted = req.photo_blob is not None
-    if photo_deleted:
+    if req.photo_blob is not None:
         ctx.blobs.delete(req.photo_blob)  # held only for the request
         req.photo_blob = None
     req.decision, req.decision_reasons = decision_.value, [r.value for r in reasons_]
@@ -558,7 +560,8 @@ def decide(ctx: Ctx, actor: Actor, request_id: int, decision: str, reasons: list
     text = render(LetterData(
         id=req.id, organisation=user.organisation, regime=req.regime, kind=req.kind, decision=decision_.value,
         name=who["name"], contact=who["contact"], received_at=req.received_at, decided_at=now,
-        reasons=req.decision_reasons, records=shown, withheld=withheld, searched=req.searched_at is not None or photo_deleted,
+        reasons=req.decision_reasons, records=shown, withheld=withheld,
+        searched=req.searched_at is not None or photo_deleted,
         note=note))
     req.letter_sealed = seal_text(ctx, ref, text)
     ctx.audit(actor, "request.decide", "request", req.id, decision=req.decision, reasons=req.decision_reasons,
@@ -640,8 +643,9 @@ def erase_expired(ctx: Ctx, actor: str) -> list[int]:
     decision stay, for the public counts. Run by the retention sweep."""
     cutoff = ctx.now() - timedelta(days=ctx.policy.request_record_retention_days)
     erased: list[int] = []
-    for req in ctx.session.execute(select(RightsRequest).where(
-            RightsRequest.status == "decided", RightsRequest.decided_at <= cutoff).order_by(RightsRequest.id)).scalars():
+    for req in ctx.session.execute(
+            select(RightsRequest).where(RightsRequest.status == "decided", RightsRequest.decided_at <= cutoff)
+            .order_by(RightsRequest.id)).scalars():
         destroy_key(ctx, request_ref(req.id), "request record retention over")
         if req.photo_blob is not None:
             ctx.blobs.delete(req.photo_blob)

@@ -191,8 +191,8 @@ def gather(ctx: Ctx, org: Organisation) -> Gallery:
             data = media_bytes(ctx, media)
         except NotFoundError:  # erased or deleted meanwhile
             continue
-        seen.add(int(media.alert_id))  # type: ignore[arg-type]
-        gallery.crops.append((int(media.alert_id), dep.model_id or None, data))  # type: ignore[arg-type]
+        seen.add(int(media.alert_id))
+        gallery.crops.append((int(media.alert_id), dep.model_id or None, data))
     return gallery
 
 
@@ -222,22 +222,22 @@ def compare(gallery: Gallery, photo: bytes, embed: Embed = embed_largest) -> Sea
 
     for kind, object_id, model_id, template in gallery.templates:
         match(kind, object_id, model_id, template)
-    for alert_id, model_id, data in gallery.crops:
-        if not model_id:
+    for alert_id, crop_model, data in gallery.crops:
+        if not crop_model:
             report.skip("deployment without a face model")
             continue
-        if probe(model_id) is None:
-            report.skip(f"face model {model_id} not installed here")
+        if probe(crop_model) is None:
+            report.skip(f"face model {crop_model} not installed here")
             continue
         try:
-            face = embed(model_id, data)
+            face = embed(crop_model, data)
         except OpenLFRError:
             report.skip("crop that cannot be read as an image")
             continue
         if face is None:
             report.skip("crop in which no face was found")
             continue
-        match("alert", alert_id, model_id, face)
+        match("alert", alert_id, crop_model, face)
     report.hits.sort(key=lambda h: (-h.score, h.kind, h.object_id))
     return report
 

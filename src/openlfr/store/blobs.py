@@ -22,7 +22,6 @@ from openlfr.store.keys import MAGIC_V1, MAGIC_V2, EncryptionKeyError, Keyring, 
 from openlfr.store.settings import private_dir, write_private
 
 MAGIC = MAGIC_V2
-KEY_ENV = "OPENLFR_KEY"
 
 __all__ = [
     "MAGIC", "MAGIC_V1", "MAGIC_V2", "BlobStore", "BlobTransaction", "EncryptionKeyError", "Keyring",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from openlfr.store.settings import database_url, private_dir, tighten_file
@@ -91,6 +94,8 @@ def scrub_wal(engine: Engine, wait_ms: int = 5000) -> bool:
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
+        if conn is None:  # (a connection already closed: nothing was emptied, the next erasure tries again)
+            return False
         conn.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
         try:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -111,11 +116,38 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database at ``engine`` to the newest schema (creating it if empty)."""
+    """Bring the database at ``engine`` to the newest schema (creating it if empty).
+
+    On SQLite the migrations run with foreign keys off: changing a constraint there means
+    recreating the table, and the old table cannot be dropped while rows point at it. If any
+    migration ran, ``PRAGMA foreign_key_check`` must then find no dangling reference, or
+    nothing is committed.
+    """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
+    with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if conn.dialect.name == "sqlite" and MigrationContext.configure(conn).get_current_revision() != before:
+            dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if dangling:
+                raise RuntimeError(f"migration left rows pointing at nothing (table, rowid, parent): {dangling[:5]}")
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """Foreign keys off on this SQLite connection (given before its transaction begins: SQLite
+    ignores the pragma inside one), and on again after; nothing on other databases."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.driver_connection  # the sqlite3 connection, in autocommit: no BEGIN yet
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 def read_only(engine: Engine) -> Engine:

@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from openlfr.errors import OpenLFRError
 from openlfr.store.settings import fsync_dir, key_file, tighten_file, write_private
 
-KEY_ENV = "OPENLFR_KEY"
+KEY_ENV = "OPENLFR_KEY"  # named in messages: the key itself is read through the settings
 FORMAT = "openlfr-keyring/1"
 MAGIC_V1 = b"OLFR1"  # + nonce + ciphertext (no key id: earlier versions)
 MAGIC_V2 = b"OLFR2"  # + key id + nonce + ciphertext
@@ -152,14 +152,14 @@ class Keyring:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def single(cls, key: bytes, source: str = "static") -> "Keyring":
+    def single(cls, key: bytes, source: str = "static") -> Keyring:
         """A fixed ring of one key."""
         if len(key) != KEY_LEN:
             raise EncryptionKeyError("the encryption key must be 32 bytes")
         return cls(_State({key_id(key): key}, key_id(key)), None, source)
 
     @classmethod
-    def from_file(cls, path: Path, *, create: bool = True) -> "Keyring":
+    def from_file(cls, path: Path, *, create: bool = True) -> Keyring:
         """The ring in ``path``; a new one (one random key, mode 0600) if it is missing and
         ``create`` is set. Two processes creating it at once end up with the same key."""
         path = Path(path)
@@ -330,12 +330,14 @@ def _create(path: Path) -> None:
 
 
 def env_key() -> bytes | None:
-    """The key in ``OPENLFR_KEY`` (base64), or ``None`` when it is not set."""
-    env = os.environ.get(KEY_ENV)
-    if not env:
+    """The fixed key of the settings (``OPENLFR_KEY``, base64), or ``None`` when none is set."""
+    from openlfr.config import get_settings
+
+    secret = get_settings().store.key
+    if secret is None or not secret.get_secret_value():
         return None
     try:
-        key = base64.b64decode(env, validate=True)
+        key = base64.b64decode(secret.get_secret_value(), validate=True)
     except (binascii.Error, ValueError) as err:
         raise EncryptionKeyError(f"{KEY_ENV} is not valid base64") from err
     if len(key) != KEY_LEN:
@@ -428,7 +430,7 @@ def sealed_files(roots: Iterable[Path]) -> Iterator[Path]:
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             for name in sorted(files):
-                if name.endswith(".tmp") or name.endswith(ROTATE_TMP):
+                if name.endswith((".tmp", ROTATE_TMP)):
                     continue
                 path = Path(folder) / name
                 try:

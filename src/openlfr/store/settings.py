@@ -1,10 +1,7 @@
-"""Where the governance store lives: database URL, blob folder and key file.
-
-Read from ``OPENLFR_DATABASE_URL`` (any SQLAlchemy URL; ``postgresql+psycopg://...`` for
-PostgreSQL) with the embedded default ``sqlite:///<data_dir>/openlfr.db``, and from
-``OPENLFR_KEY_FILE`` (default ``<data_dir>/key``) for the encryption keyring, which may live
-apart from the data (another disk, a mounted secret). These belong in :mod:`openlfr.config`
-eventually; they are kept here so the store can be used on its own.
+"""Where the governance store lives: database URL, blob folder and key file, as the settings
+say (:class:`openlfr.config.StoreSettings`: ``OPENLFR_DATABASE_URL``, ``OPENLFR_KEY_FILE``),
+with the embedded defaults ``sqlite:///<data_dir>/openlfr.db`` and ``<data_dir>/key``; the
+blobs are always in ``<data_dir>/blobs``.
 
 Everything under the data directory is private to its owner: folders are created 0700 and
 files 0600 (:func:`private_dir`, :func:`write_private`).
@@ -18,9 +15,6 @@ import stat
 from pathlib import Path
 
 from openlfr.config import get_settings
-
-KEY_FILE_ENV = "OPENLFR_KEY_FILE"
-
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and any missing parents) with mode 0700; tighten it to 0700 if it already
@@ -96,8 +90,8 @@ def data_dir() -> Path:
 
 
 def database_url() -> str:
-    """``OPENLFR_DATABASE_URL`` or the SQLite file in the data directory."""
-    url = os.environ.get("OPENLFR_DATABASE_URL")
+    """The configured URL (``OPENLFR_DATABASE_URL``) or the SQLite file in the data directory."""
+    url = get_settings().store.database_url
     if url:
         return url
     return f"sqlite:///{data_dir() / 'openlfr.db'}"
@@ -109,10 +103,10 @@ def existing_database_url() -> str:
     ``openlfr audit verify``, where a mistyped data directory must not become a new store."""
     from openlfr.errors import NotFoundError
 
-    url = os.environ.get("OPENLFR_DATABASE_URL")
-    if url:
-        return url
-    path = Path(get_settings().data_dir) / "openlfr.db"
+    settings = get_settings()
+    if settings.store.database_url:
+        return settings.store.database_url
+    path = Path(settings.data_dir) / "openlfr.db"
     if not path.is_file():
         raise NotFoundError(f"no openlfr store at {path}: check OPENLFR_DATA_DIR (nothing was created)")
     if path.stat().st_size == 0:
@@ -131,8 +125,8 @@ def eval_cache_dir() -> Path:
 
 
 def key_file() -> Path:
-    """The keyring file: ``OPENLFR_KEY_FILE`` or ``<data_dir>/key``."""
-    configured = os.environ.get(KEY_FILE_ENV)
+    """The keyring file: the configured one (``OPENLFR_KEY_FILE``) or ``<data_dir>/key``."""
+    configured = get_settings().store.key_file
     if configured:
         return Path(configured).expanduser()
     return data_dir() / "key"

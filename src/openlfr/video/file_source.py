@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own warnings: we report errors ourselves
@@ -61,7 +61,7 @@ class VideoFileSource:
                 return
             offset = index
 
-    def _one_pass(self, schedule: FrameSchedule, offset: int) -> Iterator[Frame]:
+    def _one_pass(self, schedule: FrameSchedule, offset: int) -> Generator[Frame, None, int]:
         """The file once, its frames numbered from ``offset``; returns the next index."""
         cap = cv2.VideoCapture(str(self.path))
         index = offset

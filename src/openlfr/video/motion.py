@@ -24,7 +24,8 @@ def merge_boxes(boxes: list[Box], gap: int = 0) -> list[Box]:
             for i, m in enumerate(merged):
                 if (b.left <= m.right + gap and m.left <= b.right + gap
                         and b.top <= m.bottom + gap and m.top <= b.bottom + gap):
-                    merged[i] = Box(min(b.left, m.left), min(b.top, m.top), max(b.right, m.right), max(b.bottom, m.bottom))
+                    merged[i] = Box(min(b.left, m.left), min(b.top, m.top), max(b.right, m.right),
+                                    max(b.bottom, m.bottom))
                     changed = True
                     break
             else:
@@ -71,8 +72,7 @@ class MotionDetector:
             return [Box(0, 0, w - 1, h - 1)]
         diff = cv2.absdiff(grey, self._background)
         cv2.accumulateWeighted(grey, self._background, self.alpha)
-        mask = (diff > self.threshold).astype(np.uint8)
-        mask = cv2.dilate(mask, np.ones((5, 5), np.uint8), iterations=2)
+        mask = cv2.dilate((diff > self.threshold).astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_pixels = self.min_area * mask.size
         boxes = []

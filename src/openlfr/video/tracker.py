@@ -3,10 +3,10 @@
 Detections arrive at irregular times (detection runs only on some frames); between them a
 track's box is predicted from its velocity. A new detection joins the track whose predicted
 box it overlaps most (IoU, greedy, best pairs first), or, failing any overlap, whose
-predicted centre is near enough; otherwise it starts a track, if it is confident enough (``birth_score``: a weak detection may
-continue a followed face but not start one, as in ByteTrack) and does not lie on a followed
-face (``overlap_limit``: a box on top of a face is its hair or chin, or a head hidden behind
-it). A track that has not been seen
+predicted centre is near enough; otherwise it starts a track, if it is confident enough
+(``birth_score``: a weak detection may continue a followed face but not start one, as in
+ByteTrack) and does not lie on a followed face (``overlap_limit``: a box on top of a face is
+its hair or chin, or a head hidden behind it). A track that has not been seen
 for ``max_age`` seconds ends. A track seen once is only tentative: unless the next analysed
 frame (``confirm_within`` seconds) finds it again it ends, so that a stray detection cannot
 linger and later claim someone else's face far away (SORT's "n_init" rule, in seconds).

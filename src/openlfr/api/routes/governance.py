@@ -8,6 +8,7 @@ requester is not authoriser, ...) and scopes every list to what the caller's org
 
 from __future__ import annotations
 
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -37,7 +38,8 @@ def list_agreements(request: Request, me: Principal = Depends(require(*STAFF))) 
 
 
 @router.post("/agreements", response_model=defs.AgreementOut, status_code=201, tags=["agreements"])
-def create_agreement(body: AgreementCreate, request: Request, me: Principal = Depends(require(SUP))) -> defs.AgreementOut:
+def create_agreement(body: AgreementCreate, request: Request,
+                     me: Principal = Depends(require(SUP))) -> defs.AgreementOut:
     """The supplier offers an agreement to an operator (draft until approved)."""
     with tx(request) as ctx:
         return defs.AgreementOut.model_validate(agreements.create(ctx, me.actor, body))
@@ -86,8 +88,8 @@ async def share_image(request: Request, me: Principal = Depends(require(SUP))) -
     and its face is found in a worker thread, then one short transaction stores it.
     """
     limit = request.app.state.settings.max_upload_bytes
-    fields, raw = await upload.read_share_form(request, limit)
-    fields["under_18"] = fields.get("under_18", "false").lower() in ("true", "1", "on", "yes")
+    form, raw = await upload.read_share_form(request, limit)
+    fields: dict[str, Any] = {**form, "under_18": form.get("under_18", "false").lower() in ("true", "1", "on", "yes")}
     from starlette.concurrency import run_in_threadpool
 
     def work() -> defs.SharedImageOut:
@@ -111,7 +113,7 @@ def ledger(request: Request, force: str | None = ForceName,
            me: Principal = Depends(require(*FORCE_VIEWERS))) -> list[defs.LedgerRowOut]:
     """Every image a police force has shared under any of its agreements, whoever in the force
     shared it, live or purged (the caller's own force; an oversight auditor names one)."""
-    with reading(request) as ctx:
+    with tx(request) as ctx:  # the view is audited (ledger.view)
         rows = sharing.force_ledger(ctx, me.actor, force)
         return [defs.LedgerRowOut(status=r.status, **r.__dict__) for r in rows]
 
@@ -122,13 +124,14 @@ def force_view(request: Request, force: str | None = ForceName,
     """The force's central view: every agreement it is party to, every image it shared with
     the watchlists, deployments and alerts that used it, and those deployments and alerts
     (the caller's own force; an oversight auditor names one). No image bytes."""
-    with reading(request) as ctx:
+    with tx(request) as ctx:  # the view is audited (force.view)
         return views.force_out(central.force_view(ctx, me.actor, force), ctx)
 
 
 # --- watchlists ---------------------------------------------------------------------------
 @router.get("/watchlists", response_model=list[defs.WatchlistOut], tags=["watchlists"])
-def list_watchlists(request: Request, me: Principal = Depends(require(OPS, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
+def list_watchlists(request: Request,
+                    me: Principal = Depends(require(OPS, OFFICER, AUDITOR))) -> list[defs.WatchlistOut]:
     """Watchlists with their number of active entries."""
     with reading(request) as ctx:
         return [defs.WatchlistOut(id=w.id, name=w.name, criteria=w.criteria, categories=list(w.categories or []),
@@ -138,7 +141,8 @@ def list_watchlists(request: Request, me: Principal = Depends(require(OPS, OFFIC
 
 
 @router.post("/watchlists", response_model=defs.WatchlistOut, status_code=201, tags=["watchlists"])
-def create_watchlist(body: WatchlistCreate, request: Request, me: Principal = Depends(require(OPS))) -> defs.WatchlistOut:
+def create_watchlist(body: WatchlistCreate, request: Request,
+                     me: Principal = Depends(require(OPS))) -> defs.WatchlistOut:
     """A new, empty watchlist."""
     with tx(request) as ctx:
         w = watchlists.create_watchlist(ctx, me.actor, body)
@@ -236,7 +240,8 @@ async def record_signage_with_photo(camera_id: defs.Id, request: Request,
     """Record a signage check with a photo of the notice (multipart upload: ``file`` and the fields
     of ``POST /api/cameras/{camera_id}/signage``). The photo goes through the image gate and is
     stored encrypted; its SHA-256 is kept with the record."""
-    fields, raw = await upload.read_signage_form(request, request.app.state.settings.max_upload_bytes)
+    form, raw = await upload.read_signage_form(request, request.app.state.settings.max_upload_bytes)
+    fields: dict[str, Any] = dict(form)
     if not fields.get("deployment_id"):
         fields.pop("deployment_id", None)  # a check of the camera alone
     fields["camera_id"] = camera_id

@@ -14,9 +14,10 @@ detection scores, one channel per detector window.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,8 @@ class MMODSpec:
         return size
 
 
-def fold_affine(weight: np.ndarray, bias: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fold_affine(weight: np.ndarray, bias: np.ndarray, gamma: np.ndarray,
+                beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``affine(con(x)) = gamma * (W x + b) + beta`` as one convolution."""
     g = gamma.reshape(-1).astype(np.float64)
     w = weight.astype(np.float64) * g[:, None, None, None]
@@ -183,7 +185,7 @@ def build_onnx(spec: MMODSpec, channel_multiple: int = 8, split_last: bool = Tru
     convs = pad_channels(spec.convs, channel_multiple) if channel_multiple > 1 else list(spec.convs)
     last = convs[-1]
     split = split_last and last.stride == (1, 1) and not last.relu
-    nodes = []
+    nodes: list[onnx.NodeProto] = []
     inits = []
 
     def init(name: str, value: np.ndarray) -> str:
@@ -450,7 +452,8 @@ class TorchMMOD:
         while pending:
             yield from self._collect(pending.pop(0), threshold)
 
-    def _submit(self, images: Sequence[np.ndarray], start: int, stop: int, layout: PyramidLayout, lo: float, slot_i: int) -> "_Pending":
+    def _submit(self, images: Sequence[np.ndarray], start: int, stop: int, layout: PyramidLayout, lo: float,
+                slot_i: int) -> _Pending:
         """Upload frames ``start:stop``, queue pyramid, network and thresholding (no sync)."""
         import torch
 
@@ -493,7 +496,8 @@ class TorchMMOD:
             idx, vals, total = h_idx, h_vals, h_total
         return _Pending(start, count, idx, vals, total, slot if self._cuda else None, scores, mask)
 
-    def _collect(self, p: "_Pending", threshold: float) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def _collect(self, p: _Pending,
+                 threshold: float) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Wait for a submitted chunk and split its candidates per image."""
         import torch
 

@@ -118,7 +118,7 @@ def lower(net: DnnNet, input_size: tuple[int, int] | None = None) -> Lowered:
                 p["mode"] == "conv" and prev_step is not None and prev_step.op == "conv"
                 and consumers[prev] == 1 and not net.layers[prev].params.get("fused_relu")
             )
-            if foldable:
+            if foldable and prev_step is not None:  # (foldable says it; again for the type checker)
                 prev_step.params["weight"] = prev_step.params["weight"] * g[:, None, None, None]
                 prev_step.params["bias"] = prev_step.params["bias"] * g + b
                 value[i] = src[0]

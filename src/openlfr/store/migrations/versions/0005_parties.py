@@ -144,7 +144,8 @@ def _assign_existing_rows() -> None:
                              f"(SELECT organisation_id FROM users WHERE users.id = {table}.{creator})"))
     host_id = org_ids.get(host) if host else None
     by_name = {n: uid for uid, n, _, _ in users}
-    org_by_user = dict(bind.execute(sa.text("SELECT id, organisation_id FROM users")).all())
+    org_by_user: dict[int | None, int | None] = dict(
+        bind.execute(sa.text("SELECT id, organisation_id FROM users")).all())
     for (cid,) in bind.execute(sa.text("SELECT id FROM cameras")).all():
         actor = bind.execute(sa.text(
             "SELECT actor FROM audit_events WHERE action = 'camera.add' AND object_id = :c ORDER BY seq"),

@@ -1,4 +1,4 @@
-"""Tables of people's rights: erasure keys, requests and what a search found for them, legal holds.
+"""People's rights: erasure keys, requests and what a search found for them, legal holds.
 
 Personal data here is sealed: a requester's name, contact, identity evidence and photo are
 encrypted under the request's own erasure key (:mod:`openlfr.rights.keys`), so closing or
@@ -13,7 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openlfr.store.models import Base
+from openlfr.store.tables.base import Base
 from openlfr.store.types import UTCDateTime
 
 

@@ -1,39 +1,18 @@
-"""Tables of the live pipeline: alert details, per-interval counters, stream gaps, resume points.
+"""The live pipeline's bookkeeping: per-interval counters and, per camera, stream gaps,
+resume points, the worker that owns it and what that worker last said.
 
-Nothing here is biometric: counters are numbers, details say where and when a face was
-seen, and the probe crop of an alert lives in the encrypted blob store (``media_items``).
+Nothing here is biometric: counters are numbers, and nothing says anything about a face.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openlfr.store.models import Base
+from openlfr.store.tables.base import Base
 from openlfr.store.types import UTCDateTime
-
-
-class AlertDetail(Base):
-    """What the pipeline knew when it raised an alert: track, frame, box, probe quality.
-
-    Where the face was (track, box) and whom it matched (the candidate's label) are sealed under
-    the alert's erasure key in ``personal`` (read with :func:`openlfr.pipeline.records.alert_detail`);
-    the plain ``track_id``, ``box`` and ``candidate_label`` columns are empty for alerts stored
-    since migration 0011 and hold those values only for alerts stored before it."""
-
-    __tablename__ = "alert_details"
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
-    track_id: Mapped[str] = mapped_column(String(64))
-    frame_index: Mapped[int] = mapped_column(Integer)
-    video_time: Mapped[float] = mapped_column(Float)
-    box: Mapped[list[int]] = mapped_column(JSON)
-    quality: Mapped[float] = mapped_column(Float)
-    candidate_label: Mapped[str] = mapped_column(String(120))
-    snapshot_hash: Mapped[str] = mapped_column(String(64))
-    worker: Mapped[str] = mapped_column(String(120))
-    personal: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed JSON: track_id, box, candidate_label
 
 
 class PipelineCounter(Base):

@@ -1,0 +1,95 @@
+"""``openlfr scan``: search a recording in a started retrospective deployment, as the user
+logged in. :func:`register` adds it to the main app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from openlfr.cli.credentials import saved, verify
+from openlfr.cli.store import open_store
+from openlfr.cli.support import JsonOption, print_json, progress, user_errors
+
+
+@user_errors
+def scan(
+    video: Annotated[str, typer.Argument(help="Recorded video file to search.")],
+    deployment: Annotated[Optional[int], typer.Option(
+        "--deployment", help="The started retrospective deployment the search runs in (required).")] = None,
+    camera: Annotated[Optional[str], typer.Option(
+        help="The deployment's camera whose footage this is, by name or id (default: its only camera).")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Frames analysed per second of video (default 5).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Search a recording in a started retrospective deployment, as the user logged in.
+
+    Only an operator admin or reviewer of the deployment's organisation may
+    search, while its window is open; the file's SHA-256 is audited. Matches
+    become alerts of the deployment, stored with their encrypted crop for its
+    reviewers: one line each as it is committed, then a summary line (with --json, one
+    JSON object per line). Progress goes to stderr: a bar on a terminal, else a line every
+    10 s (OPENLFR_PROGRESS_SECONDS). A refused search stores nothing but the audited refusal.
+    """
+    from openlfr.governance import Actor
+    from openlfr.scan import SearchResult, SearchStopped, format_time, search_recording
+
+    def show(event) -> None:  # noqa: ANN001
+        if json_out:
+            print_json({"alert": event.alert_id, "time": format_time(event.video_time),
+                                         "video_time": event.video_time, "score": event.score, "label": event.label,
+                                         "deployment": event.deployment_id, "camera": event.camera_id,
+                                         "track": event.track_id, "at": event.at}, line=True)
+        else:
+            sys.stdout.write(f"{format_time(event.video_time)}\talert {event.alert_id}\t{event.score:.3f}\t"
+                             f"{event.label}\n")
+            sys.stdout.flush()
+
+    bars: list = []  # the progress display, while the search runs
+    seen = [0]  # alerts so far
+
+    def on_alert(event) -> None:  # noqa: ANN001
+        seen[0] += 1
+        show(event)
+
+    def on_frame(read: int, expected: int | None) -> None:
+        bars[0].update(read, note=f"{seen[0]} alert{'' if seen[0] == 1 else 's'}", total=expected)
+
+    def summary(result: SearchResult) -> None:
+        if bars:
+            n = len(result.alerts)
+            bars[0].done(f"{n} alert{'s' if n != 1 else ''} in {result.analysed} frames analysed"
+                         + (" (stopped early)" if result.stopped else ""))
+        counts = {"frames_analysed": result.analysed, "people_passes": result.passes, "tracks": result.tracks,
+                  "alerts": len(result.alerts)}
+        if json_out:
+            print_json({"summary": {**counts, "deployment": result.grant.deployment_id,
+                                    "camera": result.grant.camera_name, "sha256": result.grant.sha256,
+                                    "stopped": result.stopped or None}}, line=True)
+        else:
+            sys.stdout.write(f"searched {Path(video).name} in deployment {result.grant.deployment_id} "
+                             f"(camera {result.grant.camera_name}): {result.analysed} frames analysed, "
+                             f"{result.passes} people passes, {len(result.alerts)} alert(s)"
+                             f"{' (stopped early)' if result.stopped else ''}\n")
+            sys.stdout.flush()
+
+    with open_store() as gov:
+        found = saved()  # OPENLFR_TOKEN, else this store's credential from 'openlfr login'
+        # none: refused and audited here; a token that is not valid is refused (and audited) by the search's rule
+        actor = Actor(found.token, found.name) if found is not None else verify(gov, "search.start")
+        with progress("scanned", None, "frames") as bar:
+            bars.append(bar)
+            try:
+                result = search_recording(gov, actor, deployment, video, camera, fps=fps, on_alert=on_alert,
+                                          on_frame=on_frame)
+            except SearchStopped as err:
+                summary(err.result)
+                raise
+            summary(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``openlfr scan`` to the main app."""
+    app.command("scan")(scan)
