@@ -15,10 +15,10 @@ import openlfr.cli as cli
 from openlfr.cli.support import user_errors
 
 PACKAGE = Path(cli.__file__).parent
-# the modules that may load openlfr.api, inside a command, and why
+# the one module that may load openlfr.api, inside its command, and why (the read models both
+# doors print live below the API: openlfr.governance.deployment_view)
 API_USERS = {
     "serve.py": "serves the HTTP API itself",
-    "deployments.py": "'deployment show' prints the staff read model the API serves (api.views.deployment_out)",
 }
 
 

@@ -15,9 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from openlfr.governance.credentials import MIN_PASSWORD
 from openlfr.governance.grounds import EngagementResult
-from openlfr.governance.schemas import DeploymentKind, OrgKind, Role
+from openlfr.governance.schemas import OrgKind, Role
 from openlfr.rights.requests import Decision as RequestDecision
 from openlfr.rights.requests import Reason, RequestKind
+from openlfr.governance.deployment_view import (  # the staff read model of a deployment, shared with the CLI
+    CameraBriefOut as CameraBriefOut,
+    WatchlistBriefOut as WatchlistBriefOut,
+    CategoryCountOut as CategoryCountOut,
+    ReviewDueOut as ReviewDueOut,
+    CompositionOut as CompositionOut,
+    DeploymentOut as DeploymentOut,
+)
 
 
 # ids in paths: positive and within a 32-bit INTEGER column (PostgreSQL), so a huge id is a 422, not a crash
@@ -288,87 +296,6 @@ class SignageOut(_Out):
 
 class ThresholdIn(_In):
     threshold: float = Field(gt=0, le=1)
-
-
-class CameraBriefOut(_Out):
-    id: int
-    name: str
-    location: str
-    zone: str
-
-
-class WatchlistBriefOut(_Out):
-    id: int
-    name: str
-    criteria: str = Field(description="who may be put on it")
-    entries: int = Field(description="entries on it now")
-    size_cap: int
-    categories: dict[str, int] = Field(description="entries per sharing category")
-    under_18: int = Field(description="entries flagged as under 18")
-
-
-class CategoryCountOut(_Out):
-    category: str
-    words: str
-    seriousness: str
-    entries: int
-
-
-class ReviewDueOut(_Out):
-    entry_id: int
-    review_date: date
-
-
-class CompositionOut(_Out):
-    """A watchlist's composition: counts and dates only, no labels, reasons or images."""
-
-    at: datetime = Field(description="when it was computed (for an authorised deployment: at authorisation)")
-    watchlist_id: int
-    entries: int
-    under_18: int
-    oldest_image: date | None = Field(description="the date of the oldest image on it")
-    categories: list[CategoryCountOut]
-    review_warning_days: int
-    review_due: list[ReviewDueOut] = Field(description="entries due for review within review_warning_days")
-
-
-class DeploymentOut(_Out):
-    """Everything an officer authorises, and what happened since."""
-
-    id: int
-    kind: DeploymentKind
-    organisation: str = Field(description="the operator organisation that runs it")
-    purpose: str
-    necessity: str = Field("", description="the necessity and proportionality statement")
-    watchlist_id: int
-    watchlist: WatchlistBriefOut | None = None
-    camera_ids: list[int]
-    cameras: list[CameraBriefOut] = Field(default_factory=list)
-    start: datetime
-    end: datetime
-    threshold: float
-    threshold_basis: str = Field("", description="where the threshold comes from")
-    model_id: str | None = Field(None, description="the face model (frozen at authorisation)")
-    dpia_ref: str
-    status: str
-    confirmations_required: int
-    police_review_required: bool = Field(description="only police reviewers may confirm its alerts")
-    snapshot_hash: str | None
-    snapshot_size: int | None
-    legal_basis: str = Field("", description="the legal basis's code (empty on deployments requested before it was "
-                                             "asked for)")
-    legal_basis_words: str = Field("", description="the legal basis in words")
-    dpia_date: date | None = None
-    eia_ref: str = Field("", description="the equality impact assessment")
-    eia_date: date | None = None
-    proportionality: str = Field("", description="why its intrusion is proportionate to its aim")
-    urgent: bool = Field(False, description="requested by the urgency route (a lower rank may authorise it)")
-    urgency_reason: str = ""
-    retro_review_due: datetime | None = Field(None, description="an urgent authority's review is due by then, "
-                                              "else the deployment ends")
-    retro_review_outcome: str | None = Field(None, description="upheld or ended, once reviewed")
-    composition: CompositionOut | None = Field(
-        None, description="what the watchlist is made of: live while requested, frozen at authorisation")
 
 
 class UseOut(_Out):

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import object_session
 
 from openlfr.api import defs
 from openlfr.errors import NotFoundError
@@ -14,8 +13,7 @@ from openlfr.evaluation import deployment_report
 from openlfr.governance import Ctx, outcomes, reviews
 from openlfr.governance.cameras import current_signage
 from openlfr.governance.central import ForceView
-from openlfr.governance.composition import deployment_composition
-from openlfr.governance.grounds import LegalBasis
+from openlfr.governance.deployment_view import basis_words, deployment_out
 from openlfr.governance.organisations import list_organisations
 from openlfr.governance.reviews import reviewable
 from openlfr.rights.keys import open_text
@@ -58,61 +56,6 @@ def reviewable_ids(ctx: Ctx, user: User) -> set[int]:
 def list_alerts(ctx: Ctx, user: User, limit: int = 200) -> list[defs.AlertOut]:
     """Newest alerts still held that ``user`` may review, newest first."""
     return [alert_out(ctx, a, user) for a in reviews.reviewable_alerts(ctx, user, limit)]
-
-
-def _org_name(dep: Deployment) -> str:
-    session = object_session(dep)
-    org = session.get(Organisation, dep.organisation_id) if session is not None and dep.organisation_id else None
-    return org.name if org is not None else ""
-
-
-def _watchlist_brief(dep: Deployment) -> defs.WatchlistBriefOut | None:
-    wl = dep.watchlist
-    session = object_session(dep)
-    if wl is None or session is None:
-        return None
-    live = session.execute(select(WatchlistEntry).where(WatchlistEntry.watchlist_id == wl.id,
-                                                        WatchlistEntry.removed_at.is_(None))).scalars().all()
-    categories: dict[str, int] = {}
-    for e in live:
-        categories[e.shared_image.category] = categories.get(e.shared_image.category, 0) + 1
-    return defs.WatchlistBriefOut(id=wl.id, name=wl.name, criteria=wl.criteria, entries=len(live), size_cap=wl.size_cap,
-                                  categories=categories, under_18=sum(1 for e in live if e.under_18))
-
-
-def threshold_basis(dep: Deployment) -> str:
-    """Where a deployment's threshold comes from, in words."""
-    calibration = dep.calibration or {}
-    if dep.target_false_alert_rate is not None:
-        cohort = calibration.get("cohort") or calibration.get("source") or "the configured cohort"
-        return (f"calibrated for {dep.target_false_alert_rate:g} false alerts per passer-by on no list "
-                f"({cohort})")
-    return "set by hand (no calibration)"
-
-
-def _basis_words(code: str) -> str:
-    try:
-        return LegalBasis(code).words
-    except ValueError:  # requested before the basis was a fixed list
-        return ""
-
-
-def deployment_out(dep: Deployment, ctx: Ctx | None = None) -> defs.DeploymentOut:
-    """A deployment for staff: every fact an officer authorises (with ``ctx``, the watchlist's
-    composition of a requested deployment, as the authoriser sees it before authorising)."""
-    return defs.DeploymentOut(
-        id=dep.id, kind=dep.kind, organisation=_org_name(dep), purpose=dep.purpose, necessity=dep.necessity,
-        watchlist_id=dep.watchlist_id, watchlist=_watchlist_brief(dep),
-        camera_ids=[c.id for c in dep.cameras],
-        cameras=[defs.CameraBriefOut.model_validate(c) for c in dep.cameras],
-        start=dep.start, end=dep.end, threshold=dep.threshold, threshold_basis=threshold_basis(dep),
-        model_id=dep.model_id, dpia_ref=dep.dpia_ref, status=dep.status,
-        confirmations_required=dep.confirmations_required,
-        police_review_required=dep.police_review_required, snapshot_hash=dep.snapshot_hash,
-        snapshot_size=dep.snapshot_size, legal_basis=dep.legal_basis, legal_basis_words=_basis_words(dep.legal_basis),
-        dpia_date=dep.dpia_date, eia_ref=dep.eia_ref, eia_date=dep.eia_date, proportionality=dep.proportionality,
-        urgent=dep.urgent, urgency_reason=dep.urgency_reason, retro_review_due=dep.retro_review_due,
-        retro_review_outcome=dep.retro_review_outcome, composition=deployment_composition(dep, ctx))
 
 
 def force_out(view: ForceView, ctx: Ctx | None = None) -> defs.ForceOut:
@@ -177,7 +120,7 @@ def public_deployment(ctx: Ctx, dep: Deployment) -> defs.PublicDeployment:
         faces_searched=report.faces_searched, alerts=report.alerts,
         verified_alerts=report.verified_true, false_alerts=report.verified_false,
         signage=sorted(set(signs)), report_url=f"/transparency/deployments/{dep.id}/report",
-        forces=_forces(ctx, dep), legal_basis=dep.legal_basis, legal_basis_words=_basis_words(dep.legal_basis),
+        forces=_forces(ctx, dep), legal_basis=dep.legal_basis, legal_basis_words=basis_words(dep.legal_basis),
         dpia_ref=dep.dpia_ref, dpia_date=dep.dpia_date, eia_ref=dep.eia_ref, eia_date=dep.eia_date,
         urgent=dep.urgent, retro_review=_retro_review(dep),
         watchlist_categories=[defs.PublicCategory(category=c["category"], words=c["words"],

@@ -177,7 +177,7 @@ def deployment_review(
 def deployment_show(deployment_id: DeploymentId, json_out: JsonOption = False) -> None:
     """One deployment with its grounds and its watchlist's composition (as the authoriser sees it
     before authorising; frozen once authorised)."""
-    from openlfr.api.views import deployment_out  # the staff read model, shared with the API (see the tests)
+    from openlfr.governance.deployment_view import deployment_out  # the staff read model, shared with the API
     from openlfr.governance import deployments
 
     with as_user("deployment.list") as (ctx, me):
