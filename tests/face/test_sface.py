@@ -12,23 +12,16 @@ import pytest
 from openlfr.errors import InputError, ModelError
 from openlfr.face import zoo_files
 from openlfr.face.zoo_files import SFACE, YUNET
+from zookit import zoo_file
 
 PAIRS_PER_KIND = 20
 
 
-def _zoo_file(zoo: zoo_files.ZooFile) -> Path:
-    try:
-        path = zoo_files.zoo_path(zoo)
-    except ModelError as exc:
-        pytest.skip(str(exc))
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return path
 
 
 @pytest.fixture(scope="module")
 def sface_file() -> Path:
-    return _zoo_file(SFACE)
+    return zoo_file(SFACE)
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ def _tiny_onnx(path: Path, shape: list[int | str], name: str = "data") -> str:
 
 def test_pinned_files_have_the_pinned_digests(sface_file: Path) -> None:
     for zoo in (SFACE, YUNET):
-        path = _zoo_file(zoo)
+        path = zoo_file(zoo)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == zoo.sha256
         checked = zoo_files.load_zoo(zoo)
         assert checked.sha256 == zoo.sha256 and checked.path == path
@@ -221,7 +214,7 @@ def engines(sface_file: Path):  # type: ignore[no-untyped-def]
     from openlfr.face.sface import SFaceEmbedder
     from openlfr.face.yunet import YuNetDetector
 
-    _zoo_file(YUNET)
+    zoo_file(YUNET)
     return YuNetDetector(), SFaceEmbedder(threads=2, batch=16)
 
 

@@ -12,6 +12,7 @@ from openlfr.errors import InputError, ModelError
 from openlfr.face import zoo_files
 from openlfr.face.types import Box, Detection
 from openlfr.face.zoo_files import YUNET
+from zookit import zoo_file
 
 # single-person LFW images where the subject is the only face (checked by eye)
 SINGLE = [
@@ -26,13 +27,7 @@ SINGLE = [
 
 @pytest.fixture(scope="module")
 def yunet_file() -> Path:
-    try:
-        path = zoo_files.zoo_path(YUNET)
-    except ModelError as exc:
-        pytest.skip(str(exc))
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return path
+    return zoo_file(YUNET)
 
 
 @pytest.fixture(scope="module")
