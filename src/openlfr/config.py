@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Backend = Literal["auto", "cpu", "cuda", "dlib"]
@@ -86,8 +86,6 @@ class Policy(BaseSettings):
         2, ge=0, description="a signage check may be recorded at most this many days after it was made")
     checkpoint_interval_minutes: float = Field(
         15, gt=0, description="the audit chain's head is signed at least this often while anything is written")
-    camera_claim_seconds: float = Field(
-        30, gt=0, description="a camera worker's claim on its camera lasts this long unless renewed")
     login_attempts: int = Field(5, gt=0, description="failed logins allowed per user name and place...")
     login_window_seconds: float = Field(
         300, gt=0, description="...within this many seconds; then a lockout that doubles")
@@ -213,9 +211,40 @@ class PipelineSettings(BaseSettings):
         return value
 
 
+class ClusterSettings(BaseSettings):
+    """Many hosts on one PostgreSQL store: host agents and their camera leases, blobs, connections
+    (docs/scale.md). On SQLite one machine holds every lease and the defaults serve as they are."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
+
+    host_id: str = Field("", max_length=200, description="this host agent's name in the camera leases; default "
+                                                         "the machine's host name")
+    capacity: int = Field(0, ge=0, description="most cameras this host agent analyses at once; 0: no limit")
+    lease_seconds: float = Field(10, gt=0, description="a camera lease expires this long (database time) after "
+                                                       "its last renewal; then another host may take the camera")
+    renew_seconds: float = Field(2, gt=0, description="a host agent renews its leases and looks for free ones "
+                                                      "this often")
+    blobs: Literal["auto", "files", "database"] = Field(
+        "auto", description="where encrypted blobs live: `files` under `<data_dir>/blobs`, `database` in the "
+                            "store (every host reads them); `auto`: the database on PostgreSQL, files on SQLite")
+    listen_url: str | None = Field(None, description="a direct PostgreSQL URL for LISTEN/NOTIFY when "
+                                                     "`database_url` goes through PgBouncer in transaction mode; "
+                                                     "default `database_url`")
+    pool_size: int = Field(5, ge=1, description="database connections each API or host-agent process keeps open")
+    worker_pool_size: int = Field(2, ge=1, description="database connections each camera worker process keeps "
+                                                       "open")
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> ClusterSettings:
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ValueError(f"renew_seconds ({self.renew_seconds:g}) must be at most half of lease_seconds "
+                             f"({self.lease_seconds:g}): a lease would expire between two renewals")
+        return self
+
+
 SECTIONS: dict[str, type[BaseSettings]] = {
     "store": StoreSettings, "policy": Policy, "api": ApiSettings, "models": ModelSettings,
-    "pipeline": PipelineSettings,
+    "pipeline": PipelineSettings, "cluster": ClusterSettings,
 }
 
 
@@ -236,6 +265,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @property
     def model_cache_dir(self) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import CheckConstraint, Connection, Engine, UniqueConstraint, inspect, select, text
+from sqlalchemy import CheckConstraint, Connection, Engine, MetaData, UniqueConstraint, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.schema import DEFAULT_NAMING_CONVENTION
 
@@ -25,12 +25,15 @@ from govkit import KEY, Clock, Estate, fake_template
 
 
 def misnamed_constraints(conn: Connection) -> list[str]:
-    """For each table of the models, each kind of constraint (and index) whose names in the
+    """For each table of the models that the database has, each kind of constraint (and index) whose names in the
     database differ from the models' (the convention's): Alembic's comparison does not look at
     primary key names, and matches the others by their columns."""
     inspector = inspect(conn)
     wrong = []
+    present = set(inspector.get_table_names())  # (a store at an earlier revision lacks later tables)
     for table in Base.metadata.sorted_tables:
+        if table.name not in present:
+            continue
         want: dict[str, set[Any]] = {
             "pk": {table.primary_key.name},
             "fk": {c.name for c in table.foreign_key_constraints},
@@ -52,10 +55,13 @@ def misnamed_constraints(conn: Connection) -> list[str]:
 
 
 def _rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary key order."""
+    """Every row of every table the database has now (reflected: later revisions add tables and
+    columns), in primary key order."""
+    found = MetaData()
     with engine.connect() as conn:
+        found.reflect(conn)
         return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                for t in Base.metadata.sorted_tables}
+                for t in found.sorted_tables if t.name != "alembic_version"}
 
 
 def test_store_made_at_0011_is_renamed_and_keeps_its_rows(empty_db_url: str, tmp_path: Path,
@@ -88,9 +94,10 @@ def test_store_made_at_0011_is_renamed_and_keeps_its_rows(empty_db_url: str, tmp
     with engine.connect() as conn:
         assert len(misnamed_constraints(conn)) > 30  # nearly every table
 
+    upgrade(engine, "0012_constraint_names")  # this revision alone (later ones add tables and columns)
+    assert _rows(engine) == before
     upgrade(engine)
 
-    assert _rows(engine) == before
     with engine.connect() as conn:
         assert misnamed_constraints(conn) == []
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -64,6 +64,14 @@ class AlertRecord:
     quality: float
     crop: bytes
     snapshot_hash: str
+    # one alert per pass (openlfr.pipeline.passes): the camera's zone ("" = the camera alone) and the
+    # longest gap between sightings of one pass (the camera's realert_after_s)
+    zone: str = ""
+    pass_window_s: float = 60.0
+    # this attempt's own key (a retry after an unknown commit outcome finds the alert it made)
+    attempt_key: str = ""
+    # the worker's camera lease epoch (openlfr.pipeline.leases.fence); None: no lease to check
+    lease_epoch: int | None = None
 
 
 def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> int:

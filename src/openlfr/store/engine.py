@@ -115,8 +115,8 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database at ``engine`` to the newest schema (creating it if empty).
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database at ``engine`` to the newest schema, or to ``revision`` (creating it if empty).
 
     On SQLite the migrations run with foreign keys off: changing a constraint there means
     recreating the table, and the old table cannot be dropped while rows point at it. If any
@@ -127,7 +127,7 @@ def upgrade(engine: Engine) -> None:
     with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
         before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
         if conn.dialect.name == "sqlite" and MigrationContext.configure(conn).get_current_revision() != before:
             dangling = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
             if dangling:

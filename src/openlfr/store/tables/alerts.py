@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openlfr.store.tables.base import Base
@@ -35,6 +35,27 @@ class Alert(Base):
     deleted_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # when its details were wiped (retention over, or erased): only what the reports count is left
     pseudonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the audit sequence number of its alert.record event, taken under the audit lock: commit
+    # order, so a reader resuming "after cursor N" never skips an alert committed later
+    cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    # the worker's own key for this attempt: a retry after an unknown commit outcome finds it
+    attempt_key: Mapped[str | None] = mapped_column(String(160), nullable=True, unique=True)
+
+
+class AlertPass(Base):
+    """A person's pass through a zone of a deployment: sightings of one watchlist entry in the
+    zone with no gap longer than the re-alert window make one pass, and one alert
+    (:mod:`openlfr.pipeline.passes`). Locked inside the alert transaction."""
+
+    __tablename__ = "alert_passes"
+    __table_args__ = (UniqueConstraint("deployment_id", "zone", "entry_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    zone: Mapped[str] = mapped_column(String(160))  # the cameras' zone, or "camera:<id>" for a camera without one
+    entry_id: Mapped[int] = mapped_column(ForeignKey("watchlist_entries.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class MediaItem(Base):

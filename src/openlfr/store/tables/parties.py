@@ -109,3 +109,14 @@ class LoginThrottle(Base):
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     lockouts: Mapped[int] = mapped_column(Integer, default=0)  # each doubles the next wait
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RateLimit(Base):
+    """Failures counted per key in a fixed window, shared by every API replica (enrolment
+    guesses per client address, refused credentials written to the audit log per address):
+    :mod:`openlfr.governance.rate_limits`."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<what>|<client address>"
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer, default=0)

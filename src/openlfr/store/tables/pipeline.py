@@ -1,5 +1,5 @@
 """The live pipeline's bookkeeping: per-interval counters and, per camera, stream gaps,
-resume points, the worker that owns it and what that worker last said.
+resume points, the lease that says which host analyses it and what its worker last said.
 
 Nothing here is biometric: counters are numbers, and nothing says anything about a face.
 """
@@ -61,18 +61,35 @@ class CameraCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class CameraOwner(Base):
-    """The one worker that may process a camera now: claimed at start, renewed while it runs,
-    released at the end; a second worker is refused while the claim is fresh, so no camera is
-    analysed (and counted) twice."""
+class CameraLease(Base):
+    """Which host agent may analyse a camera of a live deployment now (:mod:`openlfr.pipeline.leases`).
 
-    __tablename__ = "camera_owners"
+    One row per camera while a deployment with it is live (inserted when it goes live, deleted
+    when it ends). A host agent claims a free or expired row (``FOR UPDATE SKIP LOCKED``),
+    bumping ``epoch``, and renews ``expires_at`` (database time) while it holds it; every write
+    of the camera's worker (alerts, counters, resume points) checks its epoch in the same
+    transaction, so a paused or partitioned host's late commits are refused."""
+
+    __tablename__ = "camera_leases"
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
-    owner: Mapped[str] = mapped_column(String(200))  # "<worker>@<host>:<pid>"
-    token: Mapped[str] = mapped_column(String(64))  # the claim's own random id (a restart is a new claim)
-    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    host_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the holder; None: free
+    holder: Mapped[str] = mapped_column(String(200), default="")  # "<worker>@<machine>:<pid>" that claimed it
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # bumped at every claim (the fencing token)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # database time
+
+
+class HostAgent(Base):
+    """A host agent (``openlfr run --host-id H``): what it may hold and when it was last seen."""
+
+    __tablename__ = "host_agents"
+    host_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    capacity: Mapped[int] = mapped_column(Integer, default=0)  # cameras it may hold; 0: any number
+    machine: Mapped[str] = mapped_column(String(200), default="")  # "<hostname>:<pid>"
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())  # its last renewal (database time)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CameraStatus(Base):
