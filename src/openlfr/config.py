@@ -35,8 +35,9 @@ PREFIX = "OPENLFR_"
 
 
 class StoreSettings(BaseSettings):
-    """Where the governance store lives. Its encrypted files are always ``<data_dir>/blobs``
-    (:func:`openlfr.store.settings.blob_dir`), beside the default database and keyring."""
+    """Where the governance store lives. Its encrypted blobs are files under ``<data_dir>/blobs``
+    (:func:`openlfr.store.settings.blob_dir`), beside the default database and keyring, or rows of
+    the database itself (``cluster.blobs``: the default on PostgreSQL)."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
 

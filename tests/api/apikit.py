@@ -166,13 +166,16 @@ class Site:
         at = datetime.now(UTC)
         rec = AlertRecord(deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=self.entry_ids[entry],
                           label=LABELS[entry], score=score, at=at, track_id="t1", frame_index=10, video_time=0.4,
-                          box=[1, 2, 30, 40], quality=0.9, crop=probe_crop(entry), snapshot_hash=self.snapshot_hash)
+                          box=[1, 2, 30, 40], quality=0.9, crop=probe_crop(entry), snapshot_hash=self.snapshot_hash,
+                          pass_window_s=0)  # each its own pass
         with self.gov.transaction() as ctx:
-            alert_id = store_alert(ctx, rec, "test-worker")
+            stored = store_alert(ctx, rec, "test-worker")
+        assert stored is not None
+        alert_id = stored.alert_id
         if not announce:
             return alert_id
         self.app.state.bus.publish(AlertEvent(
-            alert_id=alert_id, deployment_id=self.deployment_id, camera_id=self.camera_id,
+            alert_id=alert_id, cursor=stored.cursor, deployment_id=self.deployment_id, camera_id=self.camera_id,
             entry_id=self.entry_ids[entry], label=LABELS[entry], score=score, at=at.isoformat(), track_id="t1",
             frame_index=10, video_time=0.4, box=[1, 2, 30, 40]))
         return alert_id

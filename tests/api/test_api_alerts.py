@@ -10,6 +10,7 @@ import httpx
 
 from apikit import ENTRY_REASON, LABELS, Site, watchlist_image
 from openlfr.face.image_gate import gate_image
+from openlfr.store.models import Alert
 
 
 def _public(site: Site) -> dict:
@@ -197,8 +198,11 @@ def test_a_stream_resumes_from_the_page_or_the_last_event_it_sent(site: Site) ->
     last event id it received (``Last-Event-ID``); each alert event carries its id."""
     shown = site.raise_alert(announce=False)  # the newest alert the page shows
     missed = [site.raise_alert(announce=False), site.raise_alert(announce=False, entry=1)]
-    assert _ids_from(site, 2, params={"after": shown}) == [(str(i), i) for i in missed]
-    assert _ids_from(site, 1, headers={"Last-Event-ID": str(missed[0])}) == [(str(missed[1]), missed[1])]
+    with site.gov.transaction() as ctx:  # each event's id is the alert's cursor: its place in commit order
+        cursor = {i: ctx.session.get(Alert, i).cursor for i in missed}
+    assert _ids_from(site, 2, params={"after": shown}) == [(str(cursor[i]), i) for i in missed]
+    resumed = _ids_from(site, 1, headers={"Last-Event-ID": str(cursor[missed[0]])})
+    assert resumed == [(str(cursor[missed[1]]), missed[1])]
     # without either, the stream starts from now (older alerts are in the queue page)
     made: list[int] = []
     assert _stream_alert_ids(site, lambda: made.append(site.raise_alert()), 1) == made

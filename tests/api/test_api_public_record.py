@@ -63,7 +63,8 @@ def test_public_record_after_a_full_demo_run(tmp_path: Path, monkeypatch: pytest
             alerts = [store_alert(ctx, AlertRecord(
                 deployment_id=live.id, camera_id=camera, entry_id=entries[i].id, label=entries[i].label, score=0.9,
                 at=now, track_id=f"t{i}", frame_index=i, video_time=0.1 * i, box=[1, 2, 30, 40], quality=0.5,
-                crop=crop, snapshot_hash=live.snapshot_hash or ""), "pipeline:test") for i in (0, 1)]
+                crop=crop, snapshot_hash=live.snapshot_hash or ""), "pipeline:test").alert_id
+                for i in (0, 1)]
             store_counters(ctx, live.id, camera, now - timedelta(minutes=1), now,
                            Counters(frames=250, frames_analysed=50, faces_seen=120, tracks=6, passes=4, templates=9,
                                     templates_discarded=7, alerts=2), "pipeline:test")

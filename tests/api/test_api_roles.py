@@ -54,6 +54,8 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/api/watchlists", "/api/watchlists", frozenset({ADMIN})),
     ("POST", "/api/watchlists/{watchlist_id}/entries", f"/api/watchlists/{X}/entries", frozenset({ADMIN})),
     ("POST", "/api/watchlists/{watchlist_id}/retemplate", f"/api/watchlists/{X}/retemplate", frozenset({ADMIN})),
+    ("POST", "/api/watchlists/{watchlist_id}/retemplate-job", f"/api/watchlists/{X}/retemplate-job",
+     frozenset({ADMIN})),
     ("POST", "/api/watchlist-entries/{entry_id}/remove", f"/api/watchlist-entries/{X}/remove", frozenset({ADMIN})),
     ("GET", "/api/cameras", "/api/cameras", frozenset({ADMIN, OFFICER, REVIEWER, AUDITOR})),
     ("POST", "/api/cameras", "/api/cameras", frozenset({ADMIN})),
@@ -101,6 +103,8 @@ TABLE: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/api/audit/events", "/api/audit/events", frozenset({AUDITOR})),
     ("POST", "/api/audit/verify", "/api/audit/verify", frozenset({AUDITOR})),
     ("GET", "/api/audit/export", "/api/audit/export", frozenset({AUDITOR})),
+    ("POST", "/api/audit/export-job", "/api/audit/export-job", frozenset({AUDITOR})),
+    ("GET", "/api/jobs/{job_id}", f"/api/jobs/{X}", ALL),
     # console pages and forms
     ("GET", "/", "/", PUBLIC),
     ("GET", "/login", "/login", PUBLIC),

@@ -235,7 +235,7 @@ def test_access_then_erasure_of_a_false_alert(world: World, browser, data_dir: P
         crops = [media_bytes(ctx, m) for m in items]
         key_blob = ctx.session.get(ErasureKey, alert_ref(alert)).blob
     blobs = [m.blob for m in items] + [key_blob]
-    stored = {name: world.gov.blob_store._path(name).read_bytes() for name in blobs}
+    stored = {name: world.gov.blob_store.sealed(name) for name in blobs}  # as stored: files or database rows
     assert crops and all(c.startswith(b"\x89PNG") for c in crops)
     reviewer = httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {world.reviewer_token}"}, timeout=30)
     auditor = httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {world.auditor_token}"}, timeout=30)

@@ -70,10 +70,12 @@ def raise_alert(estate: Estate, dep: int, decision: str | None = None) -> int:
         d = ctx.session.get(Deployment, dep)
         entry = ctx.session.execute(select(WatchlistEntry.id).where(WatchlistEntry.watchlist_id == d.watchlist_id)
                                     ).scalars().first()
-        alert_id = store_alert(ctx, AlertRecord(
+        stored = store_alert(ctx, AlertRecord(
             deployment_id=dep, camera_id=d.cameras[0].id, entry_id=entry, label="Subject A", score=0.82,
             at=ctx.now(), track_id="t1", frame_index=3, video_time=0.1, box=[1, 2, 20, 20], quality=0.9, crop=CROP,
-            snapshot_hash=d.snapshot_hash or ""), "test-worker")
+            snapshot_hash=d.snapshot_hash or "", pass_window_s=0), "test-worker")  # each its own pass
+        assert stored is not None
+        alert_id = stored.alert_id
     if decision == "dismiss":
         with estate.gov.transaction() as ctx:
             reviews.review(ctx, estate.reviewer, alert_id, "dismiss", "young male, not him")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from govkit import KEY, Clock, Estate, fake_template
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from openlfr.audit import chain
 from openlfr.audit import checkpoints as cps
@@ -290,25 +290,35 @@ def test_the_signing_key_is_made_lazily_sealed_and_shared_by_the_installation(
         db_url: str, tmp_path: Path, clock: Clock) -> None:
     gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=fake_template, clock=clock,
                      migrate=False)
+    # where the blobs are: a file beside the blob folder (SQLite), a row of the blobs table (PostgreSQL)
     path = tmp_path / cps.KEY_FILE_NAME
+    secret = gov.blob_store.secret(cps.KEY_FILE_NAME)
     with gov.reading() as ctx:
         chain.load_records(ctx.session)
     with gov.transaction():
         pass
-    assert not path.exists() and gov.signer.public_key() is None  # reading makes no key
+    assert secret.load() is None and gov.signer.public_key() is None  # reading makes no key
     _write(gov)
-    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.exists() == (gov.blob_store.kind == "files")
+    if path.exists():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert gov.signer.public_key() is not None  # (a key made in a transaction is kept in memory once committed)
     raw = gov.signer._key.private_bytes_raw()  # type: ignore[union-attr]
-    body = path.read_bytes()
-    assert body.startswith(b"OLFR2") and raw not in body and raw.hex().encode() not in body
+    body = secret.load()
+    assert body is not None and body.startswith(b"OLFR2") and raw not in body and raw.hex().encode() not in body
     assert base64.b64encode(raw) not in body
     with pytest.raises(EncryptionKeyError):  # sealed: another keyring cannot open it
-        cps.Signer(path, Keyring.single(bytes(32))).public_key()
+        cps.Signer(secret, Keyring.single(bytes(32))).public_key()
     row = _rows(gov)[0]
     assert row.public_key == gov.signer.public_key() and row.key_id == cps.key_id(row.public_key)
     if db_url.startswith("sqlite"):  # the private key is not in the database
         db = Path(db_url.removeprefix("sqlite:///")).read_bytes()
         assert raw not in db and raw.hex().encode() not in db
+    else:  # only sealed: no table holds it in clear (the blobs row holds it as ciphertext)
+        with gov.engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+            dump = "\n".join(str(r[0]) for t in tables for r in conn.execute(text(f'SELECT t::text FROM "{t}" t')))
+        assert raw.hex() not in dump and base64.b64encode(raw).decode() not in dump
     # another process of the same installation signs with the same key
     other = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, clock=clock, migrate=False)
     with other.transaction() as ctx:

@@ -16,7 +16,7 @@ from sqlalchemy import CheckConstraint, Connection, Engine, MetaData, UniqueCons
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.schema import DEFAULT_NAMING_CONVENTION
 
-from openlfr.governance import Governance, Policy
+from openlfr.governance import Governance, Policy, deployments
 from openlfr.store import make_engine, upgrade
 from openlfr.store.engine import alembic_config
 from openlfr.store.models import Base
@@ -77,11 +77,14 @@ def test_store_made_at_0011_is_renamed_and_keeps_its_rows(empty_db_url: str, tmp
     # a world made by the services on the 0011 schema: parties, sharing and its ledger, a
     # watchlist, cameras and signage, a live deployment and its snapshot, audit events
     clock = Clock()
+    # (as the services were then: blobs in files, no camera leases, which came with 0013)
     gov = Governance(engine=engine, blob_root=tmp_path / "blobs", key=KEY, policy=Policy(),
-                     template_fn=fake_template, clock=clock, migrate=False)
+                     template_fn=fake_template, clock=clock, migrate=False, blobs="files")
     estate = Estate(gov, clock)
     estate.setup_users()
-    dep_id, cam_id, _ = estate.live_deployment()
+    with monkeypatch.context() as mp:
+        mp.setattr(deployments, "_open_leases", lambda ctx, dep: None)
+        dep_id, cam_id, _ = estate.live_deployment()
     with engine.begin() as conn:  # an alert with its details: rows pointing at deployments and cameras
         conn.execute(text("INSERT INTO alerts (id, deployment_id, camera_id, score, at, retain_until) "
                           "VALUES (1, :d, :c, 0.9, :t, :t)"),

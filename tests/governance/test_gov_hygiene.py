@@ -57,12 +57,12 @@ def _refused(estate: Estate, action: str, models: list[type], err: type[Exceptio
     """``act()`` raises ``err`` matching ``match``, adds no row of ``models`` and no blob, and
     its refusal is audited as ``<action>.refused`` with the reason."""
     before = {m: _count(estate, m) for m in models}
-    blobs = sorted(p.name for p in estate.gov.blob_store.root.rglob("*") if p.is_file())
+    blobs = estate.gov.blob_store.ids()  # files, or rows of the database
     audited = len(_refusals(estate, action))
     with pytest.raises(err, match=match):
         act()
     assert {m: _count(estate, m) for m in models} == before
-    assert sorted(p.name for p in estate.gov.blob_store.root.rglob("*") if p.is_file()) == blobs
+    assert estate.gov.blob_store.ids() == blobs
     refusals = _refusals(estate, action)
     assert len(refusals) == audited + 1 and match.split("(")[0].strip() in refusals[-1]["reason"]
 
@@ -313,14 +313,15 @@ def test_a_signage_photo_is_gated_and_stored_encrypted(estate: Estate) -> None:
     _refused(estate, "signage.record", [SignageRecord], InputError, "JPEG or PNG",
              _signage(estate, cam, photo=b"GIF89a" + bytes(100)))
     row = _signage(estate, cam, photo=photo)()
-    files = [p for p in estate.gov.blob_store.root.rglob("*") if p.is_file()]
+    store = estate.gov.blob_store  # its files, or its rows in the database
+    sealed = {b: store.sealed(b) for b in store.ids()}
     with estate.gov.transaction() as ctx:
         stored = ctx.get(SignageRecord, row.id, "signage record")
         clean = cameras.signage_photo(ctx, stored)
     assert clean is not None and hashlib.sha256(clean).hexdigest() == stored.photo_sha256
     assert cv2.imdecode(np.frombuffer(clean, np.uint8), cv2.IMREAD_COLOR) is not None
-    assert estate.gov.blob_store._path(stored.photo_blob) in files  # the photo's own blob
-    assert all(clean not in p.read_bytes() and b"IHDR" not in p.read_bytes() for p in files)
+    assert stored.photo_blob in sealed  # the photo's own blob
+    assert all(clean not in body and b"IHDR" not in body for body in sealed.values())
     with estate.gov.transaction() as ctx:
         event = ctx.session.execute(select(AuditEvent).where(AuditEvent.action == "signage.record")
                                     .order_by(AuditEvent.seq.desc())).scalars().first()

@@ -1,6 +1,7 @@
 """A ``kill -9`` during blob writes leaves half-written files and files of a transaction that
 never committed; the next retention sweep (run when ``openlfr serve`` starts, and every few
-minutes) removes them, and nothing a row refers to."""
+minutes) removes them, and nothing a row refers to. With the blobs in the database
+(PostgreSQL) the killed transaction's blobs die with it: nothing is left to remove."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ WRITER = textwrap.dedent("""
             ctx.blobs.put(b"a blob of a transaction that will never commit")
         print("ready", flush=True)
         while True:
-            ctx.blobs.put(big)  # killed during one of these writes
+            ctx.blobs.put(big if gov.blob_store.kind == "files" else b"more")  # killed during one of these writes
 """)
 
 
@@ -39,10 +40,21 @@ def _files(root: Path) -> list[Path]:
 def test_kill_9_during_blob_writes_then_a_sweep_leaves_no_orphan(estate: Estate, db_url: str, tmp_path: Path) -> None:
     estate.live_deployment()
     root = tmp_path / "blobs"
-    before = {p.name for p in _files(root)}
+    store = estate.gov.blob_store  # files (SQLite), or rows of the database (PostgreSQL)
+    before = {p.name for p in _files(root)} | store.ids()
     proc = subprocess.Popen([sys.executable, "-c", WRITER, db_url, str(root), base64.b64encode(KEY).decode()],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    if store.kind == "database":  # the blobs are rows of the writer's transaction: killed, they never were
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert not _files(root) and store.ids() == before
+        with estate.gov.transaction() as ctx:
+            report = retention.sweep(ctx, orphan_grace_s=0)
+            assert report.temp_files_removed == report.orphan_blobs_removed == 0
+            assert store.ids() == before == referenced_blobs(ctx)
+        return
     deadline = time.monotonic() + 60
     while True:  # freeze it while a write is half done, then kill it there
         assert time.monotonic() < deadline, "never caught a write in progress"

@@ -28,8 +28,9 @@ from govkit import Estate, as_image, fake_template, grounds
 from test_gov_constraint_names import misnamed_constraints
 
 
-def _blob_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def _stored(gov: Governance) -> dict[str, bytes]:
+    """Every blob as stored (id -> sealed bytes): its files, or its rows in the database."""
+    return {b: gov.blob_store.sealed(b) for b in sorted(gov.blob_store.ids())}
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
@@ -62,21 +63,30 @@ def test_images_and_templates_are_encrypted_on_disk(estate: Estate, tmp_path: Pa
     template = fake_template(stored)[0]
     ag = estate.agreement()
     image_id = estate.share(ag, image)
-    files = _blob_files(tmp_path / "blobs")
-    assert len(files) == 2  # image + template
-    for f in files:
-        body = f.read_bytes()
-        assert b"\xff\xd8\xff" not in body and stored[100:132] not in body
+    stored_blobs = _stored(estate.gov)
+    assert len(stored_blobs) == 2  # image + template
+    if estate.gov.blob_store.kind == "files":  # where they are: files (SQLite), else rows (PostgreSQL)
+        assert sorted(p.name for p in (tmp_path / "blobs").rglob("*") if p.is_file()) == sorted(stored_blobs)
+    else:
+        assert not (tmp_path / "blobs").exists()
+    for body in stored_blobs.values():
+        assert body.startswith(b"OLFR2") and b"\xff\xd8\xff" not in body and stored[100:132] not in body
         assert template.tobytes() not in body and template.tobytes()[:32] not in body
         assert template.astype(np.float64).tobytes()[:32] not in body
     with estate.gov.transaction() as ctx:
         row = ctx.session.get(SharedImage, image_id)
         assert ctx.blobs.get(row.image_blob) == stored
         np.testing.assert_array_equal(sharing.load_template(ctx, row), template)
-    # The database holds no biometric data either: only blob ids.
+    # The database holds no biometric data in clear either: only blob ids (SQLite), or the
+    # blobs' ciphertext (PostgreSQL: every table as text, the blobs' bytes included)
     db_path = Path(estate.gov.engine.url.database or "")
     if db_path.is_file():
         assert template.tobytes()[:32] not in db_path.read_bytes()
+    else:
+        with estate.gov.engine.connect() as conn:
+            dump = b"".join(bytes(r[0]) for r in conn.execute(text("SELECT sealed FROM blobs")))
+            dump += "".join(str(r[0]) for r in conn.execute(text("SELECT t::text FROM shared_images t"))).encode()
+        assert dump and stored[100:132] not in dump and template.tobytes()[:32] not in dump
 
 
 def test_key_file_created_once_with_private_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,7 +130,7 @@ def _counts(estate: Estate, tmp_path: Path) -> tuple[int, int, int, int]:
         images = s.execute(select(func.count()).select_from(SharedImage)).scalar_one()
         ledger = s.execute(select(func.count()).select_from(LedgerEntry)).scalar_one()
         events = s.execute(text("SELECT count(*) FROM audit_events WHERE action NOT LIKE '%.refused'")).scalar_one()
-    return images, ledger, events, len(_blob_files(tmp_path / "blobs"))
+    return images, ledger, events, len(estate.gov.blob_store.ids())
 
 
 def test_duplicate_image_refused_without_partial_writes(estate: Estate, tmp_path: Path) -> None:
@@ -215,9 +225,10 @@ def test_transaction_isolation_governance_objects(tmp_path: Path, db_url: str) -
     dep, cam, _ = estate_a.live_deployment(2)
     with b.transaction() as ctx:
         assert deployments.live_watchlist(ctx, dep, cam, clock.now).templates.shape == (2, 128)
+    assert a.blob_store.ids() == b.blob_store.ids() != set()
     a.close()
     b.close()
-    assert os.path.isdir(tmp_path / "blobs")
+    assert os.path.isdir(tmp_path / "blobs") == (a.blob_store.kind == "files")
 
 
 def test_busy_store_is_retried_and_real_faults_are_not(estate: Estate) -> None:

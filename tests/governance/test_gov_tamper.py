@@ -4,8 +4,6 @@ longer says what the log recorded (``openlfr.audit.consistency``; ``openlfr audi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 
@@ -65,18 +63,17 @@ def test_a_changed_threshold(world) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("how", ["deleted", "altered", "re-encrypted"])
 def test_a_deleted_or_altered_image_file(world, how: str) -> None:  # type: ignore[no-untyped-def]
     estate, _, _, images = world
-    store = estate.gov.blob_store
+    store = estate.gov.blob_store  # its files, or its rows in the database (PostgreSQL)
     with estate.gov.transaction() as ctx:
         blob = ctx.session.get(SharedImage, images[1]).image_blob
-    path: Path = store._path(blob)
-    if how == "deleted":
-        path.unlink()
-    elif how == "altered":
-        data = bytearray(path.read_bytes())
+    sealed = store.sealed(blob)
+    store.delete(blob)
+    if how == "altered":
+        data = bytearray(sealed)
         data[-5] ^= 0x01
-        path.write_bytes(bytes(data))
-    else:  # someone with the key swaps in another picture under the same id
-        path.write_bytes(store.keyring.seal(b"another face", blob.encode()))
+        store.put_sealed(blob, bytes(data))
+    elif how == "re-encrypted":  # someone with the key swaps in another picture under the same id
+        store.put_sealed(blob, store.keyring.seal(b"another face", blob.encode()))
     assert any(f"image {images[1]}: its encrypted image file is missing or altered" in p for p in _problems(estate))
 
 
@@ -87,7 +84,8 @@ def test_a_swapped_snapshot_and_a_forged_ledger_row(world) -> None:  # type: ign
         from openlfr.store.models import Deployment
 
         snap = ctx.session.get(Deployment, dep).snapshot_blob
-    store._path(snap).write_bytes(store.keyring.seal(b'{"entries": []}', snap.encode()))
+    store.delete(snap)
+    store.put_sealed(snap, store.keyring.seal(b'{"entries": []}', snap.encode()))
     # a ledger row for an image the log never shared (inserting needs no trigger change)
     with estate.gov.transaction() as ctx:
         from openlfr.store.models import LedgerEntry

@@ -82,8 +82,8 @@ def test_one_alert_for_miranda_track(tmp_path: Path, video_dir: Path) -> None:
     assert 3 <= report.faces_searched <= 3 * HAMILTON_PASSES
     assert report.detections == sum(c.faces_seen for c in counters) >= 5 * report.faces_searched
     assert report.unreviewed == 1 and "consistent" not in report.predicted_vs_observed
-    # the crop blob on disk is encrypted (no PNG signature in the file)
-    raw = (store.blobs / media.blob[:2] / media.blob).read_bytes()
+    # the crop blob as stored (its file, or its row in the database) is encrypted (no PNG signature)
+    raw = gov.blob_store.sealed(media.blob)
     assert b"PNG" not in raw[:64]
 
 

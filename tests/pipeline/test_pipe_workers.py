@@ -21,9 +21,9 @@ from openlfr.face.analyzer import enrolment_template
 from openlfr.governance import cameras, deployments, parse
 from openlfr.governance.schemas import CameraCreate, SignageCreate
 from openlfr.pipeline.events import AlertEvent, EventBus
-from openlfr.pipeline import ownership
-from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, StoreConfig, Supervisor, jobs_for_live_deployments
-from openlfr.store.models import Alert, AuditEvent, CameraCheckpoint, CameraOwner, CameraStatus, PipelineCounter
+from openlfr.pipeline import leases
+from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
+from openlfr.store.models import Alert, AuditEvent, CameraCheckpoint, CameraLease, CameraStatus, PipelineCounter
 
 
 def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
@@ -106,7 +106,7 @@ def test_sigterm_stops_run_cleanly(tmp_path: Path, video_dir: Path) -> None:
         assert counters and sum(c.frames_analysed for c in counters) >= 5  # flushed on the way out
         checkpoint = ctx.session.get(CameraCheckpoint, (dep, cam))
         assert checkpoint.frame_index > 0 and not checkpoint.finished  # stopped part-way, resumable
-        assert ctx.session.get(CameraOwner, cam) is None  # the camera released on the way out
+        assert ctx.session.get(CameraLease, cam).host_id is None  # the camera's lease given back on the way out
 
 
 def test_openlfr_run_refuses_a_second_worker_on_a_camera(tmp_path: Path, video_dir: Path) -> None:
@@ -114,9 +114,9 @@ def test_openlfr_run_refuses_a_second_worker_on_a_camera(tmp_path: Path, video_d
     gov = store.governance(enrolment_template)
     dep, cam = live_deployment(gov, [video_dir / "references" / "alex-lacamoire.png"],
                                source=str(video_dir / "short_hamilton_clip.mp4"))
-    # a worker (this process, alive) holds the camera: 'openlfr run' must not start a second
+    # a worker (this process, alive) holds the camera's lease: 'openlfr run' must not start a second
     with gov.transaction() as ctx:
-        ownership.claim(ctx, cam, dep, "pipeline:cam1")
+        leases.acquire(ctx, cam, dep, "pipeline:cam1", 60)
     env = dict(os.environ, OPENLFR_DATABASE_URL=store.url, OPENLFR_DATA_DIR=str(tmp_path),
                OPENLFR_KEY=base64.b64encode(KEY).decode(), OMP_NUM_THREADS="1")
     dup = subprocess.run([sys.executable, "-m", "openlfr.cli", "run"], env=env, capture_output=True,
@@ -124,7 +124,7 @@ def test_openlfr_run_refuses_a_second_worker_on_a_camera(tmp_path: Path, video_d
     # the refused worker says why and ends (not restarted, no traceback), and counts nothing
     assert dup.returncode == 0 and not dup.stdout, dup.stderr
     assert f"camera {cam}: refused camera {cam} is already analysed by pipeline:cam1@" in dup.stderr
-    assert f"camera {cam}: refused exit {EXIT_CAMERA_TAKEN}" in dup.stderr and "Traceback" not in dup.stderr
+    assert f"camera cam1 (deployment {dep}): refused" in dup.stderr and "Traceback" not in dup.stderr
     with gov.transaction() as ctx:
         assert ctx.session.execute(select(PipelineCounter)).scalars().all() == []
         actions = [a for (a,) in ctx.session.execute(select(AuditEvent.action))]

@@ -73,9 +73,18 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = RetentionSweeper(gov, retention_sweep_s).start() if retention_sweep_s else None
         app.state.sweeper = sweeper
+        # one LISTEN per API process wakes every open alert stream when an alert is committed
+        # (on any host); the streams read the store in commit order and poll it too
+        from openlfr.api.routes.alerts import StreamWaker
+        from openlfr.store.notify import ALERTS, Listener
+
+        app.state.alert_waker = waker = StreamWaker()
+        url = get_settings().cluster.listen_url or gov.engine.url.render_as_string(hide_password=False)
+        app.state.alert_listener = listener = Listener(url, (ALERTS,), waker.wake).start()
         try:
             yield
         finally:
+            listener.stop()
             if sweeper is not None:
                 sweeper.stop()
 
@@ -86,10 +95,11 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
     app.state.settings = settings = settings or get_settings().api
     app.state.bus = bus or EventBus()
     app.state.metrics = metrics = Metrics()
-    # enrolment guesses per client address (logins are throttled in the database, every door alike)
-    app.state.limiter = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+    # enrolment guesses per client address (logins are throttled in the database, every door alike);
+    # counted in the store, so every replica shares them
+    app.state.limiter = LoginLimiter(gov, settings.login_attempts, settings.login_window_seconds)
     # bounds how many refused credentials per client address are written to the audit log
-    app.state.refusals = LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+    app.state.refusals = LoginLimiter(gov, settings.login_attempts, settings.login_window_seconds)
 
     @app.exception_handler(OpenLFRError)
     async def _service_error(request: Request, err: OpenLFRError) -> Response:
@@ -175,10 +185,10 @@ def create_app(gov: Governance | None = None, *, settings: ApiSettings | None = 
                        upload_paths=("/api/images", "/console/images", "/console/requests/{id}/photo",
                                      "/api/requests/{id}/photo"))
 
-    from openlfr.api.routes import alerts, audit, auth, governance, public, rights
+    from openlfr.api.routes import alerts, audit, auth, governance, jobs, public, rights
     from openlfr.api import console
 
-    for module in (auth, governance, alerts, audit, public, rights):
+    for module in (auth, governance, alerts, audit, public, rights, jobs):
         app.include_router(module.router, responses=defs.ERROR_RESPONSES)
     from openlfr.api import console_alerts, console_audit, console_forms, console_reports
     from openlfr.api import console_cameras, console_rights

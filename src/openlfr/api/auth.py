@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +27,8 @@ from sqlalchemy import select
 from openlfr.config import ApiSettings
 from openlfr.governance import Governance, OrgKind, Role
 from openlfr.governance import login as gov_login
+from openlfr.governance import rate_limits
+from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor, clean_name, live_token, token_digest
 from openlfr.governance.errors import Throttled
 from openlfr.governance.throttle import wait_text
@@ -102,9 +101,8 @@ def _audit_bad_credential(request: Request, token: str, via: str) -> None:
     stale browser tab or a flood of made-up tokens cannot fill the audit log."""
     app = request.app
     key = f"refused:{_client(request)}"
-    if app.state.refusals.retry_after(key) > 0:
+    if not app.state.refusals.allow(key):
         return
-    app.state.refusals.failed(key)
     gov: Governance = app.state.gov
     with gov.transaction() as ctx:
         row = ctx.session.execute(select(ApiToken).where(ApiToken.token_sha256 == token_digest(token))) \
@@ -183,40 +181,38 @@ def require(*roles: Role) -> Callable[..., object]:
 
 
 class LoginLimiter:
-    """An in-memory count of failures per key in a window, for this process: enrolment guesses per
-    client address, and how many refused credentials are audited. (Logins are throttled in the
-    database, :mod:`openlfr.governance.throttle`, the same for every door and process.)"""
+    """Failures per key in a window, counted in the database (:mod:`openlfr.governance.rate_limits`),
+    so every API replica shares them: enrolment guesses per client address, and how many refused
+    credentials are audited. (Logins are throttled in the database too, with lockouts,
+    :mod:`openlfr.governance.throttle`, the same for every door and process.)"""
 
-    def __init__(self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.attempts, self.window_s, self.clock = attempts, window_s, clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures[key]
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
+    def __init__(self, gov: Governance, attempts: int, window_s: float) -> None:
+        self.gov, self.attempts, self.window_s = gov, attempts, window_s
 
     def retry_after(self, *keys: str) -> float:
         """Seconds until another attempt is allowed (0: allowed now)."""
-        now = self.clock()
-        with self._lock:
-            waits = [q[0] + self.window_s - now for k in keys if len(q := self._recent(k, now)) >= self.attempts]
-        return max(waits, default=0.0)
+        with self.gov.reading() as ctx:
+            return max((rate_limits.retry_after(ctx, k, limit=self.attempts, window=self.window_s) for k in keys),
+                       default=0.0)
 
     def failed(self, *keys: str) -> None:
         """Count a failed attempt against every key."""
-        now = self.clock()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
+        def count(ctx: Ctx) -> None:
+            for k in sorted(keys):  # (one order for every caller: two keys never lock each other out)
+                rate_limits.failed(ctx, k, window=self.window_s)
+        self.gov.run(count)
+
+    def allow(self, key: str) -> bool:
+        """Count one against ``key`` if it is under the limit (True), else False: checked and
+        counted in one step, so concurrent callers never exceed the limit together."""
+        return self.gov.run(lambda ctx: rate_limits.take(ctx, key, limit=self.attempts, window=self.window_s))
 
     def succeeded(self, *keys: str) -> None:
-        """Forget the failures of a user name after a good login."""
-        with self._lock:
+        """Forget the failures of ``keys`` after a good attempt."""
+        def forget(ctx: Ctx) -> None:
             for k in keys:
-                self._failures.pop(k, None)
+                rate_limits.clear(ctx, k)
+        self.gov.run(forget)
 
 
 def throttle(request: Request, *keys: str) -> None:

@@ -17,9 +17,13 @@ over those bytes; ``openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in msg
 checks it. A key's id is the SHA-256 (hex) of its raw 32-byte public key.
 
 **The private key** is made on first need (the first checkpoint; reading never makes one) and
-kept only sealed by the installation's keyring (:func:`openlfr.store.keys.write_sealed`) in
-``<data_dir>/checkpoint-signing.sealed`` (beside the blob folder), never in plain text and
-never in the database. A key rotation reseals it with everything else.
+kept only sealed by the installation's keyring, never in plain text, where the installation's
+blobs are (:meth:`openlfr.store.blobs.BlobBackend.secret`): with blobs in files (the embedded
+default) in ``<data_dir>/checkpoint-signing.sealed`` beside the blob folder, and never in the
+database; with blobs in the database (PostgreSQL) as the row ``checkpoint-signing.sealed`` of
+the ``blobs`` table, so that every host and API replica signs with the one key of the
+installation. The first creator wins (a file linked into place, or ``INSERT ... ON CONFLICT DO
+NOTHING`` in the signing transaction). A key rotation reseals it with everything else.
 
 Checkpoints are **not** audit events themselves: an event appended for one would move the head
 it has just signed, so every checkpoint would be one event behind. They are their own table,
@@ -36,8 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -55,9 +58,9 @@ from sqlalchemy.orm import Session
 
 from openlfr.audit.chain import AUDITED, EventRecord, head, iso_utc
 from openlfr.errors import InputError
+from openlfr.store.blobs import FileSecret, SealedSecret
 from openlfr.store.keys import EncryptionKeyError, Keyring
 from openlfr.store.models import AuditCheckpoint
-from openlfr.store.settings import fsync_dir, write_private
 
 FORMAT = "openlfr-checkpoints/1"
 MESSAGE_TAG = "openlfr-checkpoint/1"
@@ -106,59 +109,63 @@ class Checkpoint:
 
 
 def signing_key_path(blob_root: Path) -> Path:
-    """Where an installation's sealed signing key lives: beside its blob folder."""
+    """Where an installation whose blobs are files keeps its sealed signing key: beside its blob folder."""
     return Path(blob_root).parent / KEY_FILE_NAME
 
 
 class Signer:
-    """The installation's Ed25519 signing key, read (or made) only when first needed."""
+    """The installation's Ed25519 signing key, read (or made) only when first needed.
 
-    def __init__(self, path: Path, ring: Keyring) -> None:
-        self.path = Path(path)
+    ``where`` is the sealed key's place: a file path, or the named secret of the blob store
+    (:meth:`openlfr.store.blobs.BlobBackend.secret`). A key is kept in memory only once it is
+    known to be stored for good: one made in a transaction that is still open is read again
+    (through that transaction) until it commits, so a rolled-back first checkpoint never leaves
+    this process signing with a key nobody else has."""
+
+    def __init__(self, where: Path | SealedSecret, ring: Keyring) -> None:
+        self.secret = where if isinstance(where, SealedSecret) else FileSecret(Path(where))
         self.ring = ring
         self._key: Ed25519PrivateKey | None = None
+        self._made_in: Session | None = None  # the open transaction that made the stored key
+        self._lock = threading.Lock()
 
-    def _load(self, *, create: bool) -> Ed25519PrivateKey | None:
-        if self._key is not None:
-            return self._key
-        if not self.path.exists():
-            if not create:
-                return None
-            self._create()
-        raw = self.ring.open(self.path.read_bytes(), self.path.name.encode(), str(self.path))
-        if len(raw) != 32:
-            raise EncryptionKeyError(f"{self.path} does not hold an Ed25519 key")
-        self._key = Ed25519PrivateKey.from_private_bytes(raw)
-        return self._key
+    def _load(self, *, create: bool, session: Session | None = None) -> Ed25519PrivateKey | None:
+        with self._lock:
+            if self._key is not None:
+                return self._key
+            sealed = self.secret.load(session)
+            if sealed is None:
+                if not create:
+                    return None
+                raw = Ed25519PrivateKey.generate().private_bytes(
+                    serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+                if not self.secret.create(self.ring.seal(raw, self.secret.name.encode()), session):
+                    self._made_in = session
+                sealed = self.secret.load(session)  # ours, or the one another process stored first
+                if sealed is None:  # pragma: no cover - deleted between the two statements
+                    raise EncryptionKeyError(f"the checkpoint signing key {self.secret.name} vanished")
+            raw = self.ring.open(sealed, self.secret.name.encode(), self.secret.name)
+            if len(raw) != 32:
+                raise EncryptionKeyError(f"{self.secret.name} does not hold an Ed25519 key")
+            key = Ed25519PrivateKey.from_private_bytes(raw)
+            if session is None or session is not self._made_in:
+                self._key, self._made_in = key, None
+            return key
 
-    def _create(self) -> None:
-        """Write a new sealed key unless another process got there first (both then use the one
-        that won: written to a temporary name, then linked to the final one, which fails if it exists)."""
-        raw = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        write_private(tmp, self.ring.seal(raw, self.path.name.encode()))  # sealed for the final name
-        try:
-            os.link(tmp, self.path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(self.path.parent)
-
-    def public_key(self, *, create: bool = False) -> str | None:
+    def public_key(self, *, create: bool = False, session: Session | None = None) -> str | None:
         """The raw public key (hex); ``None`` when no key exists yet and ``create`` is not set."""
-        key = self._load(create=create)
+        key = self._load(create=create, session=session)
         if key is None:
             return None
         return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
-    def sign(self, data: bytes) -> tuple[str, str]:
-        """(public key hex, signature hex) of ``data``; makes the key if there is none."""
-        key = self._load(create=True)
+    def sign(self, data: bytes, session: Session | None = None) -> tuple[str, str]:
+        """(public key hex, signature hex) of ``data``; makes the key if there is none (in
+        ``session``'s transaction where the key lives in the database)."""
+        key = self._load(create=True, session=session)
         assert key is not None
-        return self.public_key() or "", key.sign(data).hex()
+        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+        return public, key.sign(data).hex()
 
 
 # ---------------------------------------------------------------------- making them
@@ -170,7 +177,7 @@ def sign_head(session: Session, signer: Signer, *, at: datetime, reason: str) ->
         return None
     reason = " ".join(reason.split())[:80]
     at_text = iso_utc(at)
-    public, signature = signer.sign(message(seq, digest, at_text, reason))
+    public, signature = signer.sign(message(seq, digest, at_text, reason), session)
     row = AuditCheckpoint(seq=seq, head_hash=digest, at=at_text, reason=reason, key_id=key_id(public),
                           public_key=public, signature=signature)
     session.add(row)

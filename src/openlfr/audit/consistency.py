@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from openlfr.audit.chain import load_records
 from openlfr.errors import OpenLFRError
-from openlfr.store.blobs import BlobStore
+from openlfr.store.blobs import BlobBackend
 from openlfr.store.models import Alert, Deployment, LedgerEntry, SharedImage
 
 
@@ -66,7 +66,7 @@ def _details(record: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _blob_sha(blobs: BlobStore, blob_id: str | None) -> str | None:
+def _blob_sha(blobs: BlobBackend, blob_id: str | None) -> str | None:
     """SHA-256 of a decrypted file; None when it is missing or does not decrypt."""
     if not blob_id:
         return None
@@ -76,7 +76,7 @@ def _blob_sha(blobs: BlobStore, blob_id: str | None) -> str | None:
         return None
 
 
-def check_store(session: Session, blobs: BlobStore | None) -> StoreCheck:
+def check_store(session: Session, blobs: BlobBackend | None) -> StoreCheck:
     """Compare the rows and encrypted files with what the audit log recorded (module doc)."""
     out = StoreCheck(files_checked=blobs is not None)
     events: dict[str, list[Any]] = defaultdict(list)

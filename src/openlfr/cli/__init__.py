@@ -176,10 +176,10 @@ def register_all(app: typer.Typer) -> None:
     """Add every command group to ``app``: the one place that lists them (each module's
     ``register`` adds its own; the order is that of ``openlfr --help``)."""
     from openlfr.cli import (admin, agreements, alerts, audit, auth, cameras, demo, deployments, effectiveness, faces,
-                             keys, orgs, pipeline, retention, rights, scan, serve, users)
+                             jobs, keys, orgs, pipeline, retention, rights, scan, serve, users)
 
     for module in (faces, scan, auth, orgs, demo, pipeline, effectiveness, serve, users, agreements, cameras,
-                   deployments, retention, audit, alerts, keys, admin, rights):
+                   deployments, retention, audit, alerts, keys, admin, rights, jobs):
         module.register(app)
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from openlfr.cli.store import at_machine, open_store
+from openlfr.cli.jobs import BACKGROUND_HELP, announce
+from openlfr.cli.store import acting, at_machine, open_store
 from openlfr.cli.support import user_errors
 from openlfr.errors import InputError, OpenLFRError
 
@@ -72,19 +73,36 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-def _installation_public_key() -> str | None:
-    """This installation's checkpoint public key (hex), or ``None`` without a key (nothing created)."""
-    from openlfr.audit.checkpoints import Signer, signing_key_path
+def _existing_blobs(engine: Any, *, folder_needed: bool = True) -> Any:
+    """The configured store's blob store, opened with the keyring if there is one (``None``
+    otherwise, or when its blob folder does not exist and ``folder_needed``), creating nothing."""
     from openlfr.config import get_settings
+    from openlfr.store import BlobStore, DatabaseBlobStore, blob_backend
     from openlfr.store.keys import open_keyring
 
-    path = signing_key_path(Path(get_settings().data_dir) / "blobs")
-    if not path.exists():
-        return None
+    folder = Path(get_settings().data_dir) / "blobs"
     try:
-        return Signer(path, open_keyring(create=False)).public_key()
+        if blob_backend(engine) == "database":
+            return DatabaseBlobStore(engine, open_keyring(create=False))
+        return BlobStore(folder, open_keyring(create=False)) if folder.is_dir() or not folder_needed else None
+    except OpenLFRError:
+        return None  # no key here: the blobs cannot be checked (the result says so)
+
+
+def _installation_public_key() -> str | None:
+    """This installation's checkpoint public key (hex), or ``None`` without a key (nothing created)."""
+    from openlfr.audit.checkpoints import KEY_FILE_NAME, Signer
+    from openlfr.store import make_engine
+    from openlfr.store.settings import existing_database_url
+
+    engine = make_engine(existing_database_url())
+    try:
+        blobs = _existing_blobs(engine, folder_needed=False)  # the key file lies beside the folder
+        return Signer(blobs.secret(KEY_FILE_NAME), blobs.keyring).public_key() if blobs is not None else None
     except OpenLFRError:
         return None  # no keyring here: the file's own key is used
+    finally:
+        engine.dispose()
 
 
 def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]],
@@ -96,23 +114,14 @@ def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]],
     from sqlalchemy.exc import DBAPIError
 
     from openlfr.audit.consistency import check_store
-    from openlfr.config import get_settings
     from openlfr.errors import NotFoundError
-    from openlfr.store import BlobStore, make_engine, session_factory
-    from openlfr.store.keys import open_keyring
+    from openlfr.store import make_engine, session_factory
     from openlfr.store.models import AuditEvent
     from openlfr.store.settings import existing_database_url
 
-    blobs = None
-    folder = Path(get_settings().data_dir) / "blobs"
-    if folder.is_dir():
-        try:
-            blobs = BlobStore(folder, open_keyring(create=False))
-        except OpenLFRError:
-            blobs = None  # no key here: the files cannot be checked (the result says so)
-
     url = existing_database_url()
     engine = make_engine(url)
+    blobs = _existing_blobs(engine)
     try:
         if "audit_events" not in inspect(engine).get_table_names():
             raise NotFoundError(f"{engine.url.render_as_string(hide_password=True)} is not an openlfr store "
@@ -135,16 +144,37 @@ def _verify_existing_store(verify: Any, anchors: list[tuple[int, str]],
 
 @audit_app.command("export")
 @user_errors
-def audit_export(path: Annotated[Path, typer.Argument(help="The JSON Lines file to write.")]) -> None:
+def audit_export(path: Annotated[Path, typer.Argument(help="The JSON Lines file to write.")],
+                 background: Annotated[bool, typer.Option(
+                     "--background", help=BACKGROUND_HELP + " As a job the export acts for you, so it needs an "
+                     "auditor logged in, and it is audited; on PostgreSQL the worker writes PATH on its own machine "
+                     "(a relative PATH is taken from here).")] = False) -> None:
     """Write the chain head and every event (JSON Lines) for an outside auditor."""
     from openlfr.audit import export_chain
 
+    if background:
+        _export_job(path)
+        return
     with at_machine() as ctx:
         result = export_chain(ctx.session, path, now=ctx.now())
     typer.echo(f"{result.count} events written to {path}; head #{result.head_seq} {result.head_hash}")
     if not result.ok:
         typer.echo(f"warning: {result.message()}", err=True)
         raise typer.Exit(1)
+
+
+def _export_job(path: Path) -> None:
+    """``audit export --background``: the export as a batch job of the logged-in auditor."""
+    from openlfr.jobs import EXPORT, submit
+
+    with acting("audit.export") as (gov, me):
+        outcome = announce(submit(gov, me, EXPORT, {"path": str(path)}))
+    if outcome is not None:
+        typer.echo(f"{outcome['events']} events written to {outcome['path']}; head #{outcome['head_seq']} "
+                   f"{outcome['head_hash']}")
+        if not outcome["chain_ok"]:
+            typer.echo(f"warning: {outcome['message']}", err=True)
+            raise typer.Exit(1)
 
 
 @audit_app.command("checkpoints")

@@ -38,7 +38,9 @@ def parse_setting(text: str) -> tuple[str, Any]:
 def camera_add(
     name: Annotated[str, typer.Argument(help="A name for the camera, unique in this installation.")],
     location: Annotated[str, typer.Option(help="Where it is and what it faces, e.g. 'North gate, facing the square'.")],
-    zone: Annotated[str, typer.Option(help="The area it covers, e.g. 'public square' (optional).")] = "",
+    zone: Annotated[str, typer.Option(
+        help="The area it covers, e.g. 'public square' (optional): cameras sharing a zone raise one alert per "
+             "pass between them; a camera without one is a zone of its own.")] = "",
     stream: Annotated[str, typer.Option(
         help="How to read it: an rtsp:// or http(s):// stream, a webcam (webcam:0), a video file or a folder of "
              "frames (optional; a camera without one is not run).")] = "",
@@ -116,7 +118,9 @@ def camera_edit(
         help="New stream address: rtsp://..., http(s)://..., a recording under OPENLFR_CAMERA_FILE_ROOTS, "
              "webcam:N; '' removes it.")] = None,
     location: Annotated[Optional[str], typer.Option(help="New description of where it is.")] = None,
-    zone: Annotated[Optional[str], typer.Option(help="New zone (a group of cameras, for reports).")] = None,
+    zone: Annotated[Optional[str], typer.Option(
+        help="New zone (a group of cameras, for reports; cameras sharing a zone raise one alert per pass "
+             "between them; applies from the camera's next start).")] = None,
     setting: Annotated[Optional[list[str]], typer.Option(
         "--set", help="An analysis setting NAME=VALUE (repeat; NAME=default resets it), e.g. analyse_fps=4, "
                       "min_face_size=60, loop=true; see docs/pipeline.md.")] = None,

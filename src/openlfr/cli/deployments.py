@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from openlfr.cli.args import CATEGORIES_HELP, DeploymentId, ImageId, WatchlistId, parse_day, parse_when
+from openlfr.cli.jobs import BACKGROUND_HELP, announce
 from openlfr.cli.store import acting, as_user
 from openlfr.cli.support import JsonOption, print_json, print_rows, user_errors
 from openlfr.errors import InputError
@@ -53,15 +54,25 @@ def watchlist_add(watchlist_id: WatchlistId, image_id: ImageId,
 
 @deployment_app.command("watchlist-retemplate")
 @user_errors
-def watchlist_retemplate(watchlist_id: WatchlistId) -> None:
+def watchlist_retemplate(watchlist_id: WatchlistId,
+                         background: Annotated[bool, typer.Option(
+                             "--background", help=BACKGROUND_HELP + " A worker uses its own configured face "
+                                                                    "model.")] = False) -> None:
     """Re-make every template of a watchlist with the configured face model (--face-model),
     from the encrypted shared images; audited per image. Frozen snapshots keep theirs."""
     from openlfr.governance import watchlists
 
     with acting("watchlist.retemplate", True) as (gov, me):
-        prepared = watchlists.prepare_retemplate(gov, me, watchlist_id)  # the face model runs with no lock held
-        with gov.transaction() as ctx:
-            done = watchlists.retemplate(ctx, me, watchlist_id, prepared)
+        if background:
+            from openlfr.jobs import RETEMPLATE, submit
+
+            done = announce(submit(gov, me, RETEMPLATE, {"watchlist": watchlist_id}))
+            if done is None:  # queued
+                return
+        else:
+            prepared = watchlists.prepare_retemplate(gov, me, watchlist_id)  # the face model runs with no lock held
+            with gov.transaction() as ctx:
+                done = watchlists.retemplate(ctx, me, watchlist_id, prepared)
         typer.echo(f"watchlist {watchlist_id}: {done['retemplated']} template(s) re-made, "
                    f"{done['unchanged']} already of this model")
 

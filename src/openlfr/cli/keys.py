@@ -1,8 +1,9 @@
 """``openlfr key``: the encryption keyring (status, rotation).
 
 ``openlfr key rotate`` makes a new primary key, reseals every sealed file under the data
-directory (the store's blobs, the evaluation caches, anything else sealed) and any
-``--dir`` given, then drops the old keys. It is audited (``key.rotate.start`` and
+directory (the store's blobs, the evaluation caches, anything else sealed), any ``--dir``
+given and, where the blobs live in the database (PostgreSQL), every row of its ``blobs``
+table, then drops the old keys. It is audited (``key.rotate.start`` and
 ``key.rotate.done`` in the hash-chained audit log, with counts) and can be killed at any
 moment: run it again and it finishes the pending rotation instead of starting another.
 A key given in ``OPENLFR_KEY`` is refused: it is not ours to replace.
@@ -20,6 +21,7 @@ import typer
 
 from openlfr.cli.store import open_store
 from openlfr.cli.support import JsonOption, print_json, user_errors
+from openlfr.store.db_blobs import DatabaseBlobStore
 from openlfr.store.keys import (
     KEY_ENV,
     EncryptionKeyError,
@@ -105,12 +107,18 @@ def rotate_store(extra_dirs: Iterable[Path] = (), progress: Callable[[Path, str]
             new_id = str(rotation.get("to", ring.primary))
             old = [str(k) for k in rotation.get("from", ring.retired)]
             result = RotationResult(str(path), old, new_id, resumed)
+            # blobs in the database are rows to reseal; blobs in files are in the folders above
+            rows = gov.blob_store if isinstance(gov.blob_store, DatabaseBlobStore) else None
             if not _audited(gov, START, new_id):
                 files = list(sealed_files(roots))
                 pending = sum(1 for f in files if not _is_current(ring, f))
-                _audit(gov, START, new_id, old_keys=old, new_key=new_id, files=len(files), to_reseal=pending,
-                       resumed=resumed, folders=[str(r) for r in roots])
+                stored, stale = rows.pending(ring) if rows is not None else (0, 0)
+                _audit(gov, START, new_id, old_keys=old, new_key=new_id, files=len(files) + stored,
+                       to_reseal=pending + stale, resumed=resumed, folders=[str(r) for r in roots],
+                       database_blobs=stored)
             counts = reseal_tree(ring, roots, _collect(result, progress))
+            if rows is not None:
+                counts.update(rows.reseal(ring, _collect(result, progress)))
             result.resealed, result.already = counts["resealed"], counts["current"]
             result.unreadable, result.gone = counts["unreadable"], counts["gone"]
             result.files = result.resealed + result.already + result.unreadable

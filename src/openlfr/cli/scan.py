@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from openlfr.cli.credentials import saved, verify
+from openlfr.cli.jobs import BACKGROUND_HELP, announce
 from openlfr.cli.store import open_store
 from openlfr.cli.support import JsonOption, print_json, progress, user_errors
 
@@ -22,6 +23,9 @@ def scan(
     camera: Annotated[Optional[str], typer.Option(
         help="The deployment's camera whose footage this is, by name or id (default: its only camera).")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Frames analysed per second of video (default 5).")] = None,
+    background: Annotated[bool, typer.Option(
+        "--background", help=BACKGROUND_HELP + " The worker must read VIDEO at the same path; its alerts are "
+                                               "stored as a search's are.")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Search a recording in a started retrospective deployment, as the user logged in.
@@ -79,6 +83,9 @@ def scan(
         found = saved()  # OPENLFR_TOKEN, else this store's credential from 'openlfr login'
         # none: refused and audited here; a token that is not valid is refused (and audited) by the search's rule
         actor = Actor(found.token, found.name) if found is not None else verify(gov, "search.start")
+        if background:
+            _submit(gov, actor, video, deployment, camera, fps, json_out)
+            return
         with progress("scanned", None, "frames") as bar:
             bars.append(bar)
             try:
@@ -88,6 +95,28 @@ def scan(
                 summary(err.result)
                 raise
             summary(result)
+
+
+def _submit(gov: Any, actor: Any, video: str, deployment: int | None, camera: str | None, fps: float | None,
+            json_out: bool) -> None:
+    """``scan --background``: the search as a batch job; on SQLite it ran inline, and its summary is printed."""
+    from openlfr.jobs import SEARCH, submit
+
+    done = announce(submit(gov, actor, SEARCH, {"deployment": deployment, "camera": camera, "path": video,
+                                                "fps": fps}), json_out)
+    if done is None:
+        return
+    counts = {"frames_analysed": done["frames_analysed"], "people_passes": done["people_passes"],
+              "tracks": done["tracks"], "alerts": len(done["alerts"])}
+    if json_out:
+        print_json({"summary": {**counts, "deployment": done["deployment"], "camera": done["camera"],
+                                "sha256": done["sha256"], "alert_ids": done["alerts"]}}, line=True)
+    else:
+        sys.stdout.write(f"searched {Path(video).name} in deployment {done['deployment']} (camera {done['camera']}): "
+                         f"{done['frames_analysed']} frames analysed, {done['people_passes']} people passes, "
+                         f"{len(done['alerts'])} alert(s){': ' if done['alerts'] else ''}"
+                         f"{', '.join(map(str, done['alerts']))}\n")
+        sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,10 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
                    "snapshots, alerts, crops, footage).")] = 300.0,
           cameras: Annotated[bool, typer.Option(
               "--cameras/--no-cameras",
-              help="Also run the cameras of every live deployment (one supervised worker process each; the "
-                   "store is checked again every 30 s), their alerts streamed to the reviewers' queues. "
-                   "--no-cameras: the console and API only (run the cameras with 'openlfr run').")] = True) -> None:
+              help="Also be this machine's host agent: claim the camera leases of the live deployments (and "
+                   "of those going live later) up to OPENLFR_CAPACITY, one supervised worker process each, their "
+                   "alerts streamed to the reviewers' queues. --no-cameras: the console and API only (run the "
+                   "cameras with 'openlfr run --host-id H').")] = True) -> None:
     """Serve the HTTP API and web console, and run the cameras of the live deployments
     (SQLite and bundled models unless configured). Ctrl-C stops both cleanly."""
     import uvicorn
@@ -53,16 +54,16 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
         finally:
             if service is not None:
                 typer.echo("stopping the cameras...", err=True)
-                service.stop()
+                service.stop()  # (workers flush their counters; the leases are given back)
                 for job, outcome, _ in service.outcomes():
                     typer.echo(f"camera {job.camera_name} (deployment {job.deployment_id}): {outcome}", err=True)
 
 
 def _start_cameras(gov: Any, bus: Any) -> Any:
-    """The cameras of the live deployments, on a background thread of this process (their
-    workers in their own processes); status lines on stderr."""
+    """This machine's host agent (:class:`~openlfr.pipeline.host.HostAgent`) on a background
+    thread of this process (its workers in their own processes); status lines on stderr."""
     from openlfr.pipeline.events import StatusEvent
-    from openlfr.pipeline.service import CameraService
+    from openlfr.pipeline.host import HostAgent
     from openlfr.pipeline.worker import StoreConfig
 
     def show(event: object) -> None:
@@ -70,14 +71,15 @@ def _start_cameras(gov: Any, bus: Any) -> Any:
             typer.echo(f"camera {event.camera_id}: {event.kind} {event.detail}", err=True)
 
     bus.on_event(show)
-    service = CameraService(gov, StoreConfig.from_settings(), bus).start()
+    service = HostAgent(gov, StoreConfig.from_settings(), bus, service=True).start()
     running = service.describe()
     if running:
-        typer.echo(f"cameras: running {len(running)} of the live deployments: "
+        typer.echo(f"cameras: running {len(running)} of the live deployments (host {service.host_id}): "
                    + ", ".join(f"{c['camera']} (deployment {c['deployment']})" for c in running)
                    + "; their status: /console/cameras/status")
     else:
-        typer.echo("cameras: no live deployment has a camera with a stream address yet (checked again every 30 s)")
+        typer.echo(f"cameras: host {service.host_id} holds no camera yet: a deployment going live is picked up "
+                   "within seconds")
     return service
 
 

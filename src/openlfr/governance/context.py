@@ -30,9 +30,9 @@ from openlfr.errors import NotFoundError, OpenLFRError
 from openlfr.governance.credentials import Actor, clean_name, live_token
 from openlfr.governance.errors import PermissionDenied
 from openlfr.governance.schemas import OrgKind, Role
-from openlfr.store import BlobStore, BlobTransaction, blob_dir, make_engine
-from openlfr.store.keys import open_keyring
+from openlfr.store import BlobTransaction, make_engine
 from openlfr.store import session_factory, upgrade
+from openlfr.store.db_blobs import open_blob_store
 from openlfr.store.engine import read_only, scrub_wal
 from openlfr.store.models import Base, User
 
@@ -95,8 +95,8 @@ class Ctx:
     def checkpoint(self, reason: str) -> None:
         """Sign the audit chain's head as it stands in this transaction (a deployment's start or
         end, say); committed with the transaction, so it never vouches for events rolled back."""
-        signer = self.signer or checkpoints.Signer(checkpoints.signing_key_path(self.blobs.store.root),
-                                                   self.blobs.store.keyring)
+        store = self.blobs.store
+        signer = self.signer or checkpoints.Signer(store.secret(checkpoints.KEY_FILE_NAME), store.keyring)
         checkpoints.sign_head(self.session, signer, at=self.now(), reason=reason)
 
     def user_of(self, actor: Actor) -> User:
@@ -180,7 +180,12 @@ def transient(err: DBAPIError) -> bool:
 
 
 class Governance:
-    """Opens transactions on one store (database URL + blob folder + key)."""
+    """Opens transactions on one store (database URL + blob folder + key).
+
+    The blobs live where ``blobs`` says (``"files"``, ``"database"`` or ``"auto"``; default the
+    setting ``cluster.blobs``, see :func:`openlfr.store.db_blobs.blob_backend`): with the
+    database backend ``blob_root`` is not used, and every host and API replica on the same
+    PostgreSQL reads the same blobs and signs checkpoints with the same key."""
 
     def __init__(
         self,
@@ -193,24 +198,26 @@ class Governance:
         clock: Clock = utc_now,
         engine: Engine | None = None,
         migrate: bool = True,
+        blobs: str | None = None,
     ) -> None:
         self.engine = engine or make_engine(database_url)
         if migrate:
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
         self.read_sessions = session_factory(read_only(self.engine))
-        self.blob_store = BlobStore(blob_root or blob_dir(), key or open_keyring())  # OPENLFR_KEY or OPENLFR_KEY_FILE
+        # key: OPENLFR_KEY or OPENLFR_KEY_FILE unless given
+        self.blob_store = open_blob_store(self.engine, root=blob_root, key=key, backend=blobs)
         self.policy = policy or get_settings().policy
         self.template_fn = template_fn
         self.clock = clock
-        # the key that signs audit checkpoints: sealed beside the blob folder, loaded when first used
-        self.signer = checkpoints.Signer(checkpoints.signing_key_path(self.blob_store.root), self.blob_store.keyring)
+        # the key that signs audit checkpoints: sealed where the blobs are, loaded when first used
+        self.signer = checkpoints.Signer(self.blob_store.secret(checkpoints.KEY_FILE_NAME), self.blob_store.keyring)
 
     @contextmanager
     def transaction(self) -> Iterator[Ctx]:
         """A :class:`Ctx` whose writes are committed together or not at all."""
         session = self.sessions()
-        blobs = BlobTransaction(self.blob_store)
+        blobs = self.blob_store.transaction(session)
         ctx = Ctx(session, blobs, self.policy, self.clock, self.template_fn, signer=self.signer)
         try:
             yield ctx
@@ -253,7 +260,7 @@ class Governance:
         """A :class:`Ctx` for reads only: it never takes SQLite's write lock (so it never waits
         for a long write), and whatever it might change is rolled back."""
         session = self.read_sessions()
-        ctx = Ctx(session, BlobTransaction(self.blob_store), self.policy, self.clock, self.template_fn,
+        ctx = Ctx(session, self.blob_store.transaction(session), self.policy, self.clock, self.template_fn,
                   read_only=True)
         try:
             yield ctx

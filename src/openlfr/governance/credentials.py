@@ -28,7 +28,7 @@ from openlfr.errors import InputError
 from openlfr.store.models import ApiToken, Credential, User
 
 MIN_PASSWORD = 10
-TOKEN_KINDS = ("session", "bearer", "cli")
+TOKEN_KINDS = ("session", "bearer", "cli", "job")  # job: a batch job's own, for one run (openlfr.jobs.runner)
 
 _hasher = PasswordHasher()
 # verified against when the user does not exist, so a wrong name costs as long as a wrong password

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -346,6 +348,7 @@ def retro_review(ctx: Ctx, actor: Actor, deployment_id: int, outcome: str, note:
                             f"{dep.retro_review_due:%Y-%m-%d %H:%M} UTC; too late to uphold it: it must end")
     dep.retro_reviewed_by_id, dep.retro_reviewed_at, dep.retro_review_outcome = user.id, now, outcome
     if outcome == "ended":
+        _close_leases(ctx, [dep])
         dep.status = "ended" if dep.status == "live" else "cancelled"
         dep.ended_at = now
     ctx.audit(actor, "deployment.retro_review", "deployment", dep.id, outcome=outcome, note=note.strip(),
@@ -390,6 +393,23 @@ def _snapshot_agreements(ctx: Ctx, dep: Deployment) -> set[int]:
         .where(SnapshotItem.deployment_id == dep.id)).scalars())
 
 
+def _open_leases(ctx: Ctx, dep: Deployment) -> None:
+    """A live deployment's camera leases (:mod:`openlfr.pipeline.leases`): host agents start its cameras."""
+    from openlfr.pipeline.leases import open_leases
+
+    open_leases(ctx, dep)
+
+
+def _close_leases(ctx: Ctx, deps: Iterable[Deployment]) -> None:
+    """The camera leases of the live ones of ``deps``, which are ending: their workers stop.
+    Called before the transaction's audit events (lease rows are locked before the audit head)."""
+    from openlfr.pipeline.leases import close_leases
+
+    for dep in deps:
+        if dep.status == "live":
+            close_leases(ctx, dep.id)
+
+
 def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
     """Go live: only an authorised deployment, inside its window, on cameras each with a current
     signage check recorded for this deployment."""
@@ -411,6 +431,7 @@ def start(ctx: Ctx, actor: Actor, deployment_id: int) -> Deployment:
             raise RuleViolation(f"camera {cam.name!r} has no signage check recorded for deployment {dep.id} in the "
                                 f"last {ctx.policy.signage_max_age_days} days: deployment cannot start")
     dep.status, dep.started_at = "live", now
+    _open_leases(ctx, dep)  # its cameras' leases, before the audit head is locked (as workers lock them)
     ctx.audit(actor, "deployment.start", "deployment", dep.id, cameras=[c.id for c in dep.cameras])
     ctx.checkpoint(f"deployment {dep.id} start")
     return dep
@@ -421,6 +442,7 @@ def end(ctx: Ctx, actor: Actor, deployment_id: int, reason: str = "") -> Deploym
     _, dep = _runner(ctx, actor, "deployment.end", deployment_id)
     if dep.status not in OPEN_STATUSES:
         raise RuleViolation(f"deployment {deployment_id} is already {dep.status}")
+    _close_leases(ctx, [dep])
     dep.status = "ended" if dep.status == "live" else "cancelled"
     dep.ended_at = ctx.now()
     ctx.audit(actor, f"deployment.{'end' if dep.status == 'ended' else 'cancel'}", "deployment", dep.id, reason=reason)
@@ -454,9 +476,150 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime,
     out of its window since authorisation are left out (and that is audited); with none left,
     there are no templates. So are entries whose review date has passed (before today, UTC):
     an entry is used up to the end of its review day, never after; ``next_change`` says when
-    the next one passes, so that the caller loads the watchlist again then.
+    the next one passes, so that the caller loads the watchlist again then. Each load is
+    audited (``deployment.watchlist``); a camera already holding the watchlist re-checks it
+    with :func:`recheck_watchlist` instead. The decoded snapshot comes from this process's
+    :data:`SNAPSHOTS` (decrypted and checked against its hash on first use).
     """
     ctx.attempt = (worker, "deployment.watchlist", "deployment", str(deployment_id))
+    dep = _live_deployment(ctx, deployment_id, camera_id, at)
+    snap = SNAPSHOTS.get(ctx, dep)
+    use = _usable(ctx, dep, snap)
+    _audit_drops(ctx, worker, dep, camera_id, snap, use, among=None)
+    ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(use.keep))
+    return _cut(dep, camera_id, snap, use)
+
+
+def recheck_watchlist(ctx: Ctx, current: LiveWatchlist, at: datetime, worker: str = "matcher") -> LiveWatchlist:
+    """The periodic re-check of the watchlist a camera holds: every rule of :func:`live_watchlist`
+    again, reading only the deployment's state (status, window, cameras, the snapshot row and
+    its hash, the agreements), the entries' agreements and review dates taken from the cached
+    snapshot (:data:`SNAPSHOTS`: no decryption while it is cached).
+
+    Returns ``current`` itself, writing nothing, when nothing changed. Otherwise the new
+    watchlist, with the change audited: the entries dropped (``deployment.watchlist_drop``, as
+    a load audits them) and entries back in use (an agreement in force again) as a new
+    ``deployment.watchlist``. A deployment no longer usable is refused as a load is (the
+    transaction then records ``deployment.watchlist.refused``).
+    """
+    ctx.attempt = (worker, "deployment.watchlist", "deployment", str(current.deployment_id))
+    dep = _live_deployment(ctx, current.deployment_id, current.camera_id, at)
+    if dep.snapshot_hash != current.snapshot_hash:
+        raise RuleViolation(f"deployment {dep.id}'s snapshot is no longer the one in use: no templates")
+    snap = SNAPSHOTS.get(ctx, dep)
+    use = _usable(ctx, dep, snap)
+    ids = [snap.entries[k].entry_id for k in use.keep]
+    if ids == current.entry_ids and use.next_change == current.next_change and dep.threshold == current.threshold:
+        return current
+    _audit_drops(ctx, worker, dep, current.camera_id, snap, use, among=set(current.entry_ids))
+    if set(ids) - set(current.entry_ids):
+        ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=current.camera_id, entries=len(ids))
+    return _cut(dep, current.camera_id, snap, use)
+
+
+@dataclass(frozen=True)
+class SnapshotEntry:
+    """One entry of a decoded snapshot (its template is the same row of the snapshot's templates)."""
+
+    entry_id: int
+    label: str
+    agreement_id: int
+    review_date: date | None  # frozen in the snapshot; None: a snapshot older than that (the entry's own is read)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> SnapshotEntry:
+        """The entry of one item of the snapshot's JSON."""
+        due = item.get("review_date")
+        return cls(int(item["entry_id"]), str(item.get("label", "")), int(item.get("agreement_id", 0)),
+                   date.fromisoformat(due) if due else None)
+
+
+@dataclass(frozen=True)
+class DecodedSnapshot:
+    """A deployment's snapshot, decrypted, checked against its recorded hash and decoded."""
+
+    snapshot_hash: str
+    model_id: str
+    entries: tuple[SnapshotEntry, ...]
+    templates: np.ndarray  # (N, D) float32 unit rows, read-only
+
+
+def decode_snapshot(ctx: Ctx, dep: Deployment) -> DecodedSnapshot:
+    """Decrypt ``dep``'s snapshot, check it against the recorded hash and decode it."""
+    assert dep.snapshot_blob is not None
+    body = ctx.blobs.get(dep.snapshot_blob)
+    if hashlib.sha256(body).hexdigest() != dep.snapshot_hash:
+        raise RuleViolation(f"deployment {dep.id}'s snapshot does not match its recorded hash")
+    doc = json.loads(body)
+    items = doc["entries"]
+    templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
+    templates = templates.astype(np.float32)
+    templates.flags.writeable = False  # shared by every watchlist cut from it
+    return DecodedSnapshot(
+        snapshot_hash=dep.snapshot_hash or "",
+        # snapshots frozen before templates knew their model were all the dlib ResNet's
+        model_id=doc.get("model_id", DLIB_RESNET_ID),
+        entries=tuple(SnapshotEntry.from_item(i) for i in items),
+        templates=templates)
+
+
+class SnapshotCache:
+    """Decoded snapshots by snapshot hash, the least recently used dropped beyond ``capacity``.
+
+    One per process (:data:`SNAPSHOTS`), which is what "per host" comes to: each camera worker
+    is a process of its own and keeps, in its own memory, the one snapshot it matches against,
+    so that its periodic re-check need not decrypt, hash and decode the whole snapshot again.
+    The decoded templates are biometric data and are never written anywhere in clear (not to
+    a shared file, nor a cache on disk), so a host's processes do not share them. The hash is
+    the SHA-256 of the snapshot's bytes, checked when they are first decrypted: an entry found
+    here is exactly the snapshot the deployment recorded, which can never change under its
+    hash; a snapshot deleted since is refused by its deployment's row, not found here.
+    """
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, DecodedSnapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ctx: Ctx, dep: Deployment) -> DecodedSnapshot:
+        """``dep``'s decoded snapshot: cached, or decrypted and checked now (:func:`decode_snapshot`)."""
+        digest = dep.snapshot_hash or ""
+        with self._lock:
+            found = self._items.get(digest)
+            if found is not None:
+                self._items.move_to_end(digest)
+                return found
+        snap = decode_snapshot(ctx, dep)  # outside the lock: a large snapshot takes a while
+        with self._lock:
+            self._items[digest] = snap
+            self._items.move_to_end(digest)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return snap
+
+    def clear(self) -> None:
+        """Forget every snapshot."""
+        with self._lock:
+            self._items.clear()
+
+
+#: this process's decoded snapshots (see :class:`SnapshotCache`)
+SNAPSHOTS = SnapshotCache()
+
+
+@dataclass(frozen=True)
+class _Usable:
+    """What of a snapshot may be used now, and why the rest may not."""
+
+    after_agreements: list[int]  # positions whose agreement is in force
+    keep: list[int]  # positions usable now (agreement in force, review date not passed)
+    stopped: dict[int, str]  # agreement id -> why it is not in force
+    expired: dict[int, date]  # entry id -> its passed review date
+    next_change: datetime | None  # when the next entry in use passes its review date (within the window)
+
+
+def _live_deployment(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime) -> Deployment:
+    """The deployment, if its templates may be used on ``camera_id`` at ``at`` (else :class:`RuleViolation`)."""
     dep = ctx.get(Deployment, deployment_id, "deployment")
     if dep.status != "live":
         raise RuleViolation(f"deployment {deployment_id} is {dep.status}, not live: no templates")
@@ -469,56 +632,72 @@ def live_watchlist(ctx: Ctx, deployment_id: int, camera_id: int, at: datetime,
         raise RuleViolation(f"camera {camera_id} is not part of deployment {deployment_id}: no templates")
     if dep.snapshot_blob is None:
         raise RuleViolation(f"deployment {deployment_id}'s snapshot has been deleted: no templates")
-    body = ctx.blobs.get(dep.snapshot_blob)
-    if hashlib.sha256(body).hexdigest() != dep.snapshot_hash:
-        raise RuleViolation(f"deployment {deployment_id}'s snapshot does not match its recorded hash")
-    doc = json.loads(body)
-    items = doc["entries"]
-    stopped = agreements_out_of_force(ctx, {i["agreement_id"] for i in items}, ctx.now())
-    if stopped:
-        items = [i for i in items if i["agreement_id"] not in stopped]
-        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
-                  reason="agreement no longer in force", agreements={str(a): why for a, why in stopped.items()})
-        if not items:
-            raise RuleViolation(f"deployment {deployment_id}: every image of its watchlist was shared under an "
-                                "agreement no longer in force: no templates")
-    reviews = _review_dates(ctx, items)
+    return dep
+
+
+def _usable(ctx: Ctx, dep: Deployment, snap: DecodedSnapshot) -> _Usable:
+    """The snapshot's entries usable now: their agreement in force, their review date not passed."""
+    entries = snap.entries
+    stopped = agreements_out_of_force(ctx, {e.agreement_id for e in entries}, ctx.now())
+    after = [k for k, e in enumerate(entries) if e.agreement_id not in stopped]
+    reviews = _review_dates(ctx, [entries[k] for k in after])
     today = ctx.now().date()
-    expired = {entry_id: due for entry_id, due in ((i["entry_id"], reviews[i["entry_id"]]) for i in items)
-               if due is not None and due < today}
-    if expired:
-        items = [i for i in items if i["entry_id"] not in expired]
-        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id, left=len(items),
-                  reason="review date passed", entries={str(e): d.isoformat() for e, d in sorted(expired.items())})
-        if not items:
-            raise RuleViolation(f"deployment {deployment_id}: every entry of its watchlist is past its review date: "
-                                "no templates")
-    upcoming = [d for d in (reviews[i["entry_id"]] for i in items) if d is not None]
+    expired = {entries[k].entry_id: due for k in after
+               if (due := reviews[entries[k].entry_id]) is not None and due < today}
+    keep = [k for k in after if entries[k].entry_id not in expired]
+    upcoming = [d for d in (reviews[entries[k].entry_id] for k in keep) if d is not None]
     # an entry still in use today drops out at the start of the day after its review date
     change = datetime.combine(min(upcoming) + timedelta(days=1), time(0), tzinfo=UTC) if upcoming else None
-    templates = np.stack([np.frombuffer(base64.b64decode(i["template_f32le"]), dtype="<f4") for i in items])
-    ctx.audit(worker, "deployment.watchlist", "deployment", dep.id, camera=camera_id, entries=len(items))
+    return _Usable(after, keep, stopped, expired, change if change is not None and change < dep.end else None)
+
+
+def _audit_drops(ctx: Ctx, worker: str, dep: Deployment, camera_id: int, snap: DecodedSnapshot, use: _Usable,
+                 among: set[int] | None) -> None:
+    """Audit the entries left out (of those ``among``, the ones in use; ``None``: all), and refuse
+    when none is left."""
+    def considered(k: int) -> bool:
+        return among is None or snap.entries[k].entry_id in among
+
+    lost = {snap.entries[k].agreement_id for k in range(len(snap.entries))
+            if considered(k) and snap.entries[k].agreement_id in use.stopped}
+    if lost:
+        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id,
+                  left=sum(1 for k in use.after_agreements if considered(k)), reason="agreement no longer in force",
+                  agreements={str(a): why for a, why in use.stopped.items() if a in lost})
+    if not use.after_agreements:
+        raise RuleViolation(f"deployment {dep.id}: every image of its watchlist was shared under an "
+                            "agreement no longer in force: no templates")
+    expired = {snap.entries[k].entry_id for k in use.after_agreements
+               if considered(k) and snap.entries[k].entry_id in use.expired}
+    if expired:
+        ctx.audit(worker, "deployment.watchlist_drop", "deployment", dep.id, camera=camera_id,
+                  left=sum(1 for k in use.keep if considered(k)), reason="review date passed",
+                  entries={str(e): use.expired[e].isoformat() for e in sorted(expired)})
+    if not use.keep:
+        raise RuleViolation(f"deployment {dep.id}: every entry of its watchlist is past its review date: "
+                            "no templates")
+
+
+def _cut(dep: Deployment, camera_id: int, snap: DecodedSnapshot, use: _Usable) -> LiveWatchlist:
+    """The live watchlist of the usable entries of ``snap``."""
     return LiveWatchlist(
-        deployment_id=dep.id, camera_id=camera_id, entry_ids=[i["entry_id"] for i in items],
-        labels=[i["label"] for i in items], templates=templates.astype(np.float32), threshold=dep.threshold,
-        snapshot_hash=dep.snapshot_hash or "", valid_until=dep.end,
-        # snapshots frozen before templates knew their model were all the dlib ResNet's
-        model_id=doc.get("model_id", DLIB_RESNET_ID),
-        agreement_ids=sorted({int(i["agreement_id"]) for i in items}),
-        next_change=change if change is not None and change < dep.end else None,
+        deployment_id=dep.id, camera_id=camera_id, entry_ids=[snap.entries[k].entry_id for k in use.keep],
+        labels=[snap.entries[k].label for k in use.keep], templates=snap.templates[use.keep],
+        threshold=dep.threshold, snapshot_hash=snap.snapshot_hash, valid_until=dep.end, model_id=snap.model_id,
+        agreement_ids=sorted({snap.entries[k].agreement_id for k in use.keep}), next_change=use.next_change,
     )
 
 
-def _review_dates(ctx: Ctx, items: list[dict[str, Any]]) -> dict[int, date | None]:
-    """Each snapshot item's review date: frozen in the item, or (snapshots frozen before review
-    dates were) the entry's own; None for an entry that no longer exists."""
+def _review_dates(ctx: Ctx, entries: Sequence[SnapshotEntry | dict[str, Any]]) -> dict[int, date | None]:
+    """Each snapshot entry's (or item's) review date: frozen in the snapshot, or (snapshots frozen
+    before review dates were) the entry's own; None for an entry that no longer exists."""
     out: dict[int, date | None] = {}
-    for i in items:
-        if "review_date" in i:
-            out[i["entry_id"]] = date.fromisoformat(i["review_date"])
+    for e in (e if isinstance(e, SnapshotEntry) else SnapshotEntry.from_item(e) for e in entries):
+        if e.review_date is not None:
+            out[e.entry_id] = e.review_date
         else:
-            entry = ctx.session.get(WatchlistEntry, i["entry_id"])
-            out[i["entry_id"]] = entry.review_date if entry is not None else None
+            entry = ctx.session.get(WatchlistEntry, e.entry_id)
+            out[e.entry_id] = entry.review_date if entry is not None else None
     return out
 
 
@@ -539,6 +718,7 @@ def drop_snapshots_with_image(ctx: Ctx, image_id: int, actor: Actor | str, reaso
         select(Deployment).join(SnapshotItem, SnapshotItem.deployment_id == Deployment.id)
         .where(SnapshotItem.shared_image_id == image_id, Deployment.snapshot_blob.is_not(None))
     ).scalars().all()
+    _close_leases(ctx, [dep for dep in deps if dep.status in OPEN_STATUSES])
     for dep in deps:
         if dep.status in OPEN_STATUSES:
             dep.status = "ended" if dep.status == "live" else "cancelled"
@@ -556,17 +736,19 @@ def sweep(ctx: Ctx, actor: str = "system:retention") -> tuple[list[int], list[in
     """
     now = ctx.now()
     ended = []
-    for dep in ctx.session.execute(
-        select(Deployment).where(Deployment.status.in_(OPEN_STATUSES), Deployment.end <= now)
-    ).scalars():
+    expired = list(ctx.session.execute(
+        select(Deployment).where(Deployment.status.in_(OPEN_STATUSES), Deployment.end <= now)).scalars())
+    overdue = [dep for dep in ctx.session.execute(  # urgent authorities nobody reviewed in time lapse
+        select(Deployment).where(Deployment.status.in_(("authorised", "live")), Deployment.urgent.is_(True),
+                                 Deployment.retro_review_outcome.is_(None), Deployment.retro_review_due <= now)
+    ).scalars() if dep not in expired]
+    _close_leases(ctx, expired + overdue)  # every lease row first, then the audit head (the workers' order)
+    for dep in expired:
         dep.status = "ended" if dep.status == "live" else "cancelled"
         dep.ended_at = dep.end
         ended.append(dep.id)
         ctx.audit(actor, "deployment.expire", "deployment", dep.id)
-    for dep in ctx.session.execute(  # urgent authorities nobody reviewed in time lapse
-        select(Deployment).where(Deployment.status.in_(("authorised", "live")), Deployment.urgent.is_(True),
-                                 Deployment.retro_review_outcome.is_(None), Deployment.retro_review_due <= now)
-    ).scalars():
+    for dep in overdue:
         dep.status = "ended" if dep.status == "live" else "cancelled"
         dep.ended_at = now
         ended.append(dep.id)
@@ -608,6 +790,6 @@ def list_deployments(ctx: Ctx, actor: Actor) -> list[Deployment]:
 
 __all__ = [
     "Calibrator", "LiveWatchlist", "authorise", "check_grounds", "delete_snapshot", "drop_snapshots_with_image", "end",
-    "list_deployments", "live_watchlist", "refuse", "request", "request_from", "retro_review", "set_threshold", "start",
-    "sweep",
+    "list_deployments", "live_watchlist", "recheck_watchlist", "refuse", "request", "request_from", "retro_review",
+    "set_threshold", "start", "sweep",
 ]

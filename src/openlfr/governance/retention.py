@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 
 from openlfr.errors import InputError
 from openlfr.governance import agreements, deployments, outcomes
@@ -27,7 +33,8 @@ from openlfr.governance.errors import RuleViolation
 from openlfr.rights.erasure import active_hold, wipe_alert
 from openlfr.rights.keys import alert_ref, seal_bytes
 from openlfr.rights import requests
-from openlfr.store.models import Alert, Camera, Deployment, LegalHold, MediaItem
+from openlfr.store.models import Alert, AlertPass, AuditHead, Camera, Deployment, LegalHold, MediaItem
+from openlfr.store.notify import ALERTS, notify
 
 if TYPE_CHECKING:
     from openlfr.governance.context import Governance
@@ -37,23 +44,57 @@ log = logging.getLogger(__name__)
 
 
 def record_alert(ctx: Ctx, deployment_id: int, camera_id: int, score: float, at: datetime,
-                 entry_id: int | None = None, worker: str = "matcher") -> Alert:
-    """Store an alert of a live deployment with its retention deadline."""
+                 entry_id: int | None = None, worker: str = "matcher", attempt_key: str | None = None) -> Alert:
+    """Store an alert of a live deployment with its retention deadline (see :func:`record_alert_once`)."""
+    return record_alert_once(ctx, deployment_id, camera_id, score, at, entry_id=entry_id, worker=worker,
+                             attempt_key=attempt_key)[0]
+
+
+def record_alert_once(ctx: Ctx, deployment_id: int, camera_id: int, score: float, at: datetime,
+                      entry_id: int | None = None, worker: str = "matcher",
+                      attempt_key: str | None = None) -> tuple[Alert, bool]:
+    """Store an alert of a live deployment with its retention deadline; ``(alert, True)``.
+
+    Every door stores alerts here: each gets as ``cursor`` the sequence number of its
+    ``alert.record`` audit event, taken under the audit head's lock and so in commit order
+    (reviewers' streams resume after a cursor and never skip one), and a notification on
+    :data:`~openlfr.store.notify.ALERTS` at commit. With ``attempt_key``, an alert another try of
+    the same attempt already stored is returned as it is: ``(that alert, False)``, nothing new
+    stored or audited (``INSERT ... ON CONFLICT (attempt_key) DO NOTHING RETURNING``).
+    """
     ctx.attempt = (worker, "alert.record", "deployment", str(deployment_id))
     dep = ctx.get(Deployment, deployment_id, "deployment")
     ctx.get(Camera, camera_id, "camera")
     if dep.status != "live" or not dep.start <= at < dep.end:
         raise RuleViolation(f"deployment {deployment_id} is not live at {at:%Y-%m-%d %H:%M}: alert refused")
-    row = Alert(deployment_id=dep.id, camera_id=camera_id, entry_id=entry_id, score=score, at=at,
-                retain_until=at + timedelta(days=ctx.policy.alert_retention_days))
-    ctx.session.add(row)
-    ctx.session.flush()
+    values = {"deployment_id": dep.id, "camera_id": camera_id, "entry_id": entry_id, "score": score, "at": at,
+              "retain_until": at + timedelta(days=ctx.policy.alert_retention_days), "attempt_key": attempt_key}
+    # (annotated: each dialect's Insert has on_conflict_do_nothing, their common base does not)
+    inserts: dict[str, Callable[[type[Alert]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
+                                                                        "sqlite": sqlite_insert}
+    insert = inserts.get(ctx.session.get_bind().dialect.name)
+    if insert is not None:
+        new_id = ctx.session.execute(insert(Alert).values(**values).on_conflict_do_nothing(
+            index_elements=["attempt_key"]).returning(Alert.id)).scalar_one_or_none()
+        if new_id is None:  # (only with a key: NULLs never conflict) another try of this attempt committed
+            return ctx.session.execute(select(Alert).where(Alert.attempt_key == attempt_key)).scalar_one(), False
+        row = ctx.session.get(Alert, new_id)
+        assert row is not None
+    else:  # another database: a plain insert (the unique key still refuses a second row)
+        row = Alert(**values)
+        ctx.session.add(row)
+        ctx.session.flush()
     # which watchlist entry a passer-by's face matched, and how closely, is personal data of both:
     # sealed under the alert's erasure key (openlfr.rights.keys), so erasing the alert erases it here too
     ctx.audit(worker, "alert.record", "alert", row.id, deployment=dep.id, camera=camera_id,
               retain_until=row.retain_until, personal={"entry": entry_id, "score": round(score, 4)},
               subject=alert_ref(row.id))
-    return row
+    head = ctx.session.get(AuditHead, 1)  # locked by the append above until this transaction ends
+    assert head is not None
+    row.cursor = head.seq  # the alert.record event just appended
+    ctx.session.flush()
+    notify(ctx.session, ALERTS, str(row.cursor))
+    return row, True
 
 
 def record_media(ctx: Ctx, kind: str, deployment_id: int, camera_id: int, data: bytes, at: datetime,
@@ -144,9 +185,13 @@ def sweep(ctx: Ctx, orphan_grace_s: float = 3600.0) -> SweepReport:
                            else "retention period over", retain_until=alert.retain_until)
         report.media_deleted.extend(wiped.media_deleted)
         report.alerts_pseudonymised.append(alert.id)
-    report.temp_files_removed, report.orphan_blobs_removed = ctx.blobs.store.remove_orphans(
+    report.temp_files_removed, report.orphan_blobs_removed = ctx.blobs.remove_orphans(
         referenced_blobs(ctx), orphan_grace_s)
-    ctx.audit(SYSTEM, "retention.sweep", "store", "-", summary=report.summary())
+    # a pass row without an alert is a bare sighting (entry, zone, times): kept a day at most (one
+    # with an alert goes when the alert is wiped: openlfr.rights.erasure)
+    passes_deleted = cast(CursorResult[Any], ctx.session.execute(delete(AlertPass).where(
+        AlertPass.alert_id.is_(None), AlertPass.last_seen < now - timedelta(days=1)))).rowcount or 0
+    ctx.audit(SYSTEM, "retention.sweep", "store", "-", summary=report.summary(), passes_deleted=passes_deleted)
     return report
 
 
@@ -186,9 +231,29 @@ def _delete_media(ctx: Ctx, media: MediaItem, reason: str) -> None:
     ctx.audit(SYSTEM, f"{media.kind}.delete", "media", media.id, reason=reason)
 
 
+#: the advisory lock one sweep holds on PostgreSQL, so that of many API replicas one sweeps at a
+#: time: a fixed 64-bit key, the first 8 bytes of sha256(b"openlfr.retention.sweep"), signed
+SWEEP_LOCK_KEY = 4439307878748636730
+#: rate-limit rows (client addresses) are deleted this long after their window opened
+RATE_LIMITS_KEPT = timedelta(days=1)
+
+
+def sweep_lock(ctx: Ctx) -> bool:
+    """Take the sweep's lock for this transaction: False if another replica holds it
+    (PostgreSQL's ``pg_try_advisory_xact_lock``, released at commit or rollback, so it works
+    through PgBouncer in transaction mode too). On SQLite the transaction already holds the
+    write lock (``BEGIN IMMEDIATE``): one machine, one sweep at a time."""
+    if ctx.session.get_bind().dialect.name != "postgresql":
+        ctx.session.connection()  # begins the transaction now: SQLite's write lock (waits for a sweep under way)
+        return True
+    return bool(ctx.session.execute(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK_KEY))).scalar_one())
+
+
 class RetentionSweeper:
     """Runs :func:`sweep` at once and then every ``interval_s`` seconds on a background thread,
-    so that retention is enforced by the running service, not by someone remembering a cron job."""
+    so that retention is enforced by the running service, not by someone remembering a cron job.
+    Every API replica runs one; a sweep that finds another replica's sweep under way (its
+    advisory lock, :func:`sweep_lock`) is skipped, and the next interval tries again."""
 
     def __init__(self, gov: Governance, interval_s: float = 300.0) -> None:
         if interval_s <= 0:
@@ -196,6 +261,7 @@ class RetentionSweeper:
         self.gov = gov
         self.interval_s = interval_s
         self.sweeps = 0
+        self.skipped = 0  # sweeps left to another replica that was sweeping
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention-sweeper", daemon=True)
 
@@ -208,13 +274,25 @@ class RetentionSweeper:
         self._stop.set()
         self._thread.join(timeout)
 
+    def sweep_once(self) -> SweepReport | None:
+        """One sweep in one transaction, under the sweep lock; None when another replica held it."""
+        from openlfr.governance import rate_limits
+
+        with self.gov.transaction() as ctx:
+            if not sweep_lock(ctx):
+                log.debug("retention sweep skipped: another replica is sweeping")
+                self.skipped += 1
+                return None
+            report = sweep(ctx)
+            rate_limits.prune(ctx, RATE_LIMITS_KEPT)
+        self.sweeps += 1
+        log.info("retention sweep: %s", report.summary())
+        return report
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                with self.gov.transaction() as ctx:
-                    report = sweep(ctx)
-                self.sweeps += 1
-                log.info("retention sweep: %s", report.summary())
+                self.sweep_once()
             except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
                 log.exception("retention sweep failed; retrying in %.0f s", self.interval_s)
             self._stop.wait(self.interval_s)

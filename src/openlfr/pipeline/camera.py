@@ -12,8 +12,10 @@ Without a live deployment there is no watchlist, hence no matching: the loop sto
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,15 +32,17 @@ from openlfr.face.detectors import make_detector
 from openlfr.face.registry import ARCFACE5, check_same_model, registry
 from openlfr.face.types import Box, Detection, Detector
 from openlfr.governance import Ctx, Governance, RuleViolation
-from openlfr.governance.deployments import LiveWatchlist, agreements_out_of_force, live_watchlist
+from openlfr.governance.deployments import LiveWatchlist, agreements_out_of_force, live_watchlist, recheck_watchlist
 from openlfr.matching.similarity import to_template
-from openlfr.pipeline import ownership
+from openlfr.pipeline import leases
 from openlfr.pipeline.events import AlertEvent, StatusEvent
+from openlfr.pipeline.passes import zone_key
 from openlfr.pipeline.records import (
-    AlertRecord, Counters, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
+    AlertRecord, Counters, StoredAlert, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
 )
 from openlfr.pipeline.settings import CameraSettings
 from openlfr.pipeline.status import write_status
+from openlfr.store.models import Camera
 from openlfr.video.best_shot import BestShots, Shot
 from openlfr.video.frames import Frame
 from openlfr.video.motion import MotionDetector, merge_boxes, pad_box
@@ -99,6 +103,7 @@ class PipelineStats:
     waits_ms: list[float] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
     passes: int = 0  # people passes over the whole run (the counters restart at each flush)
+    joined_passes: int = 0  # matches of a pass already alerted (neither an alert nor a discard)
     # track id -> [first time, last time, hits, first centre, last centre]: geometry only
     tracks: dict[str, list[object]] = field(default_factory=dict)
 
@@ -108,7 +113,9 @@ class CameraPipeline:
 
     Call :meth:`start`, then :meth:`process` per frame (or :meth:`run` over a source), then
     :meth:`finish`. ``publish`` receives each :class:`AlertEvent` after its commit.
-    ``source_label`` names a recorded source whose position is checkpointed for resuming.
+    ``source_label`` names a recorded source whose position is checkpointed for resuming;
+    ``origin`` (from that checkpoint) is the wall time of its time 0 on its first run.
+    ``lease_epoch``: the camera's lease as a host agent holds it (None: taken here).
     """
 
     def __init__(
@@ -122,6 +129,8 @@ class CameraPipeline:
         publish: Callable[[object], None] | None = None,
         worker: str | None = None,
         source_label: str | None = None,
+        lease_epoch: int | None = None,
+        origin: datetime | None = None,
     ) -> None:
         self.gov = gov
         self.deployment_id = deployment_id
@@ -144,11 +153,17 @@ class CameraPipeline:
         self.watchlist: LiveWatchlist | None = None
         self._last_alert: dict[int, datetime] = {}
         self._wall0: datetime | None = None
-        self._t0: float | None = None
+        # a recording's time 0 on the wall clock (frame times are offsets from it); given when the
+        # recording is resumed, so replayed frames keep the times of its first run
+        self.origin = origin
         # the sources thin frames out on the same schedule, so this keeps every frame they deliver
         self._schedule = FrameSchedule(self.settings.analyse_fps)
-        self._claim: str | None = None  # this worker's claim on the camera (ownership)
-        self._claim_renewed = 0.0
+        # the camera's lease (openlfr.pipeline.leases): given, a host agent holds and renews it and
+        # this pipeline only fences its writes with the epoch; None: taken at start, kept, released
+        self.lease_epoch = lease_epoch
+        self._own_lease = lease_epoch is None
+        self._lease_host = leases.holder_name(self.worker)
+        self._keeper: leases.LeaseKeeper | None = None
         self._last_full = -1e9
         self._last_scan = -1e9
         self._band = 1 << 30  # no scan in progress
@@ -168,12 +183,22 @@ class CameraPipeline:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, at: datetime | None = None) -> None:
-        """Claim the camera (:class:`~openlfr.pipeline.ownership.CameraTaken` while another
-        worker holds it), load the live watchlist (refused without a live deployment) and past
-        alert times."""
+        """Take the camera's lease unless a host agent holds it
+        (:class:`~openlfr.pipeline.leases.CameraTaken` while another holder has it), load the live
+        watchlist (refused without a live deployment) and past alert times."""
         self._wall0 = at or self.gov.clock()
-        self._claim = self.gov.run(lambda ctx: ownership.claim(ctx, self.camera_id, self.deployment_id, self.worker))
-        self._claim_renewed = time.monotonic()
+        if self._own_lease:
+            lease_s = leases.lease_seconds()
+            try:
+                epoch = self.gov.run(lambda ctx: leases.acquire(ctx, self.camera_id, self.deployment_id, self.worker,
+                                                                lease_s))
+            except leases.NoLease as err:  # not live: the watchlist's refusal says why (and is audited)
+                self._refresh_watchlist(self._wall0)
+                raise DeploymentNotLive(str(err)) from err
+            self.lease_epoch = epoch  # (None: a retrospective search, which holds no lease)
+            if epoch is not None:
+                self._keeper = leases.LeaseKeeper(self.gov, self.camera_id, self._lease_host, epoch, lease_s).start()
+                weakref.finalize(self, self._keeper.stop)  # a pipeline dropped without finish() stops renewing
         try:
             self._refresh_watchlist(self._wall0)
         except BaseException:
@@ -188,32 +213,41 @@ class CameraPipeline:
         self.gov.run(begin)
 
     def _refresh_watchlist(self, at: datetime) -> None:
+        """Load the live watchlist (the first time: audited as ``deployment.watchlist``), or
+        re-check the one held: every rule again, reading only the deployment's state, with the
+        snapshot from this process's cache (no decryption) and an audit event only when
+        something changed (:func:`~openlfr.governance.deployments.recheck_watchlist`)."""
+        held = self.watchlist
         try:
-            self.watchlist = self.gov.run(
-                lambda ctx: live_watchlist(ctx, self.deployment_id, self.camera_id, at, worker=self.worker))
+            if held is None:
+                self.watchlist = self.gov.run(
+                    lambda ctx: live_watchlist(ctx, self.deployment_id, self.camera_id, at, worker=self.worker))
+            else:
+                self.watchlist = self.gov.run(lambda ctx: recheck_watchlist(ctx, held, at, worker=self.worker))
         except RuleViolation as err:
             self.watchlist = None
             raise DeploymentNotLive(str(err)) from err
-        # probes are matched only against templates of the same face model
-        check_same_model(self.analyzer.model_id, self.watchlist.model_id,
-                         f"deployment {self.deployment_id}'s watchlist")
+        if self.watchlist is not held:  # probes are matched only against templates of the same face model
+            check_same_model(self.analyzer.model_id, self.watchlist.model_id,
+                             f"deployment {self.deployment_id}'s watchlist")
         self._watchlist_checked = self._agreements_checked = at
 
     def finish(self, finished_source: bool = False) -> None:
         """End every track, write the last counters (and the final position of a recording),
-        release the camera."""
+        release the camera (its own lease; a host agent's stays with the agent)."""
         for track in self.tracker.end_all():
             track.data.clear()
         try:
             # intervals are in frame time (a recording may run faster or slower than the clock)
-            self._flush(self._last_wall or self._now_wall(), finished=finished_source)
-            self.gov.run(lambda ctx: self._write_status(ctx, "stopped"))
+            self._flush(self._last_wall or self._now_wall(), finished=finished_source, final=True)
+            self.gov.run(lambda ctx: self._write_status(ctx, "stopped", final=True))
         finally:
             self._release()
 
-    def _write_status(self, ctx: Ctx, state: str, error: str | None = None) -> None:
+    def _write_status(self, ctx: Ctx, state: str, error: str | None = None, final: bool = False) -> None:
         """The camera's status row: frames analysed per second since the last write, the time
-        the last frame arrived (by the clock, not the video)."""
+        the last frame arrived (by the clock, not the video). Fenced by the lease."""
+        self._fence(ctx, "pipeline.status", final=final)
         now = time.monotonic()
         elapsed = now - self._status_t
         fps = (self.stats.analysed - self._status_analysed) / elapsed if elapsed > 0 else 0.0
@@ -223,20 +257,36 @@ class CameraPipeline:
                      frames_analysed=self.stats.analysed, last_frame_at=last, error=error)
 
     def _release(self) -> None:
-        if self._claim is not None:
-            token, self._claim = self._claim, None
-            self.gov.run(lambda ctx: ownership.release(ctx, self.camera_id, token, self.worker))
+        """Give back the lease this pipeline took itself (never a host agent's)."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is None:
+            return
+        keeper.stop()
+        epoch, self.lease_epoch = keeper.epoch, None  # (an open gap written after this is the last word)
+        self.gov.run(lambda ctx: leases.release(ctx, self._lease_host, self.camera_id, epoch, actor=self.worker,
+                                                action="camera.release"))
 
-    def _renew_claim(self, ctx: Ctx) -> None:
-        """Keep the claim fresh (in the counters' transaction, or on its own every third of its life)."""
-        if self._claim is not None:
-            ownership.renew(ctx, self.camera_id, self._claim, self.worker)
-            self._claim_renewed = time.monotonic()
+    def _fence(self, ctx: Ctx, action: str, final: bool = False) -> None:
+        """Refuse this write (:class:`~openlfr.pipeline.leases.LeaseLost`, audited) unless the
+        camera's lease is still this pipeline's epoch; ``final``: a last write as it stops, which
+        also passes once the deployment has ended and its leases are gone."""
+        leases.fence(ctx, self.camera_id, self.lease_epoch, self.worker, action, deployment_id=self.deployment_id,
+                     after_end=final)
+
+    def _check_lease(self) -> None:
+        """Stop (:class:`~openlfr.pipeline.leases.LeaseLost`) once this pipeline's own lease was lost."""
+        if self._keeper is not None and self._keeper.lost.is_set():
+            raise leases.LeaseLost(self._keeper.reason)
 
     def record_gap(self, gap: Gap) -> None:
         """Store a stream outage of this camera (called by the source when frames return)."""
-        self.gov.run(lambda ctx: store_gap(ctx, self.camera_id, self.deployment_id, gap.started_at, gap.ended_at,
-                                           gap.attempts, gap.reason, self.worker))
+        def store(ctx: Ctx) -> None:
+            # (an open gap is written as the worker stops: after its deployment ended, too)
+            self._fence(ctx, "camera.gap", final=gap.ended_at is None)
+            store_gap(ctx, self.camera_id, self.deployment_id, gap.started_at, gap.ended_at, gap.attempts,
+                      gap.reason, self.worker)
+
+        self.gov.run(store)
         self.motion.reset()
         if self.publish is not None:
             self.publish(StatusEvent(self.camera_id, self.deployment_id, "gap",
@@ -268,10 +318,10 @@ class CameraPipeline:
     def _frame_wall(self, frame: Frame) -> datetime:
         if frame.wall is not None:
             return frame.wall
-        if self._t0 is None:
-            self._t0 = frame.time
-        assert self._wall0 is not None
-        return self._wall0 + timedelta(seconds=frame.time - self._t0)
+        if self.origin is None:  # the recording's time 0 on the wall clock: its first frame is now
+            assert self._wall0 is not None
+            self.origin = self._wall0 - timedelta(seconds=frame.time)
+        return self.origin + timedelta(seconds=frame.time)
 
     def process(self, frame: Frame) -> list[AlertEvent]:
         """Analyse one frame if it is due (``analyse_fps``); returns the alerts it raised."""
@@ -288,9 +338,7 @@ class CameraPipeline:
         at = self._last_wall = self._frame_wall(frame)
         if self._interval_start is None:
             self._interval_start = self._last_checkpoint = at
-        if (self._claim is not None
-                and time.monotonic() - self._claim_renewed >= self.gov.policy.camera_claim_seconds / 3):
-            self.gov.run(self._renew_claim)  # also while frames are only skipped: the claim is wall-clock
+        self._check_lease()  # (its own lease is renewed on a thread; a host agent's by the agent)
         if not self._schedule.due(frame.time):
             return []
         t_start = self._t_frame_start = time.perf_counter()
@@ -299,7 +347,7 @@ class CameraPipeline:
             change = None  # not reached yet, or reloaded for it already (then the regular refresh follows)
         if (self._watchlist_checked is None or change is not None
                 or (at - self._watchlist_checked).total_seconds() >= self.settings.watchlist_refresh_s):
-            # (at ``change`` an entry's review date has passed: reloading drops it at once, audited)
+            # (at ``change`` an entry's review date has passed: the re-check drops it at once, audited)
             self._change_reloaded = change or self._change_reloaded
             self._refresh_watchlist(at)
         elif (at - self._agreements_checked).total_seconds() >= self.settings.agreement_check_s:
@@ -336,7 +384,12 @@ class CameraPipeline:
             self._flush(at)
         elif self.source_label and (at - self._last_checkpoint).total_seconds() >= self.settings.checkpoint_every_s:
             label = self.source_label
-            self.gov.run(lambda ctx: save_checkpoint(ctx, self.deployment_id, self.camera_id, label, frame.index))
+
+            def checkpoint(ctx: Ctx) -> None:
+                self._fence(ctx, "pipeline.checkpoint")
+                save_checkpoint(ctx, self.deployment_id, self.camera_id, label, frame.index, origin=self.origin)
+
+            self.gov.run(checkpoint)
             self._last_checkpoint = at
         self.stats.busy_s += time.perf_counter() - t_start
         return alerts
@@ -436,58 +489,81 @@ class CameraPipeline:
         self.counters.templates += len(chosen)  # faces searched against the watchlist
         alerts: list[AlertEvent] = []
         for (track, shot), template in zip(chosen, templates):
+            joined = self.stats.joined_passes
             raised = self._match(track, shot, template, at)
             alerts.extend(raised)
-            if not raised:
+            if not raised and self.stats.joined_passes == joined:  # (joining an alerted pass is no discard)
                 self.counters.templates_discarded += 1
             shot.chip = shot.crop = np.empty(0)  # discarded at once
         return alerts
 
     def _match(self, track: Track, shot: Shot, template: np.ndarray, at: datetime) -> list[AlertEvent]:
+        """A track alerts at most once: for its best candidate at or above the threshold (one
+        person is one pass, whichever entries they resemble). A match of a pass already alerted
+        (this camera's moments ago, or the zone's pass row) is counted in ``stats.joined_passes``."""
         wl = self.watchlist
-        if wl is None or not len(wl.entry_ids):
+        if wl is None or not len(wl.entry_ids) or track.data.get("alerted"):
             return []
         scores = wl.templates @ template
-        alerted = cast(set[int], track.data.setdefault("alerted", set()))
-        out = []
-        for j in np.argsort(-scores):
-            score = float(scores[j])
-            if score < wl.threshold:
-                break
-            entry = wl.entry_ids[j]
-            if entry in alerted:
-                continue
-            alerted.add(entry)
-            last = self._last_alert.get(entry)
-            if last is not None and abs((at - last).total_seconds()) < self.settings.realert_after_s:
-                continue  # same person, same camera, moments ago (e.g. a new track after a cut)
-            out.append(self._raise_alert(track, shot, entry, wl.labels[j], score, at))
-        return out
+        j = int(np.argmax(scores))
+        score = float(scores[j])
+        if score < wl.threshold:
+            return []
+        track.data["alerted"] = True
+        entry = wl.entry_ids[j]
+        last = self._last_alert.get(entry)
+        if last is not None and abs((at - last).total_seconds()) < self.settings.realert_after_s:
+            # a cheap pre-check (same person, same camera, moments ago: e.g. a new track after a
+            # cut); the rule is the zone's pass row, checked in the store
+            self.stats.joined_passes += 1
+            return []
+        event = self._raise_alert(track, shot, entry, wl.labels[j], score, at)
+        if event is None:
+            self.stats.joined_passes += 1
+            return []
+        return [event]
 
-    def _raise_alert(self, track: Track, shot: Shot, entry: int, label: str, score: float, at: datetime) -> AlertEvent:
+    def _raise_alert(self, track: Track, shot: Shot, entry: int, label: str, score: float,
+                     at: datetime) -> AlertEvent | None:
+        """Store the alert (one per pass: ``None`` when the pass was already alerted), then announce it."""
         assert self.watchlist is not None
+        snapshot_hash = self.watchlist.snapshot_hash
         ok, png = cv2.imencode(".png", cv2.cvtColor(shot.crop, cv2.COLOR_RGB2BGR))
-        rec = AlertRecord(
-            deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score, at=at,
-            track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),
-            quality=shot.quality.score, crop=png.tobytes() if ok else b"", snapshot_hash=self.watchlist.snapshot_hash)
-        def store(ctx: Ctx) -> int:
+        epoch = self.lease_epoch
+        self._run_id: str = getattr(self, "_run_id", None) or secrets.token_hex(8)  # this run's own attempts
+        # the same key on every retry of this attempt (Governance.run), so a retry after an
+        # unknown commit outcome finds the alert the first try stored
+        key = f"{self.camera_id}:{'-' if epoch is None else epoch}:{self._run_id}:{track.id}:{entry}"[:160]
+
+        def store(ctx: Ctx) -> StoredAlert | None:
+            if getattr(self, "_zone", None) is None:  # looked up once a run (a new zone applies at the next start)
+                self._zone: str = zone_key(ctx.get(Camera, self.camera_id, "camera"))
+            rec = AlertRecord(
+                deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score,
+                at=at, track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),
+                quality=shot.quality.score, crop=png.tobytes() if ok else b"", snapshot_hash=snapshot_hash,
+                zone=self._zone, pass_window_s=self.settings.realert_after_s, attempt_key=key, lease_epoch=epoch)
             stored = store_alert(ctx, rec, self.worker)
             if self.source_label:
-                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index)
+                save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index,
+                                origin=self.origin)
             return stored
 
         try:
-            alert_id = self.gov.run(store)
+            stored = self.gov.run(store)
+        except leases.CameraTaken:
+            raise  # the lease is lost (another host has the camera): the worker stops
         except RuleViolation as err:
             raise DeploymentNotLive(str(err)) from err
+        self._last_alert[entry] = at
+        if stored is None:  # the zone's pass was already alerted (by another camera, or this one)
+            return None
         # Committed: only now may anyone be told.
         latency = (time.perf_counter() - shot.captured) * 1000 if shot.captured is not None else None
-        self._last_alert[entry] = at
         self.counters.alerts += 1
-        event = AlertEvent(alert_id, self.deployment_id, self.camera_id, entry, label, round(score, 4), at.isoformat(),
-                           track.id, shot.frame_index, round(shot.time, 3), shot.box.as_list(),
-                           None if latency is None else round(latency, 1))
+        event = AlertEvent(stored.alert_id, stored.cursor, self.deployment_id, self.camera_id, entry, label,
+                           round(score, 4), at.isoformat(), track.id, shot.frame_index, round(shot.time, 3),
+                           shot.box.as_list(), None if latency is None else round(latency, 1))
         if latency is not None and shot.captured is not None:  # (latency is set exactly when captured is)
             self.stats.latencies_ms.append(latency)
             self.stats.waits_ms.append((self._t_frame_start - shot.captured) * 1000)
@@ -496,16 +572,18 @@ class CameraPipeline:
             self.publish(event)
         return event
 
-    def _flush(self, at: datetime, finished: bool = False) -> None:
+    def _flush(self, at: datetime, finished: bool = False, final: bool = False) -> None:
+        """Counters of the interval and the recording's position, in one transaction fenced by the
+        lease (``final``: the last flush as the pipeline stops)."""
         start = self._interval_start or at
         counts, self.counters = self.counters, Counters()
         def flush(ctx: Ctx) -> None:
+            self._fence(ctx, "pipeline.counters", final=final)
             if not counts.empty():
                 store_counters(ctx, self.deployment_id, self.camera_id, start, max(at, start), counts, self.worker)
             if self.source_label:
                 save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, self._last_frame_index,
-                                finished=finished)
-            self._renew_claim(ctx)
+                                finished=finished, origin=self.origin)
 
         self.gov.run(flush)
         self._interval_start = self._last_checkpoint = at

@@ -22,6 +22,7 @@ class AlertEvent:
     """An alert that is committed to the store, as announced to reviewers."""
 
     alert_id: int
+    cursor: int  # its place in commit order (Alert.cursor): reviewers' streams resume after it
     deployment_id: int
     camera_id: int
     entry_id: int | None

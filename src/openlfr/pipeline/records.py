@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from openlfr.governance.context import Ctx
-from openlfr.governance.retention import record_alert, record_media
+from openlfr.governance.retention import record_alert_once, record_media
+from openlfr.pipeline.leases import fence
+from openlfr.pipeline.passes import committed, join_or_open
 from openlfr.rights.keys import ERASED, alert_ref, open_text, seal_text
 from openlfr.store.models import Alert, AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
 
@@ -24,7 +26,9 @@ class Counters:
     ``pass_min_s`` seconds, one per person walking through, whatever ``analyse_fps``) and ``templates``
     (faces searched against the watchlist) are the units of the reports; ``faces_seen``
     (detections on analysed frames: one person is detected on many frames) and ``tracks``
-    (all new tracks, searched or not) are diagnostics.
+    (all new tracks, searched or not) are diagnostics. A template is an alert, a discard, or a
+    match of a pass already alerted (one alert per pass: counted in the run's
+    ``PipelineStats.joined_passes``, its crop never stored).
     """
 
     frames: int = 0
@@ -74,12 +78,41 @@ class AlertRecord:
     lease_epoch: int | None = None
 
 
-def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> int:
-    """Alert, encrypted probe crop and details in the caller's transaction; returns the alert id.
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert in the store: its id, its cursor (commit order) and whether this call stored it
+    (``False``: an earlier try of the same attempt had committed it)."""
 
-    ``record_alert`` refuses when the deployment is not live at ``rec.at``.
+    alert_id: int
+    cursor: int
+    new: bool
+
+
+def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> StoredAlert | None:
+    """Alert, encrypted probe crop and details in the caller's transaction, one per pass.
+
+    In order: the worker's lease epoch is checked (:func:`openlfr.pipeline.leases.fence`:
+    a host that lost the camera is refused, audited); an alert an earlier try of this attempt
+    committed is returned as it is; the pass row is locked (:func:`passes.join_or_open`), and a
+    sighting of a pass already alerted only extends it (``None``: nothing stored). Else the
+    alert is recorded (``record_alert`` refuses when the deployment is not live at ``rec.at``)
+    with its cursor and a notification to reviewers' streams at commit.
     """
-    alert = record_alert(ctx, rec.deployment_id, rec.camera_id, rec.score, rec.at, entry_id=rec.entry_id, worker=worker)
+    fence(ctx, rec.camera_id, rec.lease_epoch, worker, deployment_id=rec.deployment_id)
+    if (done := committed(ctx, rec.attempt_key)) is not None:
+        return StoredAlert(done.id, int(done.cursor or 0), False)
+    zone = rec.zone.strip() or f"camera:{rec.camera_id}"
+    opened = join_or_open(ctx, rec.deployment_id, zone, rec.entry_id, rec.at, rec.pass_window_s)
+    if opened is None:
+        # (an earlier try still committing when this one started has committed by now: the pass
+        # row's lock waited for it)
+        done = committed(ctx, rec.attempt_key)
+        return None if done is None else StoredAlert(done.id, int(done.cursor or 0), False)
+    alert, new = record_alert_once(ctx, rec.deployment_id, rec.camera_id, rec.score, rec.at, entry_id=rec.entry_id,
+                                   worker=worker, attempt_key=rec.attempt_key or None)
+    opened.alert_id = alert.id
+    if not new:
+        return StoredAlert(alert.id, int(alert.cursor or 0), False)
     record_media(ctx, "crop", rec.deployment_id, rec.camera_id, rec.crop, rec.at, alert_id=alert.id, worker=worker)
     # where the face was and whom it matched: sealed under the alert's key (gone when it is erased)
     personal = json.dumps({"track_id": rec.track_id, "box": [int(v) for v in rec.box], "candidate_label": rec.label})
@@ -88,7 +121,8 @@ def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> int:
         quality=rec.quality, candidate_label="", snapshot_hash=rec.snapshot_hash, worker=worker,
         personal=seal_text(ctx, alert_ref(alert.id), personal)))
     ctx.session.flush()
-    return alert.id
+    assert alert.cursor is not None  # (record_alert_once sets it)
+    return StoredAlert(alert.id, alert.cursor, True)
 
 
 def alert_detail(ctx: Ctx, alert_id: int) -> dict[str, Any] | None:
@@ -127,14 +161,24 @@ def store_gap(ctx: Ctx, camera_id: int, deployment_id: int | None, started_at: d
 
 
 def save_checkpoint(ctx: Ctx, deployment_id: int, camera_id: int, source: str, frame_index: int,
-                    finished: bool = False) -> None:
-    """Remember how far a recorded source was processed."""
+                    finished: bool = False, origin: datetime | None = None) -> None:
+    """Remember how far a recorded source was processed, and (``origin``) the wall time of its
+    time 0 on its first run, kept from then on (see :func:`checkpoint_origin`)."""
     row = ctx.session.get(CameraCheckpoint, (deployment_id, camera_id))
     if row is None:
         row = CameraCheckpoint(deployment_id=deployment_id, camera_id=camera_id, source=source, frame_index=0,
                                finished=0, updated_at=ctx.now())
         ctx.session.add(row)
+    if row.source != source or row.origin is None:
+        row.origin = origin
     row.source, row.frame_index, row.finished, row.updated_at = source, frame_index, int(finished), ctx.now()
+
+
+def checkpoint_origin(ctx: Ctx, deployment_id: int, camera_id: int, source: str) -> datetime | None:
+    """The wall time of this recording's time 0 when it was first run in this deployment (None:
+    never run): a resumed worker gives replayed frames the times they had the first time."""
+    row = ctx.session.get(CameraCheckpoint, (deployment_id, camera_id))
+    return row.origin if row is not None and row.source == source else None
 
 
 def load_checkpoint(ctx: Ctx, deployment_id: int, camera_id: int, source: str) -> tuple[int, bool]:

@@ -5,8 +5,12 @@ recording where it stopped, run the :class:`~openlfr.pipeline.camera.CameraPipel
 record stream gaps). :class:`Supervisor` runs one worker process per :class:`CameraJob`,
 forwards their alerts to an :class:`~openlfr.pipeline.events.EventBus` and restarts any
 worker that dies (with backoff); a worker that ends normally (recording finished,
-deployment no longer live) is not restarted. Alerts are committed by the worker before they
-are sent, so killing any process at any moment loses no announced alert.
+deployment no longer live, lease lost) is not restarted. Alerts are committed by the worker
+before they are sent, so killing any process at any moment loses no announced alert.
+
+A job with a ``lease_epoch`` runs under a host agent (:mod:`openlfr.pipeline.host`), which
+holds the camera's lease; every write of the worker is fenced with that epoch
+(:func:`openlfr.pipeline.leases.fence`). Without one, the worker takes the lease itself.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import base64
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from openlfr.governance import Governance
@@ -31,7 +36,7 @@ log = logging.getLogger(__name__)
 EXIT_DONE = 0  # the recording ended or the worker was asked to stop
 EXIT_NOT_LIVE = 3  # the deployment is not live (ended, outside its window): nothing to do
 EXIT_BAD_SOURCE = 4  # the camera's address cannot be used (no such file, not a video...): restarting will not help
-EXIT_CAMERA_TAKEN = 5  # another worker holds the camera (one worker per camera): a duplicate must not run
+EXIT_CAMERA_TAKEN = 5  # another holds the camera's lease, or this worker lost it: a duplicate must not run
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class StoreConfig:
     blob_root: str
     key_b64: str
     settings: dict[str, Any] = field(default_factory=dict)
+    blobs: str = ""  # where the blobs are: "files" or "database" as the parent resolved it ("": the settings)
 
     @classmethod
     def from_settings(cls) -> StoreConfig:
@@ -59,14 +65,19 @@ class StoreConfig:
 
         ring = open_keyring()
         key_b64 = base64.b64encode(ring.primary_key).decode() if ring.source == "env" else ""
-        return cls(database_url(), str(blob_dir()), key_b64, overrides())
+        from openlfr.store.db_blobs import blob_backend
+
+        url = database_url()
+        return cls(url, str(blob_dir()), key_b64, overrides(), blob_backend(url))
 
     def governance(self) -> Governance:
         """A :class:`Governance` on this store (schema already migrated by the parent)."""
         from pathlib import Path
 
+        from openlfr.store import make_engine  # a camera worker's own small pool (cluster.worker_pool_size)
+
         return Governance(self.database_url, blob_root=Path(self.blob_root), key=base64.b64decode(self.key_b64),
-                          migrate=False)
+                          migrate=False, engine=make_engine(self.database_url, worker=True), blobs=self.blobs or None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,11 @@ class CameraJob:
     source: str
     settings: dict[str, Any] = field(default_factory=dict)
     paced: bool = False  # play a recording at real time, dropping late frames, as a camera would
+    lease_epoch: int | None = None  # the host agent's lease on the camera; None: the worker takes its own
+
+    def same_work(self, other: CameraJob) -> bool:
+        """Whether ``other`` is this job under another lease epoch (same camera, source, settings)."""
+        return replace(self, lease_epoch=None) == replace(other, lease_epoch=None)
 
 
 def _source_refusal(gov: Governance, job: CameraJob) -> str:
@@ -106,10 +122,43 @@ def _source_refusal(gov: Governance, job: CameraJob) -> str:
 
 
 def _record_failure(gov: Governance, job: CameraJob, reason: str) -> None:
-    """The camera failed: its status, a ``camera.failed`` audit event and an open gap."""
+    """The camera failed: its status, a ``camera.failed`` audit event and an open gap (fenced by
+    the host agent's lease, where it has one)."""
+    from openlfr.pipeline.leases import fence
     from openlfr.pipeline.status import record_failure
 
-    gov.run(lambda ctx: record_failure(ctx, job.camera_id, job.deployment_id, f"pipeline:{job.camera_name}", reason))
+    worker = f"pipeline:{job.camera_name}"
+
+    def record(ctx: Any) -> None:
+        fence(ctx, job.camera_id, job.lease_epoch, worker, "camera.failed", deployment_id=job.deployment_id,
+              after_end=True)
+        record_failure(ctx, job.camera_id, job.deployment_id, worker, reason)
+
+    gov.run(record)
+
+
+def _record_stopped(gov: Governance, job: CameraJob, epoch: int | None, why: str) -> None:
+    """The camera's status: stopped, and why (its deployment is no longer live)."""
+    from openlfr.pipeline.leases import fence
+    from openlfr.pipeline.status import write_status
+
+    worker = f"pipeline:{job.camera_name}"
+
+    def record(ctx: Any) -> None:
+        fence(ctx, job.camera_id, epoch, worker, "pipeline.status", deployment_id=job.deployment_id, after_end=True)
+        write_status(ctx, job.camera_id, job.deployment_id, worker, "stopped", error=why)
+
+    gov.run(record)
+
+
+def _lease_lost(err: BaseException) -> BaseException | None:
+    """The lease error behind ``err`` (itself, or what a refused alert was turned into), if any."""
+    from openlfr.pipeline.leases import CameraTaken
+
+    for e in (err, err.__cause__):
+        if isinstance(e, CameraTaken):
+            return e
+    return None
 
 
 def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: Any = None,
@@ -117,16 +166,29 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     """Analyse one camera until its recording ends, ``stop`` is set or the deployment ends.
 
     Returns :data:`EXIT_DONE`, :data:`EXIT_NOT_LIVE`, :data:`EXIT_BAD_SOURCE` or
-    :data:`EXIT_CAMERA_TAKEN` (another worker holds the camera; the refusal is audited and
-    published as a ``refused`` status); other errors propagate (and the supervisor restarts
-    the worker). A camera that cannot be read, or whose worker crashes, is recorded as failed
-    (:mod:`openlfr.pipeline.status`: status, audit event, gap).
+    :data:`EXIT_CAMERA_TAKEN` (another holds the camera's lease: the refusal is audited and
+    published as a ``refused`` status; or this worker's lease was lost: its refused write is
+    audited and a ``lost`` status published); other errors propagate (and the supervisor
+    restarts the worker). A camera that cannot be read, or whose worker crashes, is recorded
+    as failed (:mod:`openlfr.pipeline.status`: status, audit event, gap).
     """
+    try:
+        return _run_camera(job, store, stop, publish, gov)
+    except Exception as err:
+        lost = _lease_lost(err)
+        if lost is None:
+            raise
+        log.error("camera %s: %s", job.camera_name, lost)
+        if publish is not None:
+            publish(StatusEvent(job.camera_id, job.deployment_id, "lost", str(lost)))
+        return EXIT_CAMERA_TAKEN
+
+
+def _run_camera(job: CameraJob, store: StoreConfig, stop: Any, publish: Any, gov: Governance | None) -> int:
     from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
-    from openlfr.pipeline.ownership import CameraTaken
+    from openlfr.pipeline.leases import CameraTaken, LeaseLost
     from openlfr.pipeline.reader import LatestFrameReader, Prefetcher
-    from openlfr.pipeline.records import load_checkpoint
-    from openlfr.pipeline.status import write_status
+    from openlfr.pipeline.records import checkpoint_origin, load_checkpoint
     from openlfr.video.pacing import PacedSource
     from openlfr.video.sources import open_source, source_kind
 
@@ -148,23 +210,28 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
         _record_failure(gov, job, refusal)
         return EXIT_BAD_SOURCE
     recorded = kind in ("file", "folder")
-    start_frame = 0
+    start_frame, origin = 0, None
     if recorded:
         with gov.transaction() as ctx:
             start_frame, finished = load_checkpoint(ctx, job.deployment_id, job.camera_id, job.source)
+            origin = checkpoint_origin(ctx, job.deployment_id, job.camera_id, job.source)
         if finished:
             log.info("camera %s: %s already processed", job.camera_name, job.source)
             return EXIT_DONE
     pipe = CameraPipeline(gov, job.deployment_id, job.camera_id, settings, publish=publish,
-                          worker=worker, source_label=job.source if recorded else None)
+                          worker=worker, source_label=job.source if recorded else None, lease_epoch=job.lease_epoch,
+                          origin=origin)
     try:
         pipe.start()
     except DeploymentNotLive as err:
+        if _lease_lost(err):
+            raise
         log.warning("camera %s: %s", job.camera_name, err)
-        why = str(err)
-        gov.run(lambda ctx: write_status(ctx, job.camera_id, job.deployment_id, worker, "stopped", error=why))
+        _record_stopped(gov, job, job.lease_epoch, str(err))
         return EXIT_NOT_LIVE
     except CameraTaken as err:
+        if isinstance(err, LeaseLost):  # its first status write refused: the lease is already gone
+            raise
         log.error("camera %s: %s", job.camera_name, err)
         if publish is not None:
             publish(StatusEvent(job.camera_id, job.deployment_id, "refused", str(err)))
@@ -188,13 +255,13 @@ def run_camera(job: CameraJob, store: StoreConfig, stop: Any = None, publish: An
     try:
         pipe.run(frames, stop=stop, finished_source=recorded)
     except DeploymentNotLive as err:
+        if _lease_lost(err):
+            raise
         log.warning("camera %s: %s", job.camera_name, err)
-        why = str(err)
-        gov.run(lambda ctx: write_status(ctx, job.camera_id, job.deployment_id, worker, "stopped", error=why))
+        _record_stopped(gov, job, job.lease_epoch, str(err))
         return EXIT_NOT_LIVE
-    except CameraTaken as err:  # its claim expired (the worker stalled) and another took the camera
-        log.error("camera %s: %s", job.camera_name, err)
-        return EXIT_CAMERA_TAKEN
+    except CameraTaken:  # its lease was lost (expired, taken over): run_camera says so
+        raise
     except Exception as err:  # a crash: recorded, then the supervisor restarts the worker
         _record_failure(gov, job, f"{type(err).__name__}: {err}")
         raise
@@ -220,6 +287,15 @@ def _worker_main(job: CameraJob, store: StoreConfig, events: Any) -> None:
     # supervisor's set(); a signal cannot.)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    parent = os.getppid()
+
+    def orphaned() -> None:  # its host agent was killed alone: stop (its lease lapses, another host takes over)
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("camera %s: the supervising process is gone; stopping", job.camera_name)
+                stop.set()
+
+    threading.Thread(target=orphaned, name="orphan-watch", daemon=True).start()
     code = run_camera(job, store, stop, events.put)
     raise SystemExit(code)
 
@@ -328,25 +404,43 @@ class Supervisor:
 
     def shutdown(self, timeout: float = 15.0) -> None:
         """Ask every worker to stop (they flush counters), wait, then terminate stragglers."""
-        self.stop_event.set()
+        self.terminate()
         deadline = time.monotonic() + timeout
-        for w in self.workers.values():
-            if w.process is not None and w.process.is_alive():
-                w.process.terminate()  # SIGTERM: the worker stops after the current frame
         for w in self.workers.values():
             if w.process is not None:
                 w.process.join(max(0.1, deadline - time.monotonic()))
-                if w.process.is_alive():
-                    w.process.kill()
-                    w.process.join(2)
-                w.exit_codes.append(w.process.exitcode)
-                w.done = True
-                w.outcome = w.outcome or {EXIT_BAD_SOURCE: "failed", EXIT_CAMERA_TAKEN: "refused"}.get(
-                    w.process.exitcode, "stopped")
-        time.sleep(0.3)  # let the pump deliver what the workers sent last
-        self._pumping.clear()
-        if self._pump is not None:
-            self._pump.join(2)
+        self.reap(deadline=0.0)
+
+    def terminate(self) -> None:
+        """Ask every worker to stop (SIGTERM: after the current frame, counters flushed), without waiting."""
+        self.stop_event.set()
+        for w in self.workers.values():
+            if w.process is not None and w.process.is_alive():
+                w.process.terminate()
+
+    def reap(self, deadline: float) -> bool:
+        """After :meth:`terminate`: ``True`` once every worker has ended (then the event pump is
+        stopped); a worker still running past ``deadline`` (``time.monotonic()``) is killed."""
+        for w in self.workers.values():
+            p = w.process
+            if p is None:
+                continue
+            if p.is_alive() and time.monotonic() < deadline:
+                return False
+            if p.is_alive():
+                p.kill()
+                p.join(2)
+            w.process = None
+            w.exit_codes.append(p.exitcode)
+            w.done = True
+            w.outcome = w.outcome or {EXIT_BAD_SOURCE: "failed", EXIT_CAMERA_TAKEN: "refused"}.get(
+                p.exitcode, "stopped")
+        if self._pumping.is_set():
+            time.sleep(0.3)  # let the pump deliver what the workers sent last
+            self._pumping.clear()
+            if self._pump is not None:
+                self._pump.join(2)
+        return True
 
     def outcomes(self) -> list[tuple[CameraJob, str, list[int]]]:
         """(job, how it ended, exit codes) per camera, after :meth:`run` or :meth:`shutdown`."""

@@ -4,7 +4,8 @@ request, the early deletion of a single alert and pseudonymisation when retentio
 What goes: the crop and footage files, the alert's erasure key (so its sealed audit details,
 reviewers' notes and any copy of the crop become unreadable for good), the pipeline's details
 (track, frame, box, candidate label), reviewers' and escalation notes, the outcome's note and
-officer, the names of released legal holds' proceedings, and the link to the watchlist entry.
+officer, the names of released legal holds' proceedings, the link to the watchlist entry and the
+alert's pass (:mod:`openlfr.pipeline.passes`).
 What stays: the alert row's deployment, camera, hour, score and review outcome, the reviews'
 decisions and the outcome's result, because the effectiveness reports count them. An alert
 under an active legal hold is never wiped.
@@ -23,7 +24,9 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.credentials import Actor
 from openlfr.governance.errors import RuleViolation
 from openlfr.rights.keys import alert_ref, destroy_key
-from openlfr.store.models import Alert, AlertDetail, AlertOutcome, AlertReview, Escalation, LegalHold, MediaItem
+from openlfr.store.models import (
+    Alert, AlertDetail, AlertOutcome, AlertPass, AlertReview, Escalation, LegalHold, MediaItem,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def wipe_alert(ctx: Ctx, alert: Alert, *, actor: Actor | str, action: str, reaso
     # (a DML statement's result is a CursorResult, which Session.execute's annotation does not say)
     gone = cast(CursorResult[Any], ctx.session.execute(
         delete(AlertDetail).where(AlertDetail.alert_id == alert.id))).rowcount or 0
+    # its pass (entry, zone, times: a sighting) goes with it; a later sighting opens a new pass
+    ctx.session.execute(delete(AlertPass).where(AlertPass.alert_id == alert.id))
     for review in ctx.session.execute(select(AlertReview).where(AlertReview.alert_id == alert.id)).scalars():
         review.note = ""
     for esc in ctx.session.execute(select(Escalation).where(Escalation.alert_id == alert.id)).scalars():

@@ -28,7 +28,9 @@ fails to open. Files of earlier versions, ``b"OLFR1" + nonce + ciphertext``, are
 atomically by one with a new primary key and the old keys retired; each sealed file not
 under the primary is then rewritten (temporary file 0600, fsync, rename); only when every
 file is done is the ring replaced by the primary key alone. A rerun after a crash finds the
-rotation pending in the file and finishes it rather than starting another.
+rotation pending in the file and finishes it rather than starting another. Blobs kept in the
+database (PostgreSQL) are sealed the same way, a row's id as the associated data, and resealed
+row by row in the same window (:meth:`openlfr.store.db_blobs.DatabaseBlobStore.reseal`).
 """
 
 from __future__ import annotations

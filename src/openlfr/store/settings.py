@@ -1,7 +1,8 @@
 """Where the governance store lives: database URL, blob folder and key file, as the settings
 say (:class:`openlfr.config.StoreSettings`: ``OPENLFR_DATABASE_URL``, ``OPENLFR_KEY_FILE``),
-with the embedded defaults ``sqlite:///<data_dir>/openlfr.db`` and ``<data_dir>/key``; the
-blobs are always in ``<data_dir>/blobs``.
+with the embedded defaults ``sqlite:///<data_dir>/openlfr.db`` and ``<data_dir>/key``; blobs
+kept as files (the default on SQLite, see :func:`openlfr.store.db_blobs.blob_backend`) are
+always in ``<data_dir>/blobs``.
 
 Everything under the data directory is private to its owner: folders are created 0700 and
 files 0600 (:func:`private_dir`, :func:`write_private`).
@@ -115,7 +116,7 @@ def existing_database_url() -> str:
 
 
 def blob_dir() -> Path:
-    """Folder of encrypted blobs: ``<data_dir>/blobs``."""
+    """Folder of encrypted blobs kept as files: ``<data_dir>/blobs``."""
     return data_dir() / "blobs"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 
 from openlfr.api import defs, views
 from openlfr.api.auth import Principal, require
-from openlfr.api.deps import tx
+from openlfr.api.deps import reading, tx
 from openlfr.governance import Ctx, Role, outcomes, reviews
 from openlfr.governance.credentials import live_token
 from openlfr.rights.keys import media_bytes
@@ -35,9 +36,9 @@ REVIEWERS = (Role.REVIEWER,)
 HANDLERS = (Role.REVIEWER, Role.AUTHORISING_OFFICER)  # who may open an alert, record its outcome
 OFFICERS = (Role.AUTHORISING_OFFICER,)
 KEEPALIVE_S = 15.0
-POLL_S = 0.2  # worst-case added latency of an alert announced in this process
+POLL_S = 0.2  # the stream's tick: status events from this process, credential re-checks
 STORE_BATCH = 200  # most alerts read from the store at once (a stream resumed far back catches up in steps)
-STORE_POLL_S = 1.0  # worst-case added latency of an alert committed by another process
+STORE_POLL_S = 1.0  # worst-case added latency of an alert whose notification was lost (the safety net)
 RECHECK_S = 0.75  # the caller's credential is checked again this often (and before anything is sent)
 
 
@@ -49,22 +50,68 @@ def list_alerts(request: Request, me: Principal = Depends(require(*REVIEWERS))) 
         return views.list_alerts(ctx, user)
 
 
-def _alerts_after(request: Request, last_id: int, deployments: set[int]) -> list[dict]:
-    """Alerts of ``deployments`` committed after ``last_id`` by any process writing to the
-    store (camera workers)."""
+class StreamWaker:
+    """Wakes every open alert stream of this API process, from any thread: called by the
+    process's one ``LISTEN`` on :data:`~openlfr.store.notify.ALERTS` (started in the app's
+    lifespan), which also hears this process's own commits. A wake-up is only a hint to read
+    the store now; streams poll it anyway."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[asyncio.Event, asyncio.AbstractEventLoop] = {}
+
+    def watch(self) -> asyncio.Event:
+        """A new stream's event, set at each wake-up (call on the stream's event loop)."""
+        event = asyncio.Event()
+        with self._lock:
+            self._streams[event] = asyncio.get_running_loop()
+        return event
+
+    def unwatch(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._streams.pop(event, None)
+
+    def wake(self, *_: object) -> None:
+        """Wake every stream (any thread; the arguments, a notification's channel and payload, are ignored)."""
+        with self._lock:
+            streams = list(self._streams.items())
+        for event, loop in streams:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # its loop has closed: the stream is gone
+                self.unwatch(event)
+
+
+def _alerts_after(request: Request, cursor: int, deployments: set[int]) -> list[dict]:
+    """Alerts of ``deployments`` committed after ``cursor`` (in commit order) by any process
+    writing to the store: camera workers on any host, this one included."""
     if not deployments:
         return []
-    with tx(request) as ctx:
+    with reading(request) as ctx:
         rows = ctx.session.execute(
-            select(Alert).where(Alert.id > last_id, Alert.deleted_at.is_(None), Alert.deployment_id.in_(deployments))
-            .order_by(Alert.id).limit(STORE_BATCH)).scalars()
-        return [{"alert_id": a.id, "deployment_id": a.deployment_id, "camera_id": a.camera_id,
+            select(Alert).where(Alert.cursor > cursor, Alert.deleted_at.is_(None),
+                                Alert.deployment_id.in_(deployments))
+            .order_by(Alert.cursor).limit(STORE_BATCH)).scalars()
+        return [{"alert_id": a.id, "cursor": a.cursor, "deployment_id": a.deployment_id, "camera_id": a.camera_id,
                  "entry_id": a.entry_id, "score": a.score, "at": a.at.isoformat()} for a in rows]
 
 
-def _last_alert_id(request: Request) -> int:
-    with tx(request) as ctx:
-        return ctx.session.execute(select(func.coalesce(func.max(Alert.id), 0))).scalar_one()
+def _head_cursor(request: Request) -> int:
+    """The newest alert's cursor (0: none yet)."""
+    with reading(request) as ctx:
+        return int(ctx.session.execute(select(func.max(Alert.cursor))).scalar_one() or 0)
+
+
+def _cursor_of(request: Request, alert_id: int) -> int:
+    """The cursor of alert ``alert_id`` (the newest one a page shows): alerts committed after it
+    follow. 0 for 0; for an id that names no alert, the newest cursor among lower ids."""
+    if alert_id == 0:
+        return 0
+    with reading(request) as ctx:
+        found = ctx.session.execute(select(Alert.cursor).where(Alert.id == alert_id)).scalar_one_or_none()
+        if found is None:
+            found = ctx.session.execute(select(func.max(Alert.cursor)).where(Alert.id <= alert_id)).scalar_one()
+        return int(found or 0)
 
 
 def _reviewable(request: Request, me: Principal) -> set[int] | None:
@@ -81,41 +128,47 @@ def _reviewable(request: Request, me: Principal) -> set[int] | None:
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)),
                  after: int | None = Query(None, ge=0, le=2**62, description=(
-                     "send the caller's alerts committed after this alert id too (the newest one the page "
-                     "already shows), so none committed while the stream connects is missed"))) -> StreamingResponse:
-    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, camera, score, time),
-    for the deployments the caller may review.
+                     "send the caller's alerts committed after this alert (the newest one the page already "
+                     "shows: an alert id) too, so none committed while the stream connects is missed"))
+                 ) -> StreamingResponse:
+    """Live alerts as Server-Sent Events (``event: alert``, data: the alert id, its cursor, camera,
+    score, time), for the deployments the caller may review.
 
-    Alerts come from the in-process event bus and from the store, which camera workers in
-    other processes (``openlfr run``) commit to; each alert is sent once. The caller's
-    credential is checked again at least every second and before each batch is sent: the
-    stream ends (``event: end``) as soon as it is revoked or expires or the user is deactivated.
+    Alerts are read from the store, in the order they were committed, by whichever process
+    (camera workers on any host): each alert's ``id:`` is its cursor, a number that grows in
+    commit order and is the same on every API replica. A browser that reconnects sends the last
+    one it received (``Last-Event-ID``) to any replica and gets exactly the alerts committed
+    after it, none twice and none skipped; ``after`` does the same for a page's first
+    connection. New alerts are sent as soon as their commit is announced (PostgreSQL
+    ``NOTIFY``, or this process's own commits), and within a second in any case.
 
-    Each alert event carries its id (``id:``), so a browser that reconnects (``Last-Event-ID``)
-    gets what it missed meanwhile; ``after`` does the same for a page's first connection."""
+    The caller's credential is checked again at least every second and before each batch is
+    sent: the stream ends (``event: end``) as soon as it is revoked or expires or the user is
+    deactivated."""
     allowed = await asyncio.to_thread(_reviewable, request, me)
     if allowed is None:
         raise HTTPException(401, "session expired or not valid: log in again", headers={"WWW-Authenticate": "Bearer"})
-    sub = request.app.state.bus.subscribe(maxsize=200)
+    sub = request.app.state.bus.subscribe(maxsize=200)  # status events, and early word of alerts
+    waker: StreamWaker | None = getattr(request.app.state, "alert_waker", None)
     camera_names: dict[int, str] = {}
 
     def camera_name(camera_id: int) -> str:
         if camera_id not in camera_names:
-            with tx(request) as ctx:
+            with reading(request) as ctx:
                 cam = ctx.session.get(Camera, camera_id)
                 camera_names[camera_id] = cam.name if cam else f"camera {camera_id}"
         return camera_names[camera_id]
 
     async def events() -> AsyncIterator[str]:
         nonlocal allowed
-        sent: set[int] = set()
         resume = request.headers.get("last-event-id", "")
-        if resume.isdigit() and len(resume) < 19:  # a reconnecting browser: from its last alert
-            last_id = int(resume)
-        elif after is not None:  # from the newest alert the page shows
-            last_id = after
-        else:  # older ones are in the queue page
-            last_id = await asyncio.to_thread(_last_alert_id, request)
+        if resume.isdigit() and len(resume) < 19:  # a reconnecting browser: after its last alert's cursor
+            last = int(resume)
+        elif after is not None:  # after the newest alert the page shows
+            last = await asyncio.to_thread(_cursor_of, request, after)
+        else:  # from now (older ones are in the queue page)
+            last = await asyncio.to_thread(_head_cursor, request)
+        wake = waker.watch() if waker is not None else None
         checked = time.monotonic()
 
         async def recheck() -> bool:
@@ -126,7 +179,8 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)),
 
         try:
             yield ": connected\n\n"
-            idle = since_store = 0.0
+            next_store = 0.0  # (monotonic) the next read of the store: at once, then each second at least
+            quiet_since = time.monotonic()
             while not await request.is_disconnected():
                 if time.monotonic() - checked >= RECHECK_S and not await recheck():
                     break
@@ -134,42 +188,53 @@ async def stream(request: Request, me: Principal = Depends(require(*REVIEWERS)),
                 try:
                     while True:
                         event = sub.queue.get_nowait()
-                        kind = "alert" if hasattr(event, "alert_id") else "status"
-                        batch.append((kind, event.as_dict() if hasattr(event, "as_dict") else {"event": str(event)}))
+                        if hasattr(event, "alert_id"):  # committed in this process: read the store now
+                            next_store = 0.0
+                        else:
+                            batch.append(("status", event.as_dict() if hasattr(event, "as_dict")
+                                          else {"event": str(event)}))
                 except queue.Empty:
                     pass
-                if since_store >= STORE_POLL_S:
-                    since_store = 0.0
-                    batch += [("alert", a) for a in await asyncio.to_thread(_alerts_after, request, last_id,
-                                                                            set(allowed or ()))]
-                fresh = [(k, d) for k, d in batch if k != "alert" or d["alert_id"] not in sent]
-                if fresh and not await recheck():  # nothing goes out on a credential that is gone
+                alerts: list[dict] = []
+                if (wake is not None and wake.is_set()) or time.monotonic() >= next_store:
+                    if wake is not None:
+                        wake.clear()  # (before reading: a commit meanwhile wakes the next read)
+                    alerts = await asyncio.to_thread(_alerts_after, request, last, set(allowed or ()))
+                    # a full batch: more are waiting (a stream resumed far back catches up in steps)
+                    next_store = 0.0 if len(alerts) >= STORE_BATCH else time.monotonic() + STORE_POLL_S
+                batch += [("alert", a) for a in alerts]
+                if batch and not await recheck():  # nothing goes out on a credential that is gone
                     break
-                fresh = [(k, d) for k, d in fresh if d.get("deployment_id") in (allowed or set())]
+                if alerts:  # (past those the caller may no longer review too: never to be sent)
+                    last = max(last, max(a["cursor"] for a in alerts))
+                fresh = [(k, d) for k, d in batch if d.get("deployment_id") in (allowed or set())]
                 if not fresh:
-                    # poll instead of blocking a worker thread per open stream
-                    await asyncio.sleep(POLL_S)
-                    idle += POLL_S
-                    since_store += POLL_S
-                    if idle >= KEEPALIVE_S:  # keeps proxies from closing an idle stream
-                        idle = 0.0
+                    # wait for a wake-up or the next tick (without blocking a worker thread per stream)
+                    if wake is not None:
+                        try:
+                            await asyncio.wait_for(wake.wait(), POLL_S)
+                        except TimeoutError:
+                            pass
+                    else:
+                        await asyncio.sleep(POLL_S)
+                    if time.monotonic() - quiet_since >= KEEPALIVE_S:  # keeps proxies from closing an idle stream
+                        quiet_since = time.monotonic()
                         yield ": keep-alive\n\n"
                     continue
-                idle = 0.0
+                quiet_since = time.monotonic()
                 for kind, data in fresh:
-                    if kind == "alert":
-                        sent.add(data["alert_id"])
-                        last_id = max(last_id, data["alert_id"])
                     # reviewers fetch the label and images from the store; the stream carries no names
                     data.pop("label", None)
                     if "camera_id" in data:
                         data["camera"] = await asyncio.to_thread(camera_name, data["camera_id"])
-                    ident = f"id: {data['alert_id']}\n" if kind == "alert" else ""
+                    ident = f"id: {data['cursor']}\n" if kind == "alert" else ""
                     yield f"{ident}event: {kind}\ndata: {json.dumps(data)}\n\n"
             if allowed is None:  # the credential is gone: say so (the console stops reconnecting) and end
                 yield 'event: end\ndata: {"reason": "credential no longer valid: log in again"}\n\n'
         finally:
             sub.close()
+            if wake is not None and waker is not None:
+                waker.unwatch(wake)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

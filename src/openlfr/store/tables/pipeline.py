@@ -59,6 +59,10 @@ class CameraCheckpoint(Base):
     frame_index: Mapped[int] = mapped_column(Integer)
     finished: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the wall time of the recording's time 0 on its first run: a worker that resumes it (after a
+    # crash, or on another host after a failover) gives replayed frames the times they had, so a
+    # pass seen again is the same pass
+    origin: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CameraLease(Base):

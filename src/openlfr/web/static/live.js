@@ -6,7 +6,8 @@
   const body = document.querySelector("#queue tbody");
   if (!body || body.dataset.live !== "1") return;
   // from the newest alert this page shows: none committed while the stream connects is missed
-  // (a reconnecting EventSource resumes by itself, from the last id it received)
+  // (a reconnecting EventSource resumes by itself, on whichever server answers, from the last
+  // event id it received: the alert's cursor, its place in commit order, not its alert id)
   const newest = Math.max(0, ...Array.from(body.querySelectorAll("tr[data-alert]"), (r) => Number(r.dataset.alert)));
   const source = new EventSource(`/api/alerts/stream?after=${newest}`);
   source.onopen = () => { status.textContent = "Live: new alerts appear here."; };

@@ -9,8 +9,9 @@ Create Date: 2026-12-03 22:00:00
 camera of a live deployment, claimed by host agents with an epoch that fences late writes):
 claims in flight are not carried over, since a worker started before this revision stops at
 its next write anyway. The cameras of deployments live now get their lease rows here, free.
-Existing alerts take as cursor the sequence number of their ``alert.record`` audit event,
-which is the order they were committed in.
+A recording's resume point remembers the wall time of its time 0 (``origin``), so frames
+replayed after a failover keep their times. Existing alerts take as cursor the sequence number
+of their ``alert.record`` audit event, which is the order they were committed in.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def upgrade() -> None:
         sa.Column('sealed', sa.LargeBinary(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
     )
+    if op.get_bind().dialect.name == 'postgresql':  # ciphertext does not compress: do not try
+        op.execute("ALTER TABLE blobs ALTER COLUMN sealed SET STORAGE EXTERNAL")
     op.create_table(
         'rate_limits',
         sa.Column('key', sa.String(length=300), primary_key=True),
@@ -68,6 +71,7 @@ def upgrade() -> None:
         sa.Column('count', sa.Integer(), nullable=False),
     )
     op.drop_table('camera_owners')
+    op.add_column('camera_checkpoints', sa.Column('origin', sa.DateTime(), nullable=True))
     with op.batch_alter_table('alerts') as batch:
         batch.add_column(sa.Column('cursor', sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column('attempt_key', sa.String(length=160), nullable=True))
@@ -84,6 +88,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('camera_checkpoints') as batch:
+        batch.drop_column('origin')
     with op.batch_alter_table('alerts') as batch:
         batch.drop_constraint('uq_alerts_attempt_key', type_='unique')
         batch.drop_constraint('uq_alerts_cursor', type_='unique')
