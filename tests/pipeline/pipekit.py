@@ -10,11 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "governance"))
 
-from govkit import KEY, Clock, Estate, token_for  # noqa: E402,F401  (token_for: a user's credential)
+from govkit import KEY, Clock, Estate, grounds, token_for  # noqa: E402,F401  (token_for: a user's credential)
 
 from openlfr.governance import Governance, Policy, parse  # noqa: E402
 from openlfr.governance import cameras, deployments, sharing  # noqa: E402
-from openlfr.governance.schemas import CameraCreate, ShareImage  # noqa: E402
+from openlfr.governance.schemas import CameraCreate, ShareImage, SignageCreate  # noqa: E402
+from openlfr.store.models import Camera  # noqa: E402
 from openlfr.store.blobs import BlobStore  # noqa: E402
 
 from openlfr.face.registry import model_threshold  # noqa: E402
@@ -80,3 +81,25 @@ def blob_files(root: Path) -> list[Path]:
 def decrypt_all(root: Path) -> dict[str, bytes]:
     store = BlobStore(root, KEY)
     return {p.name: store.get(p.name) for p in blob_files(root)}
+
+
+def second_live_deployment(gov: Governance, dep: int, name: str, source: str,
+                           settings: dict | None = None) -> tuple[int, int]:
+    """A second camera in a second live deployment of the same watchlist: (deployment, camera)."""
+    admin, officer2 = token_for(gov, "admin"), token_for(gov, "officer2")
+    with gov.transaction() as ctx:
+        cam = cameras.add_camera(ctx, admin, parse(CameraCreate, name=name, location="street", stream_url=source)).id
+        if settings:
+            ctx.session.get(Camera, cam).settings = settings
+        first = ctx.get(deployments.Deployment, dep, "deployment")
+        data = parse(deployments.DeploymentRequest, purpose="locate wanted people at the estate",
+                     watchlist_id=first.watchlist_id, camera_ids=[cam], start=first.start, end=first.end,
+                     threshold=first.threshold, **grounds())
+        dep2 = deployments.request(ctx, admin, data).id
+        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam, deployment_id=dep2,
+                                                         text="Live facial recognition in use",
+                                                         checked_on=ctx.now().date()))
+    with gov.transaction() as ctx:
+        deployments.authorise(ctx, officer2, dep2)
+        deployments.start(ctx, admin, dep2)
+    return dep2, cam

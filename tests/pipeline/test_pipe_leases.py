@@ -15,36 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 from sqlalchemy import select
 
-from pipekit import KEY, live_deployment, token_for
-from govkit import Clock, Estate, fake_template, grounds
-from openlfr.governance import Governance, cameras, deployments, parse
-from openlfr.governance.schemas import CameraCreate, SignageCreate
+from pipekit import KEY, live_deployment, second_live_deployment, token_for
+from govkit import Estate
+from openlfr.governance import Governance, deployments
 from openlfr.pipeline import leases
 from openlfr.pipeline.leases import Lease, LeaseLost
 from openlfr.store.models import Agreement, AuditEvent, Camera, CameraGap, CameraLease, CameraCheckpoint
 from openlfr.store.notify import LEASES, Listener
 
 ELSEWHERE = "host:{}@another-machine:1"  # a holder on another machine: only its lease's expiry counts
-
-
-@pytest.fixture
-def estate(db_url: str, tmp_path: Path) -> Iterator[Estate]:
-    """The usual cast on a fresh store, on the tests' fixed clock (which decides whether a
-    deployment is live now); lease expiry is database time, whatever that clock says."""
-    clock = Clock()
-    gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=fake_template, migrate=False,
-                     clock=clock)
-    e = Estate(gov, clock)
-    e.setup_users()
-    yield e
-    gov.close()
 
 
 def _deployment(estate: Estate, n_cameras: int = 1, start: bool = True) -> tuple[int, list[int]]:
@@ -256,27 +241,6 @@ def _short_clip(video_dir: Path, path: Path, frames: int = 40) -> Path:
     return path
 
 
-def _add_camera(gov: Governance, dep: int, name: str, source: str, settings: dict | None = None) -> tuple[int, int]:
-    """A second camera in a second live deployment of the same watchlist: (deployment, camera)."""
-    admin, officer2 = token_for(gov, "admin"), token_for(gov, "officer2")
-    with gov.transaction() as ctx:
-        cam = cameras.add_camera(ctx, admin, parse(CameraCreate, name=name, location="street", stream_url=source)).id
-        if settings:
-            ctx.session.get(Camera, cam).settings = settings
-        first = ctx.get(deployments.Deployment, dep, "deployment")
-        data = parse(deployments.DeploymentRequest, purpose="locate wanted people at the estate",
-                     watchlist_id=first.watchlist_id, camera_ids=[cam], start=first.start, end=first.end,
-                     threshold=first.threshold, **grounds())
-        dep2 = deployments.request(ctx, admin, data).id
-        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam, deployment_id=dep2,
-                                                         text="Live facial recognition in use",
-                                                         checked_on=ctx.now().date()))
-    with gov.transaction() as ctx:
-        deployments.authorise(ctx, officer2, dep2)
-        deployments.start(ctx, admin, dep2)
-    return dep2, cam
-
-
 def _real_store(db_url: str, tmp_path: Path):  # noqa: ANN202
     from openlfr.face.analyzer import enrolment_template
     from openlfr.pipeline.worker import StoreConfig
@@ -303,7 +267,7 @@ def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_
     gov, store = _real_store(db_url, tmp_path)
     clip = _short_clip(video_dir, tmp_path / "clip.mp4")
     dep1, cam1 = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"], source=str(clip))
-    dep2, cam2 = _add_camera(gov, dep1, "cam2", str(clip))
+    dep2, cam2 = second_live_deployment(gov, dep1, "cam2", str(clip))
     agents = [HostAgent(gov, store, host_id=h, capacity=1, lease_s=4, renew_s=0.5) for h in ("A", "B")]
     try:
         for agent in agents:

@@ -7,16 +7,13 @@ test_pipe_leases.py, test_pipe_workers.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
 from sqlalchemy import select
 
-from pipekit import KEY
-from govkit import Clock, Estate, fake_template
-from openlfr.governance import Governance, deployments
+from govkit import Estate
+from openlfr.governance import deployments
 from openlfr.pipeline.events import EventBus, StatusEvent
 from openlfr.pipeline.host import HostAgent
 from openlfr.pipeline.worker import CameraJob, StoreConfig
@@ -52,17 +49,6 @@ class FakeSupervisor:
 
     def failed(self) -> list[CameraJob]:
         return []
-
-
-@pytest.fixture
-def estate(db_url: str, tmp_path: Path) -> Iterator[Estate]:
-    clock = Clock()
-    gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=fake_template, migrate=False,
-                     clock=clock)
-    e = Estate(gov, clock)
-    e.setup_users()
-    yield e
-    gov.close()
 
 
 def _live(estate: Estate, names: list[str], wl: int) -> tuple[int, list[int]]:

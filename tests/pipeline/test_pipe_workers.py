@@ -15,11 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from pipekit import KEY, live_deployment, make_store, token_for
-from govkit import grounds  # noqa: E402  (on the path once pipekit is imported)
+from pipekit import KEY, live_deployment, make_store, second_live_deployment
 from openlfr.face.analyzer import enrolment_template
-from openlfr.governance import cameras, deployments, parse
-from openlfr.governance.schemas import CameraCreate, SignageCreate
 from openlfr.pipeline.events import AlertEvent, EventBus
 from openlfr.pipeline import leases
 from openlfr.pipeline.worker import StoreConfig, Supervisor, jobs_for_live_deployments
@@ -32,22 +29,7 @@ def test_two_cameras_two_workers(tmp_path: Path, video_dir: Path) -> None:
     dep, cam1 = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"],
                                 source=str(video_dir / "short_hamilton_clip.mp4"))
     # a second camera in a second live deployment of the same watchlist
-    admin, officer2 = token_for(gov, "admin"), token_for(gov, "officer2")
-    with gov.transaction() as ctx:
-        cam = cameras.add_camera(ctx, admin, parse(CameraCreate, name="cam2", location="street",
-                                                     stream_url=str(video_dir / "street_1080p.mp4")))
-        cam2 = cam.id
-        first = ctx.get(deployments.Deployment, dep, "deployment")
-        data = parse(deployments.DeploymentRequest, purpose="locate wanted people at the estate",
-                     watchlist_id=first.watchlist_id, camera_ids=[cam2], start=first.start, end=first.end,
-                     threshold=first.threshold, **grounds())
-        dep2 = deployments.request(ctx, admin, data).id
-        cameras.record_signage(ctx, admin, SignageCreate(camera_id=cam2, deployment_id=dep2,
-                                                         text="Live facial recognition in use",
-                                                         checked_on=ctx.now().date()))
-    with gov.transaction() as ctx:
-        deployments.authorise(ctx, officer2, dep2)
-        deployments.start(ctx, admin, dep2)
+    dep2, cam2 = second_live_deployment(gov, dep, "cam2", str(video_dir / "street_1080p.mp4"))
     jobs = jobs_for_live_deployments(gov)
     assert sorted((j.deployment_id, j.camera_id) for j in jobs) == [(dep, cam1), (dep2, cam2)]
     bus = EventBus()

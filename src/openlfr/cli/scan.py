@@ -66,18 +66,11 @@ def scan(
             n = len(result.alerts)
             bars[0].done(f"{n} alert{'s' if n != 1 else ''} in {result.analysed} frames analysed"
                          + (" (stopped early)" if result.stopped else ""))
-        counts = {"frames_analysed": result.analysed, "people_passes": result.passes, "tracks": result.tracks,
-                  "alerts": len(result.alerts)}
-        if json_out:
-            print_json({"summary": {**counts, "deployment": result.grant.deployment_id,
-                                    "camera": result.grant.camera_name, "sha256": result.grant.sha256,
-                                    "stopped": result.stopped or None}}, line=True)
-        else:
-            sys.stdout.write(f"searched {Path(video).name} in deployment {result.grant.deployment_id} "
-                             f"(camera {result.grant.camera_name}): {result.analysed} frames analysed, "
-                             f"{result.passes} people passes, {len(result.alerts)} alert(s)"
-                             f"{' (stopped early)' if result.stopped else ''}\n")
-            sys.stdout.flush()
+        _summary(video, {"frames_analysed": result.analysed, "people_passes": result.passes,
+                         "tracks": result.tracks, "deployment": result.grant.deployment_id,
+                         "camera": result.grant.camera_name, "sha256": result.grant.sha256,
+                         "alerts": len(result.alerts)}, None,
+                 result.stopped, json_out)
 
     with open_store() as gov:
         found = saved()  # OPENLFR_TOKEN, else this store's credential from 'openlfr login'
@@ -106,17 +99,24 @@ def _submit(gov: Any, actor: Any, video: str, deployment: int | None, camera: st
                                                 "fps": fps}), json_out)
     if done is None:
         return
-    counts = {"frames_analysed": done["frames_analysed"], "people_passes": done["people_passes"],
-              "tracks": done["tracks"], "alerts": len(done["alerts"])}
+    _summary(video, done, list(done["alerts"]), "", json_out)
+
+
+def _summary(video: str, done: dict[str, Any], alert_ids: list[int] | None, stopped: str, json_out: bool) -> None:
+    """A search's summary line (its alerts were shown one by one, or, for a job, are listed by id);
+    ``stopped``: why the search stopped early ("": it did not)."""
+    n = len(alert_ids) if alert_ids is not None else done["alerts"]
     if json_out:
-        print_json({"summary": {**counts, "deployment": done["deployment"], "camera": done["camera"],
-                                "sha256": done["sha256"], "alert_ids": done["alerts"]}}, line=True)
-    else:
-        sys.stdout.write(f"searched {Path(video).name} in deployment {done['deployment']} (camera {done['camera']}): "
-                         f"{done['frames_analysed']} frames analysed, {done['people_passes']} people passes, "
-                         f"{len(done['alerts'])} alert(s){': ' if done['alerts'] else ''}"
-                         f"{', '.join(map(str, done['alerts']))}\n")
-        sys.stdout.flush()
+        fields = {k: done[k] for k in ("frames_analysed", "people_passes", "tracks", "deployment", "camera",
+                                       "sha256")}
+        extra = {"alert_ids": alert_ids} if alert_ids is not None else {"stopped": stopped or None}
+        print_json({"summary": {**fields, "alerts": n, **extra}}, line=True)
+        return
+    ids = f": {', '.join(map(str, alert_ids))}" if alert_ids else ""
+    sys.stdout.write(f"searched {Path(video).name} in deployment {done['deployment']} (camera {done['camera']}): "
+                     f"{done['frames_analysed']} frames analysed, {done['people_passes']} people passes, "
+                     f"{n} alert(s){ids}{' (stopped early)' if stopped else ''}\n")
+    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:
