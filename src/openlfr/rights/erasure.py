@@ -79,6 +79,7 @@ def wipe_alert(ctx: Ctx, alert: Alert, *, actor: Actor | str, action: str, reaso
         delete(AlertDetail).where(AlertDetail.alert_id == alert.id))).rowcount or 0
     # its pass (entry, zone, times: a sighting) goes with it; a later sighting opens a new pass
     ctx.session.execute(delete(AlertPass).where(AlertPass.alert_id == alert.id))
+    alert.attempt_key = None  # (the worker's key names the track: it goes with the rest)
     for review in ctx.session.execute(select(AlertReview).where(AlertReview.alert_id == alert.id)).scalars():
         review.note = ""
     for esc in ctx.session.execute(select(Escalation).where(Escalation.alert_id == alert.id)).scalars():
