@@ -13,16 +13,12 @@ from any number of processes are all counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete
 
 from openlfr.governance.context import Ctx
+from openlfr.store.inserts import locked_row
 from openlfr.store.models import RateLimit
 
 KEY_LENGTH = 300  # the column's width
@@ -35,18 +31,7 @@ def _key(key: str) -> str:
 def _locked_row(ctx: Ctx, key: str) -> RateLimit:
     """``key``'s row, created if missing (concurrent first failures must not both insert), and
     locked until the transaction ends."""
-    inserts: dict[str, Callable[[type[RateLimit]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
-                                                                            "sqlite": sqlite_insert}
-    insert = inserts.get(ctx.session.get_bind().dialect.name)
-    if insert is not None:
-        ctx.session.execute(insert(RateLimit).values(key=key, window_start=ctx.now(), count=0)
-                            .on_conflict_do_nothing(index_elements=["key"]))
-    row = ctx.session.execute(select(RateLimit).where(RateLimit.key == key).with_for_update()
-                              .execution_options(populate_existing=True)).scalar_one_or_none()
-    if row is None:  # another database: a plain insert (its own locking applies)
-        row = RateLimit(key=key, window_start=ctx.now(), count=0)
-        ctx.session.add(row)
-    return row
+    return locked_row(ctx.session, RateLimit, {"key": key, "window_start": ctx.now(), "count": 0}, ["key"])
 
 
 def _wait(row: RateLimit | None, now: datetime, limit: int, window: float) -> float:

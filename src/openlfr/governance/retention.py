@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 
 from openlfr.errors import InputError
@@ -35,6 +30,7 @@ from openlfr.rights.keys import alert_ref, seal_bytes
 from openlfr.rights import requests
 from openlfr.store.models import Alert, AlertPass, AuditHead, Camera, Deployment, LegalHold, MediaItem
 from openlfr.store.notify import ALERTS, notify
+from openlfr.store.inserts import dialect_insert
 
 if TYPE_CHECKING:
     from openlfr.governance.context import Governance
@@ -69,21 +65,12 @@ def record_alert_once(ctx: Ctx, deployment_id: int, camera_id: int, score: float
         raise RuleViolation(f"deployment {deployment_id} is not live at {at:%Y-%m-%d %H:%M}: alert refused")
     values = {"deployment_id": dep.id, "camera_id": camera_id, "entry_id": entry_id, "score": score, "at": at,
               "retain_until": at + timedelta(days=ctx.policy.alert_retention_days), "attempt_key": attempt_key}
-    # (annotated: each dialect's Insert has on_conflict_do_nothing, their common base does not)
-    inserts: dict[str, Callable[[type[Alert]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
-                                                                        "sqlite": sqlite_insert}
-    insert = inserts.get(ctx.session.get_bind().dialect.name)
-    if insert is not None:
-        new_id = ctx.session.execute(insert(Alert).values(**values).on_conflict_do_nothing(
-            index_elements=["attempt_key"]).returning(Alert.id)).scalar_one_or_none()
-        if new_id is None:  # (only with a key: NULLs never conflict) another try of this attempt committed
-            return ctx.session.execute(select(Alert).where(Alert.attempt_key == attempt_key)).scalar_one(), False
-        row = ctx.session.get(Alert, new_id)
-        assert row is not None
-    else:  # another database: a plain insert (the unique key still refuses a second row)
-        row = Alert(**values)
-        ctx.session.add(row)
-        ctx.session.flush()
+    new_id = ctx.session.execute(dialect_insert(ctx.session, Alert).values(**values).on_conflict_do_nothing(
+        index_elements=["attempt_key"]).returning(Alert.id)).scalar_one_or_none()
+    if new_id is None:  # (only with a key: NULLs never conflict) another try of this attempt committed
+        return ctx.session.execute(select(Alert).where(Alert.attempt_key == attempt_key)).scalar_one(), False
+    row = ctx.session.get(Alert, new_id)
+    assert row is not None
     # which watchlist entry a passer-by's face matched, and how closely, is personal data of both:
     # sealed under the alert's erasure key (openlfr.rights.keys), so erasing the alert erases it here too
     ctx.audit(worker, "alert.record", "alert", row.id, deployment=dep.id, camera=camera_id,

@@ -22,17 +22,13 @@ concurrent guesses cannot all be checked before any is counted. A success clears
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openlfr.governance.context import Ctx
 from openlfr.governance.errors import Throttled
+from openlfr.store.inserts import locked_row
 from openlfr.store.models import LoginThrottle
 
 MAX_LOCK_S = 3600.0
@@ -64,20 +60,9 @@ def reserve(ctx: Ctx, name: str, place: str, *, limit: int, window: float, place
 def _count(ctx: Ctx, key: str, limit: int, window: float, max_lock: float, why: str) -> None:
     """Count one attempt against ``key``, locked for the database's transaction."""
     now = ctx.now()
-    # make sure the row exists (concurrent first attempts must not both insert), then lock it
-    dialect = ctx.session.get_bind().dialect.name
-    # (annotated: each dialect's Insert has on_conflict_do_nothing, their common base does not)
-    inserts: dict[str, Callable[[type[LoginThrottle]], PgInsert | SqliteInsert]] = {"postgresql": pg_insert,
-                                                                               "sqlite": sqlite_insert}
-    insert = inserts.get(dialect)
-    values = {"key": key, "failures": 0, "window_start": now, "lockouts": 0, "locked_until": None}
-    if insert is not None:
-        ctx.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    row = ctx.session.execute(
-        select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).scalar_one_or_none()
-    if row is None:  # another database: plain insert (its own locking applies)
-        row = LoginThrottle(**values)
-        ctx.session.add(row)
+    # the row, made if missing (concurrent first attempts must not both insert), locked
+    row = locked_row(ctx.session, LoginThrottle,
+                     {"key": key, "failures": 0, "window_start": now, "lockouts": 0, "locked_until": None}, ["key"])
     if row.locked_until is not None and row.locked_until > now:
         wait = (row.locked_until - now).total_seconds()
         raise Throttled(f"{why}: try again in {wait_text(wait)}", wait)

@@ -164,6 +164,8 @@ class CameraPipeline:
         self._own_lease = lease_epoch is None
         self._lease_host = leases.holder_name(self.worker)
         self._keeper: leases.LeaseKeeper | None = None
+        self._run_id = secrets.token_hex(8)  # this run's own alert attempts (their keys)
+        self._zone: str | None = None  # the camera's pass zone, read at the first alert
         self._last_full = -1e9
         self._last_scan = -1e9
         self._band = 1 << 30  # no scan in progress
@@ -530,14 +532,13 @@ class CameraPipeline:
         snapshot_hash = self.watchlist.snapshot_hash
         ok, png = cv2.imencode(".png", cv2.cvtColor(shot.crop, cv2.COLOR_RGB2BGR))
         epoch = self.lease_epoch
-        self._run_id: str = getattr(self, "_run_id", None) or secrets.token_hex(8)  # this run's own attempts
         # the same key on every retry of this attempt (Governance.run), so a retry after an
         # unknown commit outcome finds the alert the first try stored
         key = f"{self.camera_id}:{'-' if epoch is None else epoch}:{self._run_id}:{track.id}:{entry}"[:160]
 
         def store(ctx: Ctx) -> StoredAlert | None:
-            if getattr(self, "_zone", None) is None:  # looked up once a run (a new zone applies at the next start)
-                self._zone: str = zone_key(ctx.get(Camera, self.camera_id, "camera"))
+            if self._zone is None:  # looked up once a run (a new zone applies at the next start)
+                self._zone = zone_key(ctx.get(Camera, self.camera_id, "camera"))
             rec = AlertRecord(
                 deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score,
                 at=at, track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),

@@ -39,6 +39,7 @@ from openlfr.governance.context import Ctx
 from openlfr.governance.errors import RuleViolation
 from openlfr.store.models import Camera, CameraLease, Deployment, HostAgent
 from openlfr.store.notify import LEASES, notify
+from openlfr.store.inserts import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,8 @@ def _is_pg(ctx: Ctx) -> bool:
 
 
 def _insert(ctx: Ctx, table: type[Any] = CameraLease) -> Any:
-    """The dialect's ``INSERT`` with ``ON CONFLICT`` (PostgreSQL or SQLite, the stores openlfr runs on)."""
-    if _is_pg(ctx):
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
+    """The dialect's ``INSERT`` with ``ON CONFLICT``."""
+    return dialect_insert(ctx.session, table)
 
 
 def _live_now(dep: Deployment, now: datetime) -> bool:

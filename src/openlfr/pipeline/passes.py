@@ -12,20 +12,13 @@ outcome it does not know finds the alert it made under its own ``attempt_key``
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openlfr.governance.context import Ctx
+from openlfr.store.inserts import locked_row
 from openlfr.store.models import Alert, AlertPass, Camera
-
-#: race-safe "insert if missing" per dialect (see openlfr.governance.throttle)
-_INSERTS: dict[str, Callable[[Any], Any]] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
-
 
 def zone_key(camera: Camera) -> str:
     """The zone a camera's sightings are grouped by: its zone (stripped), or ``camera:<id>``
@@ -53,22 +46,10 @@ def join_or_open(ctx: Ctx, deployment_id: int, zone: str, entry_id: int, at: dat
     frame of an earlier pass (more than the window before the current one), an unsaved pass
     record (only the newest pass per zone and entry is kept, and it is left as it is).
     """
-    session = ctx.session
-    insert = _INSERTS.get(session.get_bind().dialect.name)
-    values = {"deployment_id": deployment_id, "zone": zone, "entry_id": entry_id, "alert_id": None,
-              "first_seen": at, "last_seen": at}
-    if insert is not None:  # concurrent first sightings must not both insert
-        session.execute(insert(AlertPass).values(**values).on_conflict_do_nothing(
-            index_elements=["deployment_id", "zone", "entry_id"]))
-    row = session.execute(
-        select(AlertPass).where(AlertPass.deployment_id == deployment_id, AlertPass.zone == zone,
-                                AlertPass.entry_id == entry_id)
-        .with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
-    if row is None:  # another database: a plain insert (its own locking applies)
-        row = AlertPass(**values)
-        session.add(row)
-        session.flush()
-        return row
+    # (concurrent first sightings must not both insert)
+    row = locked_row(ctx.session, AlertPass, {"deployment_id": deployment_id, "zone": zone, "entry_id": entry_id,
+                                              "alert_id": None, "first_seen": at, "last_seen": at},
+                     ["deployment_id", "zone", "entry_id"])
     if row.alert_id is None:  # just made (or its alert was never attached): a new pass
         row.first_seen = row.last_seen = at
         return row

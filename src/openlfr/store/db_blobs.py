@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, make_url, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from openlfr.errors import InputError, NotFoundError
@@ -39,6 +37,7 @@ from openlfr.store.blobs import (
     HEX, BlobBackend, BlobStore, BlobTransaction, SealedSecret, check_blob_id, new_blob_id,
 )
 from openlfr.store.keys import ID_LEN, MAGIC_V2, EncryptionKeyError, Keyring
+from openlfr.store.inserts import dialect_insert
 from openlfr.store.models import StoredBlob
 
 BACKENDS = ("files", "database")
@@ -82,10 +81,9 @@ def open_blob_store(engine: Engine, *, root: Path | None = None, key: bytes | Ke
     return BlobStore(root or blob_dir(), ring)
 
 
-def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Any:
+def _insert_ignoring_duplicates(on: Session | Connection, values: dict[str, Any]) -> Any:
     """``INSERT ... ON CONFLICT (id) DO NOTHING`` into ``blobs`` on either database."""
-    make = pg_insert if dialect == "postgresql" else sqlite_insert
-    return make(StoredBlob).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    return dialect_insert(on, StoredBlob).values(**values).on_conflict_do_nothing(index_elements=["id"])
 
 
 class DatabaseBlobStore(BlobBackend):
@@ -265,7 +263,6 @@ class DatabaseSecret(SealedSecret):
         SQLite a second connection would wait for that transaction's write lock), which a
         concurrent creator then waits for."""
         with self.store._conn(session) as conn:
-            dialect = self.store.engine.dialect.name
-            conn.execute(_insert_ignoring_duplicates(dialect, {
+            conn.execute(_insert_ignoring_duplicates(conn, {
                 "id": self.name, "sealed": sealed, "created_at": datetime.now(UTC)}))
         return session is None
