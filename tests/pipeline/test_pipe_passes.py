@@ -87,7 +87,7 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     with gov.transaction() as ctx:
         deployments.authorise(ctx, estate.officer2, dep)
         deployments.start(ctx, estate.admin, dep)
-        zones = {c: zone_key(ctx.session.get(Camera, c)) for c in cams}
+        zones = {c: zone_key(ctx.session.get(Camera, c).zone, c) for c in cams}
         entries = list(ctx.session.execute(select(WatchlistEntry.id).where(WatchlistEntry.watchlist_id == wl)
                                            .order_by(WatchlistEntry.id)).scalars())
     yield World(gov, clock, dep, cams, zones, entries)

@@ -36,7 +36,6 @@ from openlfr.governance.deployments import LiveWatchlist, agreements_out_of_forc
 from openlfr.matching.similarity import to_template
 from openlfr.pipeline import leases
 from openlfr.pipeline.events import AlertEvent, StatusEvent
-from openlfr.pipeline.passes import zone_key
 from openlfr.pipeline.records import (
     AlertRecord, Counters, StoredAlert, last_alert_times, save_checkpoint, store_alert, store_counters, store_gap,
 )
@@ -538,7 +537,7 @@ class CameraPipeline:
 
         def store(ctx: Ctx) -> StoredAlert | None:
             if self._zone is None:  # looked up once a run (a new zone applies at the next start)
-                self._zone = zone_key(ctx.get(Camera, self.camera_id, "camera"))
+                self._zone = ctx.get(Camera, self.camera_id, "camera").zone or ""
             rec = AlertRecord(
                 deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score,
                 at=at, track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),

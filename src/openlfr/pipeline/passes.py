@@ -18,13 +18,12 @@ from sqlalchemy import select
 
 from openlfr.governance.context import Ctx
 from openlfr.store.inserts import locked_row
-from openlfr.store.models import Alert, AlertPass, Camera
+from openlfr.store.models import Alert, AlertPass
 
-def zone_key(camera: Camera) -> str:
+def zone_key(zone: str | None, camera_id: int) -> str:
     """The zone a camera's sightings are grouped by: its zone (stripped), or ``camera:<id>``
     when it has none (by default a camera is its own zone)."""
-    zone = (camera.zone or "").strip()
-    return zone or f"camera:{camera.id}"
+    return (zone or "").strip() or f"camera:{camera_id}"
 
 
 def committed(ctx: Ctx, attempt_key: str) -> Alert | None:

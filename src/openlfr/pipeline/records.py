@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from openlfr.governance.context import Ctx
 from openlfr.governance.retention import record_alert_once, record_media
 from openlfr.pipeline.leases import fence
-from openlfr.pipeline.passes import committed, join_or_open
+from openlfr.pipeline.passes import committed, join_or_open, zone_key
 from openlfr.rights.keys import ERASED, alert_ref, open_text, seal_text
 from openlfr.store.models import Alert, AlertDetail, CameraCheckpoint, CameraGap, PipelineCounter
 
@@ -101,8 +101,8 @@ def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> StoredAlert | None:
     fence(ctx, rec.camera_id, rec.lease_epoch, worker, deployment_id=rec.deployment_id)
     if (done := committed(ctx, rec.attempt_key)) is not None:
         return StoredAlert(done.id, int(done.cursor or 0), False)
-    zone = rec.zone.strip() or f"camera:{rec.camera_id}"
-    opened = join_or_open(ctx, rec.deployment_id, zone, rec.entry_id, rec.at, rec.pass_window_s)
+    opened = join_or_open(ctx, rec.deployment_id, zone_key(rec.zone, rec.camera_id), rec.entry_id, rec.at,
+                          rec.pass_window_s)
     if opened is None:
         # (an earlier try still committing when this one started has committed by now: the pass
         # row's lock waited for it)
