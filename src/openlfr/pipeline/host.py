@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from openlfr.governance import Governance
 from openlfr.pipeline import leases
 from openlfr.pipeline.events import EventBus, StatusEvent
-from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, CameraJob, StoreConfig, Supervisor
+from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, CameraJob, StoreConfig, Supervisor, job_settings
 from openlfr.store.models import Camera, CameraLease, Deployment
 from openlfr.store.notify import LEASES, Listener
 
@@ -237,9 +237,8 @@ class HostAgent:
             return {}
         jobs = {}
         for cam in ctx.session.execute(select(Camera).where(Camera.id.in_(list(epochs)))).scalars():
-            settings = {**(cam.settings or {}), **self.overrides.get("*", {}), **self.overrides.get(cam.name, {})}
-            jobs[cam.id] = CameraJob(deps[cam.id], cam.id, cam.name, cam.stream_url or "", settings, self.paced,
-                                     lease_epoch=epochs[cam.id])
+            jobs[cam.id] = CameraJob(deps[cam.id], cam.id, cam.name, cam.stream_url or "",
+                                     job_settings(cam, self.overrides), self.paced, lease_epoch=epochs[cam.id])
         return jobs
 
     def _refusals(self, ctx: Any, mine: set[int]) -> dict[int, tuple[int, str, str]]:

@@ -476,7 +476,11 @@ def jobs_for_live_deployments(gov: Governance, settings: dict[str, dict[str, Any
             for cam in dep.cameras:
                 if not cam.stream_url or (cameras and cam.name not in cameras and str(cam.id) not in cameras):
                     continue
-                jobs.append(CameraJob(dep.id, cam.id, cam.name, cam.stream_url,
-                                      {**(cam.settings or {}), **settings.get("*", {}), **settings.get(cam.name, {})},
-                                      paced))
+                jobs.append(CameraJob(dep.id, cam.id, cam.name, cam.stream_url, job_settings(cam, settings), paced))
     return jobs
+
+
+def job_settings(camera: Any, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A camera's analysis settings: its own from the store, under the command line's overrides
+    (``{"*": {...}}`` for every camera, ``{name: {...}}`` for one)."""
+    return {**(camera.settings or {}), **overrides.get("*", {}), **overrides.get(camera.name, {})}
