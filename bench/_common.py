@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -50,3 +51,18 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def add_postgres_option(ap: argparse.ArgumentParser) -> None:
+    """``--database-url``: a PostgreSQL server the bench creates its database on (default
+    ``OPENLFR_TEST_POSTGRES_URL``; ``bash .ci/postgres.sh`` starts a throwaway one)."""
+    ap.add_argument("--database-url", default=os.environ.get("OPENLFR_TEST_POSTGRES_URL"),
+                    help="a PostgreSQL server to create the bench's database on (default $OPENLFR_TEST_POSTGRES_URL)")
+
+
+def require_postgres(url: str | None) -> str:
+    """``url``, or exit saying how to get a server."""
+    if not url:
+        raise SystemExit("no PostgreSQL server: set OPENLFR_TEST_POSTGRES_URL or --database-url "
+                         "(bash .ci/postgres.sh starts one)")
+    return url

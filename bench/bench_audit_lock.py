@@ -45,6 +45,7 @@ import numpy as np
 from sqlalchemy import func, make_url, select, text, update
 from sqlalchemy.orm import Session
 
+from _common import add_postgres_option
 from openlfr import audit
 from openlfr.config import Policy
 from openlfr.governance import Governance
@@ -267,8 +268,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per writer count")
     ap.add_argument("--shape", choices=["audit", "alert", "both"], default="both")
     ap.add_argument("--crop-bytes", type=int, default=20_000, help="blob row size of the alert shape")
-    ap.add_argument("--database-url", default=os.environ.get("OPENLFR_TEST_POSTGRES_URL"),
-                    help="a PostgreSQL server to create the bench database on (default $OPENLFR_TEST_POSTGRES_URL)")
+    add_postgres_option(ap)
     ap.add_argument("--databases", default="postgres,sqlite", help="which of postgres,sqlite to run")
     ap.add_argument("--quick", action="store_true", help="N = 1, 2, 4 for 1 s each, for development")
     ap.add_argument("--json", action="store_true")

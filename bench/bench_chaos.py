@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, data_dir
+from _common import REPO, add_postgres_option, data_dir, require_postgres
 
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from chaoskit import ChaosConfig, ChaosResult, run_chaos  # noqa: E402
@@ -75,15 +74,12 @@ def totals(rows: list[dict[str, object]]) -> dict[str, object]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--database-url", default=os.environ.get("OPENLFR_TEST_POSTGRES_URL"),
-                    help="a PostgreSQL server to create each run's database on (default OPENLFR_TEST_POSTGRES_URL)")
+    add_postgres_option(ap)
     ap.add_argument("--keep", action="store_true", help="keep every run's clips and logs, not only failed runs'")
     ap.add_argument("--verbose", action="store_true", help="print each run's timeline as it goes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if not args.database_url:
-        raise SystemExit("no PostgreSQL server: set OPENLFR_TEST_POSTGRES_URL or --database-url "
-                         "(bash .ci/postgres.sh starts one)")
+    require_postgres(args.database_url)
     root = data_dir()
     config = ChaosConfig()
     rows = []

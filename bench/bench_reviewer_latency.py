@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from _common import REPO, data_dir
+from _common import REPO, add_postgres_option, data_dir, require_postgres
 
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from chaoskit import (  # noqa: E402
@@ -60,13 +59,10 @@ def main() -> int:
     ap.add_argument("--realert", type=float, default=4.0,
                     help="the cameras' realert_after_s (passes lie further apart)")
     ap.add_argument("--analyse-fps", type=float, default=5.0)
-    ap.add_argument("--database-url", default=os.environ.get("OPENLFR_TEST_POSTGRES_URL"),
-                    help="a PostgreSQL server to create the database on (default OPENLFR_TEST_POSTGRES_URL)")
+    add_postgres_option(ap)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if not args.database_url:
-        raise SystemExit("no PostgreSQL server: set OPENLFR_TEST_POSTGRES_URL or --database-url "
-                         "(bash .ci/postgres.sh starts one)")
+    require_postgres(args.database_url)
     root = data_dir()
     settings = {"paced": True, "analyse_fps": args.analyse_fps, "realert_after_s": args.realert}
     with tempfile.TemporaryDirectory(prefix="openlfr-latency-") as tmp:
