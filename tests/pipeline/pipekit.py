@@ -3,7 +3,10 @@ reference photos, on the real clock (workers in other processes read the same cl
 
 from __future__ import annotations
 
+import base64
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,7 @@ from openlfr.governance import cameras, deployments, sharing  # noqa: E402
 from openlfr.governance.schemas import CameraCreate, ShareImage, SignageCreate  # noqa: E402
 from openlfr.store.models import Camera  # noqa: E402
 from openlfr.store.blobs import BlobStore  # noqa: E402
+from openlfr.pipeline.worker import StoreConfig  # noqa: E402
 
 from openlfr.face.registry import model_threshold  # noqa: E402
 
@@ -47,8 +51,9 @@ def make_store(tmp_path: Path) -> Store:
 
 
 def live_deployment(gov: Governance, references: list[Path], source: str = "", threshold: float = THRESHOLD,
-                    camera_name: str = "cam1", hours: float = 4) -> tuple[int, int]:
-    """(deployment id, camera id): a live deployment whose watchlist holds ``references``."""
+                    camera_name: str = "cam1", hours: float = 4, cameras_count: int = 1) -> tuple[int, int]:
+    """(deployment id, first camera id): a live deployment whose watchlist holds ``references``,
+    on ``cameras_count`` cameras reading ``source`` (``camera_name``, then ``camera_name-2``...)."""
     estate = Estate(gov, Clock(datetime.now(UTC)))
     estate.setup_users()
     ag = estate.agreement()
@@ -60,18 +65,18 @@ def live_deployment(gov: Governance, references: list[Path], source: str = "", t
         with gov.transaction() as ctx:
             images.append(sharing.share_image(ctx, estate.supplier, data, p.read_bytes()).id)
     wl = estate.watchlist(images)
+    names = [camera_name] + [f"{camera_name}-{k}" for k in range(2, cameras_count + 1)]
     with gov.transaction() as ctx:
         # the tests' stream servers listen on loopback: the estate's admin allows that network
         cameras.set_camera_networks(ctx, estate.admin, ["127.0.0.0/8"])
-        cam = cameras.add_camera(ctx, estate.admin, parse(CameraCreate, name=camera_name, location="stage door",
-                                                            stream_url=source))
-        cam_id = cam.id
-    dep = estate.request(wl, [cam_id], hours=hours, threshold=threshold)
-    estate.signage(dep, [cam_id])  # the notice checked for this deployment
+        cam_ids = [cameras.add_camera(ctx, estate.admin, parse(CameraCreate, name=name, location="stage door",
+                                                               stream_url=source)).id for name in names]
+    dep = estate.request(wl, cam_ids, hours=hours, threshold=threshold)
+    estate.signage(dep, cam_ids)  # the notice checked for this deployment
     with gov.transaction() as ctx:
         deployments.authorise(ctx, estate.officer2, dep)
         deployments.start(ctx, estate.admin, dep)
-    return dep, cam_id
+    return dep, cam_ids[0]
 
 
 def blob_files(root: Path) -> list[Path]:
@@ -103,3 +108,41 @@ def second_live_deployment(gov: Governance, dep: int, name: str, source: str,
         deployments.authorise(ctx, officer2, dep2)
         deployments.start(ctx, admin, dep2)
     return dep2, cam
+
+
+def short_clip(video_dir: Path, path: Path, frames: int = 40) -> Path:
+    """The first ``frames`` frames of the Hamilton clip (40: 1.6 s), as a recording of its own."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video_dir / "short_hamilton_clip.mp4"))
+    out = None
+    for _ in range(frames):
+        ok, image = cap.read()
+        if not ok:
+            break
+        if out is None:
+            out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (image.shape[1], image.shape[0]))
+        out.write(image)
+    cap.release()
+    assert out is not None
+    out.release()
+    return path
+
+
+def real_store(db_url: str, tmp_path: Path) -> tuple[Governance, StoreConfig]:
+    """A store enrolling with the real face model, and its config for worker processes."""
+    from openlfr.face.analyzer import enrolment_template
+
+    gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=enrolment_template, migrate=False)
+    return gov, StoreConfig(db_url, str(tmp_path / "blobs"), base64.b64encode(KEY).decode())
+
+
+def wait_for(check: Callable[[], object], timeout: float, every: float = 0.1) -> object:
+    """``check()``'s first true value within ``timeout`` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    return check()

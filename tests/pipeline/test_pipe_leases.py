@@ -17,11 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from sqlalchemy import select
 
-from pipekit import KEY, live_deployment, second_live_deployment, token_for
+from pipekit import KEY, live_deployment, real_store, second_live_deployment, short_clip, token_for, wait_for
 from govkit import Estate
 from openlfr.governance import Governance, deployments
 from openlfr.pipeline import leases
@@ -221,42 +220,6 @@ def test_two_claimers_never_hold_one_camera_at_once(estate: Estate) -> None:
 
 # ------------------------------------------------------------------ host agents on a real recording
 
-CLIP = "short_hamilton_clip.mp4"
-
-
-def _short_clip(video_dir: Path, path: Path, frames: int = 40) -> Path:
-    """The first ``frames`` frames of the Hamilton clip (1.6 s), as a recording of its own."""
-    cap = cv2.VideoCapture(str(video_dir / CLIP))
-    out = None
-    for _ in range(frames):
-        ok, image = cap.read()
-        if not ok:
-            break
-        if out is None:
-            out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (image.shape[1], image.shape[0]))
-        out.write(image)
-    cap.release()
-    assert out is not None
-    out.release()
-    return path
-
-
-def _real_store(db_url: str, tmp_path: Path):  # noqa: ANN202
-    from openlfr.face.analyzer import enrolment_template
-    from openlfr.pipeline.worker import StoreConfig
-
-    gov = Governance(db_url, blob_root=tmp_path / "blobs", key=KEY, template_fn=enrolment_template, migrate=False)
-    return gov, StoreConfig(db_url, str(tmp_path / "blobs"), base64.b64encode(KEY).decode())
-
-
-def _wait(check, timeout: float, every: float = 0.1):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    return check()
 
 
 def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_path: Path,
@@ -264,8 +227,8 @@ def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_
     from openlfr.pipeline.host import HostAgent
     from openlfr.store.models import HostAgent as HostRow, PipelineCounter
 
-    gov, store = _real_store(db_url, tmp_path)
-    clip = _short_clip(video_dir, tmp_path / "clip.mp4")
+    gov, store = real_store(db_url, tmp_path)
+    clip = short_clip(video_dir, tmp_path / "clip.mp4")
     dep1, cam1 = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"], source=str(clip))
     dep2, cam2 = second_live_deployment(gov, dep1, "cam2", str(clip))
     agents = [HostAgent(gov, store, host_id=h, capacity=1, lease_s=4, renew_s=0.5) for h in ("A", "B")]
@@ -279,7 +242,7 @@ def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_
                 rows = [ctx.session.get(CameraCheckpoint, k) for k in ((dep1, cam1), (dep2, cam2))]
                 return all(r is not None and r.finished for r in rows)
 
-        assert _wait(finished, 90, 0.5)
+        assert wait_for(finished, 90, 0.5)
         time.sleep(1.5)  # a few more rounds: the finished recordings keep their leases, nobody runs them again
         assert sorted(c for a in agents for c in a.held) == sorted([cam1, cam2])
     finally:
@@ -306,8 +269,8 @@ def test_a_killed_hosts_camera_is_re_owned_with_the_gap_and_an_ended_one_stops_a
         db_url: str, tmp_path: Path, video_dir: Path) -> None:
     from openlfr.pipeline.host import HostAgent
 
-    gov, store = _real_store(db_url, tmp_path)
-    clip = _short_clip(video_dir, tmp_path / "clip.mp4")
+    gov, store = real_store(db_url, tmp_path)
+    clip = short_clip(video_dir, tmp_path / "clip.mp4")
     dep, cam = live_deployment(gov, [video_dir / "references" / "lin-manuel-miranda.png"], source=str(clip))
     with gov.transaction() as ctx:  # a camera that never ends: the recording played again and again, paced
         ctx.session.get(Camera, cam).settings = {"loop": True, "paced": True}
@@ -319,24 +282,24 @@ def test_a_killed_hosts_camera_is_re_owned_with_the_gap_and_an_ended_one_stops_a
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     other = HostAgent(gov, store, host_id="B", lease_s=lease_s, renew_s=renew_s)
     try:
-        assert _wait(lambda: _rows(gov).get(cam, (0, None, 0))[1] == "A", 60), proc.stderr
+        assert wait_for(lambda: _rows(gov).get(cam, (0, None, 0))[1] == "A", 60), proc.stderr
         other.start()
         assert cam not in other.held
         time.sleep(1.0)  # A keeps renewing: B takes nothing
         assert _rows(gov)[cam][1] == "A" and cam not in other.held
         os.killpg(proc.pid, signal.SIGKILL)  # the whole host: agent and worker
         killed = time.monotonic()
-        assert _wait(lambda: cam in other.held, lease_s + renew_s + 5, 0.05)
+        assert wait_for(lambda: cam in other.held, lease_s + renew_s + 5, 0.05)
         took = time.monotonic() - killed
         assert took <= lease_s + renew_s + 1.0, took  # (+1 s: the round's own transaction on a busy machine)
-        assert _wait(lambda: other.describe() and other._all and other._all[0].pids(), 10, 0.05)
+        assert wait_for(lambda: other.describe() and other._all and other._all[0].pids(), 10, 0.05)
         # the deployment ends: its rows go with a notification, and B stops the camera at once
         with gov.transaction() as ctx:
             deployments.end(ctx, token_for(gov, "admin"), dep, reason="operation over")
         ended = time.monotonic()
-        assert _wait(lambda: cam not in other.held, 5, 0.02)
+        assert wait_for(lambda: cam not in other.held, 5, 0.02)
         assert time.monotonic() - ended <= 1.0 + renew_s  # (notified: at once; polling alone: one round)
-        assert _wait(lambda: not other._all[0].pids(), 20, 0.1)  # its worker stopped
+        assert wait_for(lambda: not other._all[0].pids(), 20, 0.1)  # its worker stopped
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ class _W:
 class FakeSupervisor:
     log: ClassVar[list[tuple[str, CameraJob]]] = []  # ("start" | "stop", job), for the test to read
 
-    def __init__(self, jobs: list[CameraJob], store: Any, bus: Any) -> None:
+    def __init__(self, jobs: list[CameraJob], store: Any, bus: Any, snapshots: Any = None) -> None:
         (self.job,) = jobs
         self.workers = {self.job.camera_id: _W()}
 

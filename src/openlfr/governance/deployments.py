@@ -566,14 +566,14 @@ def decode_snapshot(ctx: Ctx, dep: Deployment) -> DecodedSnapshot:
 class SnapshotCache:
     """Decoded snapshots by snapshot hash, the least recently used dropped beyond ``capacity``.
 
-    One per process (:data:`SNAPSHOTS`), which is what "per host" comes to: each camera worker
-    is a process of its own and keeps, in its own memory, the one snapshot it matches against,
+    One per process (:data:`SNAPSHOTS`): a camera worker keeps the snapshot it matches against,
     so that its periodic re-check need not decrypt, hash and decode the whole snapshot again.
-    The decoded templates are biometric data and are never written anywhere in clear (not to
-    a shared file, nor a cache on disk), so a host's processes do not share them. The hash is
-    the SHA-256 of the snapshot's bytes, checked when they are first decrypted: an entry found
-    here is exactly the snapshot the deployment recorded, which can never change under its
-    hash; a snapshot deleted since is refused by its deployment's row, not found here.
+    Workers started by a host agent are handed the host's copy, decoded once per host and
+    mapped read-only from a sealed memory file (:mod:`openlfr.pipeline.shared_snapshots`,
+    :meth:`put`); the decoded templates are biometric data and are never written to disk in
+    clear. The hash is the SHA-256 of the snapshot's bytes, checked when they are decrypted: an
+    entry found here is exactly the snapshot the deployment recorded, which can never change
+    under its hash; a snapshot deleted since is refused by its deployment's row, not found here.
     """
 
     def __init__(self, capacity: int = 4) -> None:
@@ -590,12 +590,16 @@ class SnapshotCache:
                 self._items.move_to_end(digest)
                 return found
         snap = decode_snapshot(ctx, dep)  # outside the lock: a large snapshot takes a while
+        self.put(snap)
+        return snap
+
+    def put(self, snap: DecodedSnapshot) -> None:
+        """Cache ``snap`` under its hash (decoded and checked elsewhere: the host agent's copy)."""
         with self._lock:
-            self._items[digest] = snap
-            self._items.move_to_end(digest)
+            self._items[snap.snapshot_hash] = snap
+            self._items.move_to_end(snap.snapshot_hash)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
-        return snap
 
     def clear(self) -> None:
         """Forget every snapshot."""

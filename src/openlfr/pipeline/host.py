@@ -29,6 +29,7 @@ from sqlalchemy import or_, select
 from openlfr.governance import Governance
 from openlfr.pipeline import leases
 from openlfr.pipeline.events import EventBus, StatusEvent
+from openlfr.pipeline.shared_snapshots import HostSnapshots
 from openlfr.pipeline.worker import EXIT_CAMERA_TAKEN, CameraJob, StoreConfig, Supervisor, job_settings
 from openlfr.store.models import Camera, CameraLease, Deployment
 from openlfr.store.notify import LEASES, Listener
@@ -45,6 +46,7 @@ class _Held:
     lease: leases.Lease
     job: CameraJob
     sup: Supervisor | None = None
+    snapshot_hash: str = ""  # of the snapshot shared with its worker ("" if none)
 
 
 def default_host_id() -> str:
@@ -80,6 +82,7 @@ class HostAgent:
         self.listen_url = listen_url or cluster.listen_url or store.database_url
         self.poll_s = poll_s
         self.supervisor = supervisor
+        self.snapshots = HostSnapshots()  # decoded once per host, handed to the workers
         self.holder = leases.holder_name(f"host:{self.host_id}")
         self.held: dict[int, _Held] = {}
         # camera -> (deployment, name, why): held elsewhere when 'openlfr run' started
@@ -163,6 +166,7 @@ class HostAgent:
                     time.sleep(0.1)
             held = [h.lease for h in self.held.values()]
             self.held.clear()
+            self.snapshots.close()
 
         def give_back(ctx: Any) -> None:
             for lease in held:
@@ -279,13 +283,17 @@ class HostAgent:
             for cam, h in self.held.items():
                 if h.sup is None:
                     if cam not in stopping and not self._stop.is_set():  # (a worker of this camera still stopping)
-                        h.sup = self.supervisor([h.job], self.store, self.bus)
+                        shared = self.snapshots.for_deployment(self.gov, h.job.deployment_id)
+                        h.snapshot_hash = shared.snapshot_hash if shared is not None else ""
+                        h.sup = self.supervisor([h.job], self.store, self.bus,
+                                                snapshots={h.job.deployment_id: shared} if shared else None)
                         self._all.append(h.sup)
                         h.sup.start()
                     continue
                 h.sup.poll()  # restarts a crashed worker (same epoch); marks an ended one done
                 if any(w.done and w.exit_codes[-1:] == [EXIT_CAMERA_TAKEN] for w in h.sup.workers.values()):
                     self._wake.set()  # its write was refused: the lease is gone; the round will say
+            self.snapshots.keep_only({h.snapshot_hash for h in self.held.values() if h.snapshot_hash})
 
     # ------------------------------------------------------------------ reports
 

@@ -274,11 +274,16 @@ def _run_camera(job: CameraJob, store: StoreConfig, stop: Any, publish: Any, gov
     return EXIT_DONE
 
 
-def _worker_main(job: CameraJob, store: StoreConfig, events: Any) -> None:
-    """Entry point of a worker process; SIGTERM asks it to stop cleanly."""
+def _worker_main(job: CameraJob, store: StoreConfig, events: Any, shared: Any = None) -> None:
+    """Entry point of a worker process; SIGTERM asks it to stop cleanly. ``shared``: the host's
+    decoded snapshot of the job's deployment (:mod:`openlfr.pipeline.shared_snapshots`), if any."""
     from openlfr.config import configure
 
     configure(**store.settings)  # the parent's settings: its environment (inherited) and its overrides
+    if shared is not None:
+        from openlfr.pipeline.shared_snapshots import adopt
+
+        adopt(shared)
     from openlfr.logs import configure_logging
 
     configure_logging(context={"camera": job.camera_name})
@@ -316,9 +321,11 @@ class Supervisor:
     """Runs one process per camera job; restarts crashed ones; forwards events to ``bus``."""
 
     def __init__(self, jobs: list[CameraJob], store: StoreConfig, bus: EventBus | None = None,
-                 backoff: Backoff = Backoff(1.0, 2.0, 30.0), max_restarts: int | None = None) -> None:
+                 backoff: Backoff = Backoff(1.0, 2.0, 30.0), max_restarts: int | None = None,
+                 snapshots: dict[int, Any] | None = None) -> None:
         self.ctx = mp.get_context("spawn")
         self.store = store
+        self.snapshots = snapshots or {}  # deployment id -> the host's SharedSnapshot, handed to each worker
         self.bus = bus or EventBus()
         self.backoff = backoff
         self.max_restarts = max_restarts
@@ -330,7 +337,8 @@ class Supervisor:
     def _spawn(self, w: _Worker) -> None:
         w.events = self.ctx.Queue()
         w.outcome = ""
-        w.process = self.ctx.Process(target=_worker_main, args=(w.job, self.store, w.events),
+        shared = self.snapshots.get(w.job.deployment_id)
+        w.process = self.ctx.Process(target=_worker_main, args=(w.job, self.store, w.events, shared),
                                      name=f"openlfr-camera-{w.job.camera_name}", daemon=False)
         w.process.start()
 
