@@ -234,6 +234,10 @@ class ClusterSettings(BaseSettings):
     pool_size: int = Field(5, ge=1, description="database connections each API or host-agent process keeps open")
     worker_pool_size: int = Field(2, ge=1, description="database connections each camera worker process keeps "
                                                        "open")
+    audit_lock_idle_seconds: float = Field(
+        5, ge=0, description="PostgreSQL: a transaction holding the audit chain's head (every audited write "
+                             "waits for it) is ended by the server once idle this long between two statements, "
+                             "so a stopped or hung process cannot stall every writer; 0: never")
 
     @model_validator(mode="after")
     def _renew_within_lease(self) -> ClusterSettings:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from openlfr.store.models import AuditEvent, AuditHead
@@ -100,6 +100,24 @@ class VerifyResult:
         return f"audit chain BROKEN at event #{self.first_bad_seq}: {self.reason}"
 
 
+def _lock_head(session: Session) -> Select[Any]:
+    """The query that locks the head row until the transaction ends.
+
+    Every audited writer waits for that lock, so a holder that stops between two statements
+    (SIGSTOP, a paused VM, a hung thread) would stall them all. On PostgreSQL the same query
+    sets ``idle_in_transaction_session_timeout`` for this transaction only (no extra round
+    trip; ``cluster.audit_lock_idle_seconds``): the server ends such a session and the lock
+    goes; the stopped writer's commit then fails, and its retry is fenced like any late write.
+    """
+    query = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    if session.get_bind().dialect.name != "postgresql":
+        return query
+    from openlfr.config import get_settings
+
+    idle_ms = int(get_settings().cluster.audit_lock_idle_seconds * 1000)
+    return query.add_columns(func.set_config("idle_in_transaction_session_timeout", str(idle_ms), True))
+
+
 def append(
     session: Session,
     *,
@@ -115,7 +133,7 @@ def append(
     The head row is locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises
     writers itself), so concurrent writers cannot fork the chain.
     """
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(_lock_head(session)).scalar_one()
     seq = head.seq + 1
     at_text = iso_utc(at)
     details_text = canonical_json(dict(details or {}))
