@@ -58,3 +58,39 @@ def test_there_is_no_local_watchlist_file():
 
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("openlfr.matching.local_watchlist")
+
+
+def _reference(index: TemplateIndex, probes: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    """Every subject's score, stably sorted (equal scores in subject order), cut at k."""
+    scores = index.subject_scores(probes)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[(index.subject_ids[j], float(row[j])) for j in top] for row, top in zip(scores, order, strict=True)]
+
+
+def _found(index: TemplateIndex, probes: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    return [[(c.subject_id, c.score) for c in cands] for cands in index.search(probes, k=k)]
+
+
+def test_search_is_the_stable_sort_of_every_subject_with_one_or_several_templates():
+    g = _rand(500, 3)
+    probes = np.vstack([to_template(g[7] + 0.2 * _rand(1, 4)[0]), _rand(4, 5)])
+    single = TemplateIndex([f"s{i:03d}" for i in range(500)], ["x"] * 500, g)
+    several = TemplateIndex([f"s{i // 3:03d}" for i in range(500)], ["x"] * 500, g)  # 3 templates a subject
+    for index in (single, several):
+        for k in (1, 10, 600):
+            got, want = _found(index, probes, k), _reference(index, probes, k)
+            assert [[s for s, _ in row] for row in got] == [[s for s, _ in row] for row in want]
+            assert np.allclose([x for row in got for _, x in row], [x for row in want for _, x in row], atol=1e-6)
+    assert _found(single, probes[:1], 1)[0][0][0] == "s007"
+
+
+def test_equal_scores_at_the_cut_are_taken_in_subject_order_every_time():
+    # five subjects with the same template: every probe scores them equally; k=2 cuts among them
+    same = np.repeat(_rand(1, 6), 5, axis=0)
+    others = _rand(20, 7)
+    ids = [f"t{i}" for i in (4, 0, 3, 1, 2)] + [f"u{i:02d}" for i in range(20)]
+    for templates in (np.vstack([same, others]), np.vstack([same, same, others])):  # one, then two rows each
+        n_ids = ids if len(templates) == 25 else [*ids[:5], *ids[:5], *ids[5:]]
+        index = TemplateIndex(n_ids, ["x"] * len(n_ids), templates)
+        for _ in range(3):
+            assert [c.subject_id for c in index.search(same[0], k=2)[0]] == ["t0", "t1"]

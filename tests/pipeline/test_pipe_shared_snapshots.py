@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import pickle
@@ -181,12 +182,18 @@ def test_a_host_agents_workers_map_one_sealed_copy_and_it_is_gone_when_they_stop
     assert agent.snapshots.held() == [] and _snapshot_fds() == set()  # the agent let go; its workers are gone
 
 
-@pytest.mark.parametrize("fails", ["no deployment", "no snapshot"])
-def test_a_snapshot_the_host_cannot_read_is_left_to_the_worker(estate: Estate, fails: str) -> None:
+@pytest.mark.parametrize("fails", ["no deployment", "no snapshot", "no memory"])
+def test_a_snapshot_the_host_cannot_read_or_share_is_left_to_the_worker(
+        estate: Estate, fails: str, monkeypatch: pytest.MonkeyPatch) -> None:
     dep, _ = _live(estate)
     if fails == "no snapshot":
         with estate.gov.transaction() as ctx:
             ctx.session.get(Deployment, dep).snapshot_blob = None
+    if fails == "no memory":
+        def refuse(*_: Any) -> int:
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+        monkeypatch.setattr(os, "memfd_create", refuse)
     host = HostSnapshots()
     assert host.for_deployment(estate.gov, dep + 100 if fails == "no deployment" else dep) is None
     assert host.held() == []

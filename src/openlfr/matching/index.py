@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from openlfr.matching.similarity import similarity
+from openlfr.matching.topk import top_k, top_of_scores
 
 
 @dataclass(frozen=True)
@@ -60,20 +61,16 @@ class TemplateIndex:
     def search(
         self, probes: np.ndarray, k: int = 5, threshold: float | None = None
     ) -> list[list[Candidate]]:
-        """Top-``k`` subjects per probe, best first; only those ``>= threshold`` if given."""
-        scores = self.subject_scores(probes)
-        out: list[list[Candidate]] = []
-        k = min(k, scores.shape[1])
-        for row in scores:
-            if k == 0:
-                out.append([])
-                continue
-            top = np.argpartition(-row, k - 1)[:k]
-            top = top[np.argsort(-row[top], kind="stable")]
-            cands = [
-                Candidate(self.subject_ids[j], self.labels[j], float(row[j]), rank + 1)
-                for rank, j in enumerate(top)
-                if threshold is None or row[j] >= threshold
-            ]
-            out.append(cands)
-        return out
+        """Top-``k`` subjects per probe, best first (equal scores in subject-id order); only
+        those ``>= threshold`` if given. Exact: with one template per subject the gallery is
+        searched block by block without scoring it all at once (:func:`~openlfr.matching.topk.top_k`),
+        else each subject's best score is taken first."""
+        probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+        if len(self._starts) == len(self._templates):  # one template per subject
+            top, scores = top_k(self._templates, probes, k)
+        else:
+            top, scores = top_of_scores(self.subject_scores(probes), k)
+        return [[Candidate(self.subject_ids[j], self.labels[j], float(score), rank + 1)
+                 for rank, (j, score) in enumerate(zip(row, row_scores, strict=True))
+                 if threshold is None or score >= threshold]
+                for row, row_scores in zip(top, scores, strict=True)]

@@ -68,3 +68,20 @@ def top_k(gallery: np.ndarray, probes: np.ndarray, k: int, *,
             if len(keep) == k:
                 floor[p] = best_score[p][-1]
     return np.stack(best_idx), np.stack(best_score)
+
+
+def top_of_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best columns of each row of a score matrix, exactly as :func:`top_k` selects
+    them (best first, equal scores in column order): for scores already computed, such as a
+    subject's best over its several templates. Returns ``(indices, scores)``, each ``(M, min(k, N))``."""
+    scores = np.atleast_2d(scores)
+    m, n = scores.shape
+    k = max(0, min(k, n))
+    idx = np.zeros((m, k), np.int64)
+    if k == 0:
+        return idx, np.zeros((m, 0), scores.dtype)
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    for p in range(m):
+        cand = np.flatnonzero(scores[p] >= kth[p])  # ties at the k-th kept: column order decides
+        idx[p] = cand[np.lexsort((cand, -scores[p, cand]))[:k]]
+    return idx, np.take_along_axis(scores, idx, axis=1)

@@ -159,7 +159,12 @@ class HostSnapshots:
             return None
         if not len(snap.entries):
             return None
-        shared = SharedSnapshot.seal(snap)
+        try:
+            shared = SharedSnapshot.seal(snap)
+        except OSError as err:  # out of memory or of descriptors: each worker decodes its own
+            log.warning("deployment %s: its snapshot could not be shared (%s); the workers decode it",
+                        deployment_id, err)
+            return None
         self._by_hash[shared.snapshot_hash] = shared
         return shared
 
