@@ -142,3 +142,5 @@ def test_capacity_and_camera_choice(estate: Estate, db_url: str, tmp_path: Path)
     assert set(other.held) == ({left} & {cams[0], cams[2]})
     # (openlfr run on one machine) the camera asked for that another host holds: refused, audited
     assert set(other.refused) == {cams[0], cams[2]} - {left}
+    for agent in (one, other):
+        agent.stop()  # (gives its leases and its shared snapshots back)
