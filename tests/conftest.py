@@ -17,8 +17,8 @@ from openlfr.governance import credentials as _credentials
 from openlfr.store import make_engine, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
-# the hasher and no-such-user hash the production code made at import, before any test ran
-_PRODUCTION_HASHING = (_credentials._hasher, _credentials._DUMMY_HASH)
+# the hasher the production code made at import, before any test ran
+_PRODUCTION_HASHER = _credentials._hasher
 T = TypeVar("T")
 
 
@@ -51,15 +51,13 @@ def _cheap_password_hashing() -> Iterator[None]:
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_credentials, "_hasher", cheap)
-        mp.setattr(_credentials, "_DUMMY_HASH", cheap.hash("openlfr-no-such-user"))
         yield
 
 
 @pytest.fixture
 def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The production argon2id hasher for this test (undoing :func:`_cheap_password_hashing`)."""
-    monkeypatch.setattr(_credentials, "_hasher", _PRODUCTION_HASHING[0])
-    monkeypatch.setattr(_credentials, "_DUMMY_HASH", _PRODUCTION_HASHING[1])
+    monkeypatch.setattr(_credentials, "_hasher", _PRODUCTION_HASHER)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ token they hold, so their sessions, API clients and open alert streams stop at o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -31,8 +32,14 @@ MIN_PASSWORD = 10
 TOKEN_KINDS = ("session", "bearer", "cli", "job")  # job: a batch job's own, for one run (openlfr.jobs.runner)
 
 _hasher = PasswordHasher()
-# verified against when the user does not exist, so a wrong name costs as long as a wrong password
-_DUMMY_HASH = _hasher.hash("openlfr-no-such-user")
+
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash by ``hasher``, verified against when the user does not exist, so a wrong name costs
+    as long as a wrong password. Made on first use: an argon2 hash takes about 0.1 s, which every
+    process (each CLI command, each camera worker) would otherwise pay at import."""
+    return hasher.hash("openlfr-no-such-user")
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     cred = session.get(Credential, user.id) if user is not None else None
     try:
-        _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, password)
+        _hasher.verify(cred.password_hash if cred else _dummy_hash(_hasher), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or cred is None or not user.active:
