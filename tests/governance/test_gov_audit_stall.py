@@ -35,7 +35,7 @@ gov = Governance({url!r}, blob_root={blobs!r}, key=KEY, migrate=False)
 with gov.transaction() as ctx:
     ctx.audit("stalled-writer", "test.stall", "test", 1)
     print("locked", flush=True)
-    time.sleep(8)  # stopped here by the test
+    time.sleep(3)  # stopped here by the test (within ms of "locked"), so it cannot commit first
 print("committed", flush=True)
 """
 
