@@ -52,7 +52,13 @@ from openlfr.video.pacing import PacedSource
 
 
 def enrolment_crops(clip: Path, times: list[float], settings: CameraSettings) -> list[bytes]:
-    """PNG crops of distinct, good-quality faces at the given times of the clip."""
+    """PNG crops of distinct, good-quality faces at the given times of the clip: one a person,
+    a face that matches one already taken at the face model's own threshold being the same
+    person (each person once, as a watchlist lists them: several entries of one person would
+    let a pass whose track breaks alert once for each)."""
+    from openlfr.face.registry import model_threshold
+
+    same_person = model_threshold()
     analyzer, detector = pipeline_stage(settings.detector)
     src = VideoFileSource(clip)
     crops: list[bytes] = []
@@ -68,7 +74,7 @@ def enrolment_crops(clip: Path, times: list[float], settings: CameraSettings) ->
         for face in faces:
             if not face.quality.acceptable:
                 continue
-            if templates and float(np.max(similarity(face.template, np.stack(templates)))) > 0.93:
+            if templates and float(np.max(similarity(face.template, np.stack(templates)))) >= same_person:
                 continue  # already enrolled this person
             b = pad_box(face.box, 0.6, frame.image.shape)
             crop = frame.image[b.top : b.bottom + 1, b.left : b.right + 1]
