@@ -50,12 +50,13 @@ class World:
         """``seconds`` after a moment 10 minutes into the deployment."""
         return self.clock.now + timedelta(seconds=600 + seconds)
 
-    def record(self, camera: int, entry: int, at: datetime, *, window: float = 60.0, key: str = "") -> AlertRecord:
+    def record(self, camera: int, entry: int, at: datetime, *, window: float = 60.0, key: str = "",
+               person: int | None = None) -> AlertRecord:
         return AlertRecord(
             deployment_id=self.deployment, camera_id=camera, entry_id=self.entries[entry], label=f"person {entry}",
             score=0.9, at=at, track_id="t1", frame_index=1, video_time=0.04, box=[1, 2, 30, 40], quality=0.8,
             crop=CROP, snapshot_hash="0" * 64, zone=self.zones[camera], pass_window_s=window,
-            attempt_key=key or uuid.uuid4().hex)
+            attempt_key=key or uuid.uuid4().hex, person=person)
 
     def store(self, rec: AlertRecord) -> StoredAlert | None:
         return self.gov.run(lambda ctx: store_alert(ctx, rec, "pipeline:test"))
@@ -76,7 +77,8 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     estate = Estate(gov, clock)
     estate.setup_users()
     ag = estate.agreement()
-    wl = estate.watchlist([estate.share(ag, f"img-{i}".encode(), subject=f"S-{i}") for i in range(2)])
+    # entries 0 and 1 are two people; entry 2 is a second image of person 0 (the same subject reference)
+    wl = estate.watchlist([estate.share(ag, f"img-{i}".encode(), subject=f"S-{i % 2}") for i in range(3)])
     cams = []
     with gov.transaction() as ctx:
         for name, zone in (("gate-a", "square"), ("gate-b", " square "), ("lobby", "")):
@@ -118,6 +120,33 @@ def test_other_zones_and_other_entries_are_other_passes(world: World) -> None:
     made = [world.sight(a, 0, 10), world.sight(lobby, 0, 11), world.sight(b, 1, 12)]
     assert all(m is not None and m.new for m in made)
     assert world.count(Alert) == 3 and world.count(AlertPass) == 3
+
+
+def test_two_images_of_one_person_are_one_pass(world: World) -> None:
+    a, b, _ = world.cameras
+    with world.gov.transaction() as ctx:
+        live = deployments.live_watchlist(ctx, world.deployment, a, world.at(0))
+    first, other, second_image = world.entries
+    assert live.person_of == {second_image: first}  # the same subject reference under one agreement
+    made = world.store(world.record(a, 0, world.at(10), person=live.person_of.get(first, first)))
+    assert made is not None and made.new
+    # 20 s later the neighbouring camera's track matches the person's other image best: same pass
+    assert world.store(world.record(b, 2, world.at(30), person=live.person_of.get(second_image, second_image))) is None
+    # without the person's key it would have been a second alert for one pass (the rule's control)
+    assert world.store(world.record(b, 2, world.at(31))) is not None
+    made_other = world.store(world.record(b, 1, world.at(32), person=live.person_of.get(other, other)))
+    assert made_other is not None and made_other.new  # another person: another pass
+    assert world.count(Alert) == 3
+
+
+def test_person_keys_join_one_reference_within_one_agreement_only() -> None:
+    def e(entry: int, agreement: int, ref: str) -> deployments.SnapshotEntry:
+        return deployments.SnapshotEntry(entry, "", agreement, None, ref)
+
+    entries = [e(7, 1, "S-1"), e(3, 1, "S-1"), e(9, 1, "S-1"), e(4, 1, "S-2"), e(5, 2, "S-1"), e(6, 1, ""),
+               e(8, 1, "")]
+    # (another agreement's S-1 may be another supplier's code for someone else; no reference: nobody)
+    assert deployments.person_keys(entries) == {7: 3, 9: 3}
 
 
 def test_a_gap_longer_than_the_window_is_a_new_pass(world: World) -> None:
@@ -283,10 +312,10 @@ def test_an_erased_alert_takes_its_pass_and_the_sweep_drops_stale_bare_passes(wo
 
 
 # --- the live loop's side: a track alerts at most once, for its best candidate --------------
-def _pipeline(raise_alert: Any) -> Any:
+def _pipeline(raise_alert: Any, person_of: dict[int, int] | None = None) -> Any:
     """The parts of a CameraPipeline that ``_match`` uses (no models loaded)."""
     wl = SimpleNamespace(entry_ids=[11, 12, 13], labels=["a", "b", "c"], threshold=0.5,
-                         templates=np.eye(3, dtype=np.float32))
+                         templates=np.eye(3, dtype=np.float32), person_of=person_of or {})
     return SimpleNamespace(watchlist=wl, settings=CameraSettings(), _last_alert={}, stats=PipelineStats(),
                            _raise_alert=raise_alert)
 
@@ -294,7 +323,7 @@ def _pipeline(raise_alert: Any) -> Any:
 def test_a_track_matching_two_entries_alerts_once_for_the_best() -> None:
     raised: list[tuple[int, float]] = []
 
-    def raise_alert(track: Any, shot: Any, entry: int, label: str, score: float, at: datetime) -> Any:
+    def raise_alert(track: Any, shot: Any, entry: int, person: int, label: str, score: float, at: datetime) -> Any:
         raised.append((entry, round(score, 2)))
         return SimpleNamespace(alert_id=len(raised))
 
@@ -307,6 +336,28 @@ def test_a_track_matching_two_entries_alerts_once_for_the_best() -> None:
     other = SimpleNamespace(id="t2", data={})
     assert CameraPipeline._match(pipe, other, None, np.array([0.4, 0.3, 0.2], np.float32), at) == []  # below
     assert raised == [(12, 0.9)]
+
+
+@pytest.mark.parametrize("one_person", [True, False])
+def test_a_broken_track_matching_the_persons_other_image_does_not_alert_again(one_person: bool) -> None:
+    raised: list[tuple[int, int]] = []
+
+    def raise_alert(track: Any, shot: Any, entry: int, person: int, label: str, score: float, at: datetime) -> Any:
+        raised.append((entry, person))
+        pipe._last_alert[person] = at  # (as the real one does once stored)
+        return SimpleNamespace(alert_id=len(raised))
+
+    pipe = _pipeline(raise_alert, {13: 11} if one_person else None)  # 11 and 13: two images of one person?
+    at = datetime(2030, 3, 1, 9)
+    assert len(CameraPipeline._match(pipe, SimpleNamespace(id="t1", data={}), None,
+                                     np.array([0.9, 0, 0.6], np.float32), at)) == 1
+    # the track broke; 5 s later its continuation matches the other image best
+    later = CameraPipeline._match(pipe, SimpleNamespace(id="t2", data={}), None,
+                                  np.array([0.6, 0, 0.9], np.float32), at + timedelta(seconds=5))
+    if one_person:
+        assert later == [] and raised == [(11, 11)] and pipe.stats.joined_passes == 1
+    else:
+        assert len(later) == 1 and raised == [(11, 11), (13, 13)]
 
 
 def test_a_match_of_a_pass_already_alerted_is_counted_as_joined() -> None:

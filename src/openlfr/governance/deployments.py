@@ -54,6 +54,9 @@ class LiveWatchlist:
     valid_until: datetime
     model_id: str  # the face model of the templates: probes must come from the same one
     agreement_ids: list[int] = field(default_factory=list)  # the agreements its images were shared under
+    # entry id -> the entry that stands for its person in passes (one alert a pass of a person,
+    # whichever of their images matched): see :func:`person_keys`; an entry not here is its own
+    person_of: dict[int, int] = field(default_factory=dict)
     # the first moment one of its entries passes its review date (it must then be loaded again,
     # which drops that entry); None when no entry is due before the deployment ends
     next_change: datetime | None = None
@@ -525,13 +528,30 @@ class SnapshotEntry:
     label: str
     agreement_id: int
     review_date: date | None  # frozen in the snapshot; None: a snapshot older than that (the entry's own is read)
+    subject_ref: str = ""  # the supplier's pseudonymous code of the person
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> SnapshotEntry:
         """The entry of one item of the snapshot's JSON."""
         due = item.get("review_date")
         return cls(int(item["entry_id"]), str(item.get("label", "")), int(item.get("agreement_id", 0)),
-                   date.fromisoformat(due) if due else None)
+                   date.fromisoformat(due) if due else None, str(item.get("subject_ref", "")).strip())
+
+
+def person_keys(entries: Sequence[SnapshotEntry]) -> dict[int, int]:
+    """Entry id -> the lowest entry id of the same person, for the entries that share a person
+    with another: the same subject reference under the same agreement (a supplier's code names
+    one person within its own sharing). Two images of one suspect are two entries; a pass of
+    that person is still one pass, so a track that breaks and matches the other image does not
+    alert again. Codes are not compared across agreements: two suppliers' codes may collide, and
+    joining two different people would hide an alert."""
+    first: dict[tuple[int, str], int] = {}
+    for e in entries:
+        if e.subject_ref:
+            key = (e.agreement_id, e.subject_ref)
+            first[key] = min(first.get(key, e.entry_id), e.entry_id)
+    return {e.entry_id: first[(e.agreement_id, e.subject_ref)] for e in entries
+            if e.subject_ref and first[(e.agreement_id, e.subject_ref)] != e.entry_id}
 
 
 @dataclass(frozen=True)
@@ -689,6 +709,7 @@ def _cut(dep: Deployment, camera_id: int, snap: DecodedSnapshot, use: _Usable) -
         labels=[snap.entries[k].label for k in use.keep], templates=snap.templates[use.keep],
         threshold=dep.threshold, snapshot_hash=snap.snapshot_hash, valid_until=dep.end, model_id=snap.model_id,
         agreement_ids=sorted({snap.entries[k].agreement_id for k in use.keep}), next_change=use.next_change,
+        person_of=person_keys(snap.entries),  # over the whole snapshot: stable while entries drop out
     )
 
 

@@ -206,7 +206,11 @@ class CameraPipeline:
             self._release()
             raise
         def begin(ctx: Ctx) -> None:
-            self._last_alert = last_alert_times(ctx, self.deployment_id, self.camera_id)
+            person_of = self.watchlist.person_of if self.watchlist is not None else {}
+            self._last_alert = {}
+            for entry, at in last_alert_times(ctx, self.deployment_id, self.camera_id).items():
+                person = person_of.get(entry, entry)
+                self._last_alert[person] = max(at, self._last_alert.get(person, at))
             ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
                       settings=self.settings.model_dump(), source=self.source_label or "")
             self._write_status(ctx, "starting")
@@ -512,21 +516,23 @@ class CameraPipeline:
             return []
         track.data["alerted"] = True
         entry = wl.entry_ids[j]
-        last = self._last_alert.get(entry)
+        person = wl.person_of.get(entry, entry)  # (several images of one person: one pass)
+        last = self._last_alert.get(person)
         if last is not None and abs((at - last).total_seconds()) < self.settings.realert_after_s:
             # a cheap pre-check (same person, same camera, moments ago: e.g. a new track after a
             # cut); the rule is the zone's pass row, checked in the store
             self.stats.joined_passes += 1
             return []
-        event = self._raise_alert(track, shot, entry, wl.labels[j], score, at)
+        event = self._raise_alert(track, shot, entry, person, wl.labels[j], score, at)
         if event is None:
             self.stats.joined_passes += 1
             return []
         return [event]
 
-    def _raise_alert(self, track: Track, shot: Shot, entry: int, label: str, score: float,
+    def _raise_alert(self, track: Track, shot: Shot, entry: int, person: int, label: str, score: float,
                      at: datetime) -> AlertEvent | None:
-        """Store the alert (one per pass: ``None`` when the pass was already alerted), then announce it."""
+        """Store the alert for ``entry`` (one per pass of ``person``, the entry standing for its
+        person: ``None`` when the pass was already alerted), then announce it."""
         assert self.watchlist is not None
         snapshot_hash = self.watchlist.snapshot_hash
         ok, png = cv2.imencode(".png", cv2.cvtColor(shot.crop, cv2.COLOR_RGB2BGR))
@@ -542,7 +548,8 @@ class CameraPipeline:
                 deployment_id=self.deployment_id, camera_id=self.camera_id, entry_id=entry, label=label, score=score,
                 at=at, track_id=track.id, frame_index=shot.frame_index, video_time=shot.time, box=shot.box.as_list(),
                 quality=shot.quality.score, crop=png.tobytes() if ok else b"", snapshot_hash=snapshot_hash,
-                zone=self._zone, pass_window_s=self.settings.realert_after_s, attempt_key=key, lease_epoch=epoch)
+                zone=self._zone, pass_window_s=self.settings.realert_after_s, attempt_key=key, lease_epoch=epoch,
+                person=person)
             stored = store_alert(ctx, rec, self.worker)
             if self.source_label:
                 save_checkpoint(ctx, self.deployment_id, self.camera_id, self.source_label, shot.frame_index,
@@ -555,7 +562,7 @@ class CameraPipeline:
             raise  # the lease is lost (another host has the camera): the worker stops
         except RuleViolation as err:
             raise DeploymentNotLive(str(err)) from err
-        self._last_alert[entry] = at
+        self._last_alert[person] = at
         if stored is None:  # the zone's pass was already alerted (by another camera, or this one)
             return None
         # Committed: only now may anyone be told.

@@ -1,5 +1,8 @@
-"""One alert per pass: sightings of one watchlist entry in one zone of a deployment, with no gap
-longer than the re-alert window between them, are one pass, and a pass raises one alert.
+"""One alert per pass: sightings of one person on the watchlist in one zone of a deployment, with
+no gap longer than the re-alert window between them, are one pass, and a pass raises one alert.
+A person is one entry, or several with the same subject reference under one agreement (two
+images of one suspect): the pass row is keyed by the entry that stands for them all
+(:func:`openlfr.governance.deployments.person_keys`).
 
 A zone is a group of neighbouring cameras (``Camera.zone``); a camera without one is a zone of
 its own. The pass row (:class:`~openlfr.store.models.AlertPass`, one per deployment, zone and
@@ -37,7 +40,8 @@ def committed(ctx: Ctx, attempt_key: str) -> Alert | None:
 
 def join_or_open(ctx: Ctx, deployment_id: int, zone: str, entry_id: int, at: datetime,
                  window_s: float) -> AlertPass | None:
-    """Record a sighting of ``entry_id`` in ``zone`` at ``at`` under the pass row's lock.
+    """Record a sighting of ``entry_id`` (the entry standing for the person) in ``zone`` at ``at``
+    under the pass row's lock.
 
     ``None``: the sighting is less than ``window_s`` seconds from the pass (before or after it:
     cameras' frames arrive slightly out of order), which it extends; the pass has its alert.

@@ -76,6 +76,8 @@ class AlertRecord:
     attempt_key: str = ""
     # the worker's camera lease epoch (openlfr.pipeline.leases.fence); None: no lease to check
     lease_epoch: int | None = None
+    # the entry that stands for the matched person in passes (LiveWatchlist.person_of); None: entry_id
+    person: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def store_alert(ctx: Ctx, rec: AlertRecord, worker: str) -> StoredAlert | None:
     fence(ctx, rec.camera_id, rec.lease_epoch, worker, deployment_id=rec.deployment_id)
     if (done := committed(ctx, rec.attempt_key)) is not None:
         return StoredAlert(done.id, int(done.cursor or 0), False)
-    opened = join_or_open(ctx, rec.deployment_id, zone_key(rec.zone, rec.camera_id), rec.entry_id, rec.at,
+    person = rec.entry_id if rec.person is None else rec.person
+    opened = join_or_open(ctx, rec.deployment_id, zone_key(rec.zone, rec.camera_id), person, rec.at,
                           rec.pass_window_s)
     if opened is None:
         # (an earlier try still committing when this one started has committed by now: the pass
