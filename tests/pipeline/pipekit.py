@@ -51,16 +51,18 @@ def make_store(tmp_path: Path) -> Store:
 
 
 def live_deployment(gov: Governance, references: list[Path], source: str = "", threshold: float = THRESHOLD,
-                    camera_name: str = "cam1", hours: float = 4, cameras_count: int = 1) -> tuple[int, int]:
-    """(deployment id, first camera id): a live deployment whose watchlist holds ``references``,
-    on ``cameras_count`` cameras reading ``source`` (``camera_name``, then ``camera_name-2``...)."""
+                    camera_name: str = "cam1", hours: float = 4, cameras_count: int = 1,
+                    subjects: list[str] | None = None) -> tuple[int, int]:
+    """(deployment id, first camera id): a live deployment whose watchlist holds ``references``
+    (shared with the subject references ``subjects``; by default one person each), on
+    ``cameras_count`` cameras reading ``source`` (``camera_name``, then ``camera_name-2``...)."""
     estate = Estate(gov, Clock(datetime.now(UTC)))
     estate.setup_users()
     ag = estate.agreement()
     images = []
     for i, p in enumerate(references):  # a pseudonymous reference, never the person's name (the file's stem)
         data = ShareImage(agreement_id=ag, category="wanted_by_court", warrant_ref="WA-2029-00123",
-                          reason="warrant 123", subject_ref=f"SUBJ-{i + 1:04d}",
+                          reason="warrant 123", subject_ref=subjects[i] if subjects else f"SUBJ-{i + 1:04d}",
                           image_date=(estate.clock.now - timedelta(days=30)).date())
         with gov.transaction() as ctx:
             images.append(sharing.share_image(ctx, estate.supplier, data, p.read_bytes()).id)

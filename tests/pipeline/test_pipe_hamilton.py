@@ -3,6 +3,7 @@ the deployment's watchlist; none, and nothing of him kept, when he is not."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,9 @@ from openlfr.audit.chain import verify
 from openlfr.evaluation import deployment_report
 from openlfr.evaluation.demographics import wilson
 from openlfr.face.analyzer import enrolment_template
-from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive
+from openlfr.pipeline.camera import CameraPipeline, DeploymentNotLive, pipeline_stage
+from openlfr.pipeline.settings import CameraSettings
+from openlfr.video.motion import pad_box
 from openlfr.pipeline.events import AlertEvent, EventBus
 from openlfr.store.models import Alert, AlertDetail, AuditEvent, Base, MediaItem, PipelineCounter
 from openlfr.video.file_source import VideoFileSource
@@ -197,3 +200,37 @@ def test_a_suspended_agreement_stops_matching_within_seconds(tmp_path: Path, vid
     with gov.transaction() as ctx:
         refused = [r for r in load_records(ctx.session) if r.action == "deployment.watchlist.refused"]
     assert refused and "no longer in force" in refused[-1].details
+
+
+def _clip_face(clip: Path, index: int, out: Path) -> Path:
+    """A PNG of the one face on frame ``index`` of ``clip``, padded as a watchlist photo is."""
+    analyzer, detector = pipeline_stage(CameraSettings().detector)
+    frame = next(f for f in VideoFileSource(clip, start_frame=index))
+    (face,) = analyzer.analyze(frame.image, detector.detect(frame.image))
+    b = pad_box(face.box, 0.6, frame.image.shape)
+    crop = frame.image[b.top : b.bottom + 1, b.left : b.right + 1]
+    out.write_bytes(cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes())
+    return out
+
+
+@pytest.mark.parametrize("one_person", [True, False], ids=["one-reference", "two-references"])
+def test_two_images_of_miranda_are_one_pass_across_a_track_break(one_person: bool, tmp_path: Path,
+                                                                  video_dir: Path) -> None:
+    """Miranda's close-up (2.8-7.0 s) is cut in two at frame 153 (a stream that broke, so a new
+    track), and he is listed twice: his face at 3.4 s, which the first part matches best, and at
+    6.6 s, which the second part matches best. Under one subject reference that is one person:
+    one alert. Under two (the control), each part alerts for its own image."""
+    clip = video_dir / CLIP
+    images = [_clip_face(clip, 102, tmp_path / "early.png"), _clip_face(clip, 198, tmp_path / "late.png")]
+    store = make_store(tmp_path)
+    gov = store.governance(enrolment_template)
+    dep, cam = live_deployment(gov, images, subjects=["SUBJ-0001", "SUBJ-0001" if one_person else "SUBJ-0002"])
+    first = CameraPipeline(gov, dep, cam).run(itertools.takewhile(lambda f: f.index < 153, VideoFileSource(clip)))
+    second = CameraPipeline(gov, dep, cam).run(VideoFileSource(clip, start_frame=153))
+    assert [a.label for a in first.alerts] == ["person 0"]  # the early image
+    if one_person:
+        assert second.alerts == [] and second.joined_passes == 1
+    else:
+        assert [a.label for a in second.alerts] == ["person 1"]  # the late image: another person's alert
+    with gov.reading() as ctx:
+        assert ctx.session.execute(select(func.count()).select_from(Alert)).scalar_one() == (1 if one_person else 2)
