@@ -99,6 +99,7 @@ def camera_main(idx: int, core: int | None, clip: str, crops: list[bytes], thres
                                              window))
             sampler.start()
             pipe.run(frames, stop=stop, finished_source=False)
+            frames.close()
             sampler.join()
             wall = window["t1"] - window["t0"]
             analysed, dropped = window["a1"] - window["a0"], window["d1"] - window["d0"]

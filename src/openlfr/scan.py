@@ -129,11 +129,12 @@ def search_recording(
             yield frame
 
     pipe: CameraPipeline | None = None
+    reader = Prefetcher(source, stop=stop)
     try:
         pipe = CameraPipeline(gov, grant.deployment_id, grant.camera_id, settings, publish=publish,
                               worker=grant.worker)
         pipe.start()
-        pipe.run(checked(Prefetcher(source, stop=stop)), finished_source=False)
+        pipe.run(checked(reader), finished_source=False)
     except OpenLFRError as err:
         result.stopped = str(err)
     except BaseException as err:  # interrupted, or a failure: still recorded as the end of the search
@@ -141,6 +142,7 @@ def search_recording(
         raise
     finally:
         stop.set()
+        reader.close()  # (the decoding thread out of OpenCV before the command may exit)
         if pipe is not None:
             stats = pipe.stats
             result.frames, result.analysed, result.tracks = stats.frames, stats.analysed, len(stats.tracks)

@@ -13,7 +13,25 @@ from collections.abc import Iterable, Iterator
 from openlfr.video.frames import Frame
 
 
-class LatestFrameReader:
+class _ThreadedReader:
+    """A source read on a thread of its own, which :meth:`close` stops and waits for."""
+
+    _thread: threading.Thread
+    stop: threading.Event
+
+    def close(self, timeout: float = 15.0) -> bool:
+        """Stop reading and wait up to ``timeout`` s for the reading thread to leave the source;
+        ``True`` once it has (or never started). A process must not exit while that thread is
+        inside OpenCV: CPython ends a daemon thread at exit by unwinding it from where it next
+        takes the GIL, which inside OpenCV's C++ aborts the process (SIGABRT instead of the
+        worker's exit code, and a core dump of a process that held templates and frames)."""
+        self.stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class LatestFrameReader(_ThreadedReader):
     """Iterate ``source`` on a thread; iterating this object yields the newest frame each time."""
 
     def __init__(self, source: Iterable[Frame], stop: threading.Event | None = None) -> None:
@@ -59,7 +77,7 @@ class LatestFrameReader:
             yield frame
 
 
-class Prefetcher:
+class Prefetcher(_ThreadedReader):
     """Iterate ``source`` on a thread, ``size`` frames ahead, dropping nothing (recordings).
 
     Decoding overlaps with analysis, as with a camera, but every frame is delivered.
@@ -74,6 +92,7 @@ class Prefetcher:
         self.stop = stop or threading.Event()
         self._queue: queue.Queue[object] = queue.Queue(size)
         self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="frame-prefetch", daemon=True)
 
     def _read(self) -> None:
         try:
@@ -89,10 +108,16 @@ class Prefetcher:
         except BaseException as err:
             self.error = err
         finally:
-            self._queue.put(self._END)
+            while True:  # the end mark, unless a stopped consumer will never take it (a full queue)
+                try:
+                    self._queue.put(self._END, timeout=0.2)
+                    break
+                except Exception:  # queue.Full
+                    if self.stop.is_set():
+                        break
 
     def __iter__(self) -> Iterator[Frame]:
-        threading.Thread(target=self._read, name="frame-prefetch", daemon=True).start()
+        self._thread.start()
         while True:
             item = self._queue.get()
             if item is self._END:

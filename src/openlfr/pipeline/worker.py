@@ -246,14 +246,15 @@ def _run_camera(job: CameraJob, store: StoreConfig, stop: Any, publish: Any, gov
         return EXIT_BAD_SOURCE
     if publish is not None:
         publish(StatusEvent(job.camera_id, job.deployment_id, "started", f"{kind} from frame {start_frame}"))
+    reader: LatestFrameReader | Prefetcher
     if recorded and (job.paced or settings.paced):
-        frames = LatestFrameReader(PacedSource(frames), stop=stop)
+        reader = LatestFrameReader(PacedSource(frames), stop=stop)
     elif recorded:
-        frames = Prefetcher(frames, stop=stop)
+        reader = Prefetcher(frames, stop=stop)
     else:
-        frames = LatestFrameReader(frames, stop=stop)
+        reader = LatestFrameReader(frames, stop=stop)
     try:
-        pipe.run(frames, stop=stop, finished_source=recorded)
+        pipe.run(reader, stop=stop, finished_source=recorded)
     except DeploymentNotLive as err:
         if _lease_lost(err):
             raise
@@ -267,7 +268,8 @@ def _run_camera(job: CameraJob, store: StoreConfig, stop: Any, publish: Any, gov
         raise
     finally:
         stop.set()
-        source = getattr(frames, "source", None)
+        reader.close()  # (the reading thread out of OpenCV before this process may exit)
+        source = reader.source
         gap = getattr(getattr(source, "source", source), "open_gap", None)
         if gap is not None:  # stopped while the stream was down: record the gap as open-ended
             pipe.record_gap(gap)
