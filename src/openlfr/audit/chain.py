@@ -204,11 +204,31 @@ def head(session: Session) -> tuple[int, str]:
     return row.seq, row.hash
 
 
+def _stored_head(session: Session) -> tuple[int, str]:
+    """The head as stored now (read afresh: ``session.get`` may answer from the session's cache)."""
+    row = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def read_chain(session: Session, attempts: int = 20) -> tuple[int, str, list[EventRecord]]:
+    """(head seq, head hash, every event) as of one moment. Each statement of a READ COMMITTED
+    transaction (PostgreSQL's default) sees the commits made before it, so events and head read
+    one after the other around another writer's commit disagree, and a sound chain would look
+    cut off or extended. Every append moves the head in its own transaction, so a head that is
+    the same before and after the events were read means no append committed in between; else
+    read again. (In a transaction that has appended, and so holds the head, nothing moves.)"""
+    for _ in range(attempts):
+        before = _stored_head(session)
+        records = load_records(session)
+        if _stored_head(session) == before:
+            return (*before, records)
+    raise RuntimeError(f"the audit chain kept growing while it was read ({attempts} tries): try again")
+
+
 def verify(session: Session, anchors: Iterable[tuple[int, str]] = ()) -> VerifyResult:
     """Verify the whole stored chain against the stored head and any earlier heads
     (``anchors``: (seq, hash) pairs an auditor wrote down) that must still be in it."""
-    head_seq, head_hash = head(session)
-    records = load_records(session)
+    head_seq, head_hash, records = read_chain(session)
     result = verify_records(records, head_seq, head_hash)
     return check_anchors(result, records, anchors) if result.ok else result
 

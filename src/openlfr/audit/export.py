@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from openlfr.audit.chain import (
-    EventRecord, VerifyResult, check_anchors, head, iso_utc, load_records, verify_records,
+    EventRecord, VerifyResult, check_anchors, iso_utc, read_chain, verify_records,
 )
 from openlfr.errors import InputError
 
@@ -27,8 +27,7 @@ FORMAT = "openlfr-audit/1"
 
 def export_chain(session: Session, path: Path, *, now: datetime) -> VerifyResult:
     """Write the chain head and every event to ``path``; return the chain's own verification."""
-    records = load_records(session)
-    head_seq, head_hash = head(session)
+    head_seq, head_hash, records = read_chain(session)
     header = {
         "format": FORMAT,
         "head_seq": head_seq,
