@@ -128,13 +128,13 @@ def test_two_images_of_one_person_are_one_pass(world: World) -> None:
         live = deployments.live_watchlist(ctx, world.deployment, a, world.at(0))
     first, other, second_image = world.entries
     assert live.person_of == {second_image: first}  # the same subject reference under one agreement
-    made = world.store(world.record(a, 0, world.at(10), person=live.person_of.get(first, first)))
+    made = world.store(world.record(a, 0, world.at(10), person=live.person(first)))
     assert made is not None and made.new
     # 20 s later the neighbouring camera's track matches the person's other image best: same pass
-    assert world.store(world.record(b, 2, world.at(30), person=live.person_of.get(second_image, second_image))) is None
+    assert world.store(world.record(b, 2, world.at(30), person=live.person(second_image))) is None
     # without the person's key it would have been a second alert for one pass (the rule's control)
     assert world.store(world.record(b, 2, world.at(31))) is not None
-    made_other = world.store(world.record(b, 1, world.at(32), person=live.person_of.get(other, other)))
+    made_other = world.store(world.record(b, 1, world.at(32), person=live.person(other)))
     assert made_other is not None and made_other.new  # another person: another pass
     assert world.count(Alert) == 3
 
@@ -315,7 +315,8 @@ def test_an_erased_alert_takes_its_pass_and_the_sweep_drops_stale_bare_passes(wo
 def _pipeline(raise_alert: Any, person_of: dict[int, int] | None = None) -> Any:
     """The parts of a CameraPipeline that ``_match`` uses (no models loaded)."""
     wl = SimpleNamespace(entry_ids=[11, 12, 13], labels=["a", "b", "c"], threshold=0.5,
-                         templates=np.eye(3, dtype=np.float32), person_of=person_of or {})
+                         templates=np.eye(3, dtype=np.float32))
+    wl.person = lambda entry: (person_of or {}).get(entry, entry)
     return SimpleNamespace(watchlist=wl, settings=CameraSettings(), _last_alert={}, stats=PipelineStats(),
                            _raise_alert=raise_alert)
 

@@ -197,15 +197,9 @@ def load_records(session: Session) -> list[EventRecord]:
 
 
 def head(session: Session) -> tuple[int, str]:
-    """The head row: (newest sequence number, its hash)."""
-    row = session.get(AuditHead, 1)
-    if row is None:
-        return 0, GENESIS
-    return row.seq, row.hash
-
-
-def _stored_head(session: Session) -> tuple[int, str]:
-    """The head as stored now (read afresh: ``session.get`` may answer from the session's cache)."""
+    """The head row as stored now: (newest sequence number, its hash). Read afresh, not from the
+    session's identity map, which would give an earlier read's answer in a transaction others
+    commit beside."""
     row = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one_or_none()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
@@ -218,9 +212,9 @@ def read_chain(session: Session, attempts: int = 20) -> tuple[int, str, list[Eve
     the same before and after the events were read means no append committed in between; else
     read again. (In a transaction that has appended, and so holds the head, nothing moves.)"""
     for _ in range(attempts):
-        before = _stored_head(session)
+        before = head(session)
         records = load_records(session)
-        if _stored_head(session) == before:
+        if head(session) == before:
             return (*before, records)
     raise RuntimeError(f"the audit chain kept growing while it was read ({attempts} tries): try again")
 

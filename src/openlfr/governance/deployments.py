@@ -61,6 +61,11 @@ class LiveWatchlist:
     # which drops that entry); None when no entry is due before the deployment ends
     next_change: datetime | None = None
 
+    def person(self, entry_id: int) -> int:
+        """The entry that stands for ``entry_id``'s person in passes (itself unless the person
+        has several images)."""
+        return self.person_of.get(entry_id, entry_id)
+
 
 def request(ctx: Ctx, actor: Actor, data: DeploymentRequest, calibrate: Calibrator | None = None) -> Deployment:
     """An operator admin (or an authorising officer) asks for a deployment of their own

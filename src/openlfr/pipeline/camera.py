@@ -206,10 +206,10 @@ class CameraPipeline:
             self._release()
             raise
         def begin(ctx: Ctx) -> None:
-            person_of = self.watchlist.person_of if self.watchlist is not None else {}
+            wl = self.watchlist
             self._last_alert = {}
             for entry, at in last_alert_times(ctx, self.deployment_id, self.camera_id).items():
-                person = person_of.get(entry, entry)
+                person = wl.person(entry) if wl is not None else entry
                 self._last_alert[person] = max(at, self._last_alert.get(person, at))
             ctx.audit(self.worker, "pipeline.start", "camera", self.camera_id, deployment=self.deployment_id,
                       settings=self.settings.model_dump(), source=self.source_label or "")
@@ -516,7 +516,7 @@ class CameraPipeline:
             return []
         track.data["alerted"] = True
         entry = wl.entry_ids[j]
-        person = wl.person_of.get(entry, entry)  # (several images of one person: one pass)
+        person = wl.person(entry)  # (several images of one person: one pass)
         last = self._last_alert.get(person)
         if last is not None and abs((at - last).total_seconds()) < self.settings.realert_after_s:
             # a cheap pre-check (same person, same camera, moments ago: e.g. a new track after a
