@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from openlfr.store.models import AuditEvent, AuditHead
@@ -204,19 +204,32 @@ def head(session: Session) -> tuple[int, str]:
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
-def read_chain(session: Session, attempts: int = 20) -> tuple[int, str, list[EventRecord]]:
-    """(head seq, head hash, every event) as of one moment. Each statement of a READ COMMITTED
-    transaction (PostgreSQL's default) sees the commits made before it, so events and head read
-    one after the other around another writer's commit disagree, and a sound chain would look
-    cut off or extended. Every append moves the head in its own transaction, so a head that is
-    the same before and after the events were read means no append committed in between; else
-    read again. (In a transaction that has appended, and so holds the head, nothing moves.)"""
-    for _ in range(attempts):
-        before = head(session)
-        records = load_records(session)
-        if head(session) == before:
-            return (*before, records)
-    raise RuntimeError(f"the audit chain kept growing while it was read ({attempts} tries): try again")
+def read_chain(session: Session) -> tuple[int, str, list[EventRecord]]:
+    """(head seq, head hash, every event) as of one moment.
+
+    Each statement of a READ COMMITTED transaction (PostgreSQL's default) sees the commits made
+    before it, so the head and the events read by two statements around another writer's commit
+    disagree, and a sound chain would look cut off or extended. So both are read by one
+    statement (the events, then the head row, as one UNION ALL), which sees one snapshot on
+    every database, however busy the writers. (Reading twice until the head stood still starved
+    under steady appends.)
+    """
+    events = select(
+        literal(0).label("part"), AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action,
+        AuditEvent.object_type, AuditEvent.object_id, AuditEvent.details, AuditEvent.prev_hash, AuditEvent.hash,
+    )
+    no_text = literal(None, String)
+    head_row = select(
+        literal(1), AuditHead.seq, no_text, no_text, no_text, no_text, no_text, no_text, no_text, AuditHead.hash,
+    ).where(AuditHead.id == 1)
+    both = union_all(events, head_row).subquery()
+    head_seq, head_hash, records = 0, GENESIS, []
+    for part, *row in session.execute(select(both).order_by(both.c.part, both.c.seq)):
+        if part == 1:
+            head_seq, head_hash = int(row[0]), str(row[-1])
+        else:
+            records.append(EventRecord(*row))
+    return head_seq, head_hash, records
 
 
 def verify(session: Session, anchors: Iterable[tuple[int, str]] = ()) -> VerifyResult:
