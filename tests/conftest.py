@@ -27,6 +27,18 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("OPENLFR_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow_on_postgres``: the PostgreSQL run of a long test that runs whole processes is a
+    slow test. Its SQLite run checks the rule in the README's command; the database-specific
+    paths it goes through (locks, conflicts) are each checked fast on PostgreSQL elsewhere."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (item.get_closest_marker("slow_on_postgres") and callspec is not None
+                and callspec.params.get("db_url") == "postgres"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real face data (LFW, videos, ...); skips the test when it is absent."""

@@ -155,6 +155,7 @@ def test_bombs_and_oversized_photos_are_refused_fast_and_cheaply(hostile, data_d
                        if row["subject_ref"][2:] in {n[:4] for n in cases})
 
 
+@pytest.mark.slow_on_postgres
 def test_review_and_camera_writes_go_through_during_a_large_upload(hostile, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     site, templates = hostile
     templates.pause = 3.0  # analysis of the upload takes at least 3 s

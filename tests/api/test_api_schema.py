@@ -22,7 +22,11 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-EXAMPLES = 12
+# The README's command calls every operation with its schema examples and a few generated
+# requests (derandomised: the same each run); the slow run adds schemathesis' coverage phase
+# (boundary and negative values of every parameter: about 2,500 requests, 20 s) and many more
+# generated ones.
+EXAMPLES, SLOW_EXAMPLES = 8, 25
 # endpoints that cannot be fuzzed meaningfully: an endless stream, and one that revokes the caller
 SKIP = {("GET", "/api/alerts/stream"), ("POST", "/api/auth/logout")}
 
@@ -69,15 +73,22 @@ def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
 @pytest.fixture(scope="module")
 def api_schema(fuzz_site):  # type: ignore[no-untyped-def]
     url, _ = fuzz_site
+    loaded = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    loaded.config.phases.coverage.enabled = False
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def api_schema_all_phases(fuzz_site):  # type: ignore[no-untyped-def]
+    url, _ = fuzz_site
     return schemathesis.openapi.from_url(f"{url}/openapi.json")
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+schema_all_phases = schemathesis.pytest.from_fixture("api_schema_all_phases")
 
 
-@schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_no_server_errors(case, fuzz_site) -> None:  # type: ignore[no-untyped-def]
+def _check(case, fuzz_site) -> None:  # type: ignore[no-untyped-def]
     url, tokens = fuzz_site
     if (case.method.upper(), case.operation.path) in SKIP:
         pytest.skip("not fuzzable")
@@ -88,3 +99,16 @@ def test_no_server_errors(case, fuzz_site) -> None:  # type: ignore[no-untyped-d
     # every answer, errors included, is one the schema documents, in the documented shape
     case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
                                              response_schema_conformance])
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_no_server_errors(case, fuzz_site) -> None:  # type: ignore[no-untyped-def]
+    _check(case, fuzz_site)
+
+
+@pytest.mark.slow
+@schema_all_phases.parametrize()
+@settings(max_examples=SLOW_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_no_server_errors_on_many_more_requests(case, fuzz_site) -> None:  # type: ignore[no-untyped-def]
+    _check(case, fuzz_site)

@@ -22,6 +22,21 @@ def run(args: list[str], home: Path, extra_env: dict[str, str] | None = None) ->
     )
 
 
+def run_here(args: list[str], home: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The same command as :func:`run`, in this process (typer's runner): the same code and error
+    handling, without a second of interpreter start each. Each test still runs ``openlfr`` as a
+    real process for its first command."""
+    from typer.testing import CliRunner
+
+    from openlfr.cli import app
+
+    env: dict[str, str | None] = {"OPENLFR_DATA_DIR": str(home), "OPENLFR_DATABASE_URL": None,
+                                  "OPENLFR_CREDENTIALS_FILE": str(home / "no-credentials.json"), "OPENLFR_TOKEN": None}
+    env.update(extra_env or {})
+    result = CliRunner().invoke(app, args, env=env)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def assert_clean_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -76,20 +91,22 @@ def test_bad_inputs_are_refused_and_nothing_is_half_written(data_dir: Path, home
     Image.new("1", (8000, 7000)).save(huge)
 
     assert_clean_error(run(["identify", str(tmp_path / "missing.jpg")], home), "no such file")
-    assert_clean_error(run(["identify", str(text)], home), "not an image")
-    assert_clean_error(run(["identify", str(truncated)], home), "truncated")
-    assert_clean_error(run(["identify", str(huge)], home), "megapixel")
+    assert_clean_error(run_here(["identify", str(text)], home), "not an image")
+    assert_clean_error(run_here(["identify", str(truncated)], home), "truncated")
+    assert_clean_error(run_here(["identify", str(huge)], home), "megapixel")
 
     # a data directory that holds no store is refused, creating nothing (--init starts one)
     assert_clean_error(run(["scan", str(clip), "--deployment", "1"], home), "no openlfr store at")
     assert not home.exists() or not any(home.iterdir())
     # a search needs a credential first (see tests/pipeline/test_pipe_retrospective.py)
-    assert_clean_error(run(["scan", str(clip), "--deployment", "1", "--init"], home), "log in first")
+    assert_clean_error(run_here(["scan", str(clip), "--deployment", "1", "--init"], home), "log in first")
     login = {"OPENLFR_TOKEN": "some-token"}
-    assert_clean_error(run(["scan", str(truncated), "--deployment", "1"], home, login), "video")
-    assert_clean_error(run(["scan", str(tmp_path / "missing.mp4"), "--deployment", "1"], home, login), "no such video")
-    assert_clean_error(run(["scan", str(clip), "--deployment", "1", "--fps", "0"], home, login), "fps")
-    assert_clean_error(run(["scan", "rtsp://camera.example/live", "--deployment", "1"], home, login), "recorded video")
+    assert_clean_error(run_here(["scan", str(truncated), "--deployment", "1"], home, login), "video")
+    missing = str(tmp_path / "missing.mp4")
+    assert_clean_error(run_here(["scan", missing, "--deployment", "1"], home, login), "no such video")
+    assert_clean_error(run_here(["scan", str(clip), "--deployment", "1", "--fps", "0"], home, login), "fps")
+    stream = "rtsp://camera.example/live"
+    assert_clean_error(run_here(["scan", stream, "--deployment", "1"], home, login), "recorded video")
     assert not home.exists() or not any(home.rglob("blobs/*/*"))
 
 

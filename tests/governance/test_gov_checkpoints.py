@@ -346,6 +346,7 @@ def _rewrite_store(db_url: str, gov: Governance, k: int) -> None:
         conn.execute(text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": rewritten[-1].hash})
 
 
+@pytest.mark.slow_on_postgres
 def test_cli_checkpoints_export_and_verify_flag_a_rewrite(db_url: str, clock: Clock, tmp_path: Path) -> None:
     home = data_dir()
     env = {**os.environ, "OPENLFR_DATA_DIR": str(home), "OPENLFR_DATABASE_URL": db_url,

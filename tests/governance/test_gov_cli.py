@@ -174,6 +174,7 @@ def share_args(image: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- the whole flow, each party as itself
+@pytest.mark.slow_on_postgres
 def test_cli_full_flow(parties: Cli, tmp_path: Path) -> None:
     cli = parties
     draft_agreement(cli)

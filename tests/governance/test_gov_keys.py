@@ -384,6 +384,7 @@ def test_rotation_killed_midway_then_rerun_loses_nothing(store_home: Path, app: 
     gov.close()
 
 
+@pytest.mark.slow_on_postgres
 def test_rotation_killed_at_random_moments(store_home: Path) -> None:
     old_key, made, cache = _setup_many(120)
     rng = random.Random(7)

@@ -222,6 +222,7 @@ def test_two_claimers_never_hold_one_camera_at_once(estate: Estate) -> None:
 
 
 
+@pytest.mark.slow_on_postgres
 def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_path: Path,
                                                                video_dir: Path) -> None:
     from openlfr.pipeline.host import HostAgent
@@ -265,6 +266,7 @@ def test_two_host_agents_on_one_store_process_each_camera_once(db_url: str, tmp_
     gov.close()
 
 
+@pytest.mark.slow_on_postgres
 def test_a_killed_hosts_camera_is_re_owned_with_the_gap_and_an_ended_one_stops_at_once(
         db_url: str, tmp_path: Path, video_dir: Path) -> None:
     from openlfr.pipeline.host import HostAgent
