@@ -3,6 +3,7 @@ migrated database per test (``db_url``) on SQLite and, when configured, PostgreS
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -70,6 +71,30 @@ def _cheap_password_hashing() -> Iterator[None]:
 def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The production argon2id hasher for this test (undoing :func:`_cheap_password_hashing`)."""
     monkeypatch.setattr(_credentials, "_hasher", _PRODUCTION_HASHER)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context_for_test_clients() -> Iterator[None]:
+    """One TLS context for every httpx client the tests make.
+
+    httpx builds a new context for each client (loading certifi's CA bundle: about 12 ms on
+    2 cores), and the API tests make thousands of clients, all talking plain HTTP on loopback;
+    that was half the time of the route-by-role test. The context is made the same way, once,
+    and shared (httpx allows sharing one). Only this test process is affected.
+    """
+    import httpx._transports.default as transport
+
+    made = transport.create_ssl_context
+    shared = functools.lru_cache(maxsize=8)(made)
+
+    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
+        if isinstance(verify, bool) and cert is None:
+            return shared(verify=verify, cert=None, trust_env=trust_env)
+        return made(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transport, "create_ssl_context", create_ssl_context)
+        yield
 
 
 @pytest.fixture(autouse=True)
