@@ -27,8 +27,8 @@ def test_serving_app_sweeps_expired_alerts(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/health").status_code == 200
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with gov.transaction() as ctx:
-                if ctx.session.get(Alert, expired_id).deleted_at is not None:
+            with gov.transaction() as ctx:  # the sweep commits, then counts itself: wait for both
+                if ctx.session.get(Alert, expired_id).deleted_at is not None and app.state.sweeper.sweeps:
                     break
             time.sleep(0.1)
         sweeps = app.state.sweeper.sweeps
