@@ -31,6 +31,7 @@ def test_exports_and_verifications_during_appends_are_whole(db_url: str, tmp_pat
     threads = [threading.Thread(target=writer, daemon=True) for _ in range(2)]
     for t in threads:
         t.start()
+    heads = set()  # the chain heads the reads saw
     try:
         for i in range(30):
             with gov.reading() as ctx:
@@ -38,6 +39,7 @@ def test_exports_and_verifications_during_appends_are_whole(db_url: str, tmp_pat
                 assert result.ok, result.reason
                 seq, _, records = read_chain(ctx.session)
                 assert records[-1].seq == seq == len(records)
+                heads.add(seq)
             with gov.reading() as ctx:
                 exported = export_chain(ctx.session, tmp_path / f"chain-{i}.jsonl", now=datetime.now(UTC))
             assert exported.ok, exported.reason
@@ -46,5 +48,7 @@ def test_exports_and_verifications_during_appends_are_whole(db_url: str, tmp_pat
         stop.set()
         for t in threads:
             t.join(30)
-    assert appended[0] > 30  # the chain grew all along
+    # the chain grew while it was read: many reads saw a different head (on SQLite, whose writers
+    # wait for each other's fsync, about one append per read; on PostgreSQL many more)
+    assert len(heads) >= 10 and appended[0] >= 10, (len(heads), appended[0])
     gov.close()
