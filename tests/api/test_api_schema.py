@@ -70,18 +70,21 @@ def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
     gov.close()
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzz_site):  # type: ignore[no-untyped-def]
+def _served_schema(fuzz_site, coverage_phase: bool):  # type: ignore[no-untyped-def]
     url, _ = fuzz_site
     loaded = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    loaded.config.phases.coverage.enabled = False
+    loaded.config.phases.coverage.enabled = coverage_phase
     return loaded
 
 
 @pytest.fixture(scope="module")
+def api_schema(fuzz_site):  # type: ignore[no-untyped-def]
+    return _served_schema(fuzz_site, coverage_phase=False)
+
+
+@pytest.fixture(scope="module")
 def api_schema_all_phases(fuzz_site):  # type: ignore[no-untyped-def]
-    url, _ = fuzz_site
-    return schemathesis.openapi.from_url(f"{url}/openapi.json")
+    return _served_schema(fuzz_site, coverage_phase=True)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

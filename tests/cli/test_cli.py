@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 
 
+def _cli_env(home: Path, extra_env: dict[str, str] | None) -> dict[str, str | None]:
+    """What a command's environment changes: the data folder ``home``, no store address and no
+    credential from the caller's environment (``None`` removes a variable), then ``extra_env``."""
+    env: dict[str, str | None] = {"OPENLFR_DATA_DIR": str(home), "OPENLFR_DATABASE_URL": None,
+                                  "OPENLFR_CREDENTIALS_FILE": str(home / "no-credentials.json"), "OPENLFR_TOKEN": None}
+    return env | (extra_env or {})
+
+
 def run(args: list[str], home: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OPENLFR_DATA_DIR=str(home), **(extra_env or {}))
-    env.pop("OPENLFR_DATABASE_URL", None)
-    env["OPENLFR_CREDENTIALS_FILE"] = str(home / "no-credentials.json")
-    if not extra_env or "OPENLFR_TOKEN" not in extra_env:
-        env.pop("OPENLFR_TOKEN", None)
+    changes = _cli_env(home, extra_env)
+    env = {k: v for k, v in (os.environ | changes).items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "openlfr.cli", *args], env=env, capture_output=True, text=True, timeout=600
     )
@@ -30,10 +35,7 @@ def run_here(args: list[str], home: Path, extra_env: dict[str, str] | None = Non
 
     from openlfr.cli import app
 
-    env: dict[str, str | None] = {"OPENLFR_DATA_DIR": str(home), "OPENLFR_DATABASE_URL": None,
-                                  "OPENLFR_CREDENTIALS_FILE": str(home / "no-credentials.json"), "OPENLFR_TOKEN": None}
-    env.update(extra_env or {})
-    result = CliRunner().invoke(app, args, env=env)
+    result = CliRunner().invoke(app, args, env=_cli_env(home, extra_env))
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 

@@ -185,14 +185,14 @@ def verify_records(records: Iterable[EventRecord], head_seq: int, head_hash: str
     return VerifyResult(True, count, head_seq, head_hash)
 
 
+#: an event's stored columns, in :class:`EventRecord`'s order
+_EVENT_COLUMNS = (AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.object_type,
+                  AuditEvent.object_id, AuditEvent.details, AuditEvent.prev_hash, AuditEvent.hash)
+
+
 def load_records(session: Session) -> list[EventRecord]:
     """Every stored event, in sequence order, as plain records."""
-    rows = session.execute(
-        select(
-            AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.object_type,
-            AuditEvent.object_id, AuditEvent.details, AuditEvent.prev_hash, AuditEvent.hash,
-        ).order_by(AuditEvent.seq)
-    )
+    rows = session.execute(select(*_EVENT_COLUMNS).order_by(AuditEvent.seq))
     return [EventRecord(*row) for row in rows]
 
 
@@ -214,14 +214,10 @@ def read_chain(session: Session) -> tuple[int, str, list[EventRecord]]:
     every database, however busy the writers. (Reading twice until the head stood still starved
     under steady appends.)
     """
-    events = select(
-        literal(0).label("part"), AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action,
-        AuditEvent.object_type, AuditEvent.object_id, AuditEvent.details, AuditEvent.prev_hash, AuditEvent.hash,
-    )
-    no_text = literal(None, String)
-    head_row = select(
-        literal(1), AuditHead.seq, no_text, no_text, no_text, no_text, no_text, no_text, no_text, AuditHead.hash,
-    ).where(AuditHead.id == 1)
+    events = select(literal(0).label("part"), *_EVENT_COLUMNS)
+    # the head row in the same columns: its seq and hash where an event has them, nothing between
+    between = [literal(None, String)] * (len(_EVENT_COLUMNS) - 2)
+    head_row = select(literal(1), AuditHead.seq, *between, AuditHead.hash).where(AuditHead.id == 1)
     both = union_all(events, head_row).subquery()
     head_seq, head_hash, records = 0, GENESIS, []
     for part, *row in session.execute(select(both).order_by(both.c.part, both.c.seq)):
